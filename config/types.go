@@ -1,0 +1,119 @@
+// Package config loads connectd's YAML configuration: strict decoding (unknown
+// keys are errors), ${VAR} and ${VAR:default} expansion in string values, and
+// every problem reported at once as FILE:LINE:COL: message.
+package config
+
+import "time"
+
+// Config is a whole connectd configuration file.
+type Config struct {
+	Admin      Admin       `yaml:"admin"`
+	Kafka      Kafka       `yaml:"kafka"`
+	Connectors []Connector `yaml:"connectors"`
+	// Path is the file this config was loaded from (not a YAML field).
+	Path string `yaml:"-"`
+}
+
+// Admin configures the HTTP admin API.
+type Admin struct {
+	// Listen is the admin API address. Default 127.0.0.1:8083 (Kafka
+	// Connect's port, loopback only).
+	Listen string `yaml:"listen"`
+}
+
+// Kafka says which Kafka cluster connectors talk to: external brokers, or the
+// embedded in-process broker (franz-go's kfake).
+type Kafka struct {
+	Brokers  []string  `yaml:"brokers"`
+	Embedded *Embedded `yaml:"embedded"`
+}
+
+// Embedded configures the in-process broker started with the daemon.
+type Embedded struct {
+	// Listen is the broker address. Default 127.0.0.1:9092.
+	Listen string `yaml:"listen"`
+	// DataDir persists the broker's log across restarts. Empty keeps
+	// everything in memory.
+	DataDir string `yaml:"data_dir"`
+	// Partitions is the default partition count of auto-created topics.
+	// Default 3.
+	Partitions int32 `yaml:"partitions"`
+}
+
+// Guarantee is the delivery guarantee of a connector.
+type Guarantee string
+
+const (
+	ExactlyOnce  Guarantee = "exactly_once"
+	AtLeastOnce  Guarantee = "at_least_once"
+	defaultGuard           = ExactlyOnce
+)
+
+// Connector is one named pipeline: source → transforms → sink.
+type Connector struct {
+	Name      string    `yaml:"name"`
+	Guarantee Guarantee `yaml:"guarantee"` // default exactly_once
+	// CommitInterval bounds how long a batch stays open. Default 100ms.
+	CommitInterval Duration `yaml:"commit.interval"`
+	// BatchMaxRecords bounds the input records in one batch. Default 10000.
+	BatchMaxRecords int `yaml:"batch.max.records"`
+	// TransactionTimeout is the Kafka transaction.timeout.ms of the
+	// connector's transactional producer. Default 60s; must exceed
+	// commit.interval plus the worst-case commit time.
+	TransactionTimeout Duration `yaml:"transaction.timeout"`
+	// ShutdownTimeout bounds how long a stop waits for the open batch to
+	// commit or abort. Default 10s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	EventID         EventID  `yaml:"event_id"`
+	// ErrorsTolerance is Kafka Connect's errors.tolerance: "none" (a record
+	// that fails a transform fails the connector) or "all" (it goes to the
+	// dead-letter queue). Default none.
+	ErrorsTolerance string           `yaml:"errors.tolerance"`
+	DeadLetterQueue *DeadLetterQueue `yaml:"dead_letter_queue"`
+	Source          Component        `yaml:"source"`
+	Transforms      []Component      `yaml:"transforms"`
+	Sink            Component        `yaml:"sink"`
+
+	// Pos is where the connector is defined (not a YAML field).
+	Pos Position `yaml:"-"`
+}
+
+// EventID says where a record's event ID comes from.
+type EventID struct {
+	// From is header (default), json, key or derived.
+	From string `yaml:"from"`
+	// Header is the header name with from: header. Default "event-id".
+	Header string `yaml:"header"`
+	// Field is the JSON path (dot separated) with from: json.
+	Field string `yaml:"field"`
+}
+
+// DeadLetterQueue names where records that fail go with errors.tolerance: all.
+type DeadLetterQueue struct {
+	Topic string `yaml:"topic"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("100ms").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Position is a place in a config file, 1-based.
+type Position struct {
+	File   string
+	Line   int
+	Column int
+}
+
+// Component is a pluggable part of a connector (source, transform or sink):
+// its Type picks the implementation from a registry, and the remaining keys
+// are that implementation's own config, decoded later by Decode against the
+// implementation's spec so errors still carry file:line:col.
+type Component struct {
+	Type string
+	Pos  Position
+	// node holds the YAML mapping (an ast.Node from goccy/go-yaml) with
+	// positions, kept for Decode.
+	node any
+}

@@ -1,0 +1,59 @@
+package connector
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+)
+
+// TopicPartition names one source partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string {
+	return tp.Topic + "/" + strconv.Itoa(int(tp.Partition))
+}
+
+// Checkpoint maps each source partition to the NEXT offset to read. It is
+// what a commit makes durable together with the batch's output.
+type Checkpoint map[TopicPartition]int64
+
+// Advance moves the checkpoint past o: the next offset becomes o.Offset+1
+// unless the checkpoint is already further.
+func (c Checkpoint) Advance(o Origin) {
+	tp := TopicPartition{o.Topic, o.Partition}
+	if next, ok := c[tp]; !ok || o.Offset+1 > next {
+		c[tp] = o.Offset + 1
+	}
+}
+
+// Clone returns an independent copy.
+func (c Checkpoint) Clone() Checkpoint { return maps.Clone(c) }
+
+// Merge overwrites c's entries with other's.
+func (c Checkpoint) Merge(other Checkpoint) {
+	maps.Copy(c, other)
+}
+
+// Partitions returns the partitions in a stable order.
+func (c Checkpoint) Partitions() []TopicPartition {
+	tps := slices.Collect(maps.Keys(c))
+	slices.SortFunc(tps, func(a, b TopicPartition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return tps
+}
+
+// Contains reports whether o lies before the checkpoint, i.e. is covered by it.
+func (c Checkpoint) Contains(o Origin) bool {
+	next, ok := c[TopicPartition{o.Topic, o.Partition}]
+	return ok && o.Offset < next
+}
