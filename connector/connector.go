@@ -1,0 +1,304 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State is a connector's lifecycle state, named as in Kafka Connect.
+type State string
+
+const (
+	Unassigned State = "UNASSIGNED"
+	Running    State = "RUNNING"
+	Stopped    State = "STOPPED"
+	Failed     State = "FAILED"
+)
+
+// Options configure the coordinator loop of one connector.
+type Options struct {
+	Name      string
+	Guarantee string
+	// CommitInterval bounds how long a batch stays open. Default 100ms.
+	CommitInterval time.Duration
+	// MaxBatch bounds the input records of one batch. Default 10000.
+	MaxBatch int
+	// CommitTimeout bounds one Commit call while running. Default 30s.
+	CommitTimeout time.Duration
+	// ShutdownTimeout bounds the commit of the open batch at stop. Default 10s.
+	ShutdownTimeout time.Duration
+	// RetryTimeout is how long the connector keeps retrying failed batches
+	// (with backoff) without a single successful commit before it gives up
+	// and goes to FAILED. Default 5m.
+	RetryTimeout time.Duration
+	// ProgressInterval is how often a progress line is logged. Default 5s;
+	// negative disables.
+	ProgressInterval time.Duration
+	Logger           *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.CommitInterval <= 0 {
+		o.CommitInterval = 100 * time.Millisecond
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 10000
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 30 * time.Second
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.RetryTimeout <= 0 {
+		o.RetryTimeout = 5 * time.Minute
+	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// RebalanceGate is implemented by sources that hold consumer-group
+// rebalances back while a batch is open (kgo.BlockRebalanceOnPoll). The
+// coordinator lets a rebalance through only between batches, so a batch is
+// not aborted by every membership change.
+type RebalanceGate interface {
+	AllowRebalance()
+}
+
+// Connector runs one pipeline: it reads batches from its Source, passes
+// them through its Processor, and commits them through its Protocol.
+type Connector struct {
+	opts  Options
+	src   Source
+	proc  Processor
+	proto Protocol
+	log   *slog.Logger
+
+	stats Stats
+
+	mu         sync.Mutex
+	state      State
+	err        error
+	checkpoint Checkpoint // last committed
+	lastCommit time.Time
+}
+
+// Stats are a connector's running counters.
+type Stats struct {
+	RecordsIn  atomic.Uint64 // input records in committed batches
+	RecordsOut atomic.Uint64 // output records in committed batches
+	Commits    atomic.Uint64
+	Aborts     [Fatal + 1]atomic.Uint64 // by CommitErrorKind
+}
+
+// New assembles a connector. It does not start it: call Run.
+func New(opts Options, src Source, proc Processor, proto Protocol) *Connector {
+	opts.setDefaults()
+	return &Connector{
+		opts:       opts,
+		src:        src,
+		proc:       proc,
+		proto:      proto,
+		log:        opts.Logger.With("connector", opts.Name),
+		state:      Unassigned,
+		checkpoint: Checkpoint{},
+	}
+}
+
+// Name returns the connector's name.
+func (c *Connector) Name() string { return c.opts.Name }
+
+// Stats returns the connector's live counters.
+func (c *Connector) Stats() *Stats { return &c.stats }
+
+// Run runs the connector until ctx is cancelled (then it commits or aborts
+// the open batch within ShutdownTimeout and returns nil) or until it fails
+// (then it returns the error and the state is FAILED).
+func (c *Connector) Run(ctx context.Context) error {
+	defer c.src.Close()
+	defer c.proto.Close()
+	c.setState(Running, nil)
+	stopProgress := c.logProgress(ctx)
+	defer stopProgress()
+
+	var (
+		cause        error
+		recover      = true // load the checkpoint before the first batch
+		failingSince time.Time
+		attempt      int
+	)
+	for ctx.Err() == nil {
+		var err error
+		if recover {
+			err = c.proto.Recover(ctx, cause)
+			if err == nil {
+				recover = false
+			}
+		}
+		if err == nil {
+			err = c.runBatch(ctx)
+		}
+		if err == nil {
+			failingSince, attempt, cause = time.Time{}, 0, nil
+			continue
+		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			break
+		}
+		kind := KindOf(err)
+		c.stats.Aborts[kind].Add(1)
+		if kind == Fatal {
+			return c.fail(err)
+		}
+		now := time.Now()
+		if failingSince.IsZero() {
+			failingSince = now
+		} else if now.Sub(failingSince) > c.opts.RetryTimeout {
+			return c.fail(errors.Join(errors.New("no successful commit within the retry timeout"), err))
+		}
+		attempt++
+		wait := backoff(attempt)
+		c.log.Warn("batch not committed; rewinding to the last committed checkpoint",
+			"kind", kind.String(), "err", err, "retry_in", wait)
+		cause, recover = err, true
+		if !sleep(ctx, wait) {
+			break
+		}
+	}
+	c.setState(Stopped, nil)
+	c.log.Info("connector stopped")
+	return nil
+}
+
+// runBatch reads, processes and writes one batch, then commits it with the
+// input checkpoint after it. The batch closes at CommitInterval after it
+// starts, at MaxBatch input records, or when ctx is cancelled (shutdown:
+// what was read is committed within ShutdownTimeout).
+func (c *Connector) runBatch(ctx context.Context) error {
+	deadline := time.Now().Add(c.opts.CommitInterval)
+	cp := Checkpoint{}
+	began := false
+	var in, out int
+	for in < c.opts.MaxBatch {
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		recs, err := c.src.Poll(pctx, c.opts.MaxBatch-in)
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return c.abort(began, NewCommitError(Abortable, "poll", err))
+		}
+		if len(recs) > 0 {
+			processed, err := c.proc.Process(recs)
+			if err != nil {
+				// A record the error policy says must fail the
+				// connector: nothing of this batch commits.
+				return c.abort(began, NewCommitError(Fatal, "process", err))
+			}
+			if !began {
+				if err := c.proto.Begin(ctx); err != nil {
+					return c.abort(false, err)
+				}
+				began = true
+			}
+			if err := c.proto.Write(ctx, processed); err != nil {
+				return c.abort(true, err)
+			}
+			for _, r := range recs {
+				cp.Advance(r.Origin)
+			}
+			in += len(recs)
+			out += len(processed)
+		}
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+	}
+	if !began {
+		c.allowRebalance()
+		return ctx.Err()
+	}
+
+	timeout := c.opts.CommitTimeout
+	if ctx.Err() != nil {
+		timeout = c.opts.ShutdownTimeout
+	}
+	// The commit runs on its own context: a stop request must not cancel a
+	// commit half-way (that would make its outcome unknown for no reason).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	err := c.proto.Commit(cctx, cp)
+	c.allowRebalance()
+	if err != nil {
+		return err
+	}
+	c.recordCommit(cp, in, out)
+	return nil
+}
+
+// abort discards the open batch and returns cause. The abort itself is best
+// effort: whatever it leaves open is aborted by Recover (a new producer
+// epoch, a rolled-back database transaction) before the next batch.
+func (c *Connector) abort(began bool, cause error) error {
+	if began {
+		actx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
+		if err := c.proto.Abort(actx); err != nil {
+			c.log.Warn("abort failed; recovery will fence the open batch", "err", err)
+		}
+		cancel()
+	}
+	c.allowRebalance()
+	return cause
+}
+
+func (c *Connector) allowRebalance() {
+	if g, ok := c.src.(RebalanceGate); ok {
+		g.AllowRebalance()
+	}
+}
+
+func (c *Connector) recordCommit(cp Checkpoint, in, out int) {
+	c.stats.RecordsIn.Add(uint64(in))
+	c.stats.RecordsOut.Add(uint64(out))
+	c.stats.Commits.Add(1)
+	c.mu.Lock()
+	c.checkpoint.Merge(cp)
+	c.lastCommit = time.Now()
+	c.mu.Unlock()
+}
+
+func (c *Connector) fail(err error) error {
+	c.setState(Failed, err)
+	c.log.Error("connector failed", "err", err)
+	return err
+}
+
+func (c *Connector) setState(s State, err error) {
+	c.mu.Lock()
+	c.state, c.err = s, err
+	c.mu.Unlock()
+}
+
+// backoff grows 100ms, 200ms, ... up to 5s.
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt-1, 6)
+	return min(d, 5*time.Second)
+}
+
+// sleep waits d or until ctx is done; it reports whether it slept fully.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,100 @@
+package connector
+
+import (
+	"context"
+	"time"
+)
+
+// PartitionStatus is one source partition's committed position.
+type PartitionStatus struct {
+	Topic         string `json:"topic"`
+	Partition     int32  `json:"partition"`
+	Checkpoint    int64  `json:"checkpoint"`
+	HighWatermark int64  `json:"high_watermark,omitempty"`
+	Lag           int64  `json:"lag"`
+}
+
+// Status is a snapshot of a connector for the admin API.
+type Status struct {
+	Name       string            `json:"name"`
+	State      State             `json:"state"`
+	Guarantee  string            `json:"guarantee"`
+	Error      string            `json:"error,omitempty"`
+	LastCommit time.Time         `json:"last_commit,omitzero"`
+	RecordsIn  uint64            `json:"records_in"`
+	RecordsOut uint64            `json:"records_out"`
+	Commits    uint64            `json:"commits"`
+	Aborts     map[string]uint64 `json:"aborts"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// Status returns a snapshot of the connector's state, checkpoint and lag.
+func (c *Connector) Status() Status {
+	c.mu.Lock()
+	st := Status{
+		Name:       c.opts.Name,
+		State:      c.state,
+		Guarantee:  c.opts.Guarantee,
+		LastCommit: c.lastCommit,
+	}
+	if c.err != nil {
+		st.Error = c.err.Error()
+	}
+	cp := c.checkpoint.Clone()
+	c.mu.Unlock()
+
+	st.RecordsIn = c.stats.RecordsIn.Load()
+	st.RecordsOut = c.stats.RecordsOut.Load()
+	st.Commits = c.stats.Commits.Load()
+	st.Aborts = map[string]uint64{}
+	for k := Abortable; k <= Fatal; k++ {
+		st.Aborts[k.String()] = c.stats.Aborts[k].Load()
+	}
+	var hwms map[TopicPartition]int64
+	if l, ok := c.src.(Lagger); ok {
+		hwms = l.HighWatermarks()
+	}
+	for tp := range hwms {
+		if _, ok := cp[tp]; !ok {
+			cp[tp] = 0 // assigned but nothing committed yet: all of it is lag
+		}
+	}
+	for _, tp := range cp.Partitions() {
+		ps := PartitionStatus{Topic: tp.Topic, Partition: tp.Partition, Checkpoint: cp[tp]}
+		if hwm, ok := hwms[tp]; ok {
+			ps.HighWatermark = hwm
+			ps.Lag = max(hwm-cp[tp], 0)
+		}
+		st.Partitions = append(st.Partitions, ps)
+	}
+	return st
+}
+
+// logProgress logs records/s and commits every ProgressInterval until the
+// returned stop function is called.
+func (c *Connector) logProgress(ctx context.Context) (stop func()) {
+	if c.opts.ProgressInterval < 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.opts.ProgressInterval)
+		defer t.Stop()
+		lastIn, lastAt := c.stats.RecordsIn.Load(), time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				in := c.stats.RecordsIn.Load()
+				rate := float64(in-lastIn) / now.Sub(lastAt).Seconds()
+				lastIn, lastAt = in, now
+				c.log.Info("progress", "records_per_sec", int64(rate), "records_in", in,
+					"records_out", c.stats.RecordsOut.Load(), "commits", c.stats.Commits.Load())
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
