@@ -44,9 +44,8 @@ type Embedded struct {
 type Guarantee string
 
 const (
-	ExactlyOnce  Guarantee = "exactly_once"
-	AtLeastOnce  Guarantee = "at_least_once"
-	defaultGuard           = ExactlyOnce
+	ExactlyOnce Guarantee = "exactly_once"
+	AtLeastOnce Guarantee = "at_least_once"
 )
 
 // Connector is one named pipeline: source → transforms → sink.

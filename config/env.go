@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// lookupEnv is how values are resolved; tests use t.Setenv rather than
+// replacing it, so it is a plain function of the process environment.
+func lookupEnv(name string) (string, bool) { return os.LookupEnv(name) }
+
+// expandEnv replaces ${NAME} and ${NAME:default} in s with the environment
+// variable's value. The default is used when the variable is unset or empty,
+// as in Benthos and the shell's ${NAME:-default}: an empty secret is almost
+// always a deployment mistake, and a default is the user saying what to use
+// instead. "$${" writes a literal "${" (for values such as shell snippets that
+// contain one). Every bad reference in s is reported, not just the first.
+func expandEnv(s string) (string, []string) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var (
+		b    strings.Builder
+		errs []string
+	)
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), errs
+		}
+		if i > 0 && s[i-1] == '$' {
+			// "$${" is an escaped "${": keep one "$" and the brace.
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			errs = append(errs, fmt.Sprintf("unterminated ${ in %q (write $${ for a literal ${)", s[i:]))
+			return b.String(), errs
+		}
+		ref := s[i+2 : i+end]
+		s = s[i+end+1:]
+		name, def, hasDef := strings.Cut(ref, ":")
+		if !validEnvName(name) {
+			errs = append(errs, fmt.Sprintf("invalid environment variable reference ${%s} (want ${NAME} or ${NAME:default})", ref))
+			continue
+		}
+		val, ok := lookupEnv(name)
+		switch {
+		case hasDef && val == "":
+			val = def
+		case !ok:
+			errs = append(errs, fmt.Sprintf("environment variable %s is not set (use ${%s:default} for a default)", name, name))
+		}
+		b.WriteString(val)
+	}
+}
+
+// validEnvName accepts POSIX shell variable names.
+func validEnvName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
