@@ -1,0 +1,108 @@
+// Package verify is connectd's exactly-once checker: it recomputes the event
+// IDs a connector should have written and compares them with what the sink
+// holds, counting duplicates, losses and IDs nobody asked for. This file is
+// the comparison itself, a pure function over ID lists; reading the input
+// and the sink lives in the package's other files.
+package verify
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxSamples bounds each list of offending IDs in a Report: enough for a
+// human to start digging, small enough to print.
+const maxSamples = 10
+
+// Report is the outcome of comparing expected with actual output IDs.
+type Report struct {
+	Expected int `json:"expected"`
+	Actual   int `json:"actual"`
+	// Duplicates counts copies beyond those expected: an ID expected once
+	// and seen three times counts 2.
+	Duplicates int `json:"duplicates"`
+	// Missing counts expected copies never seen.
+	Missing int `json:"missing"`
+	// Unexpected counts every occurrence of an ID that was not expected at
+	// all, e.g. output of an aborted transaction read as if committed.
+	Unexpected int `json:"unexpected"`
+
+	// Samples of offending IDs, at most 10 each, in first-seen order.
+	DuplicateIDs  []string `json:"duplicate_ids,omitempty"`
+	MissingIDs    []string `json:"missing_ids,omitempty"`
+	UnexpectedIDs []string `json:"unexpected_ids,omitempty"`
+}
+
+// Clean reports whether the output matches the expectation exactly: every
+// expected ID as many times as expected, and nothing else.
+func (r Report) Clean() bool {
+	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0
+}
+
+// String summarises the report on one line for logs and the CLI.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "expected %d, actual %d: %d duplicates, %d missing, %d unexpected",
+		r.Expected, r.Actual, r.Duplicates, r.Missing, r.Unexpected)
+	for _, s := range []struct {
+		name string
+		ids  []string
+	}{{"duplicate", r.DuplicateIDs}, {"missing", r.MissingIDs}, {"unexpected", r.UnexpectedIDs}} {
+		if len(s.ids) > 0 {
+			fmt.Fprintf(&b, "; %s e.g. %s", s.name, strings.Join(s.ids, ", "))
+		}
+	}
+	return b.String()
+}
+
+// Compare compares the IDs that should have been written with those that
+// were. Both are multisets: an ID listed twice in expected means two outputs
+// legitimately share it, so per ID a surplus of actual copies counts as
+// duplicates and a deficit as missing. The caller chooses the ID space (a
+// plain event ID, or topic and ID joined) so the same function checks one
+// topic or many.
+func Compare(expected, actual []string) Report {
+	r := Report{Expected: len(expected), Actual: len(actual)}
+	want, wantOrder := count(expected)
+	got, gotOrder := count(actual)
+	// Samples follow first-seen order so they point at the earliest
+	// offence, which is where a reader looks first.
+	for _, id := range gotOrder {
+		switch n, w := got[id], want[id]; {
+		case w == 0:
+			r.Unexpected += n
+			r.UnexpectedIDs = sample(r.UnexpectedIDs, id)
+		case n > w:
+			r.Duplicates += n - w
+			r.DuplicateIDs = sample(r.DuplicateIDs, id)
+		}
+	}
+	for _, id := range wantOrder {
+		if n, w := got[id], want[id]; n < w {
+			r.Missing += w - n
+			r.MissingIDs = sample(r.MissingIDs, id)
+		}
+	}
+	return r
+}
+
+// count returns how often each ID occurs and the distinct IDs in
+// first-seen order.
+func count(ids []string) (map[string]int, []string) {
+	n := make(map[string]int, len(ids))
+	var order []string
+	for _, id := range ids {
+		if n[id] == 0 {
+			order = append(order, id)
+		}
+		n[id]++
+	}
+	return n, order
+}
+
+func sample(ids []string, id string) []string {
+	if len(ids) < maxSamples {
+		ids = append(ids, id)
+	}
+	return ids
+}
