@@ -64,20 +64,27 @@ func (es *Errors) add(pos Position, format string, args ...any) {
 
 // err returns nil when there are no problems, so callers never hold a
 // non-nil error interface wrapping an empty Errors, and otherwise the
-// problems sorted by position with exact duplicates removed (an aliased YAML
-// node decoded twice reports the same problem twice).
+// problems sorted by position (problems at one position stay in the order
+// found) with exact duplicates removed (an aliased YAML node decoded twice
+// reports the same problem twice).
 func (es Errors) err() error {
 	if len(es) == 0 {
 		return nil
 	}
-	sorted := slices.Clone(es)
-	slices.SortStableFunc(sorted, func(a, b *Error) int {
+	seen := make(map[Error]bool, len(es))
+	out := make(Errors, 0, len(es))
+	for _, e := range es {
+		if !seen[*e] {
+			seen[*e] = true
+			out = append(out, e)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *Error) int {
 		return cmp.Or(
 			cmp.Compare(a.Pos.File, b.Pos.File),
 			cmp.Compare(a.Pos.Line, b.Pos.Line),
 			cmp.Compare(a.Pos.Column, b.Pos.Column),
-			cmp.Compare(a.Msg, b.Msg),
 		)
 	})
-	return slices.CompactFunc(sorted, func(a, b *Error) bool { return *a == *b })
+	return out
 }
