@@ -6,10 +6,6 @@ import (
 	"strings"
 )
 
-// lookupEnv is how values are resolved; tests use t.Setenv rather than
-// replacing it, so it is a plain function of the process environment.
-func lookupEnv(name string) (string, bool) { return os.LookupEnv(name) }
-
 // expandEnv replaces ${NAME} and ${NAME:default} in s with the environment
 // variable's value. The default is used when the variable is unset or empty,
 // as in Benthos and the shell's ${NAME:-default}: an empty secret is almost
@@ -50,7 +46,7 @@ func expandEnv(s string) (string, []string) {
 			errs = append(errs, fmt.Sprintf("invalid environment variable reference ${%s} (want ${NAME} or ${NAME:default})", ref))
 			continue
 		}
-		val, ok := lookupEnv(name)
+		val, ok := os.LookupEnv(name)
 		switch {
 		case hasDef && val == "":
 			val = def
