@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Runs Apache Kafka (KRaft, from the Maven jars) on 127.0.0.1.
+#   kafka.sh start|stop|status|clean [single|cluster]
+# single  (default): one combined broker+controller, client port $KAFKA_PORT (9092).
+# cluster: three combined nodes for failover tests, client ports
+#          $KAFKA_CLUSTER_BASE_PORT+0..2 (19092-19094), controllers +100 (19192-19194).
+# start is idempotent: it starts only the nodes not running (so it also brings
+# back a node a test killed) and then checks that a client can create a topic
+# and commit a transaction. PIDs are in <node dir>/kafka.pid, logs in kafka.log.
+source "$(dirname "$0")/lib.sh"
+
+cmd="${1:-start}"
+mode="${2:-single}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_CLUSTER_BASE_PORT="${KAFKA_CLUSTER_BASE_PORT:-19092}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+KAFKA_READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-120}"
+
+case "$mode" in
+single)
+	base="$CONNECTD_RUN/kafka"
+	nodes=(1)
+	broker_port() { echo "$KAFKA_PORT"; }
+	controller_port() { echo "$KAFKA_CONTROLLER_PORT"; }
+	rf=1 min_isr=1 ;;
+cluster)
+	base="$CONNECTD_RUN/kafka-cluster"
+	nodes=(1 2 3)
+	broker_port() { echo $((KAFKA_CLUSTER_BASE_PORT + $1 - 1)); }
+	controller_port() { echo $((KAFKA_CLUSTER_BASE_PORT + 100 + $1 - 1)); }
+	rf=3 min_isr=2 ;;
+*) die "unknown mode '$mode' (want single or cluster)" ;;
+esac
+
+brokers() {
+	local n out=()
+	for n in "${nodes[@]}"; do out+=("127.0.0.1:$(broker_port "$n")"); done
+	(IFS=,; echo "${out[*]}")
+}
+
+voters() {
+	local n out=()
+	for n in "${nodes[@]}"; do out+=("$n@127.0.0.1:$(controller_port "$n")"); done
+	(IFS=,; echo "${out[*]}")
+}
+
+write_config() { # node
+	local n="$1" dir="$base/node-$1"
+	cat >"$dir/server.properties" <<PROPS
+# Written by test/scripts/kafka.sh on every start; edits are lost.
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$(voters)
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$(broker_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(broker_port "$n")
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$min_isr
+transaction.state.log.num.partitions=10
+group.initial.rebalance.delay.ms=0
+PROPS
+}
+
+read -r -a heap_opts <<<"$KAFKA_HEAP_OPTS"
+JAVA=(java "${heap_opts[@]}" -XX:+UseG1GC -Djava.awt.headless=true
+	"-Dlog4j2.configurationFile=$TEST_DIR/kafka/log4j2.properties" -cp "$KAFKA_HOME/libs/*")
+
+start_node() { # node
+	local n="$1" dir="$base/node-$1" port
+	port="$(broker_port "$n")"
+	if pid_alive "$dir/kafka.pid"; then
+		log "node $n: already running (pid $(cat "$dir/kafka.pid"), 127.0.0.1:$port)"
+		return 0
+	fi
+	if port_open "$port" || port_open "$(controller_port "$n")"; then
+		die "node $n: port $port or $(controller_port "$n") is taken by a process 'make services' did not start; stop it or set KAFKA_PORT/KAFKA_CLUSTER_BASE_PORT"
+	fi
+	mkdir -p "$dir/data"
+	write_config "$n"
+	if [ ! -f "$dir/data/meta.properties" ]; then
+		"${JAVA[@]}" kafka.tools.StorageTool format --ignore-formatted \
+			-t "$(cat "$base/cluster-id")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+			{ show_log_tail "$dir/format.log"; die "node $n: formatting $dir/data failed"; }
+	fi
+	log "node $n: starting on 127.0.0.1:$port (log: $dir/kafka.log)"
+	start_background "$dir/kafka.pid" "$dir/kafka.log" "${JAVA[@]}" kafka.Kafka "$dir/server.properties"
+}
+
+ready_check() {
+	local bin="$CONNECTD_RUN/bin/kafka-ready"
+	(cd "$ROOT_DIR" && go build -o "$bin" ./test/testenv/cmd/kafka-ready) || die "cannot build the Kafka readiness check"
+	local n
+	for n in "${nodes[@]}"; do
+		wait_until "$KAFKA_READY_TIMEOUT" "Kafka node $n port $(broker_port "$n")" \
+			"$base/node-$n/kafka.log" "$base/node-$n/kafka.pid" port_open "$(broker_port "$n")"
+	done
+	if ! "$bin" -brokers "$(brokers)" -replication-factor "$rf" -timeout "${KAFKA_READY_TIMEOUT}s"; then
+		for n in "${nodes[@]}"; do show_log_tail "$base/node-$n/kafka.log"; done
+		die "Kafka ($mode) at $(brokers) did not pass the topic + transaction check"
+	fi
+}
+
+case "$cmd" in
+start)
+	[ -f "$KAFKA_HOME/.complete" ] || "$TEST_DIR/scripts/kafka-jars.sh"
+	command -v java >/dev/null || ensure_packages java:openjdk-17-jre-headless
+	mkdir -p "$base"
+	if [ ! -s "$base/cluster-id" ]; then
+		"${JAVA[@]}" kafka.tools.StorageTool random-uuid | tail -n1 >"$base/cluster-id.tmp"
+		mv "$base/cluster-id.tmp" "$base/cluster-id"
+	fi
+	for n in "${nodes[@]}"; do start_node "$n"; done
+	ready_check
+	log "Kafka $KAFKA_VERSION ($mode) ready at $(brokers)"
+	;;
+stop)
+	for n in "${nodes[@]}"; do stop_pidfile "$base/node-$n/kafka.pid" "Kafka $mode node $n" 60; done
+	;;
+status)
+	for n in "${nodes[@]}"; do
+		if pid_alive "$base/node-$n/kafka.pid"; then
+			echo "kafka $mode node $n: running pid $(cat "$base/node-$n/kafka.pid") 127.0.0.1:$(broker_port "$n")"
+		else
+			echo "kafka $mode node $n: stopped"
+		fi
+	done
+	;;
+clean)
+	for n in "${nodes[@]}"; do stop_pidfile "$base/node-$n/kafka.pid" "Kafka $mode node $n" 60; done
+	rm -rf "$base"
+	log "removed $base"
+	;;
+brokers) brokers ;;
+*) die "unknown command '$cmd' (want start, stop, status, clean, brokers)" ;;
+esac

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs Redis 7 (Debian's redis-server) on 127.0.0.1:$REDIS_PORT (6379) with
+# appendonly yes and appendfsync $REDIS_APPENDFSYNC (always: an acknowledged
+# write survives a crash, which the exactly-once Redis sink relies on).
+#   redis.sh start|stop|status|clean
+source "$(dirname "$0")/lib.sh"
+
+cmd="${1:-start}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-always}"
+dir="$CONNECTD_RUN/redis"
+logfile="$dir/redis.log"
+pidfile="$dir/redis.pid"
+
+cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+pong() { [ "$(cli ping 2>/dev/null)" = PONG ]; }
+
+case "$cmd" in
+start)
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+		ensure_packages redis-server:redis-server redis-cli:redis-tools
+	mkdir -p "$dir/data"
+	cat >"$dir/redis.conf" <<CONF
+# Written by test/scripts/redis.sh on every start; edits are lost.
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize yes
+pidfile $pidfile
+logfile $logfile
+dir $dir/data
+appendonly yes
+appendfsync $REDIS_APPENDFSYNC
+CONF
+	if pid_alive "$pidfile"; then
+		log "already running (pid $(cat "$pidfile"), 127.0.0.1:$REDIS_PORT)"
+	else
+		port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by a process 'make services' did not start; stop it or set REDIS_PORT"
+		log "starting on 127.0.0.1:$REDIS_PORT (log: $logfile)"
+		redis-server "$dir/redis.conf" || { show_log_tail "$logfile"; die "redis-server failed to start"; }
+	fi
+	wait_until 30 "Redis on 127.0.0.1:$REDIS_PORT" "$logfile" "" pong
+	pid_alive "$pidfile" || { show_log_tail "$logfile"; die "redis-server exited"; }
+	[ "$(cli config get appendonly | tail -n1)" = yes ] || die "appendonly is not yes"
+	log "Redis $(cli info server | sed -n 's/^redis_version:\([^\r]*\).*/\1/p') ready at 127.0.0.1:$REDIS_PORT (appendonly yes, appendfsync $REDIS_APPENDFSYNC)"
+	;;
+stop) stop_pidfile "$pidfile" redis 30 ;;
+status)
+	if pid_alive "$pidfile"; then echo "redis: running pid $(cat "$pidfile") 127.0.0.1:$REDIS_PORT"; else echo "redis: stopped"; fi
+	;;
+clean)
+	stop_pidfile "$pidfile" redis 30
+	rm -rf "$dir"
+	log "removed $dir"
+	;;
+*) die "unknown command '$cmd' (want start, stop, status, clean)" ;;
+esac
