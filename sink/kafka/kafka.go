@@ -1,0 +1,106 @@
+// Package kafka is connectd's Kafka sink: it turns connector records into
+// Kafka records, carrying each record's event ID and origin as headers so a
+// downstream consumer (and `connectd verify`) can deduplicate and trace
+// them. Transactions and offset commits are the commit protocol's job
+// (package txn); this package only says what is written where.
+package kafka
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+)
+
+const (
+	// HeaderEventID carries the record's event ID on every output record.
+	HeaderEventID = "event-id"
+	// HeaderOrigin carries the input record's topic/partition/offset. The
+	// checker uses it to bound its comparison by the committed checkpoint.
+	HeaderOrigin = "connectd-origin"
+)
+
+// Config is the `sink: {type: kafka}` section.
+type Config struct {
+	// Topic is the output topic of records no transform routed elsewhere.
+	// Required.
+	Topic string `yaml:"topic"`
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Topic == "" {
+		return errors.New("topic: an output topic is required")
+	}
+	return nil
+}
+
+// ProducerOptions are the producer-side kgo options every connectd Kafka
+// sink uses: acks=all and idempotence (franz-go's defaults, stated here
+// because exactly-once depends on them).
+func ProducerOptions() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	}
+}
+
+// ToKgo converts r for producing; records without a Topic go to defaultTopic.
+func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
+	topic := r.Topic
+	if topic == "" {
+		topic = defaultTopic
+	}
+	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+2)
+	for _, h := range r.Headers {
+		if h.Key == HeaderEventID || h.Key == HeaderOrigin {
+			continue
+		}
+		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	headers = append(headers,
+		kgo.RecordHeader{Key: HeaderEventID, Value: []byte(r.EventID)},
+		kgo.RecordHeader{Key: HeaderOrigin, Value: []byte(r.Origin.String())},
+	)
+	return &kgo.Record{
+		Topic:     topic,
+		Key:       r.Key,
+		Value:     r.Value,
+		Headers:   headers,
+		Timestamp: r.Timestamp,
+	}
+}
+
+// ParseOrigin parses a HeaderOrigin value ("topic/partition/offset"; the
+// topic may itself contain slashes).
+func ParseOrigin(s string) (connector.Origin, error) {
+	last := lastSlash(s)
+	if last <= 0 {
+		return connector.Origin{}, errors.New("origin header: want topic/partition/offset")
+	}
+	off, err := strconv.ParseInt(s[last+1:], 10, 64)
+	if err != nil {
+		return connector.Origin{}, errors.New("origin header: bad offset")
+	}
+	rest := s[:last]
+	mid := lastSlash(rest)
+	if mid <= 0 {
+		return connector.Origin{}, errors.New("origin header: want topic/partition/offset")
+	}
+	part, err := strconv.ParseInt(rest[mid+1:], 10, 32)
+	if err != nil {
+		return connector.Origin{}, errors.New("origin header: bad partition")
+	}
+	return connector.Origin{Topic: rest[:mid], Partition: int32(part), Offset: off}, nil
+}
+
+func lastSlash(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '/' {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,151 @@
+package txn
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/connectd/connectd/connector"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
+)
+
+// AtLeastOnce writes a batch to Kafka with an idempotent producer (acks=all)
+// and, once every record is acknowledged, stores the checkpoint: in the
+// consumer group for a Kafka source, or in the offsets topic otherwise.
+//
+//   - Nothing is atomic: a failure after some records were acknowledged and
+//     before the checkpoint was stored makes the batch be read and written
+//     again. Those are the duplicates at-least-once allows, and what the
+//     benchmark and fault suites count.
+//   - Nothing is lost: the checkpoint is stored only after every record of
+//     the batch was acknowledged.
+type AtLeastOnce struct {
+	opts    []kgo.Opt
+	topic   string
+	store   *OffsetsTopic // nil: the checkpoint is the consumer group's offsets
+	src     connector.Source
+	log     *slog.Logger
+	cl      *kgo.Client
+	promise *kgo.FirstErrPromise
+}
+
+// NewAtLeastOnce returns the protocol. With store nil, opts must include the
+// source's consumer-group options: one client consumes and produces.
+func NewAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, src connector.Source, log *slog.Logger) *AtLeastOnce {
+	return &AtLeastOnce{opts: opts, topic: topic, store: store, src: src, log: log}
+}
+
+var _ connector.Protocol = (*AtLeastOnce)(nil)
+
+// Client is the protocol's client, for a Kafka source to poll.
+func (a *AtLeastOnce) Client() *kgo.Client { return a.cl }
+
+// Begin starts collecting produce results.
+func (a *AtLeastOnce) Begin(context.Context) error {
+	a.promise = kgo.AbortingFirstErrPromise(a.cl)
+	return nil
+}
+
+// Write produces recs.
+func (a *AtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error {
+	for _, r := range recs {
+		a.cl.Produce(ctx, sinkkafka.ToKgo(r, a.topic), a.promise.Promise())
+	}
+	return nil
+}
+
+// Commit waits for every record, then stores cp.
+func (a *AtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error {
+	if err := a.promise.Err(); err != nil {
+		return connector.NewCommitError(connector.Abortable, "produce", err)
+	}
+	if a.store != nil {
+		return a.storeInTopic(ctx, cp)
+	}
+	return a.commitGroup(ctx, cp)
+}
+
+func (a *AtLeastOnce) storeInTopic(ctx context.Context, cp connector.Checkpoint) error {
+	if err := a.cl.ProduceSync(ctx, a.store.Records(cp)...).FirstErr(); err != nil {
+		return connector.NewCommitError(connector.Abortable, "store checkpoint", err)
+	}
+	return nil
+}
+
+func (a *AtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpoint) error {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for tp, next := range cp {
+		if offsets[tp.Topic] == nil {
+			offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: next}
+	}
+	var commitErr error
+	a.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && commitErr == nil {
+					commitErr = err
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		return connector.NewCommitError(connector.Abortable, "commit offsets", commitErr)
+	}
+	return nil
+}
+
+// Abort drops buffered records; acknowledged ones stay written.
+func (a *AtLeastOnce) Abort(ctx context.Context) error {
+	return a.cl.AbortBufferedRecords(ctx)
+}
+
+// Recover creates the client on first use, then rewinds the source to the
+// last stored checkpoint. With the checkpoint in the consumer group, a
+// failure replaces the client: the new member fetches the committed offsets
+// from the coordinator, the store of truth, and partitions never committed
+// restart at the reset offset. (Rewinding the old client in place would need
+// the start position of never-committed partitions, which kgo does not
+// expose; getting it wrong would skip the failed batch, i.e. lose it.)
+func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
+	if a.cl != nil && cause != nil && a.store == nil {
+		a.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
+		a.cl.Close()
+		a.cl = nil
+	}
+	if a.cl == nil {
+		cl, err := kgo.NewClient(a.opts...)
+		if err != nil {
+			return connector.NewCommitError(connector.Fatal, "new client", err)
+		}
+		a.cl = cl
+	}
+	if a.store == nil {
+		return nil
+	}
+	if err := a.store.Ensure(ctx); err != nil {
+		return connector.NewCommitError(connector.Abortable, "create offsets topic", err)
+	}
+	cp, err := a.store.Load(ctx)
+	if err != nil {
+		return connector.NewCommitError(connector.Abortable, "load checkpoint", err)
+	}
+	a.src.Seek(cp)
+	return nil
+}
+
+// Close flushes nothing further and closes the client (leaving the group).
+func (a *AtLeastOnce) Close() {
+	if a.cl != nil {
+		a.cl.Close()
+		a.cl = nil
+	}
+}

@@ -1,0 +1,148 @@
+package txn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// DefaultOffsetsTopic is the compacted topic where connectors whose source
+// is not a Kafka consumer group keep their checkpoints (as Kafka Connect's
+// offset.storage.topic does for source connectors).
+const DefaultOffsetsTopic = "_connectd-offsets"
+
+// OffsetsTopic stores checkpoints as records in a compacted topic: key
+// ["<connector>",{"topic":T,"partition":P}], value {"offset":N}. The latest
+// committed record per key is the checkpoint. Written inside a Kafka
+// transaction, a checkpoint record is atomic with the batch's output.
+type OffsetsTopic struct {
+	Topic     string
+	Connector string
+	Brokers   []string
+	// Opts are extra client options (e.g. for tests); may be nil.
+	Opts []kgo.Opt
+}
+
+type offsetsKeyPart struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+type offsetsValue struct {
+	Offset int64 `json:"offset"`
+}
+
+// Records returns the records that store cp.
+func (o *OffsetsTopic) Records(cp connector.Checkpoint) []*kgo.Record {
+	recs := make([]*kgo.Record, 0, len(cp))
+	for _, tp := range cp.Partitions() {
+		key, _ := json.Marshal([]any{o.Connector, offsetsKeyPart{tp.Topic, tp.Partition}})
+		val, _ := json.Marshal(offsetsValue{cp[tp]})
+		recs = append(recs, &kgo.Record{Topic: o.Topic, Key: key, Value: val})
+	}
+	return recs
+}
+
+// Ensure creates the compacted topic if it does not exist.
+func (o *OffsetsTopic) Ensure(ctx context.Context) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.Opts...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	compact := "compact"
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, o.Topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+// Load reads the topic with read_committed from its start to its last
+// stable offset and returns this connector's checkpoint. Records of aborted
+// transactions are never seen, so a checkpoint whose batch aborted is never
+// loaded. Control records are kept so that reading can tell it reached the
+// end even when the log ends in a transaction marker.
+func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(o.Brokers...),
+		kgo.ConsumeTopics(o.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	}, o.Opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, o.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offsets topic %s: list end offsets: %w", o.Topic, err)
+	}
+	remaining := map[int32]int64{} // partition -> end offset still to reach
+	ends.Each(func(lo kadm.ListedOffset) {
+		if lo.Offset > 0 {
+			remaining[lo.Partition] = lo.Offset
+		}
+	})
+	cp := connector.Checkpoint{}
+	for len(remaining) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("offsets topic %s: reading to the end: %w", o.Topic, err)
+		}
+		for _, fe := range fetches.Errors() {
+			return nil, fmt.Errorf("offsets topic %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if end, ok := remaining[r.Partition]; ok && r.Offset >= end-1 {
+				delete(remaining, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			o.apply(cp, r)
+		})
+	}
+	return cp, nil
+}
+
+// apply folds one offsets record into cp if it belongs to this connector.
+// Records of other connectors and malformed records are skipped: the topic
+// is shared and only our own keys are our business.
+func (o *OffsetsTopic) apply(cp connector.Checkpoint, r *kgo.Record) {
+	var key []json.RawMessage
+	if json.Unmarshal(r.Key, &key) != nil || len(key) != 2 {
+		return
+	}
+	var name string
+	if json.Unmarshal(key[0], &name) != nil || name != o.Connector {
+		return
+	}
+	var part offsetsKeyPart
+	if json.Unmarshal(key[1], &part) != nil {
+		return
+	}
+	tp := connector.TopicPartition{Topic: part.Topic, Partition: part.Partition}
+	if r.Value == nil { // a tombstone resets the partition
+		delete(cp, tp)
+		return
+	}
+	var v offsetsValue
+	if json.Unmarshal(r.Value, &v) == nil {
+		cp[tp] = v.Offset
+	}
+}

@@ -1,0 +1,121 @@
+package txn
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
+)
+
+// ProducerTxn is the exactly-once protocol for a source that is not a Kafka
+// consumer group (the generator) writing to Kafka. The checkpoint is a
+// record in a compacted offsets topic produced in the same transaction as
+// the batch's output.
+//
+//   - Atomic: the output records and the checkpoint record.
+//   - Abort: a failed produce aborts the transaction; Recover re-reads the
+//     checkpoint from the offsets topic (read_committed) and seeks the
+//     source there, so the batch is regenerated, not retried from memory.
+//   - Fencing: a newer producer with our transactional ID makes ours fail
+//     with ProducerFenced; Recover replaces the client.
+//   - Unknown outcome: Recover replaces the client and loads its producer ID
+//     at once; the epoch bump ends the old transaction on the broker before
+//     the checkpoint is re-read, and the re-read checkpoint says whether the
+//     batch committed.
+type ProducerTxn struct {
+	opts    []kgo.Opt
+	topic   string
+	store   *OffsetsTopic
+	src     connector.Source
+	log     *slog.Logger
+	cl      *kgo.Client
+	promise *kgo.FirstErrPromise
+}
+
+// NewProducerTxn returns the protocol; opts must carry the seed brokers, a
+// transactional ID unique to this instance and the transaction timeout.
+func NewProducerTxn(opts []kgo.Opt, topic string, store *OffsetsTopic, src connector.Source, log *slog.Logger) *ProducerTxn {
+	return &ProducerTxn{opts: opts, topic: topic, store: store, src: src, log: log}
+}
+
+var _ connector.Protocol = (*ProducerTxn)(nil)
+
+// Begin starts a transaction.
+func (p *ProducerTxn) Begin(context.Context) error {
+	p.promise = kgo.AbortingFirstErrPromise(p.cl)
+	return classifyKafka("begin", p.cl.BeginTransaction())
+}
+
+// Write produces recs into the open transaction.
+func (p *ProducerTxn) Write(ctx context.Context, recs []*connector.Record) error {
+	for _, r := range recs {
+		p.cl.Produce(ctx, sinkkafka.ToKgo(r, p.topic), p.promise.Promise())
+	}
+	return nil
+}
+
+// Commit adds the checkpoint record and commits, if every produce succeeded.
+func (p *ProducerTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
+	for _, r := range p.store.Records(cp) {
+		p.cl.Produce(ctx, r, p.promise.Promise())
+	}
+	produceErr := p.promise.Err() // waits for every produce of the batch
+	if err := p.cl.EndTransaction(ctx, kgo.TransactionEndTry(produceErr == nil)); err != nil {
+		return classifyKafka("end transaction", err)
+	}
+	if produceErr != nil {
+		return classifyKafka("produce", asAbortable(produceErr))
+	}
+	return nil
+}
+
+// Abort drops buffered records and aborts the transaction.
+func (p *ProducerTxn) Abort(ctx context.Context) error {
+	if err := p.cl.AbortBufferedRecords(ctx); err != nil {
+		return classifyKafka("abort", err)
+	}
+	return classifyKafka("abort", p.cl.EndTransaction(ctx, kgo.TryAbort))
+}
+
+// Recover (re)creates the producer when needed, then seeks the source to the
+// checkpoint stored in the offsets topic.
+func (p *ProducerTxn) Recover(ctx context.Context, cause error) error {
+	if p.cl == nil || needsNewSession(cause) {
+		if p.cl != nil {
+			p.log.Info("replacing the transactional producer", "cause", cause)
+			p.cl.Close()
+			p.cl = nil
+		}
+		cl, err := kgo.NewClient(p.opts...)
+		if err != nil {
+			return connector.NewCommitError(connector.Fatal, "new producer", err)
+		}
+		p.cl = cl
+		// Loading the producer ID now bumps the epoch, which ends any
+		// transaction a previous producer with our ID left open, before
+		// we read the checkpoint.
+		if _, _, err := cl.ProducerID(ctx); err != nil {
+			return classifyKafka("init producer id", err)
+		}
+	}
+	if err := p.store.Ensure(ctx); err != nil {
+		return connector.NewCommitError(connector.Abortable, "create offsets topic", err)
+	}
+	cp, err := p.store.Load(ctx)
+	if err != nil {
+		return connector.NewCommitError(connector.Abortable, "load checkpoint", err)
+	}
+	p.src.Seek(cp)
+	return nil
+}
+
+// Close closes the producer; an open transaction is aborted by the broker.
+func (p *ProducerTxn) Close() {
+	if p.cl != nil {
+		p.cl.Close()
+		p.cl = nil
+	}
+}

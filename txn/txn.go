@@ -1,0 +1,63 @@
+// Package txn holds connectd's commit protocols: how one batch and the input
+// checkpoint after it become durable. Each protocol implements
+// connector.Protocol and states what is atomic, what happens on abort, on
+// fencing, and when the outcome of a commit is unknown.
+//
+//   - KafkaGroupTxn: Kafka → Kafka exactly-once; one franz-go client consumes
+//     and produces, and the consumed offsets commit inside the producer
+//     transaction (KIP-447).
+//   - ProducerTxn: a non-Kafka source → Kafka exactly-once; the checkpoint is
+//     a record in a compacted offsets topic, written in the same transaction.
+//   - AtLeastOnce: write, wait for acknowledgement, then store the
+//     checkpoint. Duplicates appear after failures; nothing is lost.
+package txn
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// classifyKafka maps a franz-go transaction error to a commit-error kind.
+//
+// ProducerFenced, InvalidProducerEpoch and a transactional-ID authorization
+// failure mean another producer with our transactional ID (a newer instance
+// of us) owns the work: Fenced. Errors franz-go documents as aborting the
+// transaction (TransactionAbortable, a rebalance) are Abortable. Anything else
+// leaves the outcome unknown: the protocol must re-create its producer (the
+// epoch bump aborts whatever is open) and re-read the checkpoint.
+func classifyKafka(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case isFenced(err):
+		return connector.NewCommitError(connector.Fenced, op, err)
+	case errors.Is(err, kerr.TransactionAbortable),
+		errors.Is(err, kerr.IllegalGeneration),
+		errors.Is(err, kerr.RebalanceInProgress),
+		errors.Is(err, kerr.UnknownMemberID):
+		return connector.NewCommitError(connector.Abortable, op, err)
+	}
+	return connector.NewCommitError(connector.CommitUnknown, op, err)
+}
+
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) ||
+		errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}
+
+// needsNewSession reports whether a failure leaves a producer session that
+// must be replaced before the next batch: after fencing the client is in a
+// fatal state, and after an unknown outcome only a new epoch guarantees that
+// the maybe-open transaction is aborted before we re-read.
+func needsNewSession(cause error) bool {
+	if cause == nil {
+		return false
+	}
+	k := connector.KindOf(cause)
+	return k == connector.Fenced || k == connector.CommitUnknown
+}
