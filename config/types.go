@@ -10,6 +10,15 @@ type Config struct {
 	Admin      Admin       `yaml:"admin"`
 	Kafka      Kafka       `yaml:"kafka"`
 	Connectors []Connector `yaml:"connectors"`
+	// InstanceID names this daemon among the instances running the same
+	// connectors; it makes each instance's Kafka transactional IDs stable
+	// across its restarts and unique across instances. Default: the host
+	// name.
+	InstanceID string `yaml:"instance_id"`
+	// OffsetsTopic is the compacted topic where connectors whose source is
+	// not a Kafka consumer group keep their checkpoints. Default
+	// "_connectd-offsets".
+	OffsetsTopic string `yaml:"offsets_topic"`
 	// Path is the file this config was loaded from (not a YAML field).
 	Path string `yaml:"-"`
 }

@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/idempotency"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
+	"github.com/connectd/connectd/source/generator"
+	kafkasrc "github.com/connectd/connectd/source/kafka"
+	"github.com/connectd/connectd/transform"
+	"github.com/connectd/connectd/txn"
+)
+
+// Env is what a connector needs from the daemon that hosts it.
+type Env struct {
+	Brokers []string
+	// InstanceID makes transactional IDs unique per daemon. Default: host name.
+	InstanceID string
+	// OffsetsTopic: see config.Config.OffsetsTopic.
+	OffsetsTopic string
+	// ClientOpts are appended to every Kafka client's options (tests use
+	// them for shorter timeouts).
+	ClientOpts []kgo.Opt
+	// OnFenced is called when a connector's session was fenced by a newer
+	// owner; may be nil.
+	OnFenced func(connector string)
+	Logger   *slog.Logger
+}
+
+func (e *Env) defaults() {
+	if e.InstanceID == "" {
+		e.InstanceID, _ = os.Hostname()
+		if e.InstanceID == "" {
+			e.InstanceID = "connectd"
+		}
+	}
+	if e.OffsetsTopic == "" {
+		e.OffsetsTopic = txn.DefaultOffsetsTopic
+	}
+	if e.Logger == nil {
+		e.Logger = slog.Default()
+	}
+}
+
+// Spec is a connector's decoded components, checked without connecting.
+type Spec struct {
+	Conf        config.Connector
+	Processor   *Processor
+	Generator   *generator.Config // set when the source is a generator
+	KafkaSrc    *kafkasrc.Config  // set when the source is Kafka
+	KafkaSink   sinkkafka.Config
+	OutputTopic string
+}
+
+// SourceTypes and SinkTypes are the component types this build knows.
+var (
+	SourceTypes = []string{"generator", "kafka"}
+	SinkTypes   = []string{"kafka"}
+)
+
+// Decode decodes and checks every component of cc, returning all problems
+// at once as config.Errors (file:line:col).
+func Decode(cc config.Connector) (*Spec, error) {
+	var errs []error
+	s := &Spec{Conf: cc}
+	switch cc.Source.Type {
+	case "generator":
+		var g generator.Config
+		if err := cc.Source.Decode(&g); err != nil {
+			errs = append(errs, err)
+		} else if _, err := generator.New(cc.Name, g); err != nil {
+			errs = append(errs, cc.Source.Errorf("generator: %v", err))
+		}
+		s.Generator = &g
+	case "kafka":
+		var k kafkasrc.Config
+		if err := cc.Source.Decode(&k); err != nil {
+			errs = append(errs, err)
+		} else if err := k.Validate(cc.Name); err != nil {
+			errs = append(errs, fieldError(cc.Source, "kafka source", err))
+		}
+		s.KafkaSrc = &k
+	default:
+		errs = append(errs, cc.Source.FieldErrorf("type", "unknown source type %q (known: %s)",
+			cc.Source.Type, strings.Join(SourceTypes, ", ")))
+	}
+	switch cc.Sink.Type {
+	case "kafka":
+		if err := cc.Sink.Decode(&s.KafkaSink); err != nil {
+			errs = append(errs, err)
+		} else if err := s.KafkaSink.Validate(); err != nil {
+			errs = append(errs, fieldError(cc.Sink, "kafka sink", err))
+		}
+	default:
+		errs = append(errs, cc.Sink.FieldErrorf("type", "unknown sink type %q (known: %s)",
+			cc.Sink.Type, strings.Join(SinkTypes, ", ")))
+	}
+	proc, err := NewProcessor(cc)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.Processor = proc
+	if len(errs) > 0 {
+		return nil, flatten(errs)
+	}
+	return s, nil
+}
+
+// NewProcessor builds the connector's event-ID deriver and transform chain.
+func NewProcessor(cc config.Connector) (*Processor, error) {
+	var errs []error
+	deriver, err := idempotency.NewDeriver(cc.EventID.From, cc.EventID.Header, cc.EventID.Field)
+	if err != nil {
+		errs = append(errs, &config.Error{Pos: cc.Pos, Msg: "event_id: " + err.Error()})
+	}
+	chain := make(transform.Chain, 0, len(cc.Transforms))
+	for i, tc := range cc.Transforms {
+		t, err := transform.Build(tc.Type, tc.Decode)
+		if err != nil {
+			var ce config.Errors
+			if errors.As(err, &ce) {
+				errs = append(errs, err)
+			} else {
+				errs = append(errs, tc.Errorf("transforms[%d]: %v", i, err))
+			}
+			continue
+		}
+		chain = append(chain, t)
+	}
+	if len(errs) > 0 {
+		return nil, flatten(errs)
+	}
+	p := &Processor{connector: cc.Name, deriver: deriver, chain: chain}
+	if cc.ErrorsTolerance == "all" && cc.DeadLetterQueue != nil {
+		p.dlqTopic = cc.DeadLetterQueue.Topic
+	}
+	return p, nil
+}
+
+// Validate decodes every connector of cfg; it is `connectd validate`.
+func Validate(cfg *config.Config) error {
+	var errs []error
+	for _, cc := range cfg.Connectors {
+		if _, err := Decode(cc); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return flatten(errs)
+}
+
+// Build assembles a runnable connector from its spec.
+func Build(s *Spec, env Env) *connector.Connector {
+	env.defaults()
+	cc := s.Conf
+	log := env.Logger.With("connector", cc.Name)
+	opts := connector.Options{
+		Name:            cc.Name,
+		Guarantee:       string(cc.Guarantee),
+		CommitInterval:  cc.CommitInterval.D(),
+		MaxBatch:        cc.BatchMaxRecords,
+		ShutdownTimeout: cc.ShutdownTimeout.D(),
+		CommitTimeout:   cc.TransactionTimeout.D(),
+		Logger:          env.Logger,
+	}
+	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, sinkkafka.ProducerOptions()...)
+	txnOpts := []kgo.Opt{
+		kgo.TransactionalID(TransactionalID(cc.Name, env.InstanceID)),
+		kgo.TransactionTimeout(cc.TransactionTimeout.D()),
+	}
+	exactlyOnce := cc.Guarantee == config.ExactlyOnce
+	topic := s.KafkaSink.Topic
+	onFenced := func() {
+		if env.OnFenced != nil {
+			env.OnFenced(cc.Name)
+		}
+	}
+
+	var src connector.Source
+	var proto connector.Protocol
+	switch {
+	case s.KafkaSrc != nil && exactlyOnce:
+		opts := concat(base, s.KafkaSrc.ClientOptions(), txnOpts, env.ClientOpts)
+		p := txn.NewKafkaGroupTxn(opts, topic, log, onFenced)
+		src, proto = kafkasrc.New(p.Client, log), p
+	case s.KafkaSrc != nil:
+		opts := concat(base, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+		p := txn.NewAtLeastOnce(opts, topic, nil, nil, log)
+		src, proto = kafkasrc.New(p.Client, log), p
+	default:
+		g, _ := generator.New(cc.Name, *s.Generator) // checked by Decode
+		store := &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: cc.Name, Brokers: env.Brokers, Opts: env.ClientOpts}
+		if exactlyOnce {
+			proto = txn.NewProducerTxn(concat(base, txnOpts, env.ClientOpts), topic, store, g, log)
+		} else {
+			proto = txn.NewAtLeastOnce(concat(base, env.ClientOpts), topic, store, g, log)
+		}
+		src = g
+	}
+	return connector.New(opts, src, s.Processor, proto)
+}
+
+// TransactionalID is stable per connector and instance, so a restarted
+// instance fences its own zombie, and unique across instances, so two
+// instances never fence each other.
+func TransactionalID(connectorName, instanceID string) string {
+	return "connectd-" + connectorName + "-" + instanceID
+}
+
+func concat(parts ...[]kgo.Opt) []kgo.Opt {
+	var out []kgo.Opt
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// fieldError positions a component's validation error at the field its
+// message starts with ("topics: ..."), or at the component.
+func fieldError(c config.Component, what string, err error) error {
+	msg := err.Error()
+	if field, rest, ok := strings.Cut(msg, ": "); ok && !strings.ContainsAny(field, " ") {
+		return c.FieldErrorf(field, "%s: %s: %s", what, field, rest)
+	}
+	return c.Errorf("%s: %s", what, msg)
+}
+
+// flatten merges errors into one config.Errors when all are positioned.
+func flatten(errs []error) error {
+	var out config.Errors
+	for _, err := range errs {
+		var ce config.Errors
+		var e *config.Error
+		switch {
+		case errors.As(err, &ce):
+			out = append(out, ce...)
+		case errors.As(err, &e):
+			out = append(out, e)
+		default:
+			out = append(out, &config.Error{Msg: err.Error()})
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
