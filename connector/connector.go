@@ -302,3 +302,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// MarkFailed records a failure that happened outside Run's own error
+// handling (the daemon uses it for a panic).
+func (c *Connector) MarkFailed(err error) { c.setState(Failed, err) }

@@ -1,0 +1,278 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
+	"github.com/connectd/connectd/source/generator"
+	"github.com/connectd/connectd/txn"
+)
+
+// Options say which connector to check and where its Kafka is.
+type Options struct {
+	Spec         *pipeline.Spec
+	Brokers      []string
+	OffsetsTopic string    // default txn.DefaultOffsetsTopic
+	ClientOpts   []kgo.Opt // extra client options
+}
+
+// Run checks a connector writing to Kafka, live or stopped:
+//
+//  1. read the connector's committed checkpoint C (its group's offsets, read
+//     stable, or its record in the offsets topic);
+//  2. recompute the expected outputs from the input below C with the same
+//     Processor the connector runs (event IDs, transforms, dead-letter
+//     routing), reading a Kafka input with read_committed;
+//  3. read every output topic with read_committed to its last stable offset,
+//     keeping only records whose origin header lies below C.
+//
+// Because an exactly-once commit makes output and checkpoint visible
+// together, the output of everything below C is visible once C is, and
+// output of later batches is recognised by its origin and left out; so the
+// answer is exact on a running pipeline too.
+func Run(ctx context.Context, o Options) (Report, error) {
+	if o.OffsetsTopic == "" {
+		o.OffsetsTopic = txn.DefaultOffsetsTopic
+	}
+	base := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOpts...)
+	cp, err := checkpoint(ctx, o, base)
+	if err != nil {
+		return Report{}, err
+	}
+	expected, topics, err := expectedOutputs(ctx, o, base, cp)
+	if err != nil {
+		return Report{}, err
+	}
+	actual, err := actualOutputs(ctx, base, topics, cp)
+	if err != nil {
+		return Report{}, err
+	}
+	return Compare(expected, actual), nil
+}
+
+func checkpoint(ctx context.Context, o Options, base []kgo.Opt) (connector.Checkpoint, error) {
+	if o.Spec.KafkaSrc == nil {
+		store := &txn.OffsetsTopic{Topic: o.OffsetsTopic, Connector: o.Spec.Conf.Name, Brokers: o.Brokers, Opts: o.ClientOpts}
+		return store.Load(ctx)
+	}
+	cl, err := kgo.NewClient(base...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for {
+		// RequireStable: offsets of a transaction still open are not
+		// returned as if committed; the broker answers
+		// UNSTABLE_OFFSET_COMMIT until it ends, and we ask again.
+		resp, err := adm.FetchOffsets(kadm.RequireStable(ctx), o.Spec.KafkaSrc.Group)
+		if err == nil {
+			err = resp.Error()
+		}
+		if errors.Is(err, kerr.UnstableOffsetCommit) {
+			if !sleepCtx(ctx, 50*time.Millisecond) {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("group %s offsets: %w", o.Spec.KafkaSrc.Group, err)
+		}
+		cp := connector.Checkpoint{}
+		resp.Each(func(r kadm.OffsetResponse) {
+			if r.At >= 0 {
+				cp[connector.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.At
+			}
+		})
+		return cp, nil
+	}
+}
+
+// expectedOutputs returns topic-qualified expected output IDs and the set of
+// topics to read.
+func expectedOutputs(ctx context.Context, o Options, base []kgo.Opt, cp connector.Checkpoint) ([]string, map[string]bool, error) {
+	spec := o.Spec
+	topics := map[string]bool{spec.KafkaSink.Topic: true}
+	if spec.Conf.DeadLetterQueue != nil && spec.Conf.ErrorsTolerance == "all" {
+		topics[spec.Conf.DeadLetterQueue.Topic] = true
+	}
+	var expected []string
+	add := func(in []*connector.Record) error {
+		out, err := spec.Processor.Process(in)
+		if err != nil {
+			return fmt.Errorf("recomputing the connector's output: %w", err)
+		}
+		for _, r := range out {
+			t := r.Topic
+			if t == "" {
+				t = spec.KafkaSink.Topic
+			}
+			topics[t] = true
+			expected = append(expected, qualify(t, r.EventID))
+		}
+		return nil
+	}
+	if spec.Generator != nil {
+		tp := connector.TopicPartition{Topic: "generator:" + spec.Conf.Name}
+		const chunk = 4096
+		for seq := int64(0); seq < cp[tp]; {
+			n := min(chunk, cp[tp]-seq)
+			in := make([]*connector.Record, n)
+			for i := range in {
+				in[i] = generator.Event(spec.Conf.Name, *spec.Generator, seq+int64(i))
+			}
+			if err := add(in); err != nil {
+				return nil, nil, err
+			}
+			seq += n
+		}
+		return expected, topics, nil
+	}
+	var procErr error
+	err := readBelow(ctx, base, cp, func(r *kgo.Record) {
+		if procErr == nil {
+			procErr = add([]*connector.Record{kafkaRecord(r)})
+		}
+	})
+	if procErr != nil {
+		return nil, nil, procErr
+	}
+	return expected, topics, err
+}
+
+func kafkaRecord(r *kgo.Record) *connector.Record {
+	rec := &connector.Record{Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
+		Origin: connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
+	for _, h := range r.Headers {
+		rec.Headers = append(rec.Headers, connector.Header{Key: h.Key, Value: h.Value})
+	}
+	return rec
+}
+
+// actualOutputs reads every output topic to its last stable offset and
+// returns the topic-qualified IDs of records whose origin is below cp.
+// A record without a parsable origin counts: it cannot be attributed, so it
+// shows up as unexpected.
+func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, cp connector.Checkpoint) ([]string, error) {
+	cl, err := kgo.NewClient(base...)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, keys(topics)...)
+	cl.Close()
+	if err != nil {
+		return nil, fmt.Errorf("output end offsets: %w", err)
+	}
+	bound := connector.Checkpoint{}
+	ends.Each(func(lo kadm.ListedOffset) {
+		if lo.Err == nil && lo.Offset > 0 {
+			bound[connector.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}] = lo.Offset
+		}
+	})
+	var actual []string
+	err = readBelow(ctx, base, bound, func(r *kgo.Record) {
+		var id, origin string
+		for _, h := range r.Headers {
+			switch h.Key {
+			case sinkkafka.HeaderEventID:
+				id = string(h.Value)
+			case sinkkafka.HeaderOrigin:
+				origin = string(h.Value)
+			}
+		}
+		if o, err := sinkkafka.ParseOrigin(origin); err == nil && !cp.Contains(o) {
+			return // output of a batch committed after cp was read
+		}
+		actual = append(actual, qualify(r.Topic, id))
+	})
+	return actual, err
+}
+
+// readBelow reads, with read_committed, every partition of bound from its
+// start up to (not including) bound's offset, calling fn for each data
+// record. Control records are fetched too, so reading knows it reached the
+// bound even when the last offsets below it are transaction markers.
+func readBelow(ctx context.Context, base []kgo.Opt, bound connector.Checkpoint, fn func(*kgo.Record)) error {
+	parts := map[string]map[int32]kgo.Offset{}
+	remaining := map[connector.TopicPartition]int64{}
+	for tp, end := range bound {
+		if end <= 0 {
+			continue
+		}
+		if parts[tp.Topic] == nil {
+			parts[tp.Topic] = map[int32]kgo.Offset{}
+		}
+		parts[tp.Topic][tp.Partition] = kgo.NewOffset().AtStart()
+		remaining[tp] = end
+	}
+	if len(remaining) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(base,
+		kgo.ConsumePartitions(parts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for len(remaining) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("reading %d partitions to their bound: %w", len(remaining), err)
+		}
+		for _, fe := range fetches.Errors() {
+			return fmt.Errorf("reading %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			tp := connector.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+			end, ok := remaining[tp]
+			if !ok {
+				return
+			}
+			// Reaching end-1, or passing it (the records just below the
+			// bound may be of aborted transactions, never returned),
+			// finishes the partition.
+			if r.Offset >= end-1 {
+				delete(remaining, tp)
+			}
+			if r.Offset < end && !r.Attrs.IsControl() {
+				fn(r)
+			}
+		})
+	}
+	return nil
+}
+
+// qualify names an output by topic and event ID; Kafka topic names cannot
+// contain ':', so the pair is unambiguous.
+func qualify(topic, id string) string { return topic + ":" + id }
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
