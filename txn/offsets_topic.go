@@ -89,6 +89,9 @@ func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
 	if err == nil {
 		err = ends.Error()
 	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return connector.Checkpoint{}, nil // nothing was ever committed
+	}
 	if err != nil {
 		return nil, fmt.Errorf("offsets topic %s: list end offsets: %w", o.Topic, err)
 	}

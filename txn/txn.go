@@ -14,6 +14,7 @@ package txn
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -32,7 +33,13 @@ func classifyKafka(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var classified *connector.CommitError
 	switch {
+	case errors.As(err, &classified):
+		return err
+	case errors.Is(err, kerr.InvalidTransactionTimeout):
+		return connector.NewCommitError(connector.Fatal, op, fmt.Errorf(
+			"transaction.timeout is above the broker's transaction.max.timeout.ms; lower it or raise the broker's limit: %w", err))
 	case isFenced(err):
 		return connector.NewCommitError(connector.Fenced, op, err)
 	case errors.Is(err, kerr.TransactionAbortable),

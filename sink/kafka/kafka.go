@@ -39,11 +39,12 @@ func (c Config) Validate() error {
 
 // ProducerOptions are the producer-side kgo options every connectd Kafka
 // sink uses: acks=all and idempotence (franz-go's defaults, stated here
-// because exactly-once depends on them).
+// because exactly-once depends on them), and asking the broker to create a
+// missing output topic (it does if its auto.create.topics.enable allows).
 func ProducerOptions() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
+		kgo.AllowAutoTopicCreation(),
 	}
 }
 
