@@ -1,0 +1,102 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Kafka returns the seed brokers of the Kafka that `make services` starts
+// (KAFKA_BROKERS, default 127.0.0.1:9092), after checking that it answers.
+// Tests share the broker; isolate them with KafkaTopics.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	return kafkaAt(t, "Kafka", EnvKafkaBrokers, DefaultKafkaBrokers, "services")
+}
+
+// KafkaCluster returns the seed brokers of the three-node cluster that
+// `make kafka-cluster` starts (KAFKA_CLUSTER_BROKERS, default
+// 127.0.0.1:19092-19094), for failover tests.
+func KafkaCluster(t testing.TB) []string {
+	t.Helper()
+	return kafkaAt(t, "the three-node Kafka cluster", EnvKafkaClusterBrokers, DefaultKafkaClusterBrokers, "kafka-cluster")
+}
+
+func kafkaAt(t testing.TB, what, env, def, target string) []string {
+	t.Helper()
+	needService(t, what)
+	brokers := splitList(envOr(env, def))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("%s=%q: %v", env, strings.Join(brokers, ","), err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).BrokerMetadata(ctx); err != nil {
+		missing(t, what, strings.Join(brokers, ","), target, err)
+	}
+	return brokers
+}
+
+// KafkaTopics creates n fresh topics with uniquely generated names (derived
+// from the test's name) and the given partition count, with the cluster's
+// default replication factor, and deletes them when the test ends.
+func KafkaTopics(t testing.TB, brokers []string, n int, partitions int32) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	admin := kadm.NewClient(cl)
+	topics := make([]string, n)
+	for i := range topics {
+		topics[i] = UniqueName(t, "t", "-", 200)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resps, err := admin.CreateTopics(ctx, partitions, -1, nil, topics...)
+	if err == nil {
+		err = resps.Error()
+	}
+	t.Cleanup(func() {
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.DeleteTopics(ctx, topics...); err != nil {
+			t.Logf("delete topics %v: %v", topics, err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("create topics %v on %v: %v", topics, brokers, err)
+	}
+	return topics
+}
+
+// KafkaTopic is KafkaTopics for a single topic.
+func KafkaTopic(t testing.TB, brokers []string, partitions int32) string {
+	t.Helper()
+	return KafkaTopics(t, brokers, 1, partitions)[0]
+}
+
+// KafkaClient returns a franz-go client for brokers with opts, closed when the
+// test ends.
+func KafkaClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// UniqueTransactionalID returns a transactional ID no other test uses.
+func UniqueTransactionalID(t testing.TB) string {
+	return fmt.Sprintf("connectd-test-%s", UniqueName(t, "tx", "-", 120))
+}
