@@ -19,13 +19,6 @@ func Kafka(t testing.TB) []string {
 	return kafkaAt(t, "Kafka", EnvKafkaBrokers, DefaultKafkaBrokers, "services")
 }
 
-// KafkaCluster returns the seed brokers of the three-node cluster that
-// `make kafka-cluster` starts (KAFKA_CLUSTER_BROKERS, default
-// 127.0.0.1:19092-19094), for failover tests.
-func KafkaCluster(t testing.TB) []string {
-	t.Helper()
-	return kafkaAt(t, "the three-node Kafka cluster", EnvKafkaClusterBrokers, DefaultKafkaClusterBrokers, "kafka-cluster")
-}
 
 func kafkaAt(t testing.TB, what, env, def, target string) []string {
 	t.Helper()
