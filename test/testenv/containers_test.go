@@ -11,6 +11,7 @@ import (
 
 // Needs: dockerd from `make services` and the images from `make images`.
 func TestContainersRedisAndKafka(t *testing.T) {
+	needService(t, "Docker and the test images")
 	t.Run("redis", func(t *testing.T) {
 		rc := StartRedisContainer(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

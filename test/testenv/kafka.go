@@ -19,7 +19,6 @@ func Kafka(t testing.TB) []string {
 	return kafkaAt(t, "Kafka", EnvKafkaBrokers, DefaultKafkaBrokers, "services")
 }
 
-
 func kafkaAt(t testing.TB, what, env, def, target string) []string {
 	t.Helper()
 	needService(t, what)

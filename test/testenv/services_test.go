@@ -68,6 +68,7 @@ func abortThenCommit(t *testing.T, brokers []string, topic string) {
 
 // Needs: PostgreSQL from `make services`.
 func TestPostgresFreshDatabase(t *testing.T) {
+	needService(t, "PostgreSQL")
 	var dsn string
 	t.Run("create", func(t *testing.T) {
 		dsn = Postgres(t)
@@ -111,6 +112,7 @@ func TestPostgresFreshDatabase(t *testing.T) {
 
 // Needs: Redis from `make services`.
 func TestRedisPrefixAndAppendOnly(t *testing.T) {
+	needService(t, "Redis")
 	var addr, prefix string
 	t.Run("use", func(t *testing.T) {
 		addr, prefix = Redis(t)
