@@ -78,6 +78,9 @@ func checkpoint(ctx context.Context, o Options, base []kgo.Opt) (connector.Check
 		if err == nil {
 			err = resp.Error()
 		}
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return connector.Checkpoint{}, nil // the group never committed
+		}
 		if errors.Is(err, kerr.UnstableOffsetCommit) {
 			if !sleepCtx(ctx, 50*time.Millisecond) {
 				return nil, ctx.Err()

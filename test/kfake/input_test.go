@@ -1,0 +1,37 @@
+package kfake_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produceInput writes n records with unique event IDs ("in-<i>"), repeating
+// keys and JSON values to topic, with an idempotent producer, and waits for
+// every acknowledgement.
+func produceInput(t *testing.T, c *kfake.Cluster, topic string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.AllowAutoTopicCreation(),
+		kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		recs = append(recs, &kgo.Record{
+			Key:     fmt.Appendf(nil, "k-%d", i%97),
+			Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i%1000),
+			Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", i)}},
+		})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
