@@ -29,7 +29,7 @@ start)
 	wait_until 60 "dockerd" "$logfile" "$pidfile" docker_ok
 	log "Docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) ready (storage driver $(docker info --format '{{.Driver}}'))"
 	;;
-stop) stop_pidfile "$pidfile" dockerd 60 ;;
+stop) stop_pidfile "$pidfile" "dockerd" 60 ;;
 status)
 	if docker_ok; then echo "dockerd: running${pidfile:+ (pid $(cat "$pidfile" 2>/dev/null))}"; else echo "dockerd: stopped"; fi
 	;;

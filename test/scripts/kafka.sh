@@ -82,7 +82,7 @@ start_node() { # node
 		return 0
 	fi
 	if port_open "$port" || port_open "$(controller_port "$n")"; then
-		die "node $n: port $port or $(controller_port "$n") is taken by a process 'make services' did not start; stop it or set KAFKA_PORT/KAFKA_CLUSTER_BASE_PORT"
+		die "node $n: port $port or $(controller_port "$n") is taken by a process 'make services' did not start ($(who_listens "$port") $(who_listens "$(controller_port "$n")")); stop it or set KAFKA_PORT/KAFKA_CLUSTER_BASE_PORT"
 	fi
 	mkdir -p "$dir/data"
 	write_config "$n"
@@ -109,6 +109,34 @@ ready_check() {
 	fi
 }
 
+# stop_nodes sends SIGTERM to every node at once, then SIGKILL to those still
+# up after 30s: a node of a cluster whose other controllers are already gone
+# cannot finish a controlled shutdown and would otherwise wait for a timeout.
+stop_nodes() {
+	local n pids=() pf
+	for n in "${nodes[@]}"; do
+		pf="$base/node-$n/kafka.pid"
+		if pid_alive "$pf"; then
+			pids+=("$(head -n1 "$pf")")
+			log "$mode node $n: stopping pid ${pids[-1]}"
+			kill -TERM "${pids[-1]}" 2>/dev/null || true
+		fi
+		rm -f "$pf"
+	done
+	local deadline=$((SECONDS + 30)) pid
+	for pid in ${pids[@]+"${pids[@]}"}; do
+		while kill -0 "$pid" 2>/dev/null; do
+			if [ "$SECONDS" -ge "$deadline" ]; then
+				log "pid $pid still running after 30s, sending SIGKILL"
+				kill -KILL "$pid" 2>/dev/null || true
+				break
+			fi
+			sleep 0.2
+		done
+	done
+	[ "${#pids[@]}" -gt 0 ] || log "$mode: not running"
+}
+
 case "$cmd" in
 start)
 	[ -f "$KAFKA_HOME/.complete" ] || "$TEST_DIR/scripts/kafka-jars.sh"
@@ -122,9 +150,7 @@ start)
 	ready_check
 	log "Kafka $KAFKA_VERSION ($mode) ready at $(brokers)"
 	;;
-stop)
-	for n in "${nodes[@]}"; do stop_pidfile "$base/node-$n/kafka.pid" "Kafka $mode node $n" 60; done
-	;;
+stop) stop_nodes ;;
 status)
 	for n in "${nodes[@]}"; do
 		if pid_alive "$base/node-$n/kafka.pid"; then
@@ -135,7 +161,7 @@ status)
 	done
 	;;
 clean)
-	for n in "${nodes[@]}"; do stop_pidfile "$base/node-$n/kafka.pid" "Kafka $mode node $n" 60; done
+	stop_nodes
 	rm -rf "$base"
 	log "removed $base"
 	;;

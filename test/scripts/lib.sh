@@ -51,6 +51,11 @@ port_open() {
 	(exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null
 }
 
+# who_listens PORT: the listening socket and process on PORT, for messages.
+who_listens() {
+	ss -ltnpH "sport = :$1" 2>/dev/null | awk '{print $4, $6}' | paste -sd' ' - || true
+}
+
 # pid_alive PIDFILE: true when the file names a running process.
 pid_alive() {
 	local pid

@@ -59,7 +59,7 @@ start)
 	if as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 		log "already running (127.0.0.1:$PG_PORT)"
 	else
-		port_open "$PG_PORT" && die "port $PG_PORT is taken by a process 'make services' did not start; stop it or set PG_PORT"
+		port_open "$PG_PORT" && die "port $PG_PORT is taken by a process 'make services' did not start ($(who_listens "$PG_PORT")); stop it or set PG_PORT"
 		log "starting on 127.0.0.1:$PG_PORT (log: $logfile)"
 		touch "$logfile" && chown postgres:postgres "$logfile" 2>/dev/null || true
 		as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 60 start >/dev/null ||

@@ -35,7 +35,7 @@ CONF
 	if pid_alive "$pidfile"; then
 		log "already running (pid $(cat "$pidfile"), 127.0.0.1:$REDIS_PORT)"
 	else
-		port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by a process 'make services' did not start; stop it or set REDIS_PORT"
+		port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by a process 'make services' did not start ($(who_listens "$REDIS_PORT")); stop it or set REDIS_PORT"
 		log "starting on 127.0.0.1:$REDIS_PORT (log: $logfile)"
 		redis-server "$dir/redis.conf" || { show_log_tail "$logfile"; die "redis-server failed to start"; }
 	fi
@@ -44,12 +44,12 @@ CONF
 	[ "$(cli config get appendonly | tail -n1)" = yes ] || die "appendonly is not yes"
 	log "Redis $(cli info server | sed -n 's/^redis_version:\([^\r]*\).*/\1/p') ready at 127.0.0.1:$REDIS_PORT (appendonly yes, appendfsync $REDIS_APPENDFSYNC)"
 	;;
-stop) stop_pidfile "$pidfile" redis 30 ;;
+stop) stop_pidfile "$pidfile" redis-server 30 ;;
 status)
 	if pid_alive "$pidfile"; then echo "redis: running pid $(cat "$pidfile") 127.0.0.1:$REDIS_PORT"; else echo "redis: stopped"; fi
 	;;
 clean)
-	stop_pidfile "$pidfile" redis 30
+	stop_pidfile "$pidfile" redis-server 30
 	rm -rf "$dir"
 	log "removed $dir"
 	;;
