@@ -4,6 +4,7 @@
 # --ip=127.0.0.1 makes published container ports listen on loopback only.
 #   dockerd.sh start|stop|status
 # start is idempotent: an engine that already answers `docker info` is used as is.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 cmd="${1:-start}"

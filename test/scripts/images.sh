@@ -7,6 +7,7 @@
 # Each tag is a content hash of the image's inputs (and its base's tag), so an
 # image whose tag exists is not built again and a second run takes seconds.
 # The tags are written to $CONNECTD_CACHE/images.env, where test/testenv finds them.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 IMAGES_DIR="$TEST_DIR/images"

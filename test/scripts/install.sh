@@ -3,6 +3,7 @@
 # with one `apt-get update` first and only if something must be installed.
 #   install.sh services   Java, Maven, PostgreSQL 15, Redis, Docker engine
 #   install.sh images     Docker engine and debootstrap
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 need=()

@@ -2,14 +2,15 @@
 # Fetches Apache Kafka $KAFKA_VERSION's jars from Maven (test/kafka/pom.xml)
 # into $CONNECTD_CACHE/kafka-$KAFKA_VERSION/libs. Idempotent: a completed copy
 # is marked and not fetched again.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 libs="$KAFKA_HOME/libs"
 marker="$KAFKA_HOME/.complete"
 pom="$TEST_DIR/kafka/pom.xml"
 # The marker records the pom's hash, so editing the pom refetches.
-want="$(sha256sum "$pom" | cut -c1-16)"
-if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
+pom_hash="$(sha256sum "$pom" | cut -c1-16)"
+if [ -f "$marker" ] && [ "$(cat "$marker")" = "$pom_hash" ]; then
 	log "Kafka $KAFKA_VERSION jars present in $libs"
 	exit 0
 fi
@@ -26,5 +27,5 @@ fi
 [ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
 rm -rf "$libs"
 mv "$tmp" "$libs"
-echo "$want" >"$marker"
-log "Kafka $KAFKA_VERSION: $(ls "$libs" | wc -l) jars in $libs"
+echo "$pom_hash" >"$marker"
+log "Kafka $KAFKA_VERSION: $(find "$libs" -name '*.jar' | wc -l) jars in $libs"

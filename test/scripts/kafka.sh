@@ -7,6 +7,7 @@
 # start is idempotent: it starts only the nodes not running (so it also brings
 # back a node a test killed) and then checks that a client can create a topic
 # and commit a transaction. PIDs are in <node dir>/kafka.pid, logs in kafka.log.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 cmd="${1:-start}"

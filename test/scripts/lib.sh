@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # ROOT_DIR, KAFKA_HOME, ...: used by the sourcing scripts
 # Shared helpers for the test-service scripts in this directory. Sourced, not run.
 #
 # Layout (all outside the repository):
@@ -129,4 +129,5 @@ start_background() {
 }
 
 mkdir -p "$CONNECTD_CACHE"
-mkdir -p "$CONNECTD_RUN" && chmod 755 "$CONNECTD_RUN" 2>/dev/null || true
+mkdir -p "$CONNECTD_RUN"
+chmod 755 "$CONNECTD_RUN" 2>/dev/null || true

@@ -4,6 +4,7 @@
 # trust on loopback) and max_prepared_transactions=64 for two-phase commit.
 #   postgres.sh start|stop|status|clean
 # As root, the server runs as the `postgres` user (PostgreSQL refuses root).
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 cmd="${1:-start}"
@@ -61,7 +62,8 @@ start)
 	else
 		port_open "$PG_PORT" && die "port $PG_PORT is taken by a process 'make services' did not start ($(who_listens "$PG_PORT")); stop it or set PG_PORT"
 		log "starting on 127.0.0.1:$PG_PORT (log: $logfile)"
-		touch "$logfile" && chown postgres:postgres "$logfile" 2>/dev/null || true
+		touch "$logfile"
+		[ "$(id -u)" -ne 0 ] || chown postgres:postgres "$logfile"
 		as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 60 start >/dev/null ||
 			{ show_log_tail "$logfile"; die "pg_ctl start failed"; }
 	fi

@@ -3,6 +3,7 @@
 # appendonly yes and appendfsync $REDIS_APPENDFSYNC (always: an acknowledged
 # write survives a crash, which the exactly-once Redis sink relies on).
 #   redis.sh start|stop|status|clean
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 cmd="${1:-start}"
@@ -17,8 +18,7 @@ pong() { [ "$(cli ping 2>/dev/null)" = PONG ]; }
 
 case "$cmd" in
 start)
-	command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
-		ensure_packages redis-server:redis-server redis-cli:redis-tools
+	ensure_packages redis-server:redis-server redis-cli:redis-tools
 	mkdir -p "$dir/data"
 	cat >"$dir/redis.conf" <<CONF
 # Written by test/scripts/redis.sh on every start; edits are lost.
