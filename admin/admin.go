@@ -1,0 +1,206 @@
+// Package admin serves connectd's HTTP admin API. Paths, verbs, status codes
+// and JSON shapes follow Kafka Connect's REST API so its tooling works
+// against connectd; connectd's own extras (guarantee, per-partition
+// checkpoint and lag, commit counters) ride along in the same objects.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+)
+
+// Server timeouts. The admin API answers from memory, so generous bounds
+// cost nothing, and without them a client that never finishes its headers
+// would hold a connection forever (slowloris).
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Connectors is what the admin API reads from the daemon hosting the
+// connectors; *daemon.Daemon implements it.
+type Connectors interface {
+	Names() []string
+	Status(name string) (connector.Status, bool)
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithVersion sets the version and commit reported by GET /. Default "dev"
+// and "".
+func WithVersion(version, commit string) Option {
+	return func(s *Server) { s.version, s.commit = version, commit }
+}
+
+// WithConfig tells the server each connector's Kafka Connect type ("source"
+// when it writes into Kafka from elsewhere, "sink" when it reads Kafka).
+// Without it the type is "unknown", as Connect reports a connector whose
+// class it cannot load.
+func WithConfig(cfg *config.Config) Option {
+	return func(s *Server) {
+		for _, cc := range cfg.Connectors {
+			s.types[cc.Name] = ConnectorType(cc)
+		}
+	}
+}
+
+// WithWorkerID sets the worker_id reported in status. Default: the address
+// the server listens on once Listen has bound it.
+func WithWorkerID(id string) Option {
+	return func(s *Server) { s.workerID = id }
+}
+
+// ConnectorType is Kafka Connect's name for what a connector does: a
+// connector reading a Kafka topic is a "sink" (whatever it writes to), any
+// other is a "source" (it brings data into its sink from outside Kafka).
+func ConnectorType(cc config.Connector) string {
+	if cc.Source.Type == "kafka" {
+		return "sink"
+	}
+	return "source"
+}
+
+// Server is the admin API of one daemon.
+type Server struct {
+	conns   Connectors
+	log     *slog.Logger
+	version string
+	commit  string
+	types   map[string]string
+	handler http.Handler
+
+	mu       sync.Mutex
+	workerID string
+	ln       net.Listener
+	srv      *http.Server
+}
+
+// New returns the admin API over conns (usually a *daemon.Daemon). log may
+// be nil (slog.Default()).
+func New(conns Connectors, log *slog.Logger, opts ...Option) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{conns: conns, log: log, version: "dev", types: map[string]string{}}
+	for _, o := range opts {
+		o(s)
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the API's routes, for tests and for embedding in another
+// server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Listen binds addr (host:port; port 0 picks a free port). Binding before
+// serving lets the caller fail fast on a taken port, before it starts any
+// connector, and learn the real address.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		ln.Close()
+		return errors.New("admin API: already listening")
+	}
+	s.ln = ln
+	if s.workerID == "" {
+		s.workerID = ln.Addr().String()
+	}
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+// Addr is the bound address, or "" before Listen.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Serve serves on the listener bound by Listen until Shutdown; it returns
+// nil after a Shutdown.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	srv, ln := s.srv, s.ln
+	s.mu.Unlock()
+	if srv == nil {
+		return errors.New("admin API: Serve before Listen")
+	}
+	s.log.Info("admin API listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	return nil
+}
+
+// ListenAndServe binds addr and serves until ctx is done, then shuts down,
+// giving in-flight requests up to 5s.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	if err := s.Listen(addr); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return err
+	}
+	return <-errc
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx is done. It is a no-op before Listen.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, ln := s.srv, s.ln
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	// Serve may never have run (a start-up failure after Listen); the
+	// listener is closed either way so the port is released.
+	_ = ln.Close()
+	return err
+}
+
+func (s *Server) worker() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.workerID
+}

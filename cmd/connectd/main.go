@@ -1,0 +1,135 @@
+// Command connectd is the exactly-once Kafka connector daemon: `run` hosts
+// the connectors of a YAML config, `validate` checks a config without
+// connecting to anything, `verify` runs the exactly-once checker against a
+// connector's input and output, and `version` says what was built.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK = 0
+	// exitFail: the config is invalid, the daemon could not start, or
+	// verify found the output not exactly once.
+	exitFail = 1
+	// exitUsage: bad command line, or (verify) an operational error that
+	// prevented an answer.
+	exitUsage = 2
+)
+
+const usage = `connectd: exactly-once Kafka connectors
+
+Usage:
+  connectd run      -c FILE [--log-level LEVEL]   run the connectors of FILE
+  connectd validate -c FILE                       check FILE; exit 1 with every error
+  connectd verify   -c FILE --connector NAME [--timeout 2m]
+                                                  check a connector's output is exactly once
+  connectd version                                print version, Go version and commit
+
+Run 'connectd COMMAND -h' for a command's flags.
+`
+
+// command is one subcommand: it parses its own flags from args and returns
+// the process exit code.
+type command func(args []string, stdout, stderr io.Writer) int
+
+var commands = map[string]command{
+	"run":      runCmd,
+	"validate": validateCmd,
+	"verify":   verifyCmd,
+	"version":  versionCmd,
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "connectd: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	return cmd(args[1:], stdout, stderr)
+}
+
+// newFlagSet returns a flag set for subcommand name that reports errors
+// instead of exiting, so each command maps them to exitUsage itself.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("connectd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: connectd %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; ok is false when the command should return code
+// (0 for -h, exitUsage for a bad flag or a stray argument).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// configFlag registers -c/--config.
+func configFlag(fs *flag.FlagSet) *string {
+	path := new(string)
+	fs.StringVar(path, "c", "", "config `FILE` (YAML)")
+	fs.StringVar(path, "config", "", "config `FILE` (same as -c)")
+	return path
+}
+
+// levelFlag is --log-level: debug, info, warn or error.
+type levelFlag struct{ slog.Level }
+
+func (l *levelFlag) Set(s string) error {
+	if err := l.Level.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return fmt.Errorf("log level %q is not debug, info, warn or error", s)
+	}
+	return nil
+}
+
+func (l *levelFlag) String() string { return strings.ToLower(l.Level.String()) }
+
+// logLevelFlag registers --log-level, default info.
+func logLevelFlag(fs *flag.FlagSet) *levelFlag {
+	l := &levelFlag{slog.LevelInfo}
+	fs.Var(l, "log-level", "log `LEVEL`: debug, info (default), warn or error")
+	return l
+}
+
+// newLogger logs text to w at level, and makes it the default so packages
+// that log through slog.Default() log the same way.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	return log
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/connectd/connectd/admin"
+	"github.com/connectd/connectd/daemon"
+)
+
+// adminShutdownTimeout bounds how long in-flight admin requests may take
+// once the connectors have stopped.
+const adminShutdownTimeout = 5 * time.Second
+
+// runCmd runs the connectors of a config until SIGINT or SIGTERM. The first
+// signal stops every connector, each committing or aborting its open batch
+// within its shutdown_timeout, and exits 0; a second signal while stopping
+// exits 1 at once (whatever was not committed is aborted by the broker or
+// fenced on the next start, so exactly-once still holds).
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	flags := newFlagSet("run", "-c FILE [--log-level LEVEL]", stderr)
+	path := configFlag(flags)
+	level := logLevelFlag(flags)
+	if code, ok := parseFlags(flags, args); !ok {
+		return code
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "connectd run: -c FILE is required")
+		flags.Usage()
+		return exitUsage
+	}
+	log := newLogger(stderr, level.Level)
+
+	cfg, err := loadAndValidate(*path)
+	if err != nil {
+		printErrors(stderr, *path, err)
+		return exitFail
+	}
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		printErrors(stderr, *path, err)
+		return exitFail
+	}
+	b := readBuildInfo()
+	srv := admin.New(d, log, admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg))
+	// Bind the admin port before starting anything, so a taken port fails
+	// the start instead of leaving connectors running unobservable.
+	if err := srv.Listen(cfg.Admin.Listen); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+
+	// Registered before the connectors start, so a signal during start-up
+	// is a clean stop too rather than the default abrupt exit.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	log.Info("starting connectd", "version", b.Version, "config", *path, "connectors", len(cfg.Connectors))
+	if err := d.Start(context.Background()); err != nil {
+		log.Error("cannot start", "err", err)
+		d.Stop()
+		shutdownAdmin(srv)
+		return exitFail
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+
+	var stopping atomic.Bool
+	go func() {
+		d.Wait()
+		if !stopping.Load() {
+			// Failed connectors stay inspectable: the operator reads
+			// their status (and its trace) before deciding what to do.
+			log.Warn("every connector has stopped on its own; the admin API keeps serving their status until connectd is signalled")
+		}
+	}()
+
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case err := <-serveErr:
+		log.Error("admin API failed; shutting down", "err", err)
+		stopping.Store(true)
+		d.Stop()
+		return exitFail
+	}
+	stopping.Store(true)
+	stopped := make(chan struct{})
+	go func() {
+		d.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case sig := <-sigs:
+		log.Error("second signal: exiting now without waiting for open batches", "signal", sig.String())
+		os.Exit(exitFail)
+	}
+	shutdownAdmin(srv)
+	log.Info("connectd stopped")
+	return exitOK
+}
+
+func shutdownAdmin(srv *admin.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
