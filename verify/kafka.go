@@ -161,26 +161,61 @@ func kafkaRecord(r *kgo.Record) *connector.Record {
 	return rec
 }
 
+// stableBound returns, per partition of topics, a last stable offset that
+// covers every record written before the call. It notes the high watermarks
+// first, then waits until the last stable offsets reach them: a transaction
+// still open then (the pipeline's own next batch, or a zombie's hanging one)
+// hides everything committed after its first record from read_committed
+// readers until it ends, at the latest at its transaction.timeout. Without
+// the wait, output committed together with the checkpoint we read could be
+// invisible yet, and be reported missing.
+func stableBound(ctx context.Context, base []kgo.Opt, topics []string) (connector.Checkpoint, error) {
+	cl, err := kgo.NewClient(base...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	highs, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("output high watermarks: %w", err)
+	}
+	for {
+		stable, err := adm.ListCommittedOffsets(ctx, topics...)
+		if err != nil {
+			return nil, fmt.Errorf("output last stable offsets: %w", err)
+		}
+		bound := connector.Checkpoint{}
+		caughtUp := true
+		stable.Each(func(lo kadm.ListedOffset) {
+			if lo.Err != nil {
+				return // a topic not created yet holds nothing
+			}
+			if hw, ok := highs.Lookup(lo.Topic, lo.Partition); ok && hw.Err == nil && lo.Offset < hw.Offset {
+				caughtUp = false
+			}
+			if lo.Offset > 0 {
+				bound[connector.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}] = lo.Offset
+			}
+		})
+		if caughtUp {
+			return bound, nil
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return nil, fmt.Errorf("waiting for open transactions on the output to end: %w", ctx.Err())
+		}
+	}
+}
+
 // actualOutputs reads every output topic to its last stable offset and
 // returns the topic-qualified IDs of records whose origin is below cp.
 // A record without a parsable origin counts: it cannot be attributed, so it
 // shows up as unexpected.
 func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, cp connector.Checkpoint) ([]string, error) {
-	cl, err := kgo.NewClient(base...)
+	bound, err := stableBound(ctx, base, keys(topics))
 	if err != nil {
 		return nil, err
 	}
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, keys(topics)...)
-	cl.Close()
-	if err != nil {
-		return nil, fmt.Errorf("output end offsets: %w", err)
-	}
-	bound := connector.Checkpoint{}
-	ends.Each(func(lo kadm.ListedOffset) {
-		if lo.Err == nil && lo.Offset > 0 {
-			bound[connector.TopicPartition{Topic: lo.Topic, Partition: lo.Partition}] = lo.Offset
-		}
-	})
 	var actual []string
 	err = readBelow(ctx, base, bound, func(r *kgo.Record) {
 		var id, origin string

@@ -72,12 +72,17 @@ var fastClient = []kgo.Opt{
 // startDaemon runs cfg's connectors as instance id until the test ends.
 func startDaemon(t *testing.T, cfg *config.Config, id string) *daemon.Daemon {
 	t.Helper()
+	return startDaemonWith(t, cfg, id, fastClient)
+}
+
+func startDaemonWith(t *testing.T, cfg *config.Config, id string, opts []kgo.Opt) *daemon.Daemon {
+	t.Helper()
 	cfg.InstanceID = id
 	d, err := daemon.New(cfg, testLogger(t).With("instance", id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.ClientOpts = fastClient
+	d.ClientOpts = opts
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,12 @@ import (
 // every acknowledgement.
 func produceInput(t *testing.T, c *kfake.Cluster, topic string, n int) {
 	t.Helper()
+	produceInputRange(t, c, topic, 0, n)
+}
+
+// produceInputRange writes records from..to-1 like produceInput.
+func produceInputRange(t *testing.T, c *kfake.Cluster, topic string, from, to int) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.AllowAutoTopicCreation(),
 		kgo.DefaultProduceTopic(topic))
 	if err != nil {
@@ -23,8 +29,8 @@ func produceInput(t *testing.T, c *kfake.Cluster, topic string, n int) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	recs := make([]*kgo.Record, 0, n)
-	for i := range n {
+	recs := make([]*kgo.Record, 0, to-from)
+	for i := from; i < to; i++ {
 		recs = append(recs, &kgo.Record{
 			Key:     fmt.Appendf(nil, "k-%d", i%97),
 			Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i%1000),
