@@ -6,10 +6,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -43,7 +45,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	for _, cc := range cfg.Connectors {
 		s, err := pipeline.Decode(cc)
 		if err != nil {
-			if ce, ok := err.(config.Errors); ok {
+			var ce config.Errors
+			if errors.As(err, &ce) {
 				errs = append(errs, ce...)
 				continue
 			}
@@ -57,12 +60,29 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	return &Daemon{cfg: cfg, specs: specs, log: log, connectors: map[string]*connector.Connector{}}, nil
 }
 
-// Brokers are the Kafka bootstrap addresses connectors use.
+// Brokers are the Kafka bootstrap addresses connectors use. A configured
+// entry may hold a comma-separated list, as Kafka's bootstrap.servers does,
+// so brokers: [${KAFKA_BROKERS}] takes "a:9092,b:9092".
 func (d *Daemon) Brokers() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.broker != nil {
 		return d.broker.ListenAddrs()
 	}
-	return d.cfg.Kafka.Brokers
+	return SplitBrokers(d.cfg.Kafka.Brokers)
+}
+
+// SplitBrokers splits comma-separated entries and drops empty ones.
+func SplitBrokers(entries []string) []string {
+	var out []string
+	for _, e := range entries {
+		for _, b := range strings.Split(e, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
 }
 
 // Start starts the embedded broker (if configured) and every connector.
@@ -72,7 +92,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		d.mu.Lock()
 		d.broker = b
+		d.mu.Unlock()
 		d.log.Info("embedded Kafka broker started", "listen", b.ListenAddrs(), "data_dir", e.DataDir)
 	}
 	env := pipeline.Env{
@@ -118,9 +140,12 @@ func (d *Daemon) Stop() {
 		d.cancel()
 	}
 	d.wg.Wait()
-	if d.broker != nil {
-		d.broker.Close()
-		d.broker = nil
+	d.mu.Lock()
+	b := d.broker
+	d.broker = nil
+	d.mu.Unlock()
+	if b != nil {
+		b.Close()
 	}
 }
 

@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 
@@ -60,10 +61,15 @@ func (p *Processor) Process(in []*connector.Record) ([]*connector.Record, error)
 		r.EventID = id
 		outs, err := p.chain.Apply(r)
 		if err != nil {
-			if p.dlqTopic == "" {
-				return nil, &connector.RecordError{Origin: r.Origin, Stage: "transform", Err: err}
+			stage, cause := "transform", err
+			var te *transform.RecordError
+			if errors.As(err, &te) { // name the transform once, not the origin twice
+				stage, cause = fmt.Sprintf("transform %d (%s)", te.Index, te.Transform), te.Err
 			}
-			out = append(out, p.deadLetter(r, id, "transform", err))
+			if p.dlqTopic == "" {
+				return nil, &connector.RecordError{Origin: r.Origin, Stage: stage, Err: cause}
+			}
+			out = append(out, p.deadLetter(r, id, stage, cause))
 			continue
 		}
 		out = append(out, outs...)
@@ -80,13 +86,7 @@ func (p *Processor) deadLetter(r *connector.Record, id, stage string, cause erro
 	d := r.Clone()
 	d.EventID = id
 	d.Topic = p.dlqTopic
-	var msg string
-	var re *transform.RecordError
-	if errors.As(cause, &re) {
-		msg = re.Error()
-	} else {
-		msg = cause.Error()
-	}
+	msg := (&connector.RecordError{Origin: r.Origin, Stage: stage, Err: cause}).Error()
 	d.Headers = append(d.Headers,
 		connector.Header{Key: HeaderDLQTopic, Value: []byte(r.Origin.Topic)},
 		connector.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(int(r.Origin.Partition)))},

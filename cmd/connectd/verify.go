@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/verify"
 )
@@ -61,7 +62,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	brokers, embedded := cfg.Kafka.Brokers, cfg.Kafka.Embedded != nil
+	brokers, embedded := daemon.SplitBrokers(cfg.Kafka.Brokers), cfg.Kafka.Embedded != nil
 	if embedded {
 		brokers = []string{cfg.Kafka.Embedded.Listen}
 	}
