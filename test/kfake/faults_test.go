@@ -167,5 +167,3 @@ func TestAtLeastOnceUnderFaultsDuplicates(t *testing.T) {
 		t.Fatalf("at_least_once under faults produced no duplicates: the faults did not bite: %s", rep)
 	}
 }
-
-
