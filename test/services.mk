@@ -3,7 +3,7 @@
 # Works included from the top-level Makefile (`include test/services.mk`) and
 # standalone (`make -f test/services.mk services images`). Targets:
 #   services        install what is missing (apt-get), then start on 127.0.0.1:
-#                   Kafka (KRaft, one node, :9092), PostgreSQL 15 (:5432),
+#                   Kafka (KRaft, one node, :9192), PostgreSQL 15 (:5432),
 #                   Redis 7 (:6379, appendonly), and dockerd. Idempotent.
 #   services-stop   stop them (data kept); services-status shows them
 #   clean-services  stop them and remove their data dirs
@@ -21,7 +21,7 @@ CONNECTD_SCRIPTS := $(CONNECTD_TEST_DIR)/scripts
 export CONNECTD_CACHE ?= $(HOME)/.cache/connectd
 export CONNECTD_RUN ?= /var/tmp/connectd
 export KAFKA_VERSION ?= 4.1.1
-export KAFKA_PORT ?= 9092
+export KAFKA_PORT ?= 9192
 export KAFKA_CLUSTER_BASE_PORT ?= 19092
 export PG_PORT ?= 5432
 export REDIS_PORT ?= 6379

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Apache Kafka (KRaft, from the Maven jars) on 127.0.0.1.
 #   kafka.sh start|stop|status|clean [single|cluster]
-# single  (default): one combined broker+controller, client port $KAFKA_PORT (9092).
+# single  (default): one combined broker+controller, client port $KAFKA_PORT (9192).
 # cluster: three combined nodes for failover tests, client ports
 #          $KAFKA_CLUSTER_BASE_PORT+0..2 (19092-19094), controllers +100 (19192-19194).
 # start is idempotent: it starts only the nodes not running (so it also brings
@@ -12,8 +12,8 @@ source "$(dirname "$0")/lib.sh"
 
 cmd="${1:-start}"
 mode="${2:-single}"
-KAFKA_PORT="${KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_PORT="${KAFKA_PORT:-9192}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9193}"
 KAFKA_CLUSTER_BASE_PORT="${KAFKA_CLUSTER_BASE_PORT:-19092}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-120}"

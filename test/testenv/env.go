@@ -25,7 +25,7 @@ const (
 	EnvPostgresDSN         = "PG_DSN"
 	EnvRedisAddr           = "REDIS_ADDR"
 
-	DefaultKafkaBrokers        = "127.0.0.1:9092"
+	DefaultKafkaBrokers        = "127.0.0.1:9192"
 	DefaultKafkaClusterBrokers = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
 	DefaultPostgresDSN         = "postgres://connectd:connectd@127.0.0.1:5432/postgres?sslmode=disable"
 	DefaultRedisAddr           = "127.0.0.1:6379"

@@ -12,7 +12,7 @@ import (
 )
 
 // Kafka returns the seed brokers of the Kafka that `make services` starts
-// (KAFKA_BROKERS, default 127.0.0.1:9092), after checking that it answers.
+// (KAFKA_BROKERS, default 127.0.0.1:9192), after checking that it answers.
 // Tests share the broker; isolate them with KafkaTopics.
 func Kafka(t testing.TB) []string {
 	t.Helper()
