@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -87,4 +88,25 @@ func (es Errors) err() error {
 		)
 	})
 	return out
+}
+
+// Merge combines positioned errors (Errors or *Error) from several checks
+// into one Errors, sorted and without duplicates; nil errors are skipped. An
+// error without a position is kept as a problem with an empty position.
+func Merge(errs ...error) error {
+	var all Errors
+	for _, err := range errs {
+		var ce Errors
+		var e *Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ce):
+			all = append(all, ce...)
+		case errors.As(err, &e):
+			all = append(all, e)
+		default:
+			all = append(all, &Error{Msg: err.Error()})
+		}
+	}
+	return all.err()
 }

@@ -23,7 +23,9 @@ func Load(path string) (*Config, error) {
 // strictly (unknown keys are errors, except inside source, sink and
 // transforms, whose keys Component.Decode checks later), expands ${VAR} and
 // ${VAR:default} in string values, fills defaults and validates. On failure
-// the error is Errors, every problem found, sorted by position.
+// the error is Errors, every problem found, sorted by position; unless the
+// YAML itself does not parse, the config decoded so far is returned with it,
+// so callers can go on to check the components and report all at once.
 func Parse(file string, data []byte) (*Config, error) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -54,10 +56,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	applyDefaults(cfg, d.spans)
 	v := &validator{file: file, spans: d.spans, failed: d.failed, errs: &d.errs}
 	v.config(cfg)
-	if err := d.errs.err(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	// The config decoded as far as it could be comes back with the errors,
+	// so a caller can check its components too and report everything in
+	// one go (connectd validate). Only a YAML syntax error returns no
+	// config.
+	return cfg, d.errs.err()
 }
 
 // at is where path's value starts, else fallback.

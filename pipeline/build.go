@@ -87,6 +87,7 @@ func Decode(cc config.Connector) (*Spec, error) {
 			errs = append(errs, fieldError(cc.Source, "kafka source", err))
 		}
 		s.KafkaSrc = &k
+	case "": // reported by config
 	default:
 		errs = append(errs, cc.Source.FieldErrorf("type", "unknown source type %q (known: %s)",
 			cc.Source.Type, strings.Join(SourceTypes, ", ")))
@@ -98,6 +99,7 @@ func Decode(cc config.Connector) (*Spec, error) {
 		} else if err := s.KafkaSink.Validate(); err != nil {
 			errs = append(errs, fieldError(cc.Sink, "kafka sink", err))
 		}
+	case "": // reported by config
 	default:
 		errs = append(errs, cc.Sink.FieldErrorf("type", "unknown sink type %q (known: %s)",
 			cc.Sink.Type, strings.Join(SinkTypes, ", ")))
@@ -122,17 +124,27 @@ func NewProcessor(cc config.Connector) (*Processor, error) {
 	}
 	chain := make(transform.Chain, 0, len(cc.Transforms))
 	for i, tc := range cc.Transforms {
-		t, err := transform.Build(tc.Type, tc.Decode)
-		if err != nil {
-			var ce config.Errors
-			if errors.As(err, &ce) {
-				errs = append(errs, err)
-			} else {
-				errs = append(errs, tc.Errorf("transforms[%d]: %v", i, err))
-			}
+		if tc.Type == "" {
+			continue // reported by config
+		}
+		if _, ok := transform.Lookup(tc.Type); !ok {
+			errs = append(errs, tc.FieldErrorf("type", "transforms[%d]: unknown transform type %q (known: %s)",
+				i, tc.Type, strings.Join(transform.Names(), ", ")))
 			continue
 		}
-		chain = append(chain, t)
+		t, err := transform.Build(tc.Type, tc.Decode)
+		var ce config.Errors
+		var fe *transform.FieldError
+		switch {
+		case err == nil:
+			chain = append(chain, t)
+		case errors.As(err, &ce):
+			errs = append(errs, err)
+		case errors.As(err, &fe):
+			errs = append(errs, tc.FieldErrorf(fe.Field, "transforms[%d] (%s): %s: %v", i, tc.Type, fe.Field, fe.Err))
+		default:
+			errs = append(errs, tc.Errorf("transforms[%d]: %v", i, err))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, flatten(errs)
@@ -231,23 +243,5 @@ func fieldError(c config.Component, what string, err error) error {
 	return c.Errorf("%s: %s", what, msg)
 }
 
-// flatten merges errors into one config.Errors when all are positioned.
-func flatten(errs []error) error {
-	var out config.Errors
-	for _, err := range errs {
-		var ce config.Errors
-		var e *config.Error
-		switch {
-		case errors.As(err, &ce):
-			out = append(out, ce...)
-		case errors.As(err, &e):
-			out = append(out, e)
-		default:
-			out = append(out, &config.Error{Msg: err.Error()})
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
+// flatten merges errors into one config.Errors.
+func flatten(errs []error) error { return config.Merge(errs...) }

@@ -44,11 +44,11 @@ type recordExpr struct {
 // mismatching result type at compile time where it can know it.
 func compileRecordExpr(source string, want expr.Option) (*recordExpr, error) {
 	if source == "" {
-		return nil, fmt.Errorf("expr is required")
+		return nil, fieldErr("expr", fmt.Errorf("is required"))
 	}
 	p, err := expr.Compile(source, expr.Env(recordEnv{}), want)
 	if err != nil {
-		return nil, fmt.Errorf("expr %q does not compile: %w", source, err)
+		return nil, fieldErr("expr", fmt.Errorf("%q does not compile: %w", source, err))
 	}
 	re := &recordExpr{source: source, program: p}
 	node := p.Node()

@@ -51,7 +51,7 @@ func TestFilterBuildErrors(t *testing.T) {
 		{"syntax", `expr: "value.amount >"`, []string{`"value.amount >"`, "does not compile"}},
 		{"unknown variable", `expr: "vaule.amount > 1"`, []string{"vaule"}},
 		{"not bool", `expr: "key + 'x'"`, []string{"does not compile", "bool"}},
-		{"missing", `expr: ""`, []string{"expr is required"}},
+		{"missing", `expr: ""`, []string{"expr: is required"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

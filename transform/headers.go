@@ -48,7 +48,7 @@ func buildHeaders(decode func(any) error) (Transform, error) {
 	}
 	for _, k := range c.Remove {
 		if _, both := c.Set[k]; both {
-			return nil, fmt.Errorf("header %q is both set and removed", k)
+			return nil, fieldErr("remove", fmt.Errorf("header %q is both set and removed", k))
 		}
 	}
 	return h, nil

@@ -79,7 +79,7 @@ func buildSet(decode func(any) error) (Transform, error) {
 		return nil, err
 	}
 	if len(c.Fields) == 0 {
-		return nil, fmt.Errorf("fields is required")
+		return nil, fieldErr("fields", fmt.Errorf("is required"))
 	}
 	keys := make([]string, 0, len(c.Fields))
 	for k := range c.Fields {
@@ -93,7 +93,7 @@ func buildSet(decode func(any) error) (Transform, error) {
 	for _, p := range paths {
 		v, err := literalJSON(c.Fields[p.String()])
 		if err != nil {
-			return nil, fmt.Errorf("field %s: value cannot be JSON: %w", p, err)
+			return nil, fieldErr("fields", fmt.Errorf("field %s: value cannot be JSON: %w", p, err))
 		}
 		s.values = append(s.values, v)
 	}
@@ -127,7 +127,7 @@ func buildRename(decode func(any) error) (Transform, error) {
 		return nil, err
 	}
 	if len(c.Fields) == 0 {
-		return nil, fmt.Errorf("fields is required")
+		return nil, fieldErr("fields", fmt.Errorf("is required"))
 	}
 	froms := make([]string, 0, len(c.Fields))
 	tos := make([]string, 0, len(c.Fields))
@@ -137,11 +137,11 @@ func buildRename(decode func(any) error) (Transform, error) {
 	}
 	// Overlapping sources or targets would make the result depend on order.
 	if _, err := parsePaths(tos); err != nil {
-		return nil, fmt.Errorf("targets: %w", err)
+		return nil, fieldErr("fields", fmt.Errorf("targets: %w", err))
 	}
 	from, err := parsePaths(froms)
 	if err != nil {
-		return nil, fmt.Errorf("sources: %w", err)
+		return nil, fieldErr("fields", fmt.Errorf("sources: %w", err))
 	}
 	r := renameFields{from: from}
 	for _, f := range from {
@@ -189,7 +189,7 @@ func buildDrop(decode func(any) error) (Transform, error) {
 		return nil, err
 	}
 	if len(c.Fields) == 0 {
-		return nil, fmt.Errorf("fields is required")
+		return nil, fieldErr("fields", fmt.Errorf("is required"))
 	}
 	// Overlap (a and a.b) is harmless for drop, so only parse and sort.
 	fields := append([]string(nil), c.Fields...)

@@ -72,12 +72,12 @@ func TestJSONFieldsRecordErrors(t *testing.T) {
 
 func TestJSONFieldsBuildErrors(t *testing.T) {
 	tests := []struct{ name, transform, cfg, want string }{
-		{"set empty", "set", "fields: {}", "fields is required"},
+		{"set empty", "set", "fields: {}", "fields: is required"},
 		{"set overlap", "set", "fields: {a: 1, a.b: 2}", "overlap"},
 		{"set empty segment", "set", "fields: {a..b: 1}", "empty segment"},
 		{"rename target overlap", "rename", "fields: {a: x, b: x.y}", "overlap"},
 		{"rename same target", "rename", "fields: {a: x, b: x}", "overlap"},
-		{"drop empty", "drop", "fields: []", "fields is required"},
+		{"drop empty", "drop", "fields: []", "fields: is required"},
 		{"drop bad path", "drop", "fields: [.a]", "empty segment"},
 	}
 	for _, tt := range tests {

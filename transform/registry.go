@@ -106,3 +106,18 @@ type named struct {
 }
 
 func (n named) Name() string { return n.name }
+
+// FieldError is a Build error about one field of a transform's config, so
+// the config loader can point at that field's line rather than the
+// transform's.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// fieldErr wraps err as a FieldError of field.
+func fieldErr(field string, err error) error { return &FieldError{Field: field, Err: err} }

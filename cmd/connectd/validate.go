@@ -37,10 +37,12 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 // config.Errors when the problems are in the file.
 func loadAndValidate(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
+	if cfg == nil {
+		return nil, err // unreadable, or not YAML at all
 	}
-	if err := pipeline.Validate(cfg); err != nil {
+	// The components are checked even when the file has other problems,
+	// so one run reports every error.
+	if err := config.Merge(err, pipeline.Validate(cfg)); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -172,8 +172,29 @@ connectors:
 		sink: {type: kafka, topic: out}
 `,
 			want: [][2]string{
-				{"FILE:8:9: ", `transform filter: expr "value.amount >" does not compile`},
-				{"FILE:10:9: ", "unknown name vaule"},
+				{"FILE:9:9: ", `transforms[0] (filter): expr: "value.amount >" does not compile`},
+				{"FILE:11:9: ", "unknown name vaule"},
+			},
+		},
+		{
+			name: "file and component errors together",
+			yaml: `
+kafka:
+	brokers: [127.0.0.1:9092]
+	embeded: {}
+connectors:
+	- name: a
+		gaurantee: exactly_once
+		source: {type: kafka, topics: [x], colour: red}
+		transforms:
+			- type: sett
+		sink: {type: kafka, topic: out}
+`,
+			want: [][2]string{
+				{"FILE:4:3: ", `unknown key "embeded"`},
+				{"FILE:7:5: ", `unknown key "gaurantee"`},
+				{"FILE:8:40: ", `unknown key "colour"`},
+				{"FILE:10:9: ", `unknown transform type "sett"`},
 			},
 		},
 	}
