@@ -76,15 +76,17 @@ func (a *AtLeastOnce) storeInTopic(ctx context.Context, cp connector.Checkpoint)
 }
 
 func (a *AtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpoint) error {
-	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for tp, next := range cp {
-		if offsets[tp.Topic] == nil {
-			offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
-		}
-		offsets[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: next}
+	if err := commitGroupSync(ctx, a.cl, cp); err != nil {
+		return connector.NewCommitError(connector.Abortable, "commit offsets", err)
 	}
+	return nil
+}
+
+// commitGroupSync commits cp as cl's group offsets and returns the first
+// error, of the request or of any partition.
+func commitGroupSync(ctx context.Context, cl *kgo.Client, cp connector.Checkpoint) error {
 	var commitErr error
-	a.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			commitErr = err
 			return
@@ -97,10 +99,7 @@ func (a *AtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpoint) 
 			}
 		}
 	})
-	if commitErr != nil {
-		return connector.NewCommitError(connector.Abortable, "commit offsets", commitErr)
-	}
-	return nil
+	return commitErr
 }
 
 // Abort drops buffered records; acknowledged ones stay written.
@@ -148,4 +147,16 @@ func (a *AtLeastOnce) Close() {
 		a.cl.Close()
 		a.cl = nil
 	}
+}
+
+// groupOffsets is cp in the shape kgo commits.
+func groupOffsets(cp connector.Checkpoint) map[string]map[int32]kgo.EpochOffset {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for tp, next := range cp {
+		if offsets[tp.Topic] == nil {
+			offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: next}
+	}
+	return offsets
 }

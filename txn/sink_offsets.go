@@ -1,0 +1,247 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// SinkStore is a sink that keeps its data and the input checkpoint in one
+// atomic unit (a PostgreSQL transaction, a Redis script), so the sink, not
+// the consumer group, is the truth about what was applied.
+//
+// Ownership of a partition is claimed with the consumer group's generation:
+// a member that joins later has a higher generation, so once it has claimed
+// a partition, a commit by the previous owner (a zombie: paused past its
+// session timeout, then resumed) is refused.
+type SinkStore interface {
+	// Claim takes ownership of tps for group at generation gen, and returns
+	// their stored checkpoints (a partition absent from the result has
+	// none). A partition already claimed at a higher generation makes Claim
+	// fail with a Fenced *connector.CommitError.
+	Claim(ctx context.Context, group string, gen int32, tps []connector.TopicPartition) (connector.Checkpoint, error)
+	// Commit writes recs and moves each partition of to from from[tp] (absent
+	// means no stored checkpoint) to to[tp], as one atomic unit, only if every
+	// partition is still owned at gens[tp] with its stored checkpoint equal
+	// to from[tp]. Otherwise nothing is written and the error is a Fenced
+	// *connector.CommitError. Other failures must be classified: Abortable
+	// when nothing was applied (a serialization failure, a connection lost
+	// before the commit was sent), CommitUnknown when it may have been (a
+	// connection lost during COMMIT).
+	Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error
+	// Close releases the store's connections.
+	Close()
+}
+
+// SinkOffsets is the exactly-once protocol for Kafka → a SinkStore. The
+// consumer group only distributes partitions; the checkpoint lives in the
+// sink.
+//
+//   - Assignment: for the partitions it is given, the member claims them in
+//     the sink with its group generation and seeks to the checkpoints stored
+//     there (partitions with none start at the source's start_offset, never
+//     at the group's offsets, which are for lag display only).
+//   - Atomic: the batch's writes and the checkpoint update, in one sink
+//     transaction that compares generation and expected start offset per
+//     partition (compare-and-set).
+//   - Abort and fencing: nothing of the batch is applied. Recover closes the
+//     consumer and joins the group again, so the next batch starts from the
+//     checkpoints claimed anew from the sink: never from memory.
+//   - Unknown outcome (the connection dropped during COMMIT): the same; the
+//     new claim reads the stored checkpoint, which says whether the batch
+//     committed.
+//   - After each commit the group offsets are committed too, asynchronously,
+//     so Kafka's lag tools see progress; nothing reads them back.
+type SinkOffsets struct {
+	opts    []kgo.Opt
+	group   string
+	startAt kgo.Offset
+	store   SinkStore
+	log     *slog.Logger
+
+	cl  atomic.Pointer[kgo.Client]
+	buf []*connector.Record
+
+	mu    sync.Mutex
+	owned map[connector.TopicPartition]claim
+}
+
+// claim is what this member knows about a partition it owns.
+type claim struct {
+	gen  int32
+	next int64 // stored checkpoint; valid if has
+	has  bool
+}
+
+// NewSinkOffsets returns the protocol. opts are the source's consumer
+// options plus seed brokers; startAt is where partitions with no stored
+// checkpoint start.
+func NewSinkOffsets(opts []kgo.Opt, group string, startAt kgo.Offset, store SinkStore, log *slog.Logger) *SinkOffsets {
+	return &SinkOffsets{opts: opts, group: group, startAt: startAt, store: store, log: log,
+		owned: map[connector.TopicPartition]claim{}}
+}
+
+var _ connector.Protocol = (*SinkOffsets)(nil)
+
+// Client is the current consumer, for the source to poll.
+func (s *SinkOffsets) Client() *kgo.Client { return s.cl.Load() }
+
+// Begin starts buffering a batch.
+func (s *SinkOffsets) Begin(context.Context) error {
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// Write buffers recs; the sink sees them at Commit, in one transaction.
+func (s *SinkOffsets) Write(_ context.Context, recs []*connector.Record) error {
+	s.buf = append(s.buf, recs...)
+	return nil
+}
+
+// Commit writes the batch and the checkpoint through the store, atomically.
+func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error {
+	gens := make(map[connector.TopicPartition]int32, len(cp))
+	from := connector.Checkpoint{}
+	s.mu.Lock()
+	for tp := range cp {
+		c, ok := s.owned[tp]
+		if !ok {
+			s.mu.Unlock()
+			return connector.NewCommitError(connector.Fenced, "commit",
+				fmt.Errorf("partition %s is no longer assigned to this member", tp))
+		}
+		gens[tp] = c.gen
+		if c.has {
+			from[tp] = c.next
+		}
+	}
+	s.mu.Unlock()
+
+	err := s.store.Commit(ctx, s.group, gens, s.buf, from, cp)
+	s.buf = s.buf[:0]
+	if err != nil {
+		var ce *connector.CommitError
+		if !errors.As(err, &ce) {
+			err = connector.NewCommitError(connector.CommitUnknown, "sink commit", err)
+		}
+		return err
+	}
+	s.mu.Lock()
+	for tp, next := range cp {
+		if c, ok := s.owned[tp]; ok {
+			c.next, c.has = next, true
+			s.owned[tp] = c
+		}
+	}
+	s.mu.Unlock()
+	s.commitGroupForLag(cp)
+	return nil
+}
+
+// commitGroupForLag commits the checkpoint to the consumer group, without
+// waiting, for lag display. It is never read back: the sink is the truth.
+func (s *SinkOffsets) commitGroupForLag(cp connector.Checkpoint) {
+	cl := s.cl.Load()
+	if cl == nil {
+		return
+	}
+	cl.CommitOffsets(context.Background(), groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			s.log.Debug("group offset commit for lag display failed", "err", err)
+		}
+	})
+}
+
+// Abort drops the buffered batch; nothing was sent to the sink.
+func (s *SinkOffsets) Abort(context.Context) error {
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// Recover starts the consumer, or replaces it after any failure so the next
+// batch starts at checkpoints claimed anew from the sink.
+func (s *SinkOffsets) Recover(_ context.Context, cause error) error {
+	if s.cl.Load() != nil && cause == nil {
+		return nil
+	}
+	if old := s.cl.Swap(nil); old != nil {
+		s.log.Info("rejoining to re-read the checkpoints from the sink", "cause", cause)
+		old.Close()
+	}
+	s.mu.Lock()
+	clear(s.owned)
+	s.mu.Unlock()
+	opts := append(append([]kgo.Opt{}, s.opts...),
+		kgo.AdjustFetchOffsetsFn(s.claim),
+		kgo.OnPartitionsRevoked(s.release),
+		kgo.OnPartitionsLost(s.release),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return connector.NewCommitError(connector.Fatal, "new consumer", err)
+	}
+	s.cl.Store(cl)
+	return nil
+}
+
+// claim runs on assignment, before fetching starts: it claims the assigned
+// partitions in the sink at the current generation and replaces the group's
+// offsets by the sink's checkpoints.
+func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	cl := s.cl.Load()
+	if cl == nil {
+		return nil, errors.New("consumer closed")
+	}
+	_, gen := cl.GroupMetadata()
+	var tps []connector.TopicPartition
+	for t, ps := range offsets {
+		for p := range ps {
+			tps = append(tps, connector.TopicPartition{Topic: t, Partition: p})
+		}
+	}
+	stored, err := s.store.Claim(ctx, s.group, gen, tps)
+	if err != nil {
+		s.log.Warn("claiming partitions in the sink failed; the group will rejoin", "err", err)
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range tps {
+		next, has := stored[tp]
+		s.owned[tp] = claim{gen: gen, next: next, has: has}
+		at := s.startAt
+		if has {
+			at = kgo.NewOffset().At(next).WithEpoch(-1)
+		}
+		offsets[tp.Topic][tp.Partition] = at
+	}
+	return offsets, nil
+}
+
+// release forgets revoked or lost partitions: a batch still holding records
+// of them cannot commit (Commit reports it fenced).
+func (s *SinkOffsets) release(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ps := range gone {
+		for _, p := range ps {
+			delete(s.owned, connector.TopicPartition{Topic: t, Partition: p})
+		}
+	}
+}
+
+// Close closes the consumer (leaving the group) and the store.
+func (s *SinkOffsets) Close() {
+	if cl := s.cl.Swap(nil); cl != nil {
+		cl.Close()
+	}
+	s.store.Close()
+}
