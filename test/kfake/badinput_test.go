@@ -117,25 +117,10 @@ func waitState(t *testing.T, d *daemon.Daemon, name string, want connector.State
 // readOne returns the headers of the first committed record of topic.
 func readOne(t *testing.T, c *kfake.Cluster, topic string) map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("no record in %s", topic)
-		}
-		if recs := fs.Records(); len(recs) > 0 {
-			h := map[string]string{}
-			for _, kv := range recs[0].Headers {
-				h[kv.Key] = string(kv.Value)
-			}
-			return h
-		}
-	}
+	var h map[string]string
+	consumeUntil(t, c, []kgo.Opt{kgo.ConsumeTopics(topic)}, func(r *kgo.Record) bool {
+		h = headers(r)
+		return true
+	})
+	return h
 }

@@ -93,40 +93,15 @@ func produceAborted(t *testing.T, c *kfake.Cluster, topic string) originT {
 }
 
 // firstOutput returns the event ID and origin of the first record of out/0.
-func firstOutput(t *testing.T, c *kfake.Cluster) (string, string) {
+func firstOutput(t *testing.T, c *kfake.Cluster) (id, origin string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatal("no output record")
-		}
-		var id, origin string
-		fs.EachRecord(func(r *kgo.Record) {
-			if id != "" {
-				return
-			}
-			for _, h := range r.Headers {
-				switch h.Key {
-				case sinkkafka.HeaderEventID:
-					id = string(h.Value)
-				case sinkkafka.HeaderOrigin:
-					origin = string(h.Value)
-				}
-			}
+	consumeUntil(t, c, []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": {0: kgo.NewOffset().AtStart()}})},
+		func(r *kgo.Record) bool {
+			h := headers(r)
+			id, origin = h[sinkkafka.HeaderEventID], h[sinkkafka.HeaderOrigin]
+			return true
 		})
-		if id != "" {
-			return id, origin
-		}
-	}
+	return id, origin
 }
 
 // writeOutput writes one record with the given event ID and origin to out;
@@ -164,29 +139,16 @@ func writeOutput(t *testing.T, c *kfake.Cluster, opts []kgo.Opt, id, origin stri
 // many data records that removed (some offsets are transaction markers).
 func deleteOutputPrefix(t *testing.T, c *kfake.Cluster, n int64) int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": {1: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	data := 0
-	for seen := false; !seen; {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatal("reading out/1")
-		}
-		fs.EachRecord(func(r *kgo.Record) {
+	cl := consumeUntil(t, c, []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"out": {1: kgo.NewOffset().AtStart()}})},
+		func(r *kgo.Record) bool {
 			if r.Offset < n {
 				data++
-			} else {
-				seen = true
 			}
+			return r.Offset >= n
 		})
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	offsets := kadm.Offsets{}
 	offsets.Add(kadm.Offset{Topic: "out", Partition: 1, At: n})
 	resp, err := kadm.NewClient(cl).DeleteRecords(ctx, offsets)
