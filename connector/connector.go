@@ -15,6 +15,7 @@ type State string
 const (
 	Unassigned State = "UNASSIGNED"
 	Running    State = "RUNNING"
+	Paused     State = "PAUSED"
 	Stopped    State = "STOPPED"
 	Failed     State = "FAILED"
 )
@@ -39,6 +40,16 @@ type Options struct {
 	// negative disables.
 	ProgressInterval time.Duration
 	Logger           *slog.Logger
+	// Observer, if set, is told about every committed batch (metrics).
+	Observer Observer
+}
+
+// Observer sees each committed batch: how long its commit took and, per
+// input record, its timestamp (the producer's, for Kafka input), so that the
+// end-to-end latency from production to visibility in the sink can be
+// measured. Implementations must be cheap: this runs on the commit path.
+type Observer interface {
+	Committed(commit time.Duration, committedAt time.Time, timestamps []time.Time)
 }
 
 func (o *Options) setDefaults() {
@@ -89,6 +100,10 @@ type Connector struct {
 	err        error
 	checkpoint Checkpoint // last committed
 	lastCommit time.Time
+	paused     bool
+	resumed    chan struct{} // closed by Resume while paused
+
+	timestamps []time.Time // of the open batch's input, for the Observer
 }
 
 // Stats are a connector's running counters.
@@ -131,16 +146,19 @@ func (c *Connector) Run(ctx context.Context) error {
 
 	var (
 		cause        error
-		recover      = true // load the checkpoint before the first batch
+		needRecover  = true // load the checkpoint before the first batch
 		failingSince time.Time
 		attempt      int
 	)
 	for ctx.Err() == nil {
+		if !c.waitWhilePaused(ctx) {
+			break
+		}
 		var err error
-		if recover {
+		if needRecover {
 			err = c.proto.Recover(ctx, cause)
 			if err == nil {
-				recover = false
+				needRecover = false
 			}
 		}
 		if err == nil {
@@ -168,7 +186,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		wait := backoff(attempt)
 		c.log.Warn("batch not committed; rewinding to the last committed checkpoint",
 			"kind", kind.String(), "err", err, "retry_in", wait)
-		cause, recover = err, true
+		cause, needRecover = err, true
 		if !sleep(ctx, wait) {
 			break
 		}
@@ -184,6 +202,7 @@ func (c *Connector) Run(ctx context.Context) error {
 // what was read is committed within ShutdownTimeout).
 func (c *Connector) runBatch(ctx context.Context) error {
 	deadline := time.Now().Add(c.opts.CommitInterval)
+	c.timestamps = c.timestamps[:0]
 	cp := Checkpoint{}
 	began := false
 	var in, out int
@@ -212,6 +231,9 @@ func (c *Connector) runBatch(ctx context.Context) error {
 			}
 			for _, r := range recs {
 				cp.Advance(r.Origin)
+				if c.opts.Observer != nil {
+					c.timestamps = append(c.timestamps, r.Timestamp)
+				}
 			}
 			in += len(recs)
 			out += len(processed)
@@ -233,12 +255,17 @@ func (c *Connector) runBatch(ctx context.Context) error {
 	// commit half-way (that would make its outcome unknown for no reason).
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	start := time.Now()
 	err := c.proto.Commit(cctx, cp)
 	c.allowRebalance()
 	if err != nil {
 		return err
 	}
 	c.recordCommit(cp, in, out)
+	if c.opts.Observer != nil {
+		now := time.Now()
+		c.opts.Observer.Committed(now.Sub(start), now, c.timestamps)
+	}
 	return nil
 }
 
@@ -306,3 +333,54 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // MarkFailed records a failure that happened outside Run's own error
 // handling (the daemon uses it for a panic).
 func (c *Connector) MarkFailed(err error) { c.setState(Failed, err) }
+
+// Pause makes the connector stop reading after the batch in progress
+// commits; it keeps its group membership and resources (Kafka Connect's
+// PAUSED). A rebalance while paused proceeds: no batch is open.
+func (c *Connector) Pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.paused {
+		c.paused = true
+		c.resumed = make(chan struct{})
+	}
+}
+
+// Resume undoes Pause.
+func (c *Connector) Resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused {
+		c.paused = false
+		close(c.resumed)
+	}
+}
+
+// waitWhilePaused blocks while the connector is paused, between batches;
+// it reports false if ctx ended first.
+func (c *Connector) waitWhilePaused(ctx context.Context) bool {
+	c.mu.Lock()
+	if !c.paused {
+		c.mu.Unlock()
+		return true
+	}
+	resumed := c.resumed
+	if c.state == Running {
+		c.state = Paused
+	}
+	c.mu.Unlock()
+	c.allowRebalance()
+	c.log.Info("connector paused")
+	select {
+	case <-resumed:
+		c.log.Info("connector resumed")
+		c.mu.Lock()
+		if c.state == Paused {
+			c.state = Running
+		}
+		c.mu.Unlock()
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -16,16 +16,18 @@ type PartitionStatus struct {
 
 // Status is a snapshot of a connector for the admin API.
 type Status struct {
-	Name       string            `json:"name"`
-	State      State             `json:"state"`
-	Guarantee  string            `json:"guarantee"`
-	Error      string            `json:"error,omitempty"`
-	LastCommit time.Time         `json:"last_commit,omitzero"`
-	RecordsIn  uint64            `json:"records_in"`
-	RecordsOut uint64            `json:"records_out"`
-	Commits    uint64            `json:"commits"`
-	Aborts     map[string]uint64 `json:"aborts"`
-	Partitions []PartitionStatus `json:"partitions"`
+	Name       string    `json:"name"`
+	State      State     `json:"state"`
+	Guarantee  string    `json:"guarantee"`
+	Error      string    `json:"error,omitempty"`
+	LastCommit time.Time `json:"last_commit,omitzero"`
+	RecordsIn  uint64    `json:"records_in"`
+	RecordsOut uint64    `json:"records_out"`
+	Commits    uint64    `json:"commits"`
+	// DeadLettered counts records routed to the dead-letter queue.
+	DeadLettered uint64            `json:"dead_lettered"`
+	Aborts       map[string]uint64 `json:"aborts"`
+	Partitions   []PartitionStatus `json:"partitions"`
 }
 
 // Status returns a snapshot of the connector's state, checkpoint and lag.
@@ -46,6 +48,9 @@ func (c *Connector) Status() Status {
 	st.RecordsIn = c.stats.RecordsIn.Load()
 	st.RecordsOut = c.stats.RecordsOut.Load()
 	st.Commits = c.stats.Commits.Load()
+	if d, ok := c.proc.(interface{ DeadLettered() uint64 }); ok {
+		st.DeadLettered = d.DeadLettered()
+	}
 	st.Aborts = map[string]uint64{}
 	for k := Abortable; k <= Fatal; k++ {
 		st.Aborts[k.String()] = c.stats.Aborts[k].Load()

@@ -1,0 +1,96 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/connectd/connectd/connector"
+)
+
+type fakeSource map[string]connector.Status
+
+func (f fakeSource) Names() []string {
+	var n []string
+	for k := range f {
+		n = append(n, k)
+	}
+	return n
+}
+
+func (f fakeSource) Status(name string) (connector.Status, bool) {
+	s, ok := f[name]
+	return s, ok
+}
+
+func TestMetricsLintAndValues(t *testing.T) {
+	src := fakeSource{"copy": {
+		Name: "copy", State: connector.Running, RecordsIn: 10, RecordsOut: 9, Commits: 2, DeadLettered: 1,
+		Aborts:     map[string]uint64{"abortable": 3, "fenced": 1},
+		Partitions: []connector.PartitionStatus{{Topic: "in", Partition: 12, Checkpoint: 5, HighWatermark: 8, Lag: 3}},
+	}}
+	m := New(src)
+	now := time.Now()
+	m.Observer("copy").Committed(20*time.Millisecond, now, []time.Time{now.Add(-50 * time.Millisecond), {}})
+	m.Fenced("copy")
+
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+
+	want := `
+# HELP connectd_records_in_total Input records in committed batches.
+# TYPE connectd_records_in_total counter
+connectd_records_in_total{connector="copy"} 10
+# HELP connectd_consumer_lag_records Offsets between the committed checkpoint and the last stable offset, per input partition.
+# TYPE connectd_consumer_lag_records gauge
+connectd_consumer_lag_records{connector="copy",partition="12",topic="in"} 3
+# HELP connectd_batches_aborted_total Batches that did not commit, by reason: abortable, fenced, commit_unknown, fatal.
+# TYPE connectd_batches_aborted_total counter
+connectd_batches_aborted_total{connector="copy",reason="abortable"} 3
+connectd_batches_aborted_total{connector="copy",reason="fenced"} 1
+# HELP connectd_fenced_total Times a connector's session was fenced by a newer owner.
+# TYPE connectd_fenced_total counter
+connectd_fenced_total{connector="copy"} 1
+# HELP connectd_connector_state 1 for the connector's current state, 0 for the others.
+# TYPE connectd_connector_state gauge
+connectd_connector_state{connector="copy",state="FAILED"} 0
+connectd_connector_state{connector="copy",state="PAUSED"} 0
+connectd_connector_state{connector="copy",state="RUNNING"} 1
+connectd_connector_state{connector="copy",state="STOPPED"} 0
+connectd_connector_state{connector="copy",state="UNASSIGNED"} 0
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
+		"connectd_records_in_total", "connectd_consumer_lag_records", "connectd_batches_aborted_total",
+		"connectd_fenced_total", "connectd_connector_state"); err != nil {
+		t.Fatal(err)
+	}
+	// One latency observation: the zero timestamp is skipped.
+	if got := histogramCount(t, m, "connectd_end_to_end_latency_seconds"); got != 1 {
+		t.Fatalf("latency observations %d, want 1", got)
+	}
+	if got := histogramCount(t, m, "connectd_commit_duration_seconds"); got != 1 {
+		t.Fatalf("commit observations %d, want 1", got)
+	}
+}
+
+func histogramCount(t *testing.T, m *Metrics, name string) uint64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
+}
