@@ -1,0 +1,519 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/txn"
+)
+
+// DefaultCopyThreshold is the batch size from which Commit stages the rows
+// with COPY into a temporary table and merges them with one INSERT ...
+// SELECT ... ON CONFLICT, instead of unnest chunks: measured with
+// BenchmarkUpsertPath (see its comment).
+const DefaultCopyThreshold = 20000
+
+// Options say how a Store is used by its connector.
+type Options struct {
+	// Connector names the connector, for logs.
+	Connector string
+	// DLQTopic is the connector's dead-letter topic with errors.tolerance
+	// all: records with this Topic go to the dead-letter table. Empty
+	// means errors.tolerance none: a record that cannot be written fails
+	// the connector.
+	DLQTopic string
+	// ExactlyOnce: the table is keyed on event_id and written with ON
+	// CONFLICT; otherwise rows are plainly inserted.
+	ExactlyOnce bool
+	Logger      *slog.Logger
+}
+
+// Store is the PostgreSQL sink. It is a txn.SinkStore (exactly_once: rows,
+// dead-letter rows and the offsets compare-and-set in one transaction) and
+// a txn.SinkWriter (at_least_once: rows inserted, no checkpoint). The
+// connection pool is opened at first use, and auto_create runs then.
+type Store struct {
+	cfg    Config
+	cfgErr error
+	opts   Options
+	sql    statements
+	log    *slog.Logger
+	// CopyThreshold: batches with at least this many rows take the COPY
+	// path. Default DefaultCopyThreshold.
+	CopyThreshold int
+
+	mu    sync.Mutex
+	pool  *pgxpool.Pool
+	ready bool // auto_create done
+}
+
+var (
+	_ txn.SinkStore  = (*Store)(nil)
+	_ txn.SinkWriter = (*Store)(nil)
+)
+
+// New returns a store for cfg (validated here too; a config error makes
+// every call fail with a Fatal error).
+func New(cfg Config, o Options) *Store {
+	err := cfg.Validate()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Store{cfg: cfg, cfgErr: err, opts: o, log: o.Logger, CopyThreshold: DefaultCopyThreshold}
+	if err == nil {
+		s.sql = buildStatements(&s.cfg, o.ExactlyOnce)
+	}
+	return s
+}
+
+// Pool returns the connection pool, opening it (and creating the tables
+// with auto_create) at first use.
+func (s *Store) Pool(ctx context.Context) (*pgxpool.Pool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfgErr != nil {
+		return nil, connector.NewCommitError(connector.Fatal, "postgres config", s.cfgErr)
+	}
+	if s.pool == nil {
+		pc, err := pgxpool.ParseConfig(s.cfg.DSN)
+		if err != nil {
+			return nil, connector.NewCommitError(connector.Fatal, "postgres dsn", redactErr(err))
+		}
+		p, err := pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			return nil, connector.NewCommitError(connector.Abortable, "postgres connect", err)
+		}
+		s.pool = p
+	}
+	if s.cfg.AutoCreate && !s.ready {
+		if err := s.createTables(ctx, s.pool); err != nil {
+			return nil, classify("auto_create", err, false)
+		}
+		s.ready = true
+	}
+	return s.pool, nil
+}
+
+// createTables creates the offsets, target and dead-letter tables if
+// missing, under an advisory lock so instances starting together do not
+// race on CREATE TABLE IF NOT EXISTS (which is not safe concurrently).
+func (s *Store) createTables(ctx context.Context, p *pgxpool.Pool) error {
+	return pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('connectd auto_create'))"); err != nil {
+			return err
+		}
+		ddl := []string{s.sql.createTable}
+		if s.opts.ExactlyOnce {
+			ddl = append(ddl, s.sql.createOffsets)
+		}
+		if s.opts.DLQTopic != "" {
+			ddl = append(ddl, s.sql.createDLQ)
+		}
+		for _, q := range ddl {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Close closes the pool.
+func (s *Store) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pool != nil {
+		s.pool.Close()
+		s.pool = nil
+	}
+}
+
+// Claim implements txn.SinkStore: one statement claims every partition at
+// gen unless a newer generation holds it, and returns the checkpoints.
+func (s *Store) Claim(ctx context.Context, group string, gen int32, tps []connector.TopicPartition) (connector.Checkpoint, error) {
+	p, err := s.Pool(ctx)
+	if err != nil {
+		return nil, err
+	}
+	topics := make([]string, len(tps))
+	parts := make([]int32, len(tps))
+	for i, tp := range tps {
+		topics[i], parts[i] = tp.Topic, tp.Partition
+	}
+	rows, err := p.Query(ctx, s.sql.claim, group, gen, topics, parts)
+	if err != nil {
+		return nil, classify("claim", err, false)
+	}
+	cp := connector.Checkpoint{}
+	claimed := map[connector.TopicPartition]bool{}
+	var tp connector.TopicPartition
+	var next int64
+	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
+		claimed[tp] = true
+		if next >= 0 {
+			cp[tp] = next
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify("claim", err, false)
+	}
+	var lost []string
+	for _, tp := range tps {
+		if !claimed[tp] {
+			lost = append(lost, tp.String())
+		}
+	}
+	if len(lost) > 0 {
+		return nil, connector.NewCommitError(connector.Fenced, "claim",
+			fmt.Errorf("group %s: partitions %v are claimed at a generation newer than %d", group, lost, gen))
+	}
+	return cp, nil
+}
+
+// item is one record to write and its column values.
+type item struct {
+	rec  *connector.Record
+	vals row
+}
+
+// prepared is a batch split into table rows and dead-letter rows.
+type prepared struct {
+	rows []item
+	dlq  []*connector.Record
+	// dlqErr holds, per dead-letter record the sink itself rejected, why.
+	dlqErr map[*connector.Record]error
+}
+
+// prepare maps every record before any statement is sent: a record that
+// cannot be mapped goes to the dead-letter table (errors.tolerance all) or
+// fails the batch with its origin (none). Rows are deduplicated by event ID
+// (do_nothing keeps the first, do_update the last: one statement may not
+// touch a row twice) and sorted by it, so concurrent writers lock rows in
+// the same order and cannot deadlock each other.
+func (s *Store) prepare(recs []*connector.Record) (*prepared, error) {
+	m := mapper{cols: s.cfg.cols}
+	p := &prepared{dlqErr: map[*connector.Record]error{}}
+	at := make(map[string]int, len(recs))
+	for _, r := range recs {
+		if s.opts.DLQTopic != "" && r.Topic == s.opts.DLQTopic {
+			p.dlq = append(p.dlq, r)
+			continue
+		}
+		vals, err := m.mapRecord(r)
+		if err == nil {
+			_, err = text(column{name: EventIDColumn}, []byte(r.EventID))
+		}
+		if err != nil {
+			if s.opts.DLQTopic == "" {
+				return nil, connector.NewCommitError(connector.Fatal, "map record",
+					&connector.RecordError{Origin: r.Origin, Stage: "sink " + s.cfg.Table, Err: err})
+			}
+			p.dlq = append(p.dlq, r)
+			p.dlqErr[r] = err
+			continue
+		}
+		if i, dup := at[r.EventID]; dup && s.opts.ExactlyOnce {
+			if s.cfg.Conflict == DoUpdate {
+				p.rows[i] = item{r, vals}
+			}
+			continue
+		}
+		at[r.EventID] = len(p.rows)
+		p.rows = append(p.rows, item{r, vals})
+	}
+	if s.opts.ExactlyOnce {
+		sort.Slice(p.rows, func(i, j int) bool { return p.rows[i].rec.EventID < p.rows[j].rec.EventID })
+	}
+	return p, nil
+}
+
+// Commit implements txn.SinkStore: one transaction holds the rows (UPSERT
+// keyed on event_id), the dead-letter rows, and the offsets compare-and-set
+// of every partition of to; it commits only if the CAS matched every
+// partition. BEGIN, the statements and the CAS go in one pipelined round
+// trip, COMMIT (or ROLLBACK) in a second.
+func (s *Store) Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error {
+	p, err := s.prepare(recs)
+	if err != nil {
+		return err
+	}
+	cas, err := newCAS(group, gens, from, to)
+	if err != nil {
+		return err
+	}
+	pool, err := s.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.commitTx(ctx, pool, p, cas, false)
+	if err != nil && isRowError(err) {
+		// A row the table rejects (a NOT NULL or CHECK constraint, a
+		// value out of range): find it by retrying in halves under
+		// savepoints, in a new transaction.
+		s.log.Warn("a row was rejected; isolating it", "connector", s.opts.Connector, "err", err)
+		err = s.commitTx(ctx, pool, p, cas, true)
+	}
+	return err
+}
+
+// casArgs are the offsets compare-and-set's arrays.
+type casArgs struct {
+	group  string
+	topics []string
+	parts  []int32
+	gens   []int32
+	prev   []int64
+	next   []int64
+}
+
+func newCAS(group string, gens map[connector.TopicPartition]int32, from, to connector.Checkpoint) (*casArgs, error) {
+	c := &casArgs{group: group}
+	for _, tp := range to.Partitions() {
+		gen, ok := gens[tp]
+		if !ok {
+			return nil, connector.NewCommitError(connector.Fenced, "commit",
+				fmt.Errorf("partition %s has no claim", tp))
+		}
+		prev, ok := from[tp]
+		if !ok {
+			prev = -1
+		}
+		c.topics = append(c.topics, tp.Topic)
+		c.parts = append(c.parts, tp.Partition)
+		c.gens = append(c.gens, gen)
+		c.prev = append(c.prev, prev)
+		c.next = append(c.next, to[tp])
+	}
+	return c, nil
+}
+
+// commitTx runs one attempt. isolate retries rejected rows one half at a
+// time under savepoints (slow, only after a row error) and dead-letters
+// them, or fails naming the first one with errors.tolerance none.
+func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, cas *casArgs, isolate bool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return classify("acquire connection", err, false)
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(ctx, conn.Conn())
+		}
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	dlq := p.dlq
+	switch {
+	case isolate:
+		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
+			return classify("begin", err, false)
+		}
+		rejected, err := s.insertIsolating(ctx, conn.Conn(), p.rows)
+		if err != nil {
+			return err
+		}
+		if len(rejected) > 0 && s.opts.DLQTopic == "" {
+			r := rejected[0]
+			return connector.NewCommitError(connector.Fatal, "write row",
+				&connector.RecordError{Origin: r.rec.Origin, Stage: "sink " + s.cfg.Table, Err: r.err})
+		}
+		dlq = append([]*connector.Record(nil), p.dlq...)
+		for _, r := range rejected {
+			dlq = append(dlq, r.rec)
+			p.dlqErr[r.rec] = r.err
+		}
+		b = &pgx.Batch{}
+	case len(p.rows) >= s.CopyThreshold:
+		if err := conn.Conn().PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED; "+s.sql.createStage).Close(); err != nil {
+			return classify("begin", err, false)
+		}
+		if err := s.copyRows(ctx, conn.Conn(), p.rows); err != nil {
+			return classify("copy rows", err, false)
+		}
+		b = &pgx.Batch{}
+		b.Queue(s.sql.mergeStage)
+	default:
+		for start := 0; start < len(p.rows); start += s.cfg.BatchSize {
+			s.queueInsert(b, p.rows[start:min(start+s.cfg.BatchSize, len(p.rows))])
+		}
+	}
+	if len(dlq) > 0 {
+		queueDLQ(b, s.sql.insertDLQ, dlq, p.dlqErr)
+	}
+	b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
+
+	br := conn.SendBatch(ctx, b)
+	var updated int64
+	for range b.Len() {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return classify("write batch", err, false)
+		}
+		updated = tag.RowsAffected() // the CAS is last
+	}
+	if err := br.Close(); err != nil {
+		return classify("write batch", err, false)
+	}
+	if want := int64(len(cas.topics)); updated != want {
+		return connector.NewCommitError(connector.Fenced, "offsets compare-and-set",
+			fmt.Errorf("group %s: %d of %d partitions still at the claimed generation and expected offset; a newer owner holds the others", cas.group, updated, want))
+	}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return classify("commit", err, true)
+	}
+	committed = true
+	if tag.String() != "COMMIT" { // the server rolled back a failed transaction
+		return connector.NewCommitError(connector.Abortable, "commit", fmt.Errorf("server answered %q", tag.String()))
+	}
+	return nil
+}
+
+// rollback ends a transaction left open by a failure, on its own short
+// context; if that fails the connection is closed (the server then rolls
+// back) and the pool drops it.
+func rollback(ctx context.Context, c *pgx.Conn) {
+	if c.IsClosed() || c.PgConn().TxStatus() == 'I' {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = c.Close(rctx)
+	}
+}
+
+// queueInsert queues one unnest INSERT of rows.
+func (s *Store) queueInsert(b *pgx.Batch, rows []item) {
+	args := make([]any, 1+len(s.cfg.cols))
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.rec.EventID
+	}
+	args[0] = ids
+	for j := range s.cfg.cols {
+		col := make([]*string, len(rows))
+		for i, r := range rows {
+			col[i] = r.vals[j]
+		}
+		args[j+1] = col
+	}
+	b.Queue(s.sql.insert, args...)
+}
+
+// copyRows stages rows in the temporary table with COPY.
+func (s *Store) copyRows(ctx context.Context, c *pgx.Conn, rows []item) error {
+	names := make([]string, 1+len(s.cfg.cols))
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d", i)
+	}
+	i := 0
+	_, err := c.CopyFrom(ctx, pgx.Identifier{s.sql.stageTable}, names, pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(rows) {
+			return nil, nil
+		}
+		r := rows[i]
+		i++
+		vals := make([]any, 1+len(r.vals))
+		vals[0] = r.rec.EventID
+		for j, v := range r.vals {
+			vals[j+1] = v
+		}
+		return vals, nil
+	}))
+	return err
+}
+
+// rejectedRow is a row the table refused, and why.
+type rejectedRow struct {
+	rec *connector.Record
+	err error
+}
+
+// insertIsolating inserts rows in the open transaction, retrying a failing
+// chunk in halves under savepoints until the rows that fail are single.
+// With errors.tolerance none it stops at the first.
+func (s *Store) insertIsolating(ctx context.Context, c *pgx.Conn, rows []item) ([]rejectedRow, error) {
+	var rejected []rejectedRow
+	var try func(rows []item) error
+	try = func(rows []item) error {
+		if len(rows) == 0 || (s.opts.DLQTopic == "" && len(rejected) > 0) {
+			return nil
+		}
+		if _, err := c.Exec(ctx, "SAVEPOINT connectd_rows"); err != nil {
+			return classify("savepoint", err, false)
+		}
+		b := &pgx.Batch{}
+		s.queueInsert(b, rows)
+		err := c.SendBatch(ctx, b).Close()
+		if err == nil {
+			if _, err := c.Exec(ctx, "RELEASE SAVEPOINT connectd_rows"); err != nil {
+				return classify("savepoint", err, false)
+			}
+			return nil
+		}
+		if !isRowError(err) {
+			return classify("write rows", err, false)
+		}
+		if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT connectd_rows"); err != nil {
+			return classify("savepoint", err, false)
+		}
+		if len(rows) == 1 {
+			rejected = append(rejected, rejectedRow{rows[0].rec, err})
+			return nil
+		}
+		half := len(rows) / 2
+		if err := try(rows[:half]); err != nil {
+			return err
+		}
+		return try(rows[half:])
+	}
+	for start := 0; start < len(rows); start += s.cfg.BatchSize {
+		if err := try(rows[start:min(start+s.cfg.BatchSize, len(rows))]); err != nil {
+			return nil, err
+		}
+	}
+	return rejected, nil
+}
+
+// WriteBatch implements txn.SinkWriter (at_least_once): the rows are
+// plainly inserted (no unique key, duplicates possible after a failure) and
+// the dead-letter rows inserted, in one implicit transaction. A row the
+// table rejects fails the batch.
+func (s *Store) WriteBatch(ctx context.Context, recs []*connector.Record) error {
+	p, err := s.prepare(recs)
+	if err != nil {
+		return err
+	}
+	pool, err := s.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	for start := 0; start < len(p.rows); start += s.cfg.BatchSize {
+		s.queueInsert(b, p.rows[start:min(start+s.cfg.BatchSize, len(p.rows))])
+	}
+	if len(p.dlq) > 0 {
+		queueDLQ(b, s.sql.insertDLQ, p.dlq, p.dlqErr)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		return classify("insert", err, false)
+	}
+	return nil
+}

@@ -1,0 +1,392 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/test/testenv"
+)
+
+// These tests need the PostgreSQL of `make services` (PG_DSN); each gets a
+// fresh database.
+
+var (
+	p0 = connector.TopicPartition{Topic: "in", Partition: 0}
+	p1 = connector.TopicPartition{Topic: "in", Partition: 1}
+)
+
+func testConfig(dsn string) Config {
+	return Config{
+		DSN:              dsn,
+		Table:            "events",
+		AutoCreate:       true,
+		TestApplyCounter: true,
+		Columns: map[string]string{
+			"amount": "json:amount::bigint",
+			"body":   "value",
+			"k":      "key",
+			"src":    "offset",
+		},
+	}
+}
+
+func newTestStore(t *testing.T, cfg Config, o Options) (*Store, *pgx.Conn) {
+	t.Helper()
+	s := New(cfg, o)
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return s, conn
+}
+
+// recs returns records from..to-1 of partition tp, event IDs "e-<i>".
+func recs(tp connector.TopicPartition, from, to int) []*connector.Record {
+	var out []*connector.Record
+	for i := from; i < to; i++ {
+		out = append(out, &connector.Record{
+			Key:       fmt.Appendf(nil, "k-%d", i),
+			Value:     fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i*10),
+			EventID:   fmt.Sprintf("e-%d-%d", tp.Partition, i),
+			Origin:    connector.Origin{Topic: tp.Topic, Partition: tp.Partition, Offset: int64(i)},
+			Timestamp: time.UnixMilli(int64(1700000000000 + i)),
+		})
+	}
+	return out
+}
+
+func count(t *testing.T, conn *pgx.Conn, query string) int {
+	t.Helper()
+	var n int
+	if err := conn.QueryRow(context.Background(), query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func wantKind(t *testing.T, err error, kind connector.CommitErrorKind, what string) {
+	t.Helper()
+	if err == nil || connector.KindOf(err) != kind {
+		t.Fatalf("%s: got %v, want a %s error", what, err, kind)
+	}
+	t.Logf("%s: %v", what, err)
+}
+
+func TestClaimAndCommitCompareAndSet(t *testing.T) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
+	ctx := context.Background()
+	const g = "grp"
+
+	cp, err := s.Claim(ctx, g, 1, []connector.TopicPartition{p0, p1})
+	if err != nil || len(cp) != 0 {
+		t.Fatalf("first claim: %v %v, want no checkpoints", cp, err)
+	}
+	gen1 := map[connector.TopicPartition]int32{p0: 1, p1: 1}
+	batch := append(recs(p0, 0, 10), recs(p1, 0, 5)...)
+	if err := s.Commit(ctx, g, gen1, batch, connector.Checkpoint{}, connector.Checkpoint{p0: 10, p1: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events"); n != 15 {
+		t.Fatalf("%d rows, want 15", n)
+	}
+
+	// A newer member claims p0 at generation 2 and reads the checkpoint.
+	cp, err = s.Claim(ctx, g, 2, []connector.TopicPartition{p0})
+	if err != nil || cp[p0] != 10 {
+		t.Fatalf("claim at gen 2: %v %v, want p0=10", cp, err)
+	}
+	// The old owner (generation 1) cannot commit p0 any more: nothing lands.
+	err = s.Commit(ctx, g, gen1, append(recs(p0, 10, 20), recs(p1, 5, 8)...),
+		connector.Checkpoint{p0: 10, p1: 5}, connector.Checkpoint{p0: 20, p1: 8})
+	wantKind(t, err, connector.Fenced, "stale generation")
+	// A stale claim is refused too.
+	_, err = s.Claim(ctx, g, 1, []connector.TopicPartition{p0})
+	wantKind(t, err, connector.Fenced, "claim at an older generation")
+	// The right generation with a wrong expected offset is fenced.
+	gen2 := map[connector.TopicPartition]int32{p0: 2}
+	err = s.Commit(ctx, g, gen2, recs(p0, 5, 20), connector.Checkpoint{p0: 5}, connector.Checkpoint{p0: 20})
+	wantKind(t, err, connector.Fenced, "wrong from offset")
+	// Absent from (no checkpoint) while one is stored: fenced.
+	err = s.Commit(ctx, g, gen2, recs(p0, 10, 20), connector.Checkpoint{}, connector.Checkpoint{p0: 20})
+	wantKind(t, err, connector.Fenced, "absent from with a stored checkpoint")
+	if n := count(t, conn, "SELECT count(*) FROM events"); n != 15 {
+		t.Fatalf("fenced commits wrote rows: %d, want 15", n)
+	}
+	var next int64
+	if err := conn.QueryRow(ctx, "SELECT next_offset FROM connectd_offsets WHERE group_id=$1 AND topic='in' AND partition=1", g).Scan(&next); err != nil || next != 5 {
+		t.Fatalf("p1 checkpoint %d %v, want 5 (untouched by the fenced commit)", next, err)
+	}
+	if err := s.Commit(ctx, g, gen2, recs(p0, 10, 20), connector.Checkpoint{p0: 10}, connector.Checkpoint{p0: 20}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events WHERE apply_count <> 1"); n != 0 {
+		t.Fatalf("%d rows applied more than once", n)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events WHERE amount = src * 10 AND body->>'i' = src::text AND k = 'k-' || src"); n != 25 {
+		t.Fatalf("%d rows mapped right, want 25", n)
+	}
+	// Another group's rows are independent.
+	if cp, err := s.Claim(ctx, "other", 1, []connector.TopicPartition{p0}); err != nil || len(cp) != 0 {
+		t.Fatalf("other group: %v %v", cp, err)
+	}
+}
+
+func TestApplyCounterCountsReapplication(t *testing.T) {
+	for _, conflict := range []string{DoNothing, DoUpdate} {
+		for _, copyPath := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/copy=%v", conflict, copyPath), func(t *testing.T) {
+				cfg := testConfig(testenv.Postgres(t))
+				cfg.Conflict = conflict
+				s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
+				if copyPath {
+					s.CopyThreshold = 1
+				}
+				ctx := context.Background()
+				if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+					t.Fatal(err)
+				}
+				gens := map[connector.TopicPartition]int32{p0: 1}
+				if err := s.Commit(ctx, "g", gens, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10}); err != nil {
+					t.Fatal(err)
+				}
+				again := recs(p0, 5, 10)
+				for _, r := range again {
+					r.Value = []byte(`{"amount":7}`)
+				}
+				// The same rows again (the checkpoint moves 10 -> 10): a
+				// double application the counter must show.
+				if err := s.Commit(ctx, "g", gens, again, connector.Checkpoint{p0: 10}, connector.Checkpoint{p0: 10}); err != nil {
+					t.Fatal(err)
+				}
+				if n := count(t, conn, "SELECT count(*) FROM events WHERE apply_count = 2"); n != 5 {
+					t.Fatalf("%d rows with apply_count 2, want 5", n)
+				}
+				want := 0 // do_nothing: first write wins
+				if conflict == DoUpdate {
+					want = 5 // last write wins
+				}
+				if n := count(t, conn, "SELECT count(*) FROM events WHERE amount = 7"); n != want {
+					t.Fatalf("%d rows overwritten, want %d", n, want)
+				}
+			})
+		}
+	}
+}
+
+func TestDeadLetterRowsInTheSameTransaction(t *testing.T) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true, DLQTopic: "dlq"})
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+		t.Fatal(err)
+	}
+	batch := recs(p0, 0, 6)
+	batch[1].Topic = "dlq" // dead-lettered by the pipeline
+	batch[1].Headers = []connector.Header{{Key: headerDLQStage, Value: []byte("transform 0 (set)")}, {Key: headerDLQMessage, Value: []byte("boom")}}
+	batch[2].Value = []byte("not json") // the sink cannot map it
+	batch[3].Value = []byte(`{"amount":"x"}`)
+	gens := map[connector.TopicPartition]int32{p0: 1}
+
+	// Fenced first: neither rows nor dead letters land.
+	err := s.Commit(ctx, "g", gens, batch, connector.Checkpoint{p0: 3}, connector.Checkpoint{p0: 6})
+	wantKind(t, err, connector.Fenced, "fenced batch with dead letters")
+	if n := count(t, conn, "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM events_dlq)"); n != 0 {
+		t.Fatalf("a fenced batch left %d rows", n)
+	}
+
+	if err := s.Commit(ctx, "g", gens, batch, nil, connector.Checkpoint{p0: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events"); n != 3 {
+		t.Fatalf("%d rows, want 3", n)
+	}
+	rows, err := conn.Query(ctx, "SELECT event_id, origin_offset, coalesce(error_stage,''), coalesce(error_message,'') FROM events_dlq ORDER BY origin_offset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var id, stage, msg string
+	var off int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &off, &stage, &msg}, func() error {
+		got = append(got, fmt.Sprintf("%s@%d %s: %s", id, off, stage, msg))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !strings.Contains(got[0], "e-0-1@1 transform 0 (set): boom") ||
+		!strings.Contains(got[1], "in/0/2") || !strings.Contains(got[1], "not JSON") ||
+		!strings.Contains(got[2], "want an integer") {
+		t.Fatalf("dead-letter rows:\n%s", strings.Join(got, "\n"))
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"events", "events_dlq", "events_dlq", "events_dlq", "events"} {
+		if r := cfg.Route(batch[i], "dlq"); r != want {
+			t.Errorf("Route of record %d = %s, want %s", i, r, want)
+		}
+	}
+}
+
+func TestUnmappableRecordFailsWithItsOrigin(t *testing.T) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+		t.Fatal(err)
+	}
+	batch := recs(p0, 0, 5)
+	batch[3].Value = []byte("{broken")
+	err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, batch, nil, connector.Checkpoint{p0: 5})
+	wantKind(t, err, connector.Fatal, "unmappable record, errors.tolerance none")
+	if !strings.Contains(err.Error(), "in/0/3") {
+		t.Fatalf("error does not name the origin in/0/3: %v", err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events"); n != 0 {
+		t.Fatalf("%d rows written", n)
+	}
+}
+
+// A row the table itself rejects (here a NOT NULL column the mapping leaves
+// NULL) is found by bisection: dead-lettered with tolerance all, named in a
+// Fatal error with none.
+func TestRejectedRowIsolated(t *testing.T) {
+	for _, dlq := range []string{"dlq", ""} {
+		t.Run("dlq="+dlq, func(t *testing.T) {
+			cfg := testConfig(testenv.Postgres(t))
+			s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true, DLQTopic: dlq})
+			ctx := context.Background()
+			if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, "ALTER TABLE events ALTER COLUMN amount SET NOT NULL"); err != nil {
+				t.Fatal(err)
+			}
+			batch := recs(p0, 0, 40)
+			batch[7].Value = []byte(`{"i":7}`)
+			batch[30].Value = []byte(`{"i":30}`)
+			err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, batch, nil, connector.Checkpoint{p0: 40})
+			if dlq == "" {
+				wantKind(t, err, connector.Fatal, "rejected row, errors.tolerance none")
+				if !strings.Contains(err.Error(), "in/0/7:") && !strings.Contains(err.Error(), "in/0/30:") {
+					t.Fatalf("error does not name in/0/7 or in/0/30: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, conn, "SELECT count(*) FROM events"); n != 38 {
+				t.Fatalf("%d rows, want 38", n)
+			}
+			if n := count(t, conn, "SELECT count(*) FROM events_dlq WHERE origin_offset IN (7, 30) AND error_message LIKE '%null value%'"); n != 2 {
+				t.Fatalf("%d rejected rows dead-lettered, want 2", n)
+			}
+		})
+	}
+}
+
+func TestAtLeastOnceWritesDuplicates(t *testing.T) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, conn := newTestStore(t, cfg, Options{})
+	ctx := context.Background()
+	for range 2 {
+		if err := s.WriteBatch(ctx, recs(p0, 0, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events"); n != 20 {
+		t.Fatalf("%d rows, want 20 (the batch twice)", n)
+	}
+	if n := count(t, conn, "SELECT count(DISTINCT event_id) FROM events"); n != 10 {
+		t.Fatalf("%d distinct IDs, want 10", n)
+	}
+}
+
+// Two serializable transactions that each read what the other writes: the
+// second to commit fails with SQLSTATE 40001, which is Abortable.
+func TestSerializationFailureIsAbortable(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	a, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	b, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	if _, err := a.Exec(ctx, "CREATE TABLE x (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	opts := pgx.TxOptions{IsoLevel: pgx.Serializable}
+	ta, err := a.BeginTx(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := b.BeginTx(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		tx pgx.Tx
+		q  string
+	}{
+		{ta, "SELECT count(*) FROM x WHERE v = 2"},
+		{tb, "SELECT count(*) FROM x WHERE v = 1"},
+		{ta, "INSERT INTO x VALUES (1)"},
+		{tb, "INSERT INTO x VALUES (2)"},
+	} {
+		if _, err := step.tx.Exec(ctx, step.q); err != nil {
+			t.Fatalf("%s: %v", step.q, err)
+		}
+	}
+	if err := ta.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = tb.Commit(ctx)
+	if err == nil {
+		t.Fatal("the second serializable commit succeeded")
+	}
+	for _, sent := range []bool{false, true} {
+		wantKind(t, classify("commit", err, sent), connector.Abortable, fmt.Sprintf("40001 (commit sent: %v)", sent))
+	}
+}
+
+// A broken connection before COMMIT is Abortable: the server rolls back.
+func TestTerminatedBackendBeforeCommitIsAbortable(t *testing.T) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10})
+	if err != nil {
+		wantKind(t, err, connector.Abortable, "terminated backend")
+	}
+	// The pool replaces the dead connection; the retry commits.
+	if err != nil {
+		if err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events WHERE apply_count = 1"); n != 10 {
+		t.Fatalf("%d rows, want 10", n)
+	}
+}
