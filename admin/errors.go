@@ -1,0 +1,15 @@
+package admin
+
+import "errors"
+
+// Errors a Connectors implementation returns (matched with errors.Is), each
+// mapped to Kafka Connect's status code for the request.
+var (
+	// ErrNotFound: no connector of that name (404).
+	ErrNotFound = errors.New("connector not found")
+	// ErrExists: a connector of that name already exists (409).
+	ErrExists = errors.New("connector already exists")
+	// ErrNotStopped: offsets can only be read back reliably and changed
+	// while the connector is STOPPED (KIP-875) (400).
+	ErrNotStopped = errors.New("connector is not stopped")
+)
