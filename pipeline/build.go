@@ -12,6 +12,7 @@ import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/idempotency"
 	sinkkafka "github.com/connectd/connectd/sink/kafka"
+	sinkpg "github.com/connectd/connectd/sink/postgres"
 	"github.com/connectd/connectd/source/generator"
 	kafkasrc "github.com/connectd/connectd/source/kafka"
 	"github.com/connectd/connectd/transform"
@@ -56,13 +57,14 @@ type Spec struct {
 	Generator   *generator.Config // set when the source is a generator
 	KafkaSrc    *kafkasrc.Config  // set when the source is Kafka
 	KafkaSink   sinkkafka.Config
+	Postgres    *sinkpg.Config // set when the sink is PostgreSQL
 	OutputTopic string
 }
 
 // SourceTypes and SinkTypes are the component types this build knows.
 var (
 	SourceTypes = []string{"generator", "kafka"}
-	SinkTypes   = []string{"kafka"}
+	SinkTypes   = []string{"kafka", "postgres"}
 )
 
 // Decode decodes and checks every component of cc, returning all problems
@@ -99,6 +101,18 @@ func Decode(cc config.Connector) (*Spec, error) {
 		} else if err := s.KafkaSink.Validate(); err != nil {
 			errs = append(errs, fieldError(cc.Sink, "kafka sink", err))
 		}
+	case "postgres":
+		var pg sinkpg.Config
+		if err := cc.Sink.Decode(&pg); err != nil {
+			errs = append(errs, err)
+		} else if err := pg.Validate(); err != nil {
+			errs = append(errs, fieldError(cc.Sink, "postgres sink", err))
+		}
+		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
+			errs = append(errs, cc.Sink.FieldErrorf("type",
+				"postgres sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets table), not %q", cc.Source.Type))
+		}
+		s.Postgres = &pg
 	case "": // reported by config
 	default:
 		errs = append(errs, cc.Sink.FieldErrorf("type", "unknown sink type %q (known: %s)",
@@ -197,6 +211,25 @@ func Build(s *Spec, env Env) *connector.Connector {
 	var src connector.Source
 	var proto connector.Protocol
 	switch {
+	case s.Postgres != nil:
+		// The PostgreSQL sink keeps the checkpoint in the database:
+		// exactly_once claims partitions there and commits rows and
+		// offsets in one transaction; at_least_once inserts, then
+		// commits the group's offsets.
+		store := sinkpg.New(*s.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(),
+			ExactlyOnce: exactlyOnce, Logger: log})
+		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+		if exactlyOnce {
+			startAt := kgo.NewOffset().AtStart()
+			if s.KafkaSrc.StartOffset == "latest" {
+				startAt = kgo.NewOffset().AtEnd()
+			}
+			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, startAt, store, log)
+			src, proto = kafkasrc.New(p.Client, log), p
+		} else {
+			p := txn.NewSinkAtLeastOnce(opts, store, log)
+			src, proto = kafkasrc.New(p.Client, log), p
+		}
 	case s.KafkaSrc != nil && exactlyOnce:
 		opts := concat(base, s.KafkaSrc.ClientOptions(), txnOpts, env.ClientOpts)
 		p := txn.NewKafkaGroupTxn(opts, topic, log, onFenced)
@@ -216,6 +249,15 @@ func Build(s *Spec, env Env) *connector.Connector {
 		src = g
 	}
 	return connector.New(opts, src, s.Processor, proto)
+}
+
+// DLQTopic is the connector's dead-letter topic with errors.tolerance all,
+// or "" (tolerance none).
+func (s *Spec) DLQTopic() string {
+	if s.Conf.ErrorsTolerance == "all" && s.Conf.DeadLetterQueue != nil {
+		return s.Conf.DeadLetterQueue.Topic
+	}
+	return ""
 }
 
 // TransactionalID is stable per connector and instance, so a restarted

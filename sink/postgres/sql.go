@@ -19,7 +19,7 @@ type statements struct {
 	stageTable string // COPY target, a temporary table dropped at commit
 	createStage,
 	mergeStage string
-	claim, cas string
+	claim, cas                            string
 	createTable, createDLQ, createOffsets string
 }
 
