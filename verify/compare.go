@@ -31,12 +31,17 @@ type Report struct {
 	DuplicateIDs  []string `json:"duplicate_ids,omitempty"`
 	MissingIDs    []string `json:"missing_ids,omitempty"`
 	UnexpectedIDs []string `json:"unexpected_ids,omitempty"`
+
+	// ApplyCountViolations counts rows of a PostgreSQL sink in test mode
+	// (test_apply_counter) whose apply_count is not 1: a write applied
+	// twice, which an UPSERT keyed on the event ID would otherwise hide.
+	ApplyCountViolations int `json:"apply_count_violations,omitempty"`
 }
 
 // Clean reports whether the output matches the expectation exactly: every
 // expected ID as many times as expected, and nothing else.
 func (r Report) Clean() bool {
-	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0
+	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0
 }
 
 // String summarises the report on one line for logs and the CLI.
@@ -44,6 +49,9 @@ func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "expected %d, actual %d: %d duplicates, %d missing, %d unexpected",
 		r.Expected, r.Actual, r.Duplicates, r.Missing, r.Unexpected)
+	if r.ApplyCountViolations > 0 {
+		fmt.Fprintf(&b, ", %d rows with apply_count != 1", r.ApplyCountViolations)
+	}
 	for _, s := range []struct {
 		name string
 		ids  []string

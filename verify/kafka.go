@@ -44,13 +44,26 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		o.OffsetsTopic = txn.DefaultOffsetsTopic
 	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOpts...)
+	if o.Spec.Postgres != nil {
+		return runPostgres(ctx, o, base)
+	}
 	cp, err := checkpoint(ctx, o, base)
 	if err != nil {
 		return Report{}, err
 	}
-	expected, topics, err := expectedOutputs(ctx, o, base, cp)
+	spec := o.Spec
+	expected, topics, err := expectedOutputs(ctx, o, base, cp, func(r *connector.Record) string {
+		if r.Topic != "" {
+			return r.Topic
+		}
+		return spec.KafkaSink.Topic
+	})
 	if err != nil {
 		return Report{}, err
+	}
+	topics[spec.KafkaSink.Topic] = true
+	if dlq := spec.DLQTopic(); dlq != "" {
+		topics[dlq] = true
 	}
 	actual, err := actualOutputs(ctx, base, topics, cp)
 	if err != nil {
@@ -100,14 +113,12 @@ func checkpoint(ctx context.Context, o Options, base []kgo.Opt) (connector.Check
 	}
 }
 
-// expectedOutputs returns topic-qualified expected output IDs and the set of
-// topics to read.
-func expectedOutputs(ctx context.Context, o Options, base []kgo.Opt, cp connector.Checkpoint) ([]string, map[string]bool, error) {
+// expectedOutputs returns the expected output IDs, each qualified with its
+// destination (a topic, a table) as dest names it, and the set of
+// destinations.
+func expectedOutputs(ctx context.Context, o Options, base []kgo.Opt, cp connector.Checkpoint, dest func(*connector.Record) string) ([]string, map[string]bool, error) {
 	spec := o.Spec
-	topics := map[string]bool{spec.KafkaSink.Topic: true}
-	if spec.Conf.DeadLetterQueue != nil && spec.Conf.ErrorsTolerance == "all" {
-		topics[spec.Conf.DeadLetterQueue.Topic] = true
-	}
+	topics := map[string]bool{}
 	var expected []string
 	add := func(in []*connector.Record) error {
 		out, err := spec.Processor.Process(in)
@@ -115,10 +126,7 @@ func expectedOutputs(ctx context.Context, o Options, base []kgo.Opt, cp connecto
 			return fmt.Errorf("recomputing the connector's output: %w", err)
 		}
 		for _, r := range out {
-			t := r.Topic
-			if t == "" {
-				t = spec.KafkaSink.Topic
-			}
+			t := dest(r)
 			topics[t] = true
 			expected = append(expected, qualify(t, r.EventID))
 		}
@@ -292,8 +300,9 @@ func readBelow(ctx context.Context, base []kgo.Opt, bound connector.Checkpoint, 
 	return nil
 }
 
-// qualify names an output by topic and event ID; Kafka topic names cannot
-// contain ':', so the pair is unambiguous.
+// qualify names an output by destination and event ID; Kafka topic names
+// cannot contain ':' (nor can the table names of a PostgreSQL sink, unless
+// quoted), so the pair is unambiguous.
 func qualify(topic, id string) string { return topic + ":" + id }
 
 func keys(m map[string]bool) []string {

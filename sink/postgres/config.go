@@ -156,3 +156,20 @@ func redactErr(err error) error {
 	}
 	return err
 }
+
+// QuotedTable, QuotedDLQTable and QuotedOffsetsTable are the configured
+// tables as SQL identifiers (for the checker). cfg must have been validated.
+func (c *Config) QuotedTable() string        { return ident(c.Table) }
+func (c *Config) QuotedDLQTable() string     { return ident(c.DLQTable) }
+func (c *Config) QuotedOffsetsTable() string { return ident(c.OffsetsTable) }
+
+// SourceColumn returns the column mapped from source spec (e.g. "offset"),
+// if any. cfg must have been validated.
+func (c *Config) SourceColumn(spec string) (string, bool) {
+	for _, col := range c.cols {
+		if c.Columns[col.name] == spec {
+			return col.name, true
+		}
+	}
+	return "", false
+}
