@@ -28,6 +28,10 @@ type Admin struct {
 	// Listen is the admin API address. Default 127.0.0.1:8083 (Kafka
 	// Connect's port, loopback only).
 	Listen string `yaml:"listen"`
+	// StateFile keeps what the admin API changed (connectors created,
+	// reconfigured, stopped or deleted) across restarts. Empty: such
+	// changes last until the daemon stops.
+	StateFile string `yaml:"state_file"`
 }
 
 // Kafka says which Kafka cluster connectors talk to: external brokers, or the

@@ -1,12 +1,12 @@
 // Package daemon hosts connectors: it starts the embedded broker when the
-// config asks for one, runs every connector in its own goroutine so that one
-// failing connector (an error or even a panic) shows FAILED without stopping
-// the others, and stops them all within their shutdown timeouts.
+// config asks for one, runs every connector in its own goroutine with its own
+// lifecycle, so that one failing connector (an error or even a panic) shows
+// FAILED without stopping the others, and carries out the admin API's
+// lifecycle requests (create, pause, resume, stop, restart, delete, offsets).
 package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -17,47 +17,68 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/embedded"
+	"github.com/connectd/connectd/metrics"
 	"github.com/connectd/connectd/pipeline"
 )
 
-// Daemon runs the connectors of one config.
+// Daemon runs the connectors of one config plus those created through the
+// admin API.
 type Daemon struct {
-	cfg    *config.Config
-	specs  []*pipeline.Spec
-	log    *slog.Logger
-	broker *kfake.Cluster
-	// ClientOpts are extra Kafka client options for every connector.
+	cfg *config.Config
+	log *slog.Logger
+	// ClientOpts are extra Kafka client options for every connector; set
+	// before Start.
 	ClientOpts []kgo.Opt
+	// Metrics, if set before Start, receives every connector's commit
+	// observations and fencing events.
+	Metrics *metrics.Metrics
 
-	mu         sync.Mutex
-	connectors map[string]*connector.Connector
-	wg         sync.WaitGroup
-	cancel     context.CancelFunc
+	mu      sync.Mutex
+	broker  *kfake.Cluster
+	env     pipeline.Env
+	ctx     context.Context // parent of every connector's context
+	cancel  context.CancelFunc
+	entries map[string]*entry
+	state   *stateFile
 }
+
+// entry is one hosted connector.
+type entry struct {
+	spec *pipeline.Spec
+	raw  []byte // the definition as given through the API, nil for the file's
+	conn *connector.Connector
+	// stop ends the current run and waits for it; nil when not running.
+	stop    func()
+	stopped bool // STOPPED by request (KIP-875); stays so across restarts
+}
+
+// Errors returned for lifecycle requests; see package admin.
+var (
+	ErrNotFound   = admin.ErrNotFound
+	ErrExists     = admin.ErrExists
+	ErrNotStopped = admin.ErrNotStopped
+)
 
 // New decodes every connector of cfg; it fails with every config error at once.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	var specs []*pipeline.Spec
-	var errs config.Errors
+	d := &Daemon{cfg: cfg, log: log, entries: map[string]*entry{}}
+	var errs []error
 	for _, cc := range cfg.Connectors {
 		s, err := pipeline.Decode(cc)
 		if err != nil {
-			var ce config.Errors
-			if errors.As(err, &ce) {
-				errs = append(errs, ce...)
-				continue
-			}
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
-		specs = append(specs, s)
+		d.entries[cc.Name] = &entry{spec: s}
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := config.Merge(errs...); err != nil {
+		return nil, err
 	}
-	return &Daemon{cfg: cfg, specs: specs, log: log, connectors: map[string]*connector.Connector{}}, nil
+	return d, nil
 }
 
 // Brokers are the Kafka bootstrap addresses connectors use. A configured
@@ -66,6 +87,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 func (d *Daemon) Brokers() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.brokersLocked()
+}
+
+func (d *Daemon) brokersLocked() []string {
 	if d.broker != nil {
 		return d.broker.ListenAddrs()
 	}
@@ -85,61 +110,112 @@ func SplitBrokers(entries []string) []string {
 	return out
 }
 
-// Start starts the embedded broker (if configured) and every connector.
+// Start starts the embedded broker (if configured), applies the state file
+// (connectors created, changed, stopped or deleted through the API), and
+// starts every connector not STOPPED.
 func (d *Daemon) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if e := d.cfg.Kafka.Embedded; e != nil {
 		b, err := embedded.Start(*e)
 		if err != nil {
 			return err
 		}
-		d.mu.Lock()
 		d.broker = b
-		d.mu.Unlock()
 		d.log.Info("embedded Kafka broker started", "listen", b.ListenAddrs(), "data_dir", e.DataDir)
 	}
-	env := pipeline.Env{
-		Brokers:      d.Brokers(),
+	if path := d.cfg.Admin.StateFile; path != "" {
+		st, err := loadState(path)
+		if err != nil {
+			return err
+		}
+		d.state = st
+		if err := d.applyStateLocked(); err != nil {
+			return err
+		}
+	}
+	d.env = pipeline.Env{
+		Brokers:      d.brokersLocked(),
 		InstanceID:   d.cfg.InstanceID,
 		OffsetsTopic: d.cfg.OffsetsTopic,
 		ClientOpts:   d.ClientOpts,
 		Logger:       d.log,
-		OnFenced: func(name string) {
-			d.log.Warn("connector session fenced by a newer owner; rejoining", "connector", name)
-		},
+		OnFenced:     d.onFenced,
+		Observer:     d.observer,
 	}
-	ctx, d.cancel = context.WithCancel(ctx)
-	for _, s := range d.specs {
-		c := pipeline.Build(s, env)
-		d.mu.Lock()
-		d.connectors[c.Name()] = c
-		d.mu.Unlock()
-		d.wg.Add(1)
-		go d.run(ctx, c)
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	for _, e := range d.entries {
+		if !e.stopped {
+			d.startLocked(e)
+		}
 	}
 	return nil
 }
 
+func (d *Daemon) onFenced(name string) {
+	d.log.Warn("connector session fenced by a newer owner; rejoining", "connector", name)
+	if d.Metrics != nil {
+		d.Metrics.Fenced(name)
+	}
+}
+
+// startLocked builds a fresh connector for e and runs it.
+func (d *Daemon) startLocked(e *entry) {
+	c := pipeline.Build(e.spec, d.env)
+	ctx, cancel := context.WithCancel(d.ctx)
+	done := make(chan struct{})
+	e.conn = c
+	e.stop = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		run(ctx, c, d.log)
+	}()
+}
+
+func (d *Daemon) observer(name string) connector.Observer {
+	if d.Metrics == nil {
+		return nil
+	}
+	return d.Metrics.Observer(name)
+}
+
 // run runs one connector, turning a panic into FAILED for that connector
 // alone: the other connectors keep running.
-func (d *Daemon) run(ctx context.Context, c *connector.Connector) {
-	defer d.wg.Done()
+func run(ctx context.Context, c *connector.Connector, log *slog.Logger) {
 	defer func() {
 		if p := recover(); p != nil {
 			err := fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 			c.MarkFailed(err)
-			d.log.Error("connector panicked", "connector", c.Name(), "err", err)
+			log.Error("connector panicked", "connector", c.Name(), "err", err)
 		}
 	}()
 	_ = c.Run(ctx) // a failure is recorded in the connector's status
 }
 
-// Stop stops every connector (each commits or aborts its open batch within
-// its shutdown timeout), then the embedded broker.
+// halt stops e's current run, if any, and waits for it: the open batch
+// commits or aborts within the connector's shutdown timeout. It must be
+// called without d.mu held (the run may take that long).
+func halt(e *entry) {
+	if e.stop != nil {
+		e.stop()
+		e.stop = nil
+	}
+}
+
+// Stop stops every connector, then the embedded broker.
 func (d *Daemon) Stop() {
+	d.mu.Lock()
 	if d.cancel != nil {
 		d.cancel()
 	}
-	d.wg.Wait()
+	entries := make([]*entry, 0, len(d.entries))
+	for _, e := range d.entries {
+		entries = append(entries, e)
+	}
+	d.mu.Unlock()
+	for _, e := range entries {
+		halt(e)
+	}
 	d.mu.Lock()
 	b := d.broker
 	d.broker = nil
@@ -149,15 +225,12 @@ func (d *Daemon) Stop() {
 	}
 }
 
-// Wait blocks until every connector has returned (stopped or failed).
-func (d *Daemon) Wait() { d.wg.Wait() }
-
 // Names returns the connector names, sorted.
 func (d *Daemon) Names() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	names := make([]string, 0, len(d.connectors))
-	for n := range d.connectors {
+	names := make([]string, 0, len(d.entries))
+	for n := range d.entries {
 		names = append(names, n)
 	}
 	slices.Sort(names)
@@ -167,10 +240,234 @@ func (d *Daemon) Names() []string {
 // Status returns one connector's status.
 func (d *Daemon) Status(name string) (connector.Status, bool) {
 	d.mu.Lock()
-	c, ok := d.connectors[name]
+	e, ok := d.entries[name]
 	d.mu.Unlock()
 	if !ok {
 		return connector.Status{}, false
 	}
-	return c.Status(), true
+	if e.conn == nil {
+		st := connector.Status{Name: name, State: connector.Unassigned, Guarantee: string(e.spec.Conf.Guarantee)}
+		if e.stopped {
+			st.State = connector.Stopped
+		}
+		return st, true
+	}
+	st := e.conn.Status()
+	if e.stopped {
+		st.State = connector.Stopped
+	}
+	return st, true
 }
+
+// Ready reports whether every connector runs, or is paused or stopped on
+// request; a FAILED or not yet started connector makes the daemon not ready.
+func (d *Daemon) Ready() bool {
+	for _, name := range d.Names() {
+		st, _ := d.Status(name)
+		switch st.State {
+		case connector.Running, connector.Paused, connector.Stopped:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Config returns a connector's parsed config and the definition it was
+// created with through the API (nil for connectors of the config file).
+func (d *Daemon) Config(name string) (config.Connector, []byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.entries[name]
+	if !ok {
+		return config.Connector{}, nil, false
+	}
+	return e.spec.Conf, e.raw, true
+}
+
+// Create adds and starts a connector.
+func (d *Daemon) Create(_ context.Context, cc config.Connector, raw []byte) error {
+	spec, err := pipeline.Decode(cc)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.entries[cc.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, cc.Name)
+	}
+	e := &entry{spec: spec, raw: withName(raw, cc.Name)}
+	d.entries[cc.Name] = e
+	if err := d.saveLocked(); err != nil {
+		delete(d.entries, cc.Name)
+		return err
+	}
+	d.startLocked(e)
+	return nil
+}
+
+// Update replaces a connector's config and restarts that connector only, or
+// creates it.
+func (d *Daemon) Update(ctx context.Context, cc config.Connector, raw []byte) (bool, error) {
+	spec, err := pipeline.Decode(cc)
+	if err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	e, ok := d.entries[cc.Name]
+	d.mu.Unlock()
+	if !ok {
+		return true, d.Create(ctx, cc, raw)
+	}
+	halt(e)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, oldRaw := e.spec, e.raw
+	e.spec, e.raw = spec, withName(raw, cc.Name)
+	if err := d.saveLocked(); err != nil {
+		e.spec, e.raw = old, oldRaw
+	}
+	if !e.stopped {
+		d.startLocked(e)
+	}
+	return false, err
+}
+
+// Delete stops a connector and forgets it. Its checkpoint stays where it is.
+func (d *Daemon) Delete(_ context.Context, name string) error {
+	e, err := d.entry(name)
+	if err != nil {
+		return err
+	}
+	halt(e)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.entries, name)
+	return d.saveLocked()
+}
+
+// Pause makes a connector stop reading after its open batch commits.
+func (d *Daemon) Pause(name string) error {
+	e, err := d.entry(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.stopped { // Kafka Connect: pausing a stopped connector starts it paused
+		e.stopped = false
+		d.startLocked(e)
+	}
+	e.conn.Pause()
+	return d.saveLocked()
+}
+
+// Resume resumes a paused or stopped connector.
+func (d *Daemon) Resume(name string) error {
+	e, err := d.entry(name)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.stopped || e.stop == nil {
+		e.stopped = false
+		d.startLocked(e)
+		return d.saveLocked()
+	}
+	e.conn.Resume()
+	return nil
+}
+
+// StopConnector stops a connector (KIP-875 STOPPED): its open batch commits or
+// aborts, its resources are released, and its offsets may be changed.
+func (d *Daemon) StopConnector(_ context.Context, name string) error {
+	e, err := d.entry(name)
+	if err != nil {
+		return err
+	}
+	halt(e)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e.stopped = true
+	return d.saveLocked()
+}
+
+// Restart stops and starts a connector (a STOPPED one stays stopped).
+func (d *Daemon) Restart(_ context.Context, name string) error {
+	e, err := d.entry(name)
+	if err != nil {
+		return err
+	}
+	halt(e)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !e.stopped {
+		d.startLocked(e)
+	}
+	return nil
+}
+
+// Offsets returns a connector's committed checkpoint, read where it lives.
+func (d *Daemon) Offsets(ctx context.Context, name string) (connector.Checkpoint, error) {
+	store, _, err := d.offsetStore(name)
+	if err != nil {
+		return nil, err
+	}
+	return store.Get(ctx)
+}
+
+// AlterOffsets sets checkpoints of a STOPPED connector.
+func (d *Daemon) AlterOffsets(ctx context.Context, name string, cp connector.Checkpoint) error {
+	store, stopped, err := d.offsetStore(name)
+	if err != nil {
+		return err
+	}
+	if !stopped {
+		return fmt.Errorf("%w: %s must be STOPPED (PUT /connectors/%s/stop) before its offsets change", ErrNotStopped, name, name)
+	}
+	return store.Alter(ctx, cp)
+}
+
+// ResetOffsets forgets a STOPPED connector's checkpoints; resumed, it
+// replays its input from the start (Kappa-style reprocessing).
+func (d *Daemon) ResetOffsets(ctx context.Context, name string) error {
+	store, stopped, err := d.offsetStore(name)
+	if err != nil {
+		return err
+	}
+	if !stopped {
+		return fmt.Errorf("%w: %s must be STOPPED (PUT /connectors/%s/stop) before its offsets are reset", ErrNotStopped, name, name)
+	}
+	return store.Reset(ctx)
+}
+
+func (d *Daemon) offsetStore(name string) (pipeline.OffsetStore, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.entries[name]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return pipeline.Offsets(e.spec, d.env), e.stopped && e.stop == nil, nil
+}
+
+func (d *Daemon) entry(name string) (*entry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.entries[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return e, nil
+}
+
+// API is the daemon as the admin API drives it.
+func (d *Daemon) API() *API { return &API{d} }
+
+// API adapts a Daemon to admin.Connectors: there, Stop stops one connector
+// (the daemon's own Stop stops everything).
+type API struct{ *Daemon }
+
+// Stop stops one connector; see Daemon.StopConnector.
+func (a *API) Stop(ctx context.Context, name string) error { return a.StopConnector(ctx, name) }

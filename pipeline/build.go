@@ -32,6 +32,9 @@ type Env struct {
 	// OnFenced is called when a connector's session was fenced by a newer
 	// owner; may be nil.
 	OnFenced func(connector string)
+	// Observer returns the commit observer of a connector (metrics); may
+	// be nil, and may return nil.
+	Observer func(connector string) connector.Observer
 	Logger   *slog.Logger
 }
 
@@ -194,6 +197,9 @@ func Build(s *Spec, env Env) *connector.Connector {
 		ShutdownTimeout: cc.ShutdownTimeout.D(),
 		CommitTimeout:   cc.TransactionTimeout.D(),
 		Logger:          env.Logger,
+	}
+	if env.Observer != nil {
+		opts.Observer = env.Observer(cc.Name)
 	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, sinkkafka.ProducerOptions()...)
 	txnOpts := []kgo.Opt{

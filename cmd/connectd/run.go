@@ -6,12 +6,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/daemon"
+	"github.com/connectd/connectd/metrics"
 )
 
 // adminShutdownTimeout bounds how long in-flight admin requests may take
@@ -48,7 +48,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	b := readBuildInfo()
-	srv := admin.New(d, log, admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg))
+	d.Metrics = metrics.New(d)
+	srv := admin.New(d.API(), log, admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg))
 	// Bind the admin port before starting anything, so a taken port fails
 	// the start instead of leaving connectors running unobservable.
 	if err := srv.Listen(cfg.Admin.Listen); err != nil {
@@ -72,26 +73,16 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
-	var stopping atomic.Bool
-	go func() {
-		d.Wait()
-		if !stopping.Load() {
-			// Failed connectors stay inspectable: the operator reads
-			// their status (and its trace) before deciding what to do.
-			log.Warn("every connector has stopped on its own; the admin API keeps serving their status until connectd is signalled")
-		}
-	}()
-
+	// A connector that fails stays FAILED and inspectable through the admin
+	// API (its status carries the trace) until an operator restarts it.
 	select {
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
 	case err := <-serveErr:
 		log.Error("admin API failed; shutting down", "err", err)
-		stopping.Store(true)
 		d.Stop()
 		return exitFail
 	}
-	stopping.Store(true)
 	stopped := make(chan struct{})
 	go func() {
 		d.Stop()
