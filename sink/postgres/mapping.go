@@ -114,6 +114,13 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 	var top map[string]json.RawMessage // the value's top-level object, parsed once
 	var topErr error
 	topParsed := false
+	for _, c := range m.cols {
+		if c.src == srcJSON { // parse first: it validates the value for a value column too
+			top, topErr = parseObject(r.Value)
+			topParsed = true
+			break
+		}
+	}
 	for i, c := range m.cols {
 		var v *string
 		var err error
@@ -125,7 +132,11 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 				v, err = text(c, r.Key)
 			}
 		case srcValue:
-			if r.Value != nil {
+			switch {
+			case r.Value == nil:
+			case topParsed && topErr == nil && top != nil:
+				v, err = noNUL(c, r.Value) // parsed as an object already: valid JSON
+			default:
 				v, err = jsonText(c, r.Value)
 			}
 		case srcValueText:
@@ -183,6 +194,11 @@ func jsonText(c column, b []byte) (*string, error) {
 	if !json.Valid(b) {
 		return nil, fmt.Errorf("column %s: value is not JSON", c.name)
 	}
+	return noNUL(c, b)
+}
+
+// noNUL checks valid JSON b has no \u0000, which jsonb cannot hold.
+func noNUL(c column, b []byte) (*string, error) {
 	if bytes.Contains(b, []byte(`\u0000`)) {
 		return nil, fmt.Errorf(`column %s: JSON contains \u0000, which jsonb cannot hold`, c.name)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -200,18 +201,15 @@ type prepared struct {
 // touch a row twice) and sorted by it, so concurrent writers lock rows in
 // the same order and cannot deadlock each other.
 func (s *Store) prepare(recs []*connector.Record) (*prepared, error) {
-	m := mapper{cols: s.cfg.cols}
 	p := &prepared{dlqErr: map[*connector.Record]error{}}
 	at := make(map[string]int, len(recs))
-	for _, r := range recs {
-		if s.opts.DLQTopic != "" && r.Topic == s.opts.DLQTopic {
+	mapped, errs := s.mapAll(recs)
+	for i, r := range recs {
+		if s.isDLQ(r) {
 			p.dlq = append(p.dlq, r)
 			continue
 		}
-		vals, err := m.mapRecord(r)
-		if err == nil {
-			_, err = text(column{name: EventIDColumn}, []byte(r.EventID))
-		}
+		vals, err := mapped[i], errs[i]
 		if err != nil {
 			if s.opts.DLQTopic == "" {
 				return nil, connector.NewCommitError(connector.Fatal, "map record",
@@ -234,6 +232,45 @@ func (s *Store) prepare(recs []*connector.Record) (*prepared, error) {
 		sort.Slice(p.rows, func(i, j int) bool { return p.rows[i].rec.EventID < p.rows[j].rec.EventID })
 	}
 	return p, nil
+}
+
+func (s *Store) isDLQ(r *connector.Record) bool {
+	return s.opts.DLQTopic != "" && r.Topic == s.opts.DLQTopic
+}
+
+// parallelMapMin is the batch size from which records are mapped on every
+// CPU: JSON extraction is most of the sink's own CPU time.
+const parallelMapMin = 1024
+
+// mapAll maps every record that is not a dead letter, in parallel for
+// large batches (the mapper is stateless and each record independent).
+func (s *Store) mapAll(recs []*connector.Record) ([]row, []error) {
+	m := mapper{cols: s.cfg.cols}
+	mapped, errs := make([]row, len(recs)), make([]error, len(recs))
+	mapRange := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := recs[i]
+			if s.isDLQ(r) {
+				continue
+			}
+			mapped[i], errs[i] = m.mapRecord(r)
+			if errs[i] == nil {
+				_, errs[i] = text(column{name: EventIDColumn}, []byte(r.EventID))
+			}
+		}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(recs) < parallelMapMin || workers == 1 {
+		mapRange(0, len(recs))
+		return mapped, errs
+	}
+	var wg sync.WaitGroup
+	chunk := (len(recs) + workers - 1) / workers
+	for lo := 0; lo < len(recs); lo += chunk {
+		wg.Go(func() { mapRange(lo, min(lo+chunk, len(recs))) })
+	}
+	wg.Wait()
+	return mapped, errs
 }
 
 // Commit implements txn.SinkStore: one transaction holds the rows (UPSERT
