@@ -1,0 +1,142 @@
+package redis
+
+import (
+	"strconv"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// Kafka Connect's error header names, added to a record the sink itself
+// dead-letters (its key or value could not be rendered).
+const (
+	headerDLQStage   = "__connect.errors.stage"
+	headerDLQMessage = "__connect.errors.exception.message"
+)
+
+// AuditTargetDLQ is the audit log target of dead-lettered records; data
+// records are logged under their structure (string, hash, stream).
+const AuditTargetDLQ = "dlq"
+
+// op kinds, as the commit script reads them.
+const (
+	opString = "s" // SET key value
+	opHash   = "h" // HSET key fields...
+	opStream = "x" // XADD key * fields...
+	opDLQ    = "d" // XADD dlq * fields...
+)
+
+// op is one record's write, rendered in Go before anything is sent so that
+// nothing that depends on the record can fail inside the script.
+type op struct {
+	kind    string
+	key     string // full key, prefix included
+	eventID string
+	entry   string // audit log entry: <target>:<event_id>
+	args    []any  // opString: the value; otherwise field/value pairs
+}
+
+// planner renders records into ops for one sink config.
+type planner struct {
+	cfg      *Config
+	k        keys
+	dlqTopic string // "" means errors.tolerance none
+	target   string // audit target of data records
+	kind     string // op kind of data records
+}
+
+func newPlanner(cfg *Config, dlqTopic string) *planner {
+	p := &planner{cfg: cfg, k: cfg.keys(), dlqTopic: dlqTopic, target: cfg.Structure}
+	switch cfg.Structure {
+	case StructureHash:
+		p.kind = opHash
+	case StructureStream:
+		p.kind = opStream
+	default:
+		p.kind = opString
+	}
+	return p
+}
+
+// op renders r. A record routed to the dead-letter topic goes to the DLQ
+// stream. A record whose key or value cannot be rendered goes there too
+// with errors.tolerance all (the decision depends only on the record, so a
+// replay decides the same); otherwise it fails the batch with a Fatal
+// error naming its origin. offsetsKey is the group's offsets hash ("" for
+// the at-least-once writer).
+func (p *planner) op(r *connector.Record, offsetsKey string) (op, error) {
+	if p.dlqTopic != "" && r.Topic == p.dlqTopic {
+		return p.dlqOp(r, ""), nil
+	}
+	o, err := p.dataOp(r, offsetsKey)
+	if err == nil {
+		return o, nil
+	}
+	if p.dlqTopic != "" {
+		return p.dlqOp(r, (&connector.RecordError{Origin: r.Origin, Stage: "sink", Err: err}).Error()), nil
+	}
+	return op{}, connector.NewCommitError(connector.Fatal, "render record",
+		&connector.RecordError{Origin: r.Origin, Stage: "sink", Err: err})
+}
+
+func (p *planner) dataOp(r *connector.Record, offsetsKey string) (op, error) {
+	key, err := p.cfg.key.render(r)
+	if err != nil {
+		return op{}, err
+	}
+	key = p.k.prefix + key
+	if p.k.reserved(key, offsetsKey, p.cfg.TestApplyCounter) {
+		return op{}, &reservedKeyError{key}
+	}
+	o := op{kind: p.kind, key: key, eventID: r.EventID}
+	if p.cfg.AuditLog {
+		o.entry = p.target + ":" + r.EventID
+	}
+	switch p.kind {
+	case opString:
+		v, err := p.cfg.value.single(r)
+		if err != nil {
+			return op{}, err
+		}
+		o.args = []any{v}
+	case opHash:
+		if o.args, _, err = p.cfg.value.appendFields(make([]any, 0, 2), r); err != nil {
+			return op{}, err
+		}
+	case opStream:
+		if o.args, _, err = p.cfg.value.appendFields(append(make([]any, 0, 4), "event_id", r.EventID), r); err != nil {
+			return op{}, err
+		}
+	}
+	return o, nil
+}
+
+type reservedKeyError struct{ key string }
+
+func (e *reservedKeyError) Error() string {
+	return "key: " + strconv.Quote(e.key) + " is one of the sink's own keys (offsets, dead letters, audit log or apply counters)"
+}
+
+// dlqOp is the DLQ stream entry for r: its event ID, origin, key, value and
+// headers (Kafka Connect's __connect.errors.* among them), plus the sink's
+// own error when cause is not empty.
+func (p *planner) dlqOp(r *connector.Record, cause string) op {
+	args := make([]any, 0, 8+2*len(r.Headers)+4)
+	args = append(args, "event_id", r.EventID, "origin", r.Origin.String(), "key", r.Key, "value", r.Value)
+	for _, h := range r.Headers {
+		if len(args) >= 2*maxFields-4 {
+			break // more headers than one XADD can carry from the script
+		}
+		args = append(args, h.Key, h.Value)
+	}
+	if cause != "" {
+		args = append(args, headerDLQStage, "sink", headerDLQMessage, cause)
+	}
+	o := op{kind: opDLQ, key: p.k.dlq, eventID: r.EventID, args: args}
+	if p.cfg.AuditLog {
+		o.entry = AuditTargetDLQ + ":" + r.EventID
+	}
+	return o
+}
+
+// counterKey is the apply counter of an event ID.
+func (p *planner) counterKey(eventID string) string { return p.k.counter + eventID }

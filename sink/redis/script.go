@@ -1,0 +1,225 @@
+package redis
+
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// The offsets hash has one field per partition, "<topic>/<partition>",
+// whose value is "<generation>:<next offset>"; next is -1 for a partition
+// claimed but never committed. Comparing the stored string with the one
+// expected compares generation and checkpoint at once.
+
+// claimScript claims partitions for a generation.
+//
+//	KEYS[1]  the group's offsets hash
+//	ARGV[1]  generation; ARGV[2..] partition fields
+//
+// Replies {"ok", {next per field}} or {"fenced", {field, stored gen, ...}}
+// (nothing written), or {"wrongtype", "0", key, type}.
+var claimScript = redis.NewScript(`#!lua
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'none' and t ~= 'hash' then return {'wrongtype', '0', KEYS[1], t, 'hash'} end
+local gen = tonumber(ARGV[1])
+local nexts, fenced = {}, {}
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  local n = '-1'
+  if v then
+    local c = string.find(v, ':', 1, true)
+    local g = tonumber(string.sub(v, 1, c - 1))
+    n = string.sub(v, c + 1)
+    if g > gen then
+      fenced[#fenced + 1] = ARGV[i]
+      fenced[#fenced + 1] = string.sub(v, 1, c - 1)
+    end
+  end
+  nexts[#nexts + 1] = n
+end
+if #fenced > 0 then return {'fenced', fenced} end
+for i = 2, #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[1] .. ':' .. nexts[i - 1])
+end
+return {'ok', nexts}
+`)
+
+// commitScript applies one batch and moves its checkpoints, all or nothing.
+//
+// A Redis script runs atomically, but a command that fails in the middle
+// of it does not undo the commands before it. So the script first checks
+// everything that could make a later command fail — the offsets CAS, then
+// the type of every key it will HSET, XADD, RPUSH or INCR (and that apply
+// counters hold integers) — and only then writes; every value was rendered
+// in Go, and
+// the "#!lua" shebang makes Redis refuse the whole script up front when it
+// is out of memory or a read-only replica, instead of at the first write.
+// String keys are not type-checked: SET replaces a key of any type and
+// cannot fail, as with a plain SET (and without a TTL they are written
+// with MSET, 1000 keys per call, which halves the script's cost).
+//
+//	KEYS[1] offsets hash   KEYS[2] DLQ stream   KEYS[3] audit log
+//	KEYS[3+i]   record i's target key (i = 1..n)
+//	KEYS[3+n+i] record i's apply counter (test_apply_counter only)
+//	ARGV[1] partitions P   ARGV[2] records n   ARGV[3] ttl ms (0 none)
+//	ARGV[4] audit log 0/1  ARGV[5] apply counters 0/1
+//	then P times: field, expected "<gen>:<next>", new "<gen>:<next>"
+//	then n times: kind (s h x d), audit entry, m, m values
+//
+// Replies {"ok"}, {"fenced", field, stored} or
+// {"wrongtype", record index (0: a sink key), key, found, wanted}; in both
+// refusals nothing was written.
+var commitScript = redis.NewScript(`#!lua
+local P, n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local audit, counters = ARGV[4] == '1', ARGV[5] == '1'
+local function typ(k) return redis.call('TYPE', k)['ok'] end
+local function need(i, k, want)
+  local t = typ(k)
+  if t ~= 'none' and t ~= want then return {'wrongtype', tostring(i), k, t, want} end
+end
+local bad = need(0, KEYS[1], 'hash')
+if bad then return bad end
+local a = 6
+for p = 1, P do
+  local got = redis.call('HGET', KEYS[1], ARGV[a])
+  if got ~= ARGV[a + 1] then return {'fenced', ARGV[a], got or ''} end
+  a = a + 3
+end
+if audit then
+  bad = need(0, KEYS[3], 'list')
+  if bad then return bad end
+end
+local want = {s = 'string', h = 'hash', x = 'stream'}
+local recs, pos, dlqChecked = a, a, false
+for i = 1, n do
+  local kind = ARGV[pos]
+  if kind == 'd' then
+    if not dlqChecked then
+      bad = need(0, KEYS[2], 'stream')
+      if bad then return bad end
+      dlqChecked = true
+    end
+  elseif kind ~= 's' then
+    bad = need(i, KEYS[3 + i], want[kind])
+    if bad then return bad end
+  end
+  if counters then
+    local c = KEYS[3 + n + i]
+    bad = need(i, c, 'string')
+    if bad then return bad end
+    local v = redis.call('GET', c)
+    if v and not string.match(v, '^%-?%d+$') then return {'wrongtype', tostring(i), c, 'non-integer string', 'integer'} end
+  end
+  pos = pos + 3 + tonumber(ARGV[pos + 2])
+end
+local log, mset = {}, {}
+pos = recs
+for i = 1, n do
+  local kind, m = ARGV[pos], tonumber(ARGV[pos + 2])
+  local k = KEYS[3 + i]
+  if kind == 's' then
+    if ttl > 0 then
+      redis.call('SET', k, ARGV[pos + 3], 'PX', ttl)
+    else
+      mset[#mset + 1] = k
+      mset[#mset + 1] = ARGV[pos + 3]
+      if #mset == 2000 then
+        redis.call('MSET', unpack(mset))
+        mset = {}
+      end
+    end
+  elseif kind == 'h' then
+    redis.call('HSET', k, unpack(ARGV, pos + 3, pos + 2 + m))
+    if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
+  elseif kind == 'x' then
+    redis.call('XADD', k, '*', unpack(ARGV, pos + 3, pos + 2 + m))
+    if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
+  else
+    redis.call('XADD', KEYS[2], '*', unpack(ARGV, pos + 3, pos + 2 + m))
+  end
+  if counters then redis.call('INCR', KEYS[3 + n + i]) end
+  if audit then
+    log[#log + 1] = ARGV[pos + 1]
+    if #log == 1000 then
+      redis.call('RPUSH', KEYS[3], unpack(log))
+      log = {}
+    end
+  end
+  pos = pos + 3 + m
+end
+if #mset > 0 then redis.call('MSET', unpack(mset)) end
+if #log > 0 then redis.call('RPUSH', KEYS[3], unpack(log)) end
+a = 6
+for p = 1, P do
+  redis.call('HSET', KEYS[1], ARGV[a], ARGV[a + 2])
+  a = a + 3
+end
+return {'ok'}
+`)
+
+// snapshotScript reads a group's checkpoints and the audit log in one
+// atomic step.
+//
+//	KEYS[1] offsets hash   KEYS[2] audit log
+var snapshotScript = redis.NewScript(`#!lua flags=no-writes
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
+`)
+
+// commitArgs lays out the commit script's KEYS and ARGV for ops, moving
+// each partition of to from from (absent: -1) to to, at gens.
+func (p *planner) commitArgs(offsetsKey string, gens map[connector.TopicPartition]int32, from, to connector.Checkpoint, ops []op) ([]string, []any, error) {
+	tps := to.Partitions()
+	counters := p.cfg.TestApplyCounter
+	nkeys := 3 + len(ops)
+	if counters {
+		nkeys += len(ops)
+	}
+	keys := make([]string, 3, nkeys)
+	keys[0], keys[1], keys[2] = offsetsKey, p.k.dlq, p.k.audit
+	nargs := 5 + 3*len(tps)
+	for i := range ops {
+		nargs += 3 + len(ops[i].args)
+	}
+	args := make([]any, 0, nargs)
+	args = append(args, len(tps), len(ops), p.cfg.TTL.Milliseconds(), flag(p.cfg.AuditLog), flag(counters))
+	for _, tp := range tps {
+		gen, ok := gens[tp]
+		if !ok {
+			return nil, nil, connector.NewCommitError(connector.Fatal, "commit",
+				&missingGenError{tp})
+		}
+		g := strconv.Itoa(int(gen))
+		want := int64(-1)
+		if f, ok := from[tp]; ok {
+			want = f
+		}
+		args = append(args, tp.String(), g+":"+strconv.FormatInt(want, 10), g+":"+strconv.FormatInt(to[tp], 10))
+	}
+	for i := range ops {
+		o := &ops[i]
+		keys = append(keys, o.key)
+		args = append(args, o.kind, o.entry, len(o.args))
+		args = append(args, o.args...)
+	}
+	if counters {
+		for i := range ops {
+			keys = append(keys, p.counterKey(ops[i].eventID))
+		}
+	}
+	return keys, args, nil
+}
+
+type missingGenError struct{ tp connector.TopicPartition }
+
+func (e *missingGenError) Error() string {
+	return "no claimed generation for partition " + e.tp.String()
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
