@@ -52,6 +52,10 @@ func (p *Processor) Process(in []*connector.Record) ([]*connector.Record, error)
 	for _, r := range in {
 		id, err := p.deriver.Derive(r)
 		if err != nil {
+			var ide *idempotency.IDError
+			if errors.As(err, &ide) { // it names the origin; RecordError does too
+				err = ide.Err
+			}
 			if p.dlqTopic == "" {
 				return nil, &connector.RecordError{Origin: r.Origin, Stage: "event_id", Err: err}
 			}

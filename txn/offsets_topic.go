@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/connectd/connectd/connector"
 )
+
+// LoadTimeout bounds one reading of the offsets topic to its end.
+const LoadTimeout = 90 * time.Second
 
 // DefaultOffsetsTopic is the compacted topic where connectors whose source
 // is not a Kafka consumer group keep their checkpoints (as Kafka Connect's
@@ -73,7 +77,17 @@ func (o *OffsetsTopic) Ensure(ctx context.Context) error {
 // transactions are never seen, so a checkpoint whose batch aborted is never
 // loaded. Control records are kept so that reading can tell it reached the
 // end even when the log ends in a transaction marker.
+//
+// Reading knows it reached the end when it sees a record at or past the last
+// stable offset minus one. If that record belongs to an aborted transaction
+// and another producer's transaction is still open after it, its abort
+// marker lies past the last stable offset and reading waits until that other
+// transaction ends (at the latest at its transaction.timeout). Load never
+// returns a checkpoint it has not read to the end; it gives up after
+// LoadTimeout and the caller retries.
 func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
+	ctx, cancel := context.WithTimeout(ctx, LoadTimeout)
+	defer cancel()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.ConsumeTopics(o.Topic),

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -62,6 +63,10 @@ func (s *SinkAtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) e
 	err := s.writer.WriteBatch(ctx, s.buf)
 	s.buf = s.buf[:0]
 	if err != nil {
+		var ce *connector.CommitError
+		if errors.As(err, &ce) {
+			return err // the writer classified it (a Fatal record error stays fatal)
+		}
 		return connector.NewCommitError(connector.Abortable, "sink write", err)
 	}
 	if err := commitGroupSync(ctx, s.cl, cp); err != nil {
