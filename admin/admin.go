@@ -1,7 +1,9 @@
 // Package admin serves connectd's HTTP admin API. Paths, verbs, status codes
-// and JSON shapes follow Kafka Connect's REST API so its tooling works
-// against connectd; connectd's own extras (guarantee, per-partition
-// checkpoint and lag, commit counters) ride along in the same objects.
+// and JSON shapes follow Kafka Connect's REST API (including KIP-875's
+// offsets endpoints) so its tooling works against connectd; connectd's own
+// extras (guarantee, per-partition checkpoint and lag, commit counters) ride
+// along in the same objects, and /health, /ready, /metrics and
+// /openapi.json sit beside them.
 package admin
 
 import (
@@ -13,6 +15,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
@@ -29,11 +34,52 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
-// Connectors is what the admin API reads from the daemon hosting the
-// connectors; *daemon.Daemon implements it.
+// Connectors is the daemon hosting the connectors, as the admin API drives
+// it; daemon.Daemon.API() implements it. Implementations report the conditions
+// the API maps to Kafka Connect's status codes with the sentinels in this
+// package (ErrNotFound, ErrExists, ErrNotStopped, ErrConflict), wrapped or
+// not: the API tests them with errors.Is. Any other error is a 500, except
+// config.Errors, a 400 listing every problem.
+//
+// A method that fails must leave the connector as it was: the API promises
+// clients that a rejected request changed nothing.
 type Connectors interface {
+	// Names lists the connectors, sorted.
 	Names() []string
+	// Status is a snapshot of name's state, checkpoint and counters.
 	Status(name string) (connector.Status, bool)
+	// Config is name's parsed definition and the raw JSON or YAML it was
+	// defined with (the file's connector entry, or an API request's config
+	// object), before ${VAR} expansion.
+	Config(name string) (config.Connector, []byte, bool)
+	// Create adds and starts a connector; ErrExists if the name is taken.
+	Create(ctx context.Context, c config.Connector, raw []byte) error
+	// Update creates the connector, or replaces its definition and
+	// restarts it (and only it); created says which.
+	Update(ctx context.Context, c config.Connector, raw []byte) (created bool, err error)
+	// Delete stops and removes a connector; ErrNotFound if there is none.
+	Delete(ctx context.Context, name string) error
+	// Pause holds a connector between batches; Resume lets it go on.
+	Pause(name string) error
+	Resume(name string) error
+	// Stop is KIP-875's STOPPED: the connector commits or aborts its open
+	// batch and releases its resources, but keeps its config; only then
+	// may its offsets be altered or reset.
+	Stop(ctx context.Context, name string) error
+	// Restart stops and starts a connector from its committed checkpoint.
+	Restart(ctx context.Context, name string) error
+	// Offsets is the connector's committed checkpoint: for each source
+	// partition the next offset to read.
+	Offsets(ctx context.Context, name string) (connector.Checkpoint, error)
+	// AlterOffsets overwrites the committed offsets of the partitions in
+	// cp, leaving the others; ResetOffsets removes them all, so the
+	// connector starts over (a Kappa-style replay). Both return
+	// ErrNotStopped unless the connector is STOPPED.
+	AlterOffsets(ctx context.Context, name string, cp connector.Checkpoint) error
+	ResetOffsets(ctx context.Context, name string) error
+	// Ready reports whether every connector is RUNNING, or PAUSED or
+	// STOPPED because an operator asked for it.
+	Ready() bool
 }
 
 // Option configures a Server.
@@ -45,10 +91,11 @@ func WithVersion(version, commit string) Option {
 	return func(s *Server) { s.version, s.commit = version, commit }
 }
 
-// WithConfig tells the server each connector's Kafka Connect type ("source"
-// when it writes into Kafka from elsewhere, "sink" when it reads Kafka).
-// Without it the type is "unknown", as Connect reports a connector whose
-// class it cannot load.
+// WithConfig tells the server the Kafka Connect type ("source" or "sink")
+// of each connector in cfg. The type normally comes from Connectors.Config;
+// these are consulted only when Config does not know a connector whose
+// status exists (one being deleted). Without either the type is "unknown",
+// as Connect reports a connector whose class it cannot load.
 func WithConfig(cfg *config.Config) Option {
 	return func(s *Server) {
 		for _, cc := range cfg.Connectors {
@@ -61,6 +108,23 @@ func WithConfig(cfg *config.Config) Option {
 // the server listens on once Listen has bound it.
 func WithWorkerID(id string) Option {
 	return func(s *Server) { s.workerID = id }
+}
+
+// WithToken requires `Authorization: Bearer <token>` on every route except
+// /health, which load balancers and orchestrators probe without
+// credentials. Default "": no authentication, so the API should then listen
+// on loopback only (config's admin.listen default, 127.0.0.1:8083). The
+// token usually comes from the environment through ${VAR} in the config.
+func WithToken(token string) Option {
+	return func(s *Server) { s.token = token }
+}
+
+// WithMetrics serves reg at GET /metrics in Prometheus' exposition format
+// (usually metrics.New(daemon).Registry). Default: /metrics answers 404.
+func WithMetrics(reg *prometheus.Registry) Option {
+	return func(s *Server) {
+		s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	}
 }
 
 // ConnectorType is Kafka Connect's name for what a connector does: a
@@ -80,7 +144,11 @@ type Server struct {
 	version string
 	commit  string
 	types   map[string]string
-	handler http.Handler
+	token   string
+	// metricsHandler serves WithMetrics' registry; nil without one.
+	metricsHandler http.Handler
+	mux            *http.ServeMux // the routes, without authentication
+	handler        http.Handler   // mux behind authentication
 
 	mu       sync.Mutex
 	workerID string
@@ -88,7 +156,7 @@ type Server struct {
 	srv      *http.Server
 }
 
-// New returns the admin API over conns (usually a *daemon.Daemon). log may
+// New returns the admin API over conns (usually daemon.Daemon.API()). log may
 // be nil (slog.Default()).
 func New(conns Connectors, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
@@ -98,7 +166,8 @@ func New(conns Connectors, log *slog.Logger, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.handler = s.routes()
+	s.mux = s.routes()
+	s.handler = s.authenticate(s.mux)
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/config"
-	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/daemon"
 )
 
@@ -96,7 +96,7 @@ func waitStatus(t *testing.T, h http.Handler, name string, ok func(admin.Connect
 
 func TestAPI(t *testing.T) {
 	d, cfg := startDaemon(t)
-	srv := admin.New(d, nil, admin.WithVersion("1.2.3", "abc"), admin.WithConfig(cfg), admin.WithWorkerID("127.0.0.1:8083"))
+	srv := admin.New(d.API(), nil, admin.WithVersion("1.2.3", "abc"), admin.WithConfig(cfg), admin.WithWorkerID("127.0.0.1:8083"))
 	h := srv.Handler()
 
 	// Let the connectors make progress so the status carries partitions
@@ -179,7 +179,22 @@ func TestAPI(t *testing.T) {
 		{"unknown path", "GET", "/nope", 404, func(t *testing.T, b []byte, _ http.Header) {
 			jsonEq(t, b, `{"error_code":404,"message":"HTTP 404 Not Found"}`)
 		}},
-		{"POST /connectors", "POST", "/connectors", 405, allowGet},
+		{"PUT /connectors", "PUT", "/connectors", 405, allowGet},
+		{"file connector config", "GET", "/connectors/gen/config", 200, func(t *testing.T, b []byte, _ http.Header) {
+			var m map[string]any
+			decode(t, b, &m)
+			src, _ := m["source"].(map[string]any)
+			if m["name"] != "gen" || m["guarantee"] != "exactly_once" || src["type"] != "generator" || src["count"] != 500.0 {
+				t.Errorf("config = %s", b)
+			}
+		}},
+		{"file connector info", "GET", "/connectors/copy", 200, func(t *testing.T, b []byte, _ http.Header) {
+			var info admin.ConnectorInfo
+			decode(t, b, &info)
+			if info.Name != "copy" || info.Type != "sink" || len(info.Tasks) != 1 || info.Tasks[0] != (admin.TaskID{Connector: "copy"}) {
+				t.Errorf("info = %s", b)
+			}
+		}},
 		{"DELETE status", "DELETE", "/connectors/gen/status", 405, allowGet},
 		{"PUT /", "PUT", "/", 405, allowGet},
 		{"POST /health", "POST", "/health", 405, allowGet},
@@ -214,7 +229,7 @@ func allowGet(t *testing.T, b []byte, hdr http.Header) {
 // context shuts the server down.
 func TestListenAndServe(t *testing.T) {
 	d, cfg := startDaemon(t)
-	srv := admin.New(d, nil, admin.WithConfig(cfg))
+	srv := admin.New(d.API(), nil, admin.WithConfig(cfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var serveErr error
@@ -263,28 +278,20 @@ func TestListenAndServe(t *testing.T) {
 }
 
 func TestListenTakenPort(t *testing.T) {
-	a := admin.New(fakeConnectors{}, nil)
+	a := admin.New(newFake(), nil)
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
-	b := admin.New(fakeConnectors{}, nil)
+	b := admin.New(newFake(), nil)
 	if err := b.Listen(a.Addr()); err == nil {
 		_ = b.Shutdown(context.Background())
 		t.Fatal("second Listen on a taken port succeeded")
 	}
 }
 
-// fakeConnectors is a daemon with no connectors.
-type fakeConnectors struct{}
-
-func (fakeConnectors) Names() []string { return nil }
-func (fakeConnectors) Status(string) (connector.Status, bool) {
-	return connector.Status{}, false
-}
-
 func TestNoConnectors(t *testing.T) {
-	h := admin.New(fakeConnectors{}, nil).Handler()
+	h := admin.New(newFake(), nil).Handler()
 	rec := get(t, h, http.MethodGet, "/connectors")
 	if rec.Code != 200 {
 		t.Fatalf("GET /connectors = %d", rec.Code)
@@ -311,4 +318,46 @@ func decode(t *testing.T, b []byte, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%v: %s", err, b)
 	}
+}
+
+// TestLifecycleOnDaemon drives a real daemon through the API: create a
+// connector, stop it, read, alter and reset its offsets, resume it, and
+// delete it, checking each answer's shape.
+func TestLifecycleOnDaemon(t *testing.T) {
+	d, cfg := startDaemon(t)
+	h := admin.New(d.API(), nil, admin.WithConfig(cfg)).Handler()
+
+	body := `{"name": "more", "config": {"source": {"type": "generator", "count": 50}, "sink": {"type": "kafka", "topic": "more-out"}}}`
+	expect(t, do(t, h, "POST", "/connectors", body), 201, "")
+	expect(t, do(t, h, "POST", "/connectors", body), 409, `{"error_code":409,"message":"Connector more already exists"}`)
+	waitStatus(t, h, "more", func(s admin.ConnectorStatus) bool { return s.RecordsIn == 50 && s.Commits > 0 })
+
+	patch := `{"offsets": [{"partition": {"kafka_topic": "generator", "kafka_partition": 0}, "offset": {"kafka_offset": 10}}]}`
+	expect(t, do(t, h, "PATCH", "/connectors/more/offsets", patch), 400, "")
+	expect(t, do(t, h, "PUT", "/connectors/more/stop", ""), 202, "")
+	waitStatus(t, h, "more", func(s admin.ConnectorStatus) bool { return s.Connector.State == "STOPPED" })
+
+	rec := do(t, h, "GET", "/connectors/more/offsets", "")
+	expect(t, rec, 200, "")
+	var offs admin.Offsets
+	decode(t, rec.Body.Bytes(), &offs)
+	if len(offs.Offsets) == 0 {
+		t.Fatalf("no offsets after 50 records: %s", rec.Body)
+	}
+	first := offs.Offsets[0].Partition
+	patch = `{"offsets": [{"partition": {"kafka_topic": "` + first.Topic + `", "kafka_partition": ` +
+		strconv.Itoa(int(first.Partition)) + `}, "offset": {"kafka_offset": 10}}]}`
+	expect(t, do(t, h, "PATCH", "/connectors/more/offsets", patch), 200, `{"message":"The offsets for this connector have been altered successfully"}`)
+	rec = do(t, h, "GET", "/connectors/more/offsets", "")
+	decode(t, rec.Body.Bytes(), &offs)
+	if offs.Offsets[0].Offset.Offset != 10 {
+		t.Errorf("offsets after PATCH: %s", rec.Body)
+	}
+	expect(t, do(t, h, "DELETE", "/connectors/more/offsets", ""), 200, `{"message":"The offsets for this connector have been reset successfully"}`)
+	expect(t, do(t, h, "GET", "/connectors/more/offsets", ""), 200, `{"offsets":[]}`)
+
+	expect(t, do(t, h, "PUT", "/connectors/more/resume", ""), 202, "")
+	waitStatus(t, h, "more", func(s admin.ConnectorStatus) bool { return s.Connector.State == "RUNNING" })
+	expect(t, do(t, h, "DELETE", "/connectors/more", ""), 204, "")
+	expect(t, do(t, h, "GET", "/connectors/more/status", ""), 404, `{"error_code":404,"message":"Connector more not found"}`)
 }

@@ -1,164 +1,109 @@
 package admin
 
 import (
-	"encoding/json"
+	"crypto/sha256"
+	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
-	"time"
-
-	"github.com/connectd/connectd/connector"
 )
 
-// routes wires Kafka Connect's paths. Every path also has a method-less
-// pattern so a wrong verb gets a 405 in Connect's JSON error shape rather
-// than net/http's plain-text one; the method patterns are more specific and
-// win for the verbs they name.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	get := func(path string, h http.HandlerFunc) {
-		mux.HandleFunc("GET "+path, h)
-		mux.HandleFunc(path, methodNotAllowed(http.MethodGet, http.MethodHead))
+// route is one operation of the API: a method on a ServeMux path pattern.
+// The table below is the only place routes are registered, and the OpenAPI
+// test checks it, and the mux built from it, against openapi.json.
+type route struct {
+	method  string
+	path    string
+	handler http.HandlerFunc
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{http.MethodGet, "/{$}", s.root},
+		{http.MethodGet, "/connectors", s.listConnectors},
+		{http.MethodPost, "/connectors", s.createConnector},
+		{http.MethodGet, "/connectors/{name}", s.connectorInfo},
+		{http.MethodDelete, "/connectors/{name}", s.deleteConnector},
+		{http.MethodGet, "/connectors/{name}/config", s.connectorConfig},
+		{http.MethodPut, "/connectors/{name}/config", s.putConnectorConfig},
+		{http.MethodGet, "/connectors/{name}/status", s.connectorStatus},
+		{http.MethodPut, "/connectors/{name}/pause", s.pauseConnector},
+		{http.MethodPut, "/connectors/{name}/resume", s.resumeConnector},
+		{http.MethodPut, "/connectors/{name}/stop", s.stopConnector},
+		{http.MethodPost, "/connectors/{name}/restart", s.restartConnector},
+		{http.MethodGet, "/connectors/{name}/offsets", s.connectorOffsets},
+		{http.MethodPatch, "/connectors/{name}/offsets", s.alterOffsets},
+		{http.MethodDelete, "/connectors/{name}/offsets", s.resetOffsets},
+		{http.MethodGet, "/health", s.health},
+		{http.MethodGet, "/ready", s.ready},
+		{http.MethodGet, "/metrics", s.serveMetrics},
+		{http.MethodGet, "/openapi.json", s.openAPI},
 	}
-	get("/{$}", s.root)
-	get("/connectors", s.listConnectors)
-	get("/connectors/{name}/status", s.connectorStatus)
-	get("/health", s.health)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+}
+
+// routes wires the route table. Every path also gets a method-less pattern
+// so a wrong verb gets a 405 in Connect's JSON error shape, with an Allow
+// header, rather than net/http's plain-text one; the method patterns are
+// more specific and win for the verbs they name. A GET pattern also serves
+// HEAD.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	allow := map[string][]string{}
+	var paths []string
+	for _, rt := range s.routeTable() {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.handler)
+		if _, ok := allow[rt.path]; !ok {
+			paths = append(paths, rt.path)
+		}
+		allow[rt.path] = append(allow[rt.path], rt.method)
+		if rt.method == http.MethodGet {
+			allow[rt.path] = append(allow[rt.path], http.MethodHead)
+		}
+	}
+	for _, p := range paths {
+		mux.HandleFunc(p, methodNotAllowed(allow[p]...))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "HTTP 404 Not Found")
 	})
 	return mux
 }
 
-// rootInfo is GET / in Kafka Connect: the worker's version.
-type rootInfo struct {
-	Version        string `json:"version"`
-	Commit         string `json:"commit"`
-	KafkaClusterID string `json:"kafka_cluster_id"`
-}
-
-func (s *Server) root(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, rootInfo{Version: s.version, Commit: s.commit})
-}
-
-func (s *Server) listConnectors(w http.ResponseWriter, _ *http.Request) {
-	names := s.conns.Names()
-	if names == nil {
-		names = []string{} // [] rather than null, as Connect answers
-	}
-	writeJSON(w, http.StatusOK, names)
-}
-
-// ConnectorStatus is GET /connectors/{name}/status: Kafka Connect's shape
-// (name, connector, tasks, type) plus connectd's extras. connectd runs each
-// connector as one task in this process, so there is always task 0 and its
-// state is the connector's.
-type ConnectorStatus struct {
-	Name      string       `json:"name"`
-	Connector StateInfo    `json:"connector"`
-	Tasks     []TaskStatus `json:"tasks"`
-	Type      string       `json:"type"`
-
-	Guarantee  string                      `json:"guarantee"`
-	Partitions []connector.PartitionStatus `json:"partitions"`
-	LastCommit *time.Time                  `json:"last_commit"` // null until the first commit
-	RecordsIn  uint64                      `json:"records_in"`
-	RecordsOut uint64                      `json:"records_out"`
-	Commits    uint64                      `json:"commits"`
-	// Aborts counts batches not committed, by kind (abortable, fenced,
-	// commit_unknown, fatal).
-	Aborts map[string]uint64 `json:"aborts"`
-}
-
-// StateInfo is Connect's {state, worker_id, trace} object.
-type StateInfo struct {
-	State    string `json:"state"`
-	WorkerID string `json:"worker_id"`
-	// Trace is the error of a FAILED connector.
-	Trace string `json:"trace,omitempty"`
-}
-
-// TaskStatus is one element of Connect's tasks array.
-type TaskStatus struct {
-	ID int `json:"id"`
-	StateInfo
-}
-
-func (s *Server) connectorStatus(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	st, ok := s.conns.Status(name)
-	if !ok {
-		writeError(w, http.StatusNotFound, "Connector "+name+" not found")
-		return
-	}
-	writeJSON(w, http.StatusOK, s.status(st))
-}
-
-func (s *Server) status(st connector.Status) ConnectorStatus {
-	info := StateInfo{State: string(st.State), WorkerID: s.worker()}
-	if st.State == connector.Failed {
-		info.Trace = st.Error
-	}
-	typ, ok := s.types[st.Name]
-	if !ok {
-		typ = "unknown"
-	}
-	out := ConnectorStatus{
-		Name:       st.Name,
-		Connector:  info,
-		Tasks:      []TaskStatus{{ID: 0, StateInfo: info}},
-		Type:       typ,
-		Guarantee:  st.Guarantee,
-		Partitions: st.Partitions,
-		RecordsIn:  st.RecordsIn,
-		RecordsOut: st.RecordsOut,
-		Commits:    st.Commits,
-		Aborts:     st.Aborts,
-	}
-	if out.Partitions == nil {
-		out.Partitions = []connector.PartitionStatus{}
-	}
-	if !st.LastCommit.IsZero() {
-		t := st.LastCommit.UTC()
-		out.LastCommit = &t
-	}
-	return out
-}
-
-// health is KIP-1017's GET /health: the worker is up and answering. A
-// FAILED connector does not make the worker unhealthy; its status says so.
-func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{
-		"status":  "healthy",
-		"message": "Worker has completed startup and is ready to handle requests.",
-	})
-}
-
-// errorBody is Kafka Connect's error response.
-type errorBody struct {
-	ErrorCode int    `json:"error_code"`
-	Message   string `json:"message"`
-}
-
 func methodNotAllowed(allow ...string) http.HandlerFunc {
-	allowed := strings.Join(allow, ", ")
+	allowed := strings.Join(slices.Sorted(slices.Values(allow)), ", ")
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", allowed)
 		writeError(w, http.StatusMethodNotAllowed, "HTTP 405 Method Not Allowed")
 	}
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, errorBody{ErrorCode: code, Message: msg})
-}
+// unauthenticatedPath is the one route open without the token: liveness
+// probes carry no credentials, and /health reveals nothing about
+// connectors.
+const unauthenticatedPath = "/health"
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only programming errors (an unencodable type) get here.
-		http.Error(w, `{"error_code":500,"message":"encoding response"}`, http.StatusInternalServerError)
-		return
+// authenticate requires the bearer token set by WithToken on every request
+// but those to /health. Without a token it returns next unchanged.
+//
+// The comparison is of SHA-256 digests in constant time, so neither the
+// token's bytes nor its length leak through response timing.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	if s.token == "" {
+		return next
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
+	want := sha256.Sum256([]byte(s.token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == unauthenticatedPath {
+			next.ServeHTTP(w, r)
+			return
+		}
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="connectd"`)
+			writeError(w, http.StatusUnauthorized, "HTTP 401 Unauthorized: a valid bearer token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

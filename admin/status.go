@@ -1,0 +1,153 @@
+package admin
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// rootInfo is GET / in Kafka Connect: the worker's version.
+type rootInfo struct {
+	Version        string `json:"version"`
+	Commit         string `json:"commit"`
+	KafkaClusterID string `json:"kafka_cluster_id"`
+}
+
+func (s *Server) root(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, rootInfo{Version: s.version, Commit: s.commit})
+}
+
+// Expanded is one connector in GET /connectors?expand=status&expand=info:
+// the members asked for.
+type Expanded struct {
+	Status *ConnectorStatus `json:"status,omitempty"`
+	Info   *ConnectorInfo   `json:"info,omitempty"`
+}
+
+// listConnectors is GET /connectors: the names, or with ?expand=status
+// and/or ?expand=info a map from name to those objects. Unknown expansions
+// are ignored, as Connect does.
+func (s *Server) listConnectors(w http.ResponseWriter, r *http.Request) {
+	names := s.conns.Names()
+	expand := r.URL.Query()["expand"]
+	withStatus, withInfo := slices.Contains(expand, "status"), slices.Contains(expand, "info")
+	if !withStatus && !withInfo {
+		if names == nil {
+			names = []string{} // [] rather than null, as Connect answers
+		}
+		writeJSON(w, http.StatusOK, names)
+		return
+	}
+	out := make(map[string]Expanded, len(names))
+	for _, name := range names {
+		var e Expanded
+		if withStatus {
+			st, ok := s.conns.Status(name)
+			if !ok {
+				continue // deleted since Names
+			}
+			cs := s.status(st)
+			e.Status = &cs
+		}
+		if withInfo {
+			info, ok, err := s.info(name)
+			if err != nil {
+				s.fail(w, r, name, err)
+				return
+			}
+			if !ok {
+				continue
+			}
+			e.Info = &info
+		}
+		out[name] = e
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ConnectorStatus is GET /connectors/{name}/status: Kafka Connect's shape
+// (name, connector, tasks, type) plus connectd's extras. connectd runs each
+// connector as one task in this process, so there is always task 0 and its
+// state is the connector's.
+type ConnectorStatus struct {
+	Name      string       `json:"name"`
+	Connector StateInfo    `json:"connector"`
+	Tasks     []TaskStatus `json:"tasks"`
+	Type      string       `json:"type"`
+
+	Guarantee  string                      `json:"guarantee"`
+	Partitions []connector.PartitionStatus `json:"partitions"`
+	LastCommit *time.Time                  `json:"last_commit"` // null until the first commit
+	RecordsIn  uint64                      `json:"records_in"`
+	RecordsOut uint64                      `json:"records_out"`
+	Commits    uint64                      `json:"commits"`
+	// Aborts counts batches not committed, by kind (abortable, fenced,
+	// commit_unknown, fatal).
+	Aborts map[string]uint64 `json:"aborts"`
+}
+
+// StateInfo is Connect's {state, worker_id, trace} object.
+type StateInfo struct {
+	State    string `json:"state"`
+	WorkerID string `json:"worker_id"`
+	// Trace is the error of a FAILED connector.
+	Trace string `json:"trace,omitempty"`
+}
+
+// TaskStatus is one element of Connect's tasks array.
+type TaskStatus struct {
+	ID int `json:"id"`
+	StateInfo
+}
+
+func (s *Server) connectorStatus(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	st, ok := s.conns.Status(name)
+	if !ok {
+		s.fail(w, r, name, ErrNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.status(st))
+}
+
+func (s *Server) status(st connector.Status) ConnectorStatus {
+	info := StateInfo{State: string(st.State), WorkerID: s.worker()}
+	if st.State == connector.Failed {
+		// A failure's text may quote a DSN or URL from the config.
+		info.Trace = maskString(st.Error)
+	}
+	out := ConnectorStatus{
+		Name:       st.Name,
+		Connector:  info,
+		Tasks:      []TaskStatus{{ID: 0, StateInfo: info}},
+		Type:       s.typeOf(st.Name),
+		Guarantee:  st.Guarantee,
+		Partitions: st.Partitions,
+		RecordsIn:  st.RecordsIn,
+		RecordsOut: st.RecordsOut,
+		Commits:    st.Commits,
+		Aborts:     st.Aborts,
+	}
+	if out.Partitions == nil {
+		out.Partitions = []connector.PartitionStatus{}
+	}
+	if !st.LastCommit.IsZero() {
+		t := st.LastCommit.UTC()
+		out.LastCommit = &t
+	}
+	return out
+}
+
+// typeOf is name's Kafka Connect type: from its config, else from
+// WithConfig, else "unknown".
+func (s *Server) typeOf(name string) string {
+	if cc, _, ok := s.conns.Config(name); ok {
+		return ConnectorType(cc)
+	}
+	if typ, ok := s.types[name]; ok {
+		return typ
+	}
+	return "unknown"
+}
