@@ -32,6 +32,10 @@ type Admin struct {
 	// reconfigured, stopped or deleted) across restarts. Empty: such
 	// changes last until the daemon stops.
 	StateFile string `yaml:"state_file"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every route but /health. Write it as ${VAR} so it stays out of the
+	// file.
+	Token string `yaml:"token"`
 }
 
 // Kafka says which Kafka cluster connectors talk to: external brokers, or the

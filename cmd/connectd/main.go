@@ -126,10 +126,30 @@ func logLevelFlag(fs *flag.FlagSet) *levelFlag {
 	return l
 }
 
-// newLogger logs text to w at level, and makes it the default so packages
-// that log through slog.Default() log the same way.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+// logFormatFlag registers --log-format (text or json).
+func logFormatFlag(fs *flag.FlagSet) *string {
+	return fs.String("log-format", "text", "log `FORMAT`: text (default) or json")
+}
+
+// newLogger logs to w at level in format (text or json), and makes it the
+// default so packages that log through slog.Default() log the same way.
+func newLogger(w io.Writer, level slog.Level, format string) (*slog.Logger, error) {
+	h, err := newHandler(w, level, format)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(h)
 	slog.SetDefault(log)
-	return log
+	return log, nil
+}
+
+func newHandler(w io.Writer, level slog.Level, format string) (slog.Handler, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/daemon"
@@ -27,6 +31,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	flags := newFlagSet("run", "-c FILE [--log-level LEVEL]", stderr)
 	path := configFlag(flags)
 	level := logLevelFlag(flags)
+	format := logFormatFlag(flags)
 	if code, ok := parseFlags(flags, args); !ok {
 		return code
 	}
@@ -35,7 +40,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return exitUsage
 	}
-	log := newLogger(stderr, level.Level)
+	log, err := newLogger(stderr, level.Level, *format)
+	if err != nil {
+		fmt.Fprintln(stderr, "connectd run:", err)
+		return exitUsage
+	}
 
 	cfg, err := loadAndValidate(*path)
 	if err != nil {
@@ -49,7 +58,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	b := readBuildInfo()
 	d.Metrics = metrics.New(d)
-	srv := admin.New(d.API(), log, admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg))
+	// franz-go's own logs (rebalances, transaction aborts) go through slog
+	// too, at warnings and above unless debugging.
+	kafkaHandler, _ := newHandler(stderr, max(level.Level, slog.LevelWarn), *format) // format checked above
+	if level.Level <= slog.LevelDebug {
+		kafkaHandler, _ = newHandler(stderr, level.Level, *format)
+	}
+	d.ClientOpts = append(d.ClientOpts, kgo.WithLogger(kslog.New(slog.New(kafkaHandler).With("component", "kafka-client"))))
+	opts := []admin.Option{admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg), admin.WithMetrics(d.Metrics.Registry)}
+	if cfg.Admin.Token != "" {
+		opts = append(opts, admin.WithToken(cfg.Admin.Token))
+	}
+	srv := admin.New(d.API(), log, opts...)
 	// Bind the admin port before starting anything, so a taken port fails
 	// the start instead of leaving connectors running unobservable.
 	if err := srv.Listen(cfg.Admin.Listen); err != nil {
