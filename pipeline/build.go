@@ -13,6 +13,7 @@ import (
 	"github.com/connectd/connectd/idempotency"
 	sinkkafka "github.com/connectd/connectd/sink/kafka"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
+	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/source/generator"
 	kafkasrc "github.com/connectd/connectd/source/kafka"
 	"github.com/connectd/connectd/transform"
@@ -60,14 +61,15 @@ type Spec struct {
 	Generator   *generator.Config // set when the source is a generator
 	KafkaSrc    *kafkasrc.Config  // set when the source is Kafka
 	KafkaSink   sinkkafka.Config
-	Postgres    *sinkpg.Config // set when the sink is PostgreSQL
+	Postgres    *sinkpg.Config    // set when the sink is PostgreSQL
+	Redis       *sinkredis.Config // set when the sink is Redis
 	OutputTopic string
 }
 
 // SourceTypes and SinkTypes are the component types this build knows.
 var (
 	SourceTypes = []string{"generator", "kafka"}
-	SinkTypes   = []string{"kafka", "postgres"}
+	SinkTypes   = []string{"kafka", "postgres", "redis"}
 )
 
 // Decode decodes and checks every component of cc, returning all problems
@@ -116,6 +118,18 @@ func Decode(cc config.Connector) (*Spec, error) {
 				"postgres sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets table), not %q", cc.Source.Type))
 		}
 		s.Postgres = &pg
+	case "redis":
+		var rc sinkredis.Config
+		if err := cc.Sink.Decode(&rc); err != nil {
+			errs = append(errs, err)
+		} else if err := rc.Validate(); err != nil {
+			errs = append(errs, fieldError(cc.Sink, "redis sink", err))
+		}
+		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
+			errs = append(errs, cc.Sink.FieldErrorf("type",
+				"redis sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets hash), not %q", cc.Source.Type))
+		}
+		s.Redis = &rc
 	case "": // reported by config
 	default:
 		errs = append(errs, cc.Sink.FieldErrorf("type", "unknown sink type %q (known: %s)",
@@ -226,14 +240,24 @@ func Build(s *Spec, env Env) *connector.Connector {
 			ExactlyOnce: exactlyOnce, Logger: log})
 		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
 		if exactlyOnce {
-			startAt := kgo.NewOffset().AtStart()
-			if s.KafkaSrc.StartOffset == "latest" {
-				startAt = kgo.NewOffset().AtEnd()
-			}
-			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, startAt, store, log)
+			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
 			src, proto = kafkasrc.New(p.Client, log), p
 		} else {
 			p := txn.NewSinkAtLeastOnce(opts, store, log)
+			src, proto = kafkasrc.New(p.Client, log), p
+		}
+	case s.Redis != nil:
+		// The Redis sink keeps the checkpoint in an offsets hash:
+		// exactly_once claims partitions there and commits each batch
+		// with its offsets in one Lua script; at_least_once writes,
+		// then commits the group's offsets.
+		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+		if exactlyOnce {
+			store := &lazyRedisStore{cfg: *s.Redis, dlq: s.DLQTopic()}
+			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
+			src, proto = kafkasrc.New(p.Client, log), p
+		} else {
+			p := txn.NewSinkAtLeastOnce(opts, &lazyRedisWriter{cfg: *s.Redis, dlq: s.DLQTopic()}, log)
 			src, proto = kafkasrc.New(p.Client, log), p
 		}
 	case s.KafkaSrc != nil && exactlyOnce:

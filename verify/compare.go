@@ -32,8 +32,8 @@ type Report struct {
 	MissingIDs    []string `json:"missing_ids,omitempty"`
 	UnexpectedIDs []string `json:"unexpected_ids,omitempty"`
 
-	// ApplyCountViolations counts rows of a PostgreSQL sink in test mode
-	// (test_apply_counter) whose apply_count is not 1: a write applied
+	// ApplyCountViolations counts events of a PostgreSQL or Redis sink in test mode
+	// (test_apply_counter) whose apply count is not 1: a write applied
 	// twice, which an UPSERT keyed on the event ID would otherwise hide.
 	ApplyCountViolations int `json:"apply_count_violations,omitempty"`
 }

@@ -47,6 +47,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Spec.Postgres != nil {
 		return runPostgres(ctx, o, base)
 	}
+	if o.Spec.Redis != nil {
+		return runRedis(ctx, o, base)
+	}
 	cp, err := checkpoint(ctx, o, base)
 	if err != nil {
 		return Report{}, err

@@ -21,9 +21,9 @@ import (
 func BenchmarkWrite5000(b *testing.B) {
 	b.Run("shared", func(b *testing.B) { benchWrite(b, sharedConfig) })
 	b.Run("everysec", func(b *testing.B) {
-		srv := startRedisServer(b, "everysec")
+		srv := testenv.StartRedisServer(b, "everysec")
 		benchWrite(b, func(tb testing.TB) Config {
-			return Config{Addr: srv.addr(), KeyPrefix: testenv.UniqueName(tb, "b", ":", 100) + ":"}
+			return Config{Addr: srv.Addr(), KeyPrefix: testenv.UniqueName(tb, "b", ":", 100) + ":"}
 		})
 	})
 }

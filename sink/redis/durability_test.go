@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/test/testenv"
 )
 
 // TestRedisKilledDataAndOffsetsAgree SIGKILLs a redis-server of its own
@@ -19,8 +20,8 @@ import (
 func TestRedisKilledDataAndOffsetsAgree(t *testing.T) {
 	for _, fsync := range []string{"always", "everysec"} {
 		t.Run(fsync, func(t *testing.T) {
-			srv := startRedisServer(t, fsync)
-			cfg := Config{Addr: srv.addr(), AuditLog: true, TestApplyCounter: true, Timeout: 3 * time.Second}
+			srv := testenv.StartRedisServer(t, fsync)
+			cfg := Config{Addr: srv.Addr(), AuditLog: true, TestApplyCounter: true, Timeout: 3 * time.Second}
 			const batch = 200
 			for round := range 4 {
 				ctx := context.Background()
@@ -53,13 +54,13 @@ func TestRedisKilledDataAndOffsetsAgree(t *testing.T) {
 					}
 				}()
 				time.Sleep(time.Duration(30+rand.IntN(120)) * time.Millisecond)
-				srv.kill()
+				srv.Kill()
 				err = <-done
 				if k := connector.KindOf(err); k != connector.CommitUnknown && k != connector.Abortable {
 					t.Fatalf("in-flight commit when Redis died: %v", err)
 				}
 				s.Close()
-				srv.start()
+				srv.Start()
 				got := checkConsistent(t, cfg, batch)
 				t.Logf("round %d: acknowledged up to %d, recovered checkpoint %d (%v)", round, acked.Load(), got, err)
 				switch {

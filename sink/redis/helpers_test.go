@@ -3,10 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,79 +73,4 @@ func countKeys(t testing.TB, c *redis.Client, pattern string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// redisServer is a redis-server process the test owns, on a free loopback
-// port with its own data directory, for tests that kill Redis or change
-// server-wide state (SCRIPT FLUSH, maxmemory).
-type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	args []string
-	cmd  *exec.Cmd
-}
-
-// startRedisServer starts a server with AOF on and the given appendfsync
-// policy. It needs the redis-server binary, which `make services` installs.
-func startRedisServer(t testing.TB, fsync string) *redisServer {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts its own redis-server; skipped with -short")
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (%v): install and start the test services with `make services`, or run `go test -short`", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port}
-	s.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no",
-		"--logfile", "redis.log", "--protected-mode", "no"}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-// start starts the server on its directory and waits until it answers
-// PING (which also means it has loaded its AOF).
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command(s.bin, s.args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not answer: %v (log in %s/redis.log)", s.addr(), err, s.dir)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill SIGKILLs the server and reaps it.
-func (s *redisServer) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
-	s.cmd = nil
 }

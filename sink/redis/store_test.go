@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/test/testenv"
 )
 
 var (
@@ -330,8 +331,8 @@ func TestWriterAtLeastOnce(t *testing.T) {
 // its own, not to disturb other tests) and commits again.
 func TestNoScriptRecovery(t *testing.T) {
 	ctx := context.Background()
-	srv := startRedisServer(t, "everysec")
-	s := newStore(t, Config{Addr: srv.addr(), AuditLog: true}, "")
+	srv := testenv.StartRedisServer(t, "everysec")
+	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true}, "")
 	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
@@ -356,8 +357,8 @@ func TestNoScriptRecovery(t *testing.T) {
 // Abortable and nothing is written.
 func TestOutOfMemoryIsAbortable(t *testing.T) {
 	ctx := context.Background()
-	srv := startRedisServer(t, "everysec")
-	s := newStore(t, Config{Addr: srv.addr(), AuditLog: true}, "")
+	srv := testenv.StartRedisServer(t, "everysec")
+	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true}, "")
 	c := s.Client()
 	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
@@ -387,18 +388,18 @@ func TestOutOfMemoryIsAbortable(t *testing.T) {
 // server is back.
 func TestServerDown(t *testing.T) {
 	ctx := context.Background()
-	srv := startRedisServer(t, "always")
-	s := newStore(t, Config{Addr: srv.addr(), Timeout: 2 * time.Second}, "")
+	srv := testenv.StartRedisServer(t, "always")
+	s := newStore(t, Config{Addr: srv.Addr(), Timeout: 2 * time.Second}, "")
 	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
-	srv.kill()
+	srv.Kill()
 	err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, 0, 10), nil, connector.Checkpoint{tp0: 10})
 	if k := connector.KindOf(err); k != connector.Abortable && k != connector.CommitUnknown {
 		t.Fatalf("commit with the server down: %v", err)
 	}
 	t.Logf("commit with the server down: %v", err)
-	srv.start()
+	srv.Start()
 	if err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, 0, 10), nil, connector.Checkpoint{tp0: 10}); err != nil {
 		t.Fatalf("commit after restart: %v", err)
 	}

@@ -60,14 +60,18 @@ func (c *Config) Validate(connectorName string) error {
 	return nil
 }
 
+// StartAt is where a partition with no checkpoint starts.
+func (c Config) StartAt() kgo.Offset {
+	if c.StartOffset == "latest" {
+		return kgo.NewOffset().AtEnd()
+	}
+	return kgo.NewOffset().AtStart()
+}
+
 // ClientOptions are the consumer-side kgo options for this source: the group,
 // read_committed, cooperative-sticky, no autocommit (the commit protocol
 // commits), and rebalances held back while a batch is open.
 func (c Config) ClientOptions() []kgo.Opt {
-	reset := kgo.NewOffset().AtStart()
-	if c.StartOffset == "latest" {
-		reset = kgo.NewOffset().AtEnd()
-	}
 	return []kgo.Opt{
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics...),
@@ -75,7 +79,7 @@ func (c Config) ClientOptions() []kgo.Opt {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(reset),
+		kgo.ConsumeResetOffset(c.StartAt()),
 		kgo.SessionTimeout(c.SessionTimeout),
 	}
 }
