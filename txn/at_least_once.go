@@ -117,7 +117,7 @@ func (a *AtLeastOnce) Abort(ctx context.Context) error {
 func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
 	if a.cl != nil && cause != nil && a.store == nil {
 		a.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
-		a.cl.Close()
+		a.cl.CloseAllowingRebalance()
 		a.cl = nil
 	}
 	if a.cl == nil {
@@ -144,7 +144,7 @@ func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
 // Close flushes nothing further and closes the client (leaving the group).
 func (a *AtLeastOnce) Close() {
 	if a.cl != nil {
-		a.cl.Close()
+		a.cl.CloseAllowingRebalance()
 		a.cl = nil
 	}
 }

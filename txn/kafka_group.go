@@ -135,7 +135,7 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 	}
 	if old := k.sess.Swap(nil); old != nil {
 		k.log.Info("closing the transactional session to start a new one", "cause", cause)
-		old.Close()
+		old.CloseAllowingRebalance()
 	}
 	s, err := kgo.NewGroupTransactSession(k.opts...)
 	if err != nil {
@@ -152,11 +152,13 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 	return nil
 }
 
-// Close leaves the group. A transaction still open is aborted by the broker
+// Close leaves the group (letting a rebalance held back by
+// BlockRebalanceOnPoll proceed, or closing could wait for it). A
+// transaction still open is aborted by the broker
 // at transaction.timeout or by the next session's InitProducerID, whichever
 // comes first; nothing of it is ever visible.
 func (k *KafkaGroupTxn) Close() {
 	if s := k.sess.Swap(nil); s != nil {
-		s.Close()
+		s.CloseAllowingRebalance()
 	}
 }

@@ -88,7 +88,7 @@ func (s *SinkAtLeastOnce) Recover(_ context.Context, cause error) error {
 	}
 	if s.cl != nil {
 		s.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
-		s.cl.Close()
+		s.cl.CloseAllowingRebalance()
 		s.cl = nil
 	}
 	cl, err := kgo.NewClient(s.opts...)
@@ -102,7 +102,7 @@ func (s *SinkAtLeastOnce) Recover(_ context.Context, cause error) error {
 // Close closes the consumer and the writer.
 func (s *SinkAtLeastOnce) Close() {
 	if s.cl != nil {
-		s.cl.Close()
+		s.cl.CloseAllowingRebalance()
 		s.cl = nil
 	}
 	s.writer.Close()

@@ -174,7 +174,7 @@ func (s *SinkOffsets) Recover(_ context.Context, cause error) error {
 	}
 	if old := s.cl.Swap(nil); old != nil {
 		s.log.Info("rejoining to re-read the checkpoints from the sink", "cause", cause)
-		old.Close()
+		old.CloseAllowingRebalance()
 	}
 	s.mu.Lock()
 	clear(s.owned)
@@ -241,7 +241,7 @@ func (s *SinkOffsets) release(_ context.Context, _ *kgo.Client, gone map[string]
 // Close closes the consumer (leaving the group) and the store.
 func (s *SinkOffsets) Close() {
 	if cl := s.cl.Swap(nil); cl != nil {
-		cl.Close()
+		cl.CloseAllowingRebalance()
 	}
 	s.store.Close()
 }

@@ -179,7 +179,7 @@ func TestSourcePollsGroupClient(t *testing.T) {
 	}
 	// With BlockRebalanceOnPoll, leaving the group at Close waits for the
 	// last poll's rebalance block to be released.
-	defer func() { cl.AllowRebalance(); cl.Close() }()
+	defer cl.CloseAllowingRebalance()
 	src := New(func() *kgo.Client { return cl }, quietLogger())
 
 	seen := map[connector.Origin]*connector.Record{}
