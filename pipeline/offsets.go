@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
+	sinkpg "github.com/connectd/connectd/sink/postgres"
+	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/txn"
 )
 
@@ -28,6 +30,16 @@ type OffsetStore interface {
 func Offsets(s *Spec, env Env) OffsetStore {
 	env.defaults()
 	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, env.ClientOpts...)
+	switch {
+	case s.Postgres != nil:
+		return &sinkOffsets{group: s.KafkaSrc.Group, open: func(context.Context) (sinkCheckpoints, error) {
+			return sinkpg.New(*s.Postgres, sinkpg.Options{Connector: s.Conf.Name, DLQTopic: s.DLQTopic(), ExactlyOnce: true}), nil
+		}}
+	case s.Redis != nil:
+		return &sinkOffsets{group: s.KafkaSrc.Group, open: func(ctx context.Context) (sinkCheckpoints, error) {
+			return sinkredis.NewStore(ctx, *s.Redis, s.DLQTopic())
+		}}
+	}
 	if s.KafkaSrc != nil {
 		return &groupOffsets{group: s.KafkaSrc.Group, opts: base}
 	}
@@ -151,4 +163,43 @@ func (t *topicOffsets) produce(ctx context.Context, recs []*kgo.Record) error {
 	}
 	defer cl.Close()
 	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// sinkCheckpoints is a sink store that keeps checkpoints (PostgreSQL, Redis).
+type sinkCheckpoints interface {
+	txn.CheckpointAdmin
+	Close()
+}
+
+// sinkOffsets: the checkpoint lives in the sink, the truth the connector
+// claims from on assignment; the consumer group's offsets are only for lag
+// display, so changing them would change nothing.
+type sinkOffsets struct {
+	group string
+	open  func(context.Context) (sinkCheckpoints, error)
+}
+
+func (o *sinkOffsets) with(ctx context.Context, fn func(sinkCheckpoints) error) error {
+	store, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
+}
+
+func (o *sinkOffsets) Get(ctx context.Context) (cp connector.Checkpoint, err error) {
+	err = o.with(ctx, func(s sinkCheckpoints) error {
+		cp, err = s.Checkpoints(ctx, o.group)
+		return err
+	})
+	return cp, err
+}
+
+func (o *sinkOffsets) Alter(ctx context.Context, cp connector.Checkpoint) error {
+	return o.with(ctx, func(s sinkCheckpoints) error { return s.SetCheckpoints(ctx, o.group, cp) })
+}
+
+func (o *sinkOffsets) Reset(ctx context.Context) error {
+	return o.with(ctx, func(s sinkCheckpoints) error { return s.ResetCheckpoints(ctx, o.group) })
 }

@@ -245,3 +245,17 @@ func (s *SinkOffsets) Close() {
 	}
 	s.store.Close()
 }
+
+// CheckpointAdmin is implemented by sink stores whose checkpoints the admin
+// API reads and changes (Kafka Connect's KIP-875 offsets endpoints). Changes
+// are made only while the connector is STOPPED. A store keeps the partitions'
+// claim generations when it changes offsets, so a zombie of an earlier
+// generation stays fenced.
+type CheckpointAdmin interface {
+	Checkpoints(ctx context.Context, group string) (connector.Checkpoint, error)
+	// SetCheckpoints sets the given partitions' next offsets.
+	SetCheckpoints(ctx context.Context, group string, cp connector.Checkpoint) error
+	// ResetCheckpoints forgets every partition's offset: the connector
+	// starts over at the source's start offset (a Kappa-style replay).
+	ResetCheckpoints(ctx context.Context, group string) error
+}
