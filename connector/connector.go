@@ -143,6 +143,15 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.setState(Running, nil)
 	stopProgress := c.logProgress(ctx)
 	defer stopProgress()
+	// Writes outlive a stop request by ShutdownTimeout: the batch read
+	// before the stop must be able to finish and commit. Writing with ctx
+	// itself would fail the records still buffered the moment ctx is
+	// cancelled, turning every clean stop into an abort (and, with
+	// at_least_once, into duplicates after the restart).
+	writeCtx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	stopWrites := context.AfterFunc(ctx, func() { time.AfterFunc(c.opts.ShutdownTimeout, cancelWrites) })
+	defer stopWrites()
 
 	var (
 		cause        error
@@ -162,7 +171,7 @@ func (c *Connector) Run(ctx context.Context) error {
 			}
 		}
 		if err == nil {
-			err = c.runBatch(ctx)
+			err = c.runBatch(ctx, writeCtx)
 		}
 		if err == nil {
 			failingSince, attempt, cause = time.Time{}, 0, nil
@@ -200,7 +209,10 @@ func (c *Connector) Run(ctx context.Context) error {
 // input checkpoint after it. The batch closes at CommitInterval after it
 // starts, at MaxBatch input records, or when ctx is cancelled (shutdown:
 // what was read is committed within ShutdownTimeout).
-func (c *Connector) runBatch(ctx context.Context) error {
+//
+// ctx governs reading (a stop ends the batch); writeCtx, which outlives a
+// stop by ShutdownTimeout, governs writing.
+func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 	deadline := time.Now().Add(c.opts.CommitInterval)
 	c.timestamps = c.timestamps[:0]
 	cp := Checkpoint{}
@@ -221,12 +233,12 @@ func (c *Connector) runBatch(ctx context.Context) error {
 				return c.abort(began, NewCommitError(Fatal, "process", err))
 			}
 			if !began {
-				if err := c.proto.Begin(ctx); err != nil {
+				if err := c.proto.Begin(writeCtx); err != nil {
 					return c.abort(false, err)
 				}
 				began = true
 			}
-			if err := c.proto.Write(ctx, processed); err != nil {
+			if err := c.proto.Write(writeCtx, processed); err != nil {
 				return c.abort(true, err)
 			}
 			for _, r := range recs {

@@ -90,6 +90,12 @@ func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) err
 func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) error {
 	s := k.sess.Load()
 	produceErr := k.promise.Err() // waits for every produce of the batch
+	// Let a rebalance held back since the last poll proceed now: End is
+	// built for it (a revoke or a lost session during End makes it abort,
+	// and KIP-447 keeps a new owner from reading our pending offsets). Kept
+	// held, a member expelled from the group would wait in End for a
+	// heartbeat the group cannot serve until the commit timed out.
+	s.AllowRebalance()
 	committed, err := s.End(ctx, kgo.TransactionEndTry(produceErr == nil))
 	switch {
 	case err != nil:
@@ -119,6 +125,7 @@ func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
+	s.AllowRebalance()
 	_, err := s.End(ctx, kgo.TryAbort)
 	return classifyKafka("abort", err)
 }
