@@ -28,13 +28,18 @@ type report struct {
 	Missing      int      `json:"missing"`
 	Unexpected   int      `json:"unexpected"`
 	DuplicateIDs []string `json:"duplicate_ids"`
+	// ApplyCountViolations counts events of a PostgreSQL or Redis sink
+	// with test_apply_counter whose apply counter is not 1 (0 when absent).
+	ApplyCountViolations int `json:"apply_count_violations"`
 }
 
-func (r report) clean() bool { return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 }
+func (r report) clean() bool {
+	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0
+}
 
 func (r report) String() string {
-	return fmt.Sprintf("expected %d, actual %d, duplicates %d, missing %d, unexpected %d",
-		r.Expected, r.Actual, r.Duplicates, r.Missing, r.Unexpected)
+	return fmt.Sprintf("expected %d, actual %d, duplicates %d, missing %d, unexpected %d, apply_count violations %d",
+		r.Expected, r.Actual, r.Duplicates, r.Missing, r.Unexpected, r.ApplyCountViolations)
 }
 
 // instanceIDEnv carries each child's instance_id: the configs say

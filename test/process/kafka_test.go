@@ -59,15 +59,22 @@ type connectorConfig struct {
 	transactionTimeout string
 	sessionTimeout     string
 	shutdownTimeout    string
+	// sink is the connector's sink section, the lines under "sink:"
+	// indented with three tabs; empty means the Kafka output topic.
+	sink string
 }
 
 // writeConfig writes the daemon config: input → set {copied: true} →
-// output, admin on a free loopback port, instance_id from the environment.
+// output (the output topic, or c.sink), admin on a free loopback port, instance_id from the environment.
 func (p *pipe) writeConfig(c connectorConfig) string {
 	p.t.Helper()
 	quoted := make([]string, len(p.brokers))
 	for i, b := range p.brokers {
 		quoted[i] = fmt.Sprintf("%q", b)
+	}
+	sink := c.sink
+	if sink == "" {
+		sink = "\t\t\ttype: kafka\n\t\t\ttopic: " + p.out
 	}
 	yaml := fmt.Sprintf(`
 instance_id: ${%s:verify}
@@ -90,9 +97,10 @@ connectors:
 		transforms:
 			- type: set
 				fields: {copied: true}
-		sink: {type: kafka, topic: %s}
+		sink:
+%s
 `, instanceIDEnv, strings.Join(quoted, ", "), connectorName, c.guarantee, c.commitInterval,
-		c.transactionTimeout, c.shutdownTimeout, p.in, p.group, c.sessionTimeout, p.out)
+		c.transactionTimeout, c.shutdownTimeout, p.in, p.group, c.sessionTimeout, sink)
 	path := writeFile(p.t, p.dir, "connectd.yaml", yaml)
 	p.t.Logf("config %s:%s", path, strings.ReplaceAll(yaml, "\t", "  "))
 	return path

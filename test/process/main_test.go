@@ -11,6 +11,7 @@ package process_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,7 +28,19 @@ var (
 	buildErr  error
 )
 
+// defaultParallel replaces -test.parallel's default (GOMAXPROCS) unless
+// the flag is given: the tests mostly wait on child processes, Kafka and
+// session timeouts, not on the CPU, and run one after another in pairs on
+// two cores they would take several times as long.
+const defaultParallel = "8"
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", defaultParallel)
+	}
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)

@@ -1,0 +1,163 @@
+package process_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/test/testenv"
+)
+
+// The PostgreSQL and Redis sinks keep the checkpoint in the sink, next to
+// the data: on assignment a member claims its partitions there with the
+// group generation, and every commit is a compare-and-set on (generation,
+// expected offset). The group's committed offsets follow each sink commit
+// for lag display only, so the tests pace themselves on them but judge the
+// result with `connectd verify`, which reads the sink's own checkpoint.
+
+// pgTable is the target table of the PostgreSQL sink configs.
+const pgTable = "public.events"
+
+// postgresSink is a sink section writing to dsn: auto_create, the
+// test-mode apply counter, and columns mapped from the JSON value and the
+// record's origin (which lets verify bound at_least_once rows by offset).
+func postgresSink(dsn string) string {
+	return sinkSection(
+		"type: postgres",
+		fmt.Sprintf("dsn: %q", dsn),
+		"table: "+pgTable,
+		"auto_create: true",
+		"test_apply_counter: true",
+		"columns:",
+		"\tamount: json:amount::numeric",
+		"\ti: json:i::bigint",
+		"\tcopied: json:copied::boolean",
+		"\tsrc_topic: topic",
+		"\tsrc_partition: partition",
+		"\tsrc_offset: offset",
+	)
+}
+
+// redisSink is a sink section writing to the Redis at addr under prefix,
+// with the audit log (what verify reads) and the test-mode apply counter.
+func redisSink(addr, prefix string) string {
+	return sinkSection(
+		"type: redis",
+		fmt.Sprintf("addr: %q", addr),
+		fmt.Sprintf("key_prefix: %q", prefix),
+		`key: "ev:{event_id}"`,
+		"audit_log: true",
+		"test_apply_counter: true",
+	)
+}
+
+// sinkSection indents lines under a connector's "sink:" key.
+func sinkSection(lines ...string) string {
+	return "\t\t\t" + strings.Join(lines, "\n\t\t\t")
+}
+
+// sharedPostgresSink: a fresh database on the PostgreSQL of `make services`.
+func sharedPostgresSink(t *testing.T) func(*pipe) string {
+	return func(*pipe) string { return postgresSink(testenv.Postgres(t)) }
+}
+
+// sharedRedisSink: a fresh key prefix on the Redis of `make services`.
+func sharedRedisSink(t *testing.T) func(*pipe) string {
+	return func(*pipe) string { return redisSink(testenv.Redis(t)) }
+}
+
+// checkpointed is the sum of the partitions' checkpoints in the
+// connector's admin status (the next offsets it has committed), or -1.
+func (in *instance) checkpointed() int {
+	st, err := in.status(connectorName)
+	if err != nil {
+		return -1
+	}
+	n := int64(0)
+	for _, p := range st.Partitions {
+		n += max(p.Checkpoint, 0)
+	}
+	return int(n)
+}
+
+// waitDrained waits until all n input records are committed: the group's
+// offsets reach n, or (where they lag the sink's checkpoint, which is the
+// real one) the summed checkpoints the running instances report do.
+func (p *pipe) waitDrained(n int, within time.Duration, alive ...*instance) {
+	p.t.Helper()
+	waitFor(p.t, within, fmt.Sprintf("all %d input records committed", n), func() bool {
+		for _, in := range alive {
+			in.alive()
+		}
+		if p.committed() >= n {
+			return true
+		}
+		sum := 0
+		for _, in := range alive {
+			sum += max(in.checkpointed(), 0)
+		}
+		return sum >= n
+	})
+}
+
+// checkExactlyOnce runs verify on a SIGKILL run and requires it clean.
+func checkExactlyOnce(t *testing.T, sink string, r killResult) {
+	t.Helper()
+	rep := verifyClean(t, r.cfgPath, connectorName, r.input)
+	t.Logf("%s exactly_once: %d SIGKILLs over %d events: %s", sink, r.kills, r.input, rep)
+}
+
+// checkAtLeastOnce runs verify on an at_least_once SIGKILL run: nothing
+// lost or invented; re-applications (duplicates, or apply counters above
+// 1) are counted and logged, not required: a sink commits its rows and then
+// the group offsets within milliseconds, a window the kills rarely hit.
+func checkAtLeastOnce(t *testing.T, sink string, r killResult) {
+	t.Helper()
+	v := runVerify(t, r.cfgPath, connectorName)
+	rep := v.report
+	t.Logf("%s at_least_once: %d SIGKILLs over %d events: %s (re-applied: %d duplicates, %d apply_count violations)",
+		sink, r.kills, r.input, rep, rep.Duplicates, rep.ApplyCountViolations)
+	if rep.Expected != r.input {
+		t.Errorf("verify expected %d outputs, want %d (all input drained)", rep.Expected, r.input)
+	}
+	if rep.Missing != 0 || rep.Unexpected != 0 {
+		t.Errorf("at_least_once lost or invented records: %s", rep)
+	}
+	if want := map[bool]int{true: 0, false: 1}[rep.clean()]; v.code != want {
+		t.Errorf("verify exit %d for %s, want %d", v.code, rep, want)
+	}
+}
+
+// TestSIGKILLExactlyOnceKafkaToPostgres: SIGKILLs at random points of an
+// exactly_once Kafka → PostgreSQL connector (rows and offsets in one
+// database transaction; a kill before COMMIT rolls both back) leave every
+// event in the table once, each applied once (apply_count = 1).
+func TestSIGKILLExactlyOnceKafkaToPostgres(t *testing.T) {
+	t.Parallel()
+	checkExactlyOnce(t, "postgres", runSIGKILLScheduleTo(t, "exactly_once", sharedPostgresSink(t)))
+}
+
+// TestSIGKILLAtLeastOnceKafkaToPostgres: the same at_least_once (plain
+// INSERT, then the group offsets) loses nothing; duplicates are counted.
+func TestSIGKILLAtLeastOnceKafkaToPostgres(t *testing.T) {
+	t.Parallel()
+	checkAtLeastOnce(t, "postgres", runSIGKILLScheduleTo(t, "at_least_once", sharedPostgresSink(t)))
+}
+
+// TestSIGKILLExactlyOnceKafkaToRedis: SIGKILLs at random points of an
+// exactly_once Kafka → Redis connector (one Lua script per batch applies
+// the writes and the offsets compare-and-set) leave every event applied
+// once (audit log and INCR counter).
+func TestSIGKILLExactlyOnceKafkaToRedis(t *testing.T) {
+	t.Parallel()
+	checkExactlyOnce(t, "redis", runSIGKILLScheduleTo(t, "exactly_once", sharedRedisSink(t)))
+}
+
+// TestSIGKILLAtLeastOnceKafkaToRedis: the same at_least_once (pipelined
+// writes, then the group offsets) loses nothing; re-applications are
+// counted.
+func TestSIGKILLAtLeastOnceKafkaToRedis(t *testing.T) {
+	t.Parallel()
+	checkAtLeastOnce(t, "redis", runSIGKILLScheduleTo(t, "at_least_once", sharedRedisSink(t)))
+}

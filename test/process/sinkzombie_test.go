@@ -1,0 +1,168 @@
+package process_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/test/testenv"
+)
+
+// TestSIGSTOPZombieKafkaToPostgres: two instances of one exactly_once
+// Kafka → PostgreSQL connector share the partitions; one is frozen with
+// SIGSTOP past the 6s session timeout while it holds a batch, the other
+// takes every partition (its claims raise the generation in the offsets
+// table) and commits past it. On SIGCONT the zombie's commit carries the
+// stale generation: the offsets compare-and-set fences it (status: a
+// "fenced" abort), nothing of its batch lands, and verify stays clean with
+// every apply counter at 1.
+func TestSIGSTOPZombieKafkaToPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := testenv.Postgres(t)
+	runSinkZombie(t, postgresSink(dsn), func(p *pipe) (int64, error) { return pgMaxGeneration(dsn, p.group) })
+}
+
+// TestSIGSTOPZombieKafkaToRedis: the same with the Redis sink, whose Lua
+// script checks every partition's generation before writing anything.
+func TestSIGSTOPZombieKafkaToRedis(t *testing.T) {
+	t.Parallel()
+	runSinkZombie(t, redisSink(testenv.Redis(t)), nil)
+}
+
+// pgMaxGeneration is the highest claim generation in the offsets table for
+// group (the sink's default offsets_table).
+func pgMaxGeneration(dsn, group string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var gen int64
+	err = conn.QueryRow(ctx, "SELECT coalesce(max(generation), 0) FROM connectd_offsets WHERE group_id = $1", group).Scan(&gen)
+	return gen, err
+}
+
+// runSinkZombie freezes one of two instances writing to sink past the
+// session timeout, wakes it, and requires its batch fenced and verify
+// clean. generation, if not nil, reads the sink's highest claim generation.
+func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, error)) {
+	p := newPipe(t)
+	cfg := p.writeConfig(connectorConfig{
+		guarantee:          "exactly_once",
+		commitInterval:     "1s", // long batches: the zombie holds one most of the time
+		transactionTimeout: "15s",
+		sessionTimeout:     "6s",
+		shutdownTimeout:    "10s",
+		sink:               sink,
+	})
+	rng := rand.New(rand.NewPCG(seed(t), 2))
+	start := time.Now()
+	const pre = 10_000
+
+	p.produce(0, pre)
+	zid, hid := p.instanceID("zombie"), p.instanceID("heir")
+	zombie := startInstance(t, cfg, zid)
+	heir := startInstance(t, cfg, hid)
+	in := p.startStream(pre, 1000)
+	waitFor(t, time.Minute, "both instances commit", func() bool {
+		zombie.alive()
+		heir.alive()
+		n, err := p.groupMembers()
+		return err == nil && n == 2 &&
+			zombie.mustStatus(connectorName).Commits > 0 && heir.mustStatus(connectorName).Commits > 0
+	})
+	p.waitCommitted(pre, 2*time.Minute, zombie, heir)
+	// A random point inside a batch (commit.interval 1s).
+	time.Sleep(time.Duration(rng.Int64N(int64(time.Second))))
+	before := zombie.mustStatus(connectorName)
+	var genBefore int64
+	if generation != nil {
+		g, err := generation(p)
+		if err != nil {
+			t.Fatalf("read the claim generation: %v", err)
+		}
+		genBefore = g
+	}
+	zombie.kill(syscall.SIGSTOP)
+	frozen := time.Now()
+	frozenAt, err := p.committedOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.1fs: SIGSTOP zombie (records_in %d, commits %d; claim generation %d); committed offsets %v",
+		time.Since(start).Seconds(), before.RecordsIn, before.Commits, genBefore, frozenAt)
+
+	waitFor(t, 2*time.Minute, "the group to expel the frozen zombie", func() bool {
+		heir.alive()
+		n, err := p.groupMembers()
+		return err == nil && n == 1
+	})
+	t.Logf("%.1fs: the zombie was expelled after %.1fs frozen", time.Since(start).Seconds(), time.Since(frozen).Seconds())
+	waitFor(t, 2*time.Minute, "the heir to commit past the zombie on every partition", func() bool {
+		heir.alive()
+		offs, err := p.committedOffsets()
+		if err != nil {
+			return false
+		}
+		for part, o := range frozenAt {
+			if offs[part] <= o {
+				return false
+			}
+		}
+		return true
+	})
+	if generation != nil {
+		g, err := generation(p)
+		if err != nil {
+			t.Fatalf("read the claim generation: %v", err)
+		}
+		t.Logf("claim generation in the sink: %d before the freeze, %d after the heir took over", genBefore, g)
+		if g <= genBefore {
+			t.Errorf("the heir's claims did not raise the generation in the sink (%d -> %d)", genBefore, g)
+		}
+	}
+	t.Logf("%.1fs: the heir committed past the zombie on every partition: %s", time.Since(start).Seconds(), heir.mustStatus(connectorName))
+
+	mark := zombie.logSize()
+	zombie.kill(syscall.SIGCONT)
+	woke := time.Now()
+	var after status
+	waitFor(t, 2*time.Minute, "the woken zombie to report its batch aborted", func() bool {
+		zombie.alive()
+		st, err := zombie.status(connectorName)
+		after = st
+		return err == nil && st.aborts() > before.aborts()
+	})
+	logged := zombie.logSince(mark)
+	t.Logf("%.1fs: the woken zombie aborted %.1fs after SIGCONT: aborts %v -> %v (commits %d -> %d); its warnings:\n%s",
+		time.Since(start).Seconds(), time.Since(woke).Seconds(), before.Aborts, after.Aborts, before.Commits, after.Commits, logged)
+	if after.Aborts["fenced"] <= before.Aborts["fenced"] && !strings.Contains(logged, "fenced") {
+		t.Errorf("the zombie's batch aborted but was not fenced: aborts %v -> %v", before.Aborts, after.Aborts)
+	}
+	waitFor(t, 2*time.Minute, "the zombie to rejoin the group", func() bool {
+		zombie.alive()
+		heir.alive()
+		n, err := p.groupMembers()
+		return err == nil && n == 2
+	})
+
+	total := in.stop(t)
+	p.waitDrained(total, 3*time.Minute, zombie, heir)
+	for _, inst := range []*instance{zombie, heir} {
+		inst.kill(syscall.SIGTERM)
+	}
+	for _, inst := range []*instance{zombie, heir} {
+		if code := inst.waitExit(30 * time.Second); code != 0 {
+			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.id, code)
+		}
+	}
+	rep := verifyClean(t, cfg, connectorName, total)
+	t.Logf("%.1fs: %d events, zombie frozen past the session timeout and woken: %s", time.Since(start).Seconds(), total, rep)
+}
