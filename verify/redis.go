@@ -24,6 +24,9 @@ import (
 //     connector has caught up (later batches would count as unexpected).
 //
 // With test_apply_counter on, every expected event's counter must be 1.
+// With at_least_once the counters and the audit log may disagree after a
+// crash: a pipeline cut short applies some of its commands and not others
+// (an INCR without its audit entry), which is what at-least-once allows.
 func runRedis(ctx context.Context, o Options, base []kgo.Opt) (Report, error) {
 	spec := o.Spec
 	rc := *spec.Redis

@@ -203,6 +203,9 @@ func Inject(c *kfake.Cluster, faults []kfake.Fault, seed uint64, p float64) *Inj
 	return in
 }
 
+// Fired reports whether the i-th fault failed at least one request.
+func (in *Injector) Fired(i int) bool { return in.sure[i].Hits()+in.random[i].Hits() > 0 }
+
 // Stop removes the faults and returns how many requests they failed and a
 // summary per fault.
 func (in *Injector) Stop() (int, string) {

@@ -1,10 +1,7 @@
 package kfake_test
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/daemon"
+	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/verify"
 )
 
@@ -52,61 +50,16 @@ var faultSet = []kfake.Fault{
 	{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.RequestTimedOut},
 }
 
-// injector fails each request matching a fault of faultSet with probability
-// p, until stopped: the fault rate follows the traffic, as with a flaky
-// network or broker, so a connector backing off is not met by a fault
-// waiting for it, and progress stays possible however slow the machine is.
-// Besides, each fault of faultSet also fires once for sure, on the first
-// matching request, so every kind is exercised in every run.
-type injector struct {
-	sure, random []*kfake.FaultHandle
-}
-
-func injectFaults(c *kfake.Cluster, seed uint64, p float64) *injector {
-	var mu sync.Mutex // When runs on the cluster goroutine; be safe anyway
-	rng := rand.New(rand.NewPCG(seed, seed))
-	in := &injector{}
-	for _, f := range faultSet {
-		in.sure = append(in.sure, c.Fault(f))
-		f.Count = -1
-		f.When = func(kmsg.Request) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return rng.Float64() < p
-		}
-		in.random = append(in.random, c.Fault(f))
-	}
-	return in
-}
-
-// Stop removes the faults and returns how many requests they failed, and a
-// summary per fault.
-func (in *injector) Stop() (int, string) {
-	hits := 0
-	var sum []string
-	for i, f := range faultSet {
-		n := in.sure[i].Hits() + in.random[i].Hits()
-		in.sure[i].Remove()
-		in.random[i].Remove()
-		hits += n
-		sum = append(sum, fmt.Sprintf("%s %s: %d", f.Keys[0].Name(), f.Err.Message, n))
-	}
-	return hits, strings.Join(sum, "; ")
-}
-
-// fired reports whether the fault faultSet[i] failed at least one request.
-func (in *injector) fired(i int) bool { return in.sure[i].Hits()+in.random[i].Hits() > 0 }
-
 // runFaultSchedule runs the copy connector over n input records under
 // injected faults, a restart of the connector mid-stream, and a second
 // instance joining and leaving; it returns the checker's report once every
 // input is committed, and the aborted batches counted by every instance.
-func runFaultSchedule(t *testing.T, guarantee string, n int) (verify.Report, int, *injector) {
+func runFaultSchedule(t *testing.T, guarantee string, n int) (verify.Report, int, *e2e.Injector) {
 	c := newCluster(t)
 	produceInput(t, c, "in", n)
 	cfg := copyConfig(t, c, guarantee)
 
-	faults := injectFaults(c, 42, 0.05)
+	faults := e2e.Inject(c, faultSet, 42, 0.05)
 	var daemons []*daemon.Daemon
 	start := func(id string) *daemon.Daemon {
 		d := startDaemon(t, cfg, id)
@@ -149,7 +102,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 		t.Fatal("faults fired but no batch aborted: the faults did not bite")
 	}
 	for i, f := range faultSet {
-		if f.Keys[0] != kmsg.OffsetCommit && !faults.fired(i) {
+		if f.Keys[0] != kmsg.OffsetCommit && !faults.Fired(i) {
 			t.Errorf("fault %s %s never fired", f.Keys[0].Name(), f.Err.Message)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/txn"
 )
 
@@ -36,7 +37,7 @@ func TestGeneratorToKafkaUnderFaults(t *testing.T) {
 			c := newCluster(t)
 			cfg := parse(t, c, strings.ReplaceAll(genYAML, "GUARANTEE", guarantee))
 			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: txn.DefaultOffsetsTopic, Err: kerr.UnknownServerError, Count: 3})
-			faults := injectFaults(c, 7, 0.05)
+			faults := e2e.Inject(c, faultSet, 7, 0.05)
 			a := startDaemon(t, cfg, "a")
 			waitExpected(t, c, cfg, "gen", 8000, 2*time.Minute)
 			a.Stop()

@@ -2,44 +2,25 @@ package kfake_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/test/e2e"
 )
 
-// produceInput writes n records with unique event IDs ("in-<i>"), repeating
-// keys and JSON values to topic, with an idempotent producer, and waits for
-// every acknowledgement.
+// produceInput writes n records with unique event IDs ("in-<i>") to topic.
 func produceInput(t *testing.T, c *kfake.Cluster, topic string, n int) {
 	t.Helper()
-	produceInputRange(t, c, topic, 0, n)
+	e2e.Produce(t, c, topic, 0, n)
 }
 
 // produceInputRange writes records from..to-1 like produceInput.
 func produceInputRange(t *testing.T, c *kfake.Cluster, topic string, from, to int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.AllowAutoTopicCreation(),
-		kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	recs := make([]*kgo.Record, 0, to-from)
-	for i := from; i < to; i++ {
-		recs = append(recs, &kgo.Record{
-			Key:     fmt.Appendf(nil, "k-%d", i%97),
-			Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i%1000),
-			Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", i)}},
-		})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	e2e.Produce(t, c, topic, from, to)
 }
 
 // consumeUntil reads with read_committed through a client made of opts (plus

@@ -9,6 +9,7 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/daemon"
+	"github.com/connectd/connectd/test/e2e"
 )
 
 const zombieYAML = `
@@ -47,21 +48,21 @@ func TestZombieNeverCommits(t *testing.T) {
 			const n = 3000
 			produceInputRange(t, c, "in", 0, 1000)
 
-			zombieGate := newGate(t.Name()+"/zombie", 1000)
-			newGate(t.Name()+"/heir", 1<<62) // never blocks
+			zombieGate := e2e.NewGate(t.Name()+"/zombie", 1000)
+			e2e.NewGate(t.Name()+"/heir", 1<<62) // never blocks
 			defer zombieGate.Release()
 			cfgZombie := parse(t, c, strings.ReplaceAll(zombieYAML, "GATE", t.Name()+"/zombie"))
 			cfgHeir := parse(t, c, strings.ReplaceAll(zombieYAML, "GATE", t.Name()+"/heir"))
 
 			// A short rebalance timeout, so the frozen member is expelled
 			// from the group quickly.
-			opts := append([]kgo.Opt{kgo.RebalanceTimeout(3 * time.Second)}, fastClient...)
+			opts := []kgo.Opt{kgo.RebalanceTimeout(3 * time.Second)}
 			zombie := startDaemonOpts(t, cfgZombie, "z", opts)
-			waitClosed(t, zombieGate.started, "zombie started")
+			e2e.WaitClosed(t, zombieGate.Started(), "zombie started")
 			// Records 0..999 are now produced into its open transaction;
 			// 1000.. make it freeze inside the same batch.
 			produceInputRange(t, c, "in", 1000, n)
-			waitClosed(t, zombieGate.reached, "zombie frozen")
+			e2e.WaitClosed(t, zombieGate.Reached(), "zombie frozen")
 
 			heir := startDaemonOpts(t, cfgHeir, tc.newInstance, opts)
 			rep := waitExpected(t, c, cfgHeir, "copy", n, 2*time.Minute)
@@ -96,15 +97,6 @@ func waitAborted(t *testing.T, d *daemon.Daemon, within time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("the zombie's batch neither committed nor aborted")
-}
-
-func waitClosed(t *testing.T, ch chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(time.Minute):
-		t.Fatalf("timed out waiting for: %s", what)
-	}
 }
 
 // startDaemonOpts is startDaemon with explicit client options.

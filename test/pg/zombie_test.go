@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/test/e2e"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -39,8 +40,8 @@ func TestZombieNeverCommits(t *testing.T) {
 	const n = 3000
 	e := newEnv(t)
 	e.produce("in", 0, 1000)
-	zombieGate := newGate(t.Name()+"/zombie", 1000)
-	newGate(t.Name()+"/heir", 1<<62) // never blocks
+	zombieGate := e2e.NewGate(t.Name()+"/zombie", 1000)
+	e2e.NewGate(t.Name()+"/heir", 1<<62) // never blocks
 	defer zombieGate.Release()
 	cfgZombie := e.parse(strings.ReplaceAll(zombieYAML, "GATE", t.Name()+"/zombie"))
 	cfgHeir := e.parse(strings.ReplaceAll(zombieYAML, "GATE", t.Name()+"/heir"))
@@ -48,9 +49,9 @@ func TestZombieNeverCommits(t *testing.T) {
 	// A short rebalance timeout expels the frozen member quickly.
 	opts := append([]kgo.Opt{kgo.RebalanceTimeout(3 * time.Second)}, fastClient...)
 	zombie := e.startDaemon(cfgZombie, "z", opts)
-	waitClosed(t, zombieGate.started, "zombie started")
+	e2e.WaitClosed(t, zombieGate.Started(), "zombie started")
 	e.produce("in", 1000, n)
-	waitClosed(t, zombieGate.reached, "zombie frozen")
+	e2e.WaitClosed(t, zombieGate.Reached(), "zombie frozen")
 
 	heir := e.startDaemon(cfgHeir, "y", opts)
 	must(t, e.waitExpected(cfgHeir, "copy", n, 2*time.Minute), "heir processed everything")
@@ -77,13 +78,4 @@ func TestZombieNeverCommits(t *testing.T) {
 		t.Fatalf("%d rows and dead letters, want %d", rows, n)
 	}
 	heir.Stop()
-}
-
-func waitClosed(t *testing.T, ch chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(time.Minute):
-		t.Fatalf("timed out waiting for: %s", what)
-	}
 }
