@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -25,11 +24,7 @@ type Source interface {
 
 // Metrics is connectd's registry and its histograms.
 type Metrics struct {
-	Registry *prometheus.Registry
-	// Kafka are franz-go's client metrics (connections, requests, bytes,
-	// buffered records, per client), on the same registry: pass it to
-	// every client with kgo.WithHooks.
-	Kafka         *kprom.Metrics
+	Registry      *prometheus.Registry
 	commitSeconds *prometheus.HistogramVec
 	latency       *prometheus.HistogramVec
 	fenced        *prometheus.CounterVec
@@ -56,7 +51,6 @@ func New(src Source) *Metrics {
 			Help: "Times a connector's session was fenced by a newer owner.",
 		}, []string{"connector"}),
 	}
-	m.Kafka = kprom.NewMetrics("connectd_kafka", kprom.Registry(reg), kprom.WithClientLabel())
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -64,8 +64,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if level.Level <= slog.LevelDebug {
 		kafkaHandler, _ = newHandler(stderr, level.Level, *format)
 	}
-	d.ClientOpts = append(d.ClientOpts, kgo.WithLogger(kslog.New(slog.New(kafkaHandler).With("component", "kafka-client"))),
-		kgo.WithHooks(d.Metrics.Kafka))
+	d.ClientOpts = append(d.ClientOpts, kgo.WithLogger(kslog.New(slog.New(kafkaHandler).With("component", "kafka-client"))))
 	opts := []admin.Option{admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg), admin.WithMetrics(d.Metrics.Registry)}
 	if cfg.Admin.Token != "" {
 		opts = append(opts, admin.WithToken(cfg.Admin.Token))
