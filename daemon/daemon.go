@@ -419,12 +419,9 @@ func (d *Daemon) Offsets(ctx context.Context, name string) (connector.Checkpoint
 
 // AlterOffsets sets checkpoints of a STOPPED connector.
 func (d *Daemon) AlterOffsets(ctx context.Context, name string, cp connector.Checkpoint) error {
-	store, stopped, err := d.offsetStore(name)
+	store, err := d.stoppedOffsetStore(name, "change")
 	if err != nil {
 		return err
-	}
-	if !stopped {
-		return fmt.Errorf("%w: %s must be STOPPED (PUT /connectors/%s/stop) before its offsets change", ErrNotStopped, name, name)
 	}
 	return store.Alter(ctx, cp)
 }
@@ -432,14 +429,25 @@ func (d *Daemon) AlterOffsets(ctx context.Context, name string, cp connector.Che
 // ResetOffsets forgets a STOPPED connector's checkpoints; resumed, it
 // replays its input from the start (Kappa-style reprocessing).
 func (d *Daemon) ResetOffsets(ctx context.Context, name string) error {
-	store, stopped, err := d.offsetStore(name)
+	store, err := d.stoppedOffsetStore(name, "are reset")
 	if err != nil {
 		return err
 	}
-	if !stopped {
-		return fmt.Errorf("%w: %s must be STOPPED (PUT /connectors/%s/stop) before its offsets are reset", ErrNotStopped, name, name)
-	}
 	return store.Reset(ctx)
+}
+
+// stoppedOffsetStore is the offset store of a connector that must be
+// STOPPED for its offsets to be changed: a running one would race its own
+// commits.
+func (d *Daemon) stoppedOffsetStore(name, what string) (pipeline.OffsetStore, error) {
+	store, stopped, err := d.offsetStore(name)
+	if err != nil {
+		return nil, err
+	}
+	if !stopped {
+		return nil, fmt.Errorf("%w: %s must be STOPPED (PUT /connectors/%s/stop) before its offsets %s", ErrNotStopped, name, name, what)
+	}
+	return store, nil
 }
 
 func (d *Daemon) offsetStore(name string) (pipeline.OffsetStore, bool, error) {
