@@ -278,10 +278,17 @@ func readBelow(ctx context.Context, base []kgo.Opt, bound connector.Checkpoint, 
 	for len(remaining) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reading %d partitions to their bound: %w", len(remaining), err)
+			var last error
+			for _, fe := range fetches.Errors() {
+				last = fmt.Errorf("%s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+			}
+			return fmt.Errorf("reading %d partitions to their bound: %w (last fetch error: %v)", len(remaining), err, last)
 		}
-		for _, fe := range fetches.Errors() {
-			return fmt.Errorf("reading %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		// A fetch error (a broker answering UNKNOWN_SERVER_ERROR, a
+		// leader moving) is retried by polling again, as any consumer
+		// would, until ctx says stop; only a closed client ends reading.
+		if fetches.IsClientClosed() {
+			return kgo.ErrClientClosed
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			tp := connector.TopicPartition{Topic: r.Topic, Partition: r.Partition}

@@ -134,9 +134,11 @@ func inputRecords(from, to int) []*kgo.Record {
 }
 
 // producer returns an idempotent producer (franz-go's default, acks=all)
-// for the input topic, closed when the test ends.
+// for the input topic, closed when the test ends. A topic just created may
+// not be known to every broker yet: unknown-topic answers are retried
+// until the produce's own deadline rather than four times.
 func (p *pipe) producer() *kgo.Client {
-	return testenv.KafkaClient(p.t, p.brokers, kgo.DefaultProduceTopic(p.in))
+	return testenv.KafkaClient(p.t, p.brokers, kgo.DefaultProduceTopic(p.in), kgo.UnknownTopicRetries(-1))
 }
 
 // produce writes input records from..to-1 and waits for every ack.
