@@ -88,16 +88,21 @@ func TestRedisKilledMidStream(t *testing.T) {
 		t.Run(fsync, func(t *testing.T) {
 			srv := testenv.StartRedisServer(t, fsync)
 			c := e2e.Cluster(t)
-			const n = 30000
-			e2e.Produce(t, c, "in", 0, n)
+			const chunk, kills = 6000, 3
+			const n = chunk * (kills + 1)
+			e2e.Produce(t, c, "in", 0, chunk)
 			cfg := e2e.Parse(t, c, redisYAML, "GUARANTEE", "exactly_once", "ADDR", srv.Addr(), "PREFIX", "k:")
 			var d *daemon.Daemon = e2e.Start(t, cfg, "a")
-			for i, at := range []int{n / 5, 2 * n / 5, 3 * n / 5} {
-				e2e.WaitExpected(t, c, cfg, "to-redis", at, 2*time.Minute)
+			for i := 1; i <= kills; i++ {
+				// Caught up, give it a fresh backlog and kill Redis while
+				// the connector writes it: batches are in flight, and
+				// more are tried while the server is down.
+				e2e.WaitExpected(t, c, cfg, "to-redis", i*chunk, 2*time.Minute)
+				e2e.Produce(t, c, "in", i*chunk, (i+1)*chunk)
 				srv.Kill()
-				time.Sleep(200 * time.Millisecond) // the connector meets the dead server
+				time.Sleep(300 * time.Millisecond) // longer than commit.interval
 				srv.Start()
-				t.Logf("kill %d at >= %d events: restarted", i+1, at)
+				t.Logf("kill %d with a backlog of %d events: restarted", i, chunk)
 			}
 			rep := e2e.WaitExpected(t, c, cfg, "to-redis", n, 2*time.Minute)
 			e2e.MustBeClean(t, rep, "after three Redis kills ("+fsync+")")
