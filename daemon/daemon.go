@@ -324,13 +324,14 @@ func (d *Daemon) Update(ctx context.Context, cc config.Connector, raw []byte) (b
 	defer d.mu.Unlock()
 	old, oldRaw := e.spec, e.raw
 	e.spec, e.raw = spec, withName(raw, cc.Name)
-	if err := d.saveLocked(); err != nil {
+	saveErr := d.saveLocked()
+	if saveErr != nil { // keep running what is saved
 		e.spec, e.raw = old, oldRaw
 	}
 	if !e.stopped {
 		d.startLocked(e)
 	}
-	return false, err
+	return false, saveErr
 }
 
 // Delete stops a connector and forgets it. Its checkpoint stays where it is.
