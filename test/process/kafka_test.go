@@ -314,3 +314,28 @@ func (p *pipe) groupMembers() (int, error) {
 	}
 	return len(g.Members), nil
 }
+
+// waitHeirTakesOver waits until the group has expelled a frozen member
+// (one member left) and the heir has committed past frozenAt, the
+// committed offsets when the zombie froze, on every partition.
+func (p *pipe) waitHeirTakesOver(t *testing.T, heir *instance, frozenAt map[int32]int64) {
+	t.Helper()
+	waitFor(t, 2*time.Minute, "the group to expel the frozen zombie", func() bool {
+		heir.alive()
+		n, err := p.groupMembers()
+		return err == nil && n == 1
+	})
+	waitFor(t, 2*time.Minute, "the heir to commit past the zombie on every partition", func() bool {
+		heir.alive()
+		offs, err := p.committedOffsets()
+		if err != nil {
+			return false
+		}
+		for part, o := range frozenAt {
+			if offs[part] <= o {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -108,25 +108,8 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 	if expelled {
 		// The heir takes every partition and commits past the zombie's
 		// position on each (the input keeps flowing to all six).
-		waitFor(t, 2*time.Minute, "the group to expel the frozen zombie", func() bool {
-			heir.alive()
-			n, err := p.groupMembers()
-			return err == nil && n == 1
-		})
-		t.Logf("%.1fs: the zombie was expelled from the group after %.1fs frozen", time.Since(start).Seconds(), time.Since(frozen).Seconds())
-		waitFor(t, 2*time.Minute, "the heir to commit past the zombie on every partition", func() bool {
-			heir.alive()
-			offs, err := p.committedOffsets()
-			if err != nil {
-				return false
-			}
-			for part, o := range frozenAt {
-				if offs[part] <= o {
-					return false
-				}
-			}
-			return true
-		})
+		p.waitHeirTakesOver(t, heir, frozenAt)
+		t.Logf("%.1fs: the zombie was expelled at most %.1fs after it froze", time.Since(start).Seconds(), time.Since(frozen).Seconds())
 		t.Logf("%.1fs: the heir committed past the zombie's position on every partition: %s", time.Since(start).Seconds(), heir.mustStatus(connectorName))
 	} else {
 		// The broker aborts the transaction at transaction.timeout (its
