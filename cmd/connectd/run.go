@@ -32,6 +32,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(flags)
 	level := logLevelFlag(flags)
 	format := logFormatFlag(flags)
+	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile to `FILE` (off by default; for the benchmark harness)")
 	if code, ok := parseFlags(flags, args); !ok {
 		return code
 	}
@@ -44,6 +45,15 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "connectd run:", err)
 		return exitUsage
+	}
+
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "connectd run:", err)
+			return exitUsage
+		}
+		defer stop()
 	}
 
 	cfg, err := loadAndValidate(*path)
