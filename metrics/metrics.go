@@ -1,13 +1,15 @@
 // Package metrics exposes connectd's Prometheus metrics on a registry of its
 // own (never the global one): Go, process and build-info collectors, every
 // connector's counters and state read from the runtime when scraped, and
-// commit-duration and end-to-end latency histograms fed by the commit loop.
+// commit-duration and end-to-end latency histograms fed by the commit loop,
+// and franz-go's client metrics through kprom (see KafkaHook).
 // Names follow Prometheus conventions: connectd_ prefix, _total counters,
 // _seconds durations; promlint is run on them in the tests.
 package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +30,9 @@ type Metrics struct {
 	commitSeconds *prometheus.HistogramVec
 	latency       *prometheus.HistogramVec
 	fenced        *prometheus.CounterVec
+
+	kafkaMu sync.Mutex
+	kafka   map[kafkaKey]*kafkaClients
 }
 
 // New registers connectd's metrics on a new registry; src is read at each
@@ -50,6 +55,7 @@ func New(src Source) *Metrics {
 			Name: "connectd_fenced_total",
 			Help: "Times a connector's session was fenced by a newer owner.",
 		}, []string{"connector"}),
+		kafka: map[kafkaKey]*kafkaClients{},
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
