@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -82,10 +83,10 @@ func TestMapRecord(t *testing.T) {
 	}
 	var s []string
 	for i, v := range got {
-		if v == nil {
+		if !v.Valid {
 			s = append(s, c.cols[i].name+"=NULL")
 		} else {
-			s = append(s, c.cols[i].name+"="+*v)
+			s = append(s, c.cols[i].name+"="+v.String)
 		}
 	}
 	want := `a_id=id b_key=k c_val={"o":{"x":[1,2]},"n":42,"s":"str","f":1.5,"b":true} d_txt={"o":{"x":[1,2]},"n":42,"s":"str","f":1.5,"b":true} e_ts=NULL f_top=in g_part=3 h_off=9 i_hdr=hv j_json=[1,2] k_int=42 l_txt=str m_num=1.5 n_bool=true o_miss=NULL p_numtxt=42`
@@ -111,6 +112,9 @@ func TestMapRecord(t *testing.T) {
 		{"NUL in jsonb", map[string]string{"v": "value"}, `{"a":"\u0000"}`, nil, `\u0000`},
 		{"key not UTF-8", map[string]string{"v": "key"}, `{}`, []byte{0xff}, "UTF-8"},
 		{"key with NUL", map[string]string{"v": "key"}, `{}`, []byte{'a', 0}, "NUL"},
+		{"truncated JSON", map[string]string{"v": "json:a"}, `{"a":1`, nil, "value is not JSON"},
+		{"empty value", map[string]string{"v": "json:a"}, "", nil, "not JSON"},
+		{"path through a scalar is NULL", map[string]string{"v": "json:a.b::bigint"}, `{"a":"x"}`, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustConfig(t, Config{Table: "t", Columns: tc.cols})
@@ -123,6 +127,41 @@ func TestMapRecord(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMapRecordPaths: path segments are literal keys (gjson's wildcard and
+// query characters have no meaning in them), and a numeric segment indexes
+// an array.
+func TestMapRecordPaths(t *testing.T) {
+	for _, tc := range []struct {
+		spec, value string
+		want        string // "NULL" for NULL
+	}{
+		{"json:a*b::text", `{"a*b":"star","ab":"no"}`, "star"},
+		{"json:a?::text", `{"a?":"q","ab":"no"}`, "q"},
+		{"json:#::bigint", `{"#":7}`, "7"},
+		{"json:x|y::text", `{"x|y":"pipe","x":"no"}`, "pipe"},
+		{"json:@this::text", `{"@this":"at"}`, "at"},
+		{"json:items.1.sku::text", `{"items":[{"sku":"a"},{"sku":"b"}]}`, "b"},
+		{"json:items.5.sku::text", `{"items":[{"sku":"a"}]}`, "NULL"},
+		{"json:s::text", `{"s":"tab\there \u00e9"}`, "tab	here é"},
+		{"json:n::text", `{"n":null}`, "NULL"},
+		{"json:o", `{"o": {"k": [1, 2]} }`, `{"k": [1, 2]}`},
+	} {
+		c := mustConfig(t, Config{Table: "t", Columns: map[string]string{"v": tc.spec}})
+		m := mapper{cols: c.cols}
+		got, err := m.mapRecord(&connector.Record{Value: []byte(tc.value)})
+		if err != nil {
+			t.Fatalf("%s on %s: %v", tc.spec, tc.value, err)
+		}
+		s := "NULL"
+		if got[0].Valid {
+			s = got[0].String
+		}
+		if s != tc.want {
+			t.Errorf("%s on %s = %q, want %q", tc.spec, tc.value, s, tc.want)
+		}
 	}
 }
 
@@ -188,4 +227,35 @@ func TestClassify(t *testing.T) {
 	if classify("op", nil, true) != nil {
 		t.Fatal("nil error classified")
 	}
+}
+
+// mapAhead yields every record once, in order, in chunks that grow from
+// firstChunk to streamChunk; done may be called before the chunks are read.
+func TestMapAhead(t *testing.T) {
+	s := New(Config{DSN: "postgres://unused", Table: "t", Columns: map[string]string{"v": "json:i::bigint"}}, Options{ExactlyOnce: true})
+	var batch []*connector.Record
+	for i := range 5000 {
+		batch = append(batch, &connector.Record{EventID: fmt.Sprint(i), Value: fmt.Appendf(nil, `{"i":%d}`, i)})
+	}
+	chunks, done := s.mapAhead(batch)
+	var sizes []int
+	next := 0
+	for m := range chunks {
+		if m.err != nil {
+			t.Fatal(m.err)
+		}
+		sizes = append(sizes, len(m.items))
+		for _, it := range m.items {
+			if it.rec != batch[next] || it.vals[0].String != fmt.Sprint(next) {
+				t.Fatalf("item %d is %s=%s", next, it.rec.EventID, it.vals[0].String)
+			}
+			next++
+		}
+	}
+	done()
+	if next != len(batch) || fmt.Sprint(sizes) != "[256 512 1024 1024 1024 1024 136]" {
+		t.Fatalf("%d records in chunks %v", next, sizes)
+	}
+	_, done = s.mapAhead(batch)
+	done() // stops early, returns once the goroutine is gone
 }

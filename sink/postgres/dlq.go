@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -23,20 +24,20 @@ const (
 // could not map), all headers as JSON, and the raw key and value.
 func queueDLQ(b *pgx.Batch, sql string, recs []*connector.Record, sinkErr map[*connector.Record]error) {
 	n := len(recs)
-	ids, topics, stages, msgs, headers := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n), make([]string, n)
+	ids, topics, stages, msgs, headers := make([]string, n), make([]string, n), make([]pgtype.Text, n), make([]pgtype.Text, n), make([]string, n)
 	parts, offs := make([]int32, n), make([]int64, n)
 	keys, values := make([][]byte, n), make([][]byte, n)
 	for i, r := range recs {
 		ids[i] = cleanText(r.EventID)
 		topics[i], parts[i], offs[i] = cleanText(r.Origin.Topic), r.Origin.Partition, r.Origin.Offset
 		if err, ok := sinkErr[r]; ok {
-			stages[i], msgs[i] = ptr("sink"), ptr(cleanText((&connector.RecordError{Origin: r.Origin, Stage: "sink", Err: err}).Error()))
+			stages[i], msgs[i] = valid("sink"), valid(cleanText((&connector.RecordError{Origin: r.Origin, Stage: "sink", Err: err}).Error()))
 		} else {
 			if v, ok := r.Header(headerDLQStage); ok {
-				stages[i] = ptr(cleanText(string(v)))
+				stages[i] = valid(cleanText(string(v)))
 			}
 			if v, ok := r.Header(headerDLQMessage); ok {
-				msgs[i] = ptr(cleanText(string(v)))
+				msgs[i] = valid(cleanText(string(v)))
 			}
 		}
 		headers[i] = headersJSON(r.Headers)

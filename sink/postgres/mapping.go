@@ -1,14 +1,15 @@
 package postgres
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/tidwall/gjson"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -35,7 +36,10 @@ type column struct {
 	src  source
 	arg  string   // header name
 	path []string // JSON path
-	typ  string   // SQL type: text, jsonb, bigint, numeric, boolean, timestamptz
+	// gpath is path as a gjson path, each segment escaped so that only
+	// the dots between segments are special.
+	gpath string
+	typ   string // SQL type: text, jsonb, bigint, numeric, boolean, timestamptz
 }
 
 // jsonTypes are the types a json: source may be cast to.
@@ -76,11 +80,14 @@ func parseColumn(name, spec string) (column, error) {
 			c.typ = typ
 		}
 		c.path = strings.Split(path, ".")
-		for _, seg := range c.path {
+		escaped := make([]string, len(c.path))
+		for i, seg := range c.path {
 			if seg == "" {
 				return c, fmt.Errorf("json: path %q has an empty segment (want json:a.b.c)", path)
 			}
+			escaped[i] = gjson.Escape(seg)
 		}
+		c.gpath = strings.Join(escaped, ".")
 	default:
 		return c, fmt.Errorf("unknown source %q (known: event_id, key, value, value_text, timestamp, topic, partition, offset, header:NAME, json:dot.path[::type])", spec)
 	}
@@ -105,39 +112,45 @@ type mapper struct {
 	cols []column
 }
 
-// row is one record's values, in column order.
-type row []*string
+// row is one record's values, in column order; an invalid Text is NULL.
+// Values, not pointers: a row of five columns is one allocation.
+type row []pgtype.Text
 
 // mapRecord returns r's column values, or why r cannot be written.
+//
+// JSON fields are read with gjson straight from the value's bytes, after
+// one validation of the whole value: decoding it into maps was most of the
+// sink's CPU time (see BenchmarkWrite), and a path lookup needs no tree.
 func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 	out := make(row, len(m.cols))
-	var top map[string]json.RawMessage // the value's top-level object, parsed once
-	var topErr error
-	topParsed := false
-	for _, c := range m.cols {
-		if c.src == srcJSON { // parse first: it validates the value for a value column too
-			top, topErr = parseObject(r.Value)
-			topParsed = true
-			break
+	// jsonState: 0 not checked yet, 1 the value is JSON, -1 it is not.
+	jsonState := 0
+	isJSON := func() bool {
+		if jsonState == 0 {
+			jsonState = -1
+			if r.Value != nil && gjson.ValidBytes(r.Value) {
+				jsonState = 1
+			}
 		}
+		return jsonState == 1
 	}
 	for i, c := range m.cols {
-		var v *string
+		var v pgtype.Text
 		var err error
 		switch c.src {
 		case srcEventID:
-			v, err = text(c, []byte(r.EventID))
+			v, err = textString(c, r.EventID)
 		case srcKey:
 			if r.Key != nil {
 				v, err = text(c, r.Key)
 			}
 		case srcValue:
-			switch {
-			case r.Value == nil:
-			case topParsed && topErr == nil && top != nil:
-				v, err = noNUL(c, r.Value) // parsed as an object already: valid JSON
-			default:
-				v, err = jsonText(c, r.Value)
+			if r.Value != nil {
+				if !isJSON() {
+					err = fmt.Errorf("column %s: value is not JSON", c.name)
+					break
+				}
+				v, err = noNUL(c, string(r.Value))
 			}
 		case srcValueText:
 			if r.Value != nil {
@@ -145,28 +158,28 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 			}
 		case srcTimestamp:
 			if !r.Timestamp.IsZero() {
-				v = ptr(r.Timestamp.UTC().Format(time.RFC3339Nano))
+				v = valid(r.Timestamp.UTC().Format(time.RFC3339Nano))
 			}
 		case srcTopic:
-			v, err = text(c, []byte(r.Origin.Topic))
+			v, err = textString(c, r.Origin.Topic)
 		case srcPartition:
-			v = ptr(strconv.FormatInt(int64(r.Origin.Partition), 10))
+			v = valid(strconv.FormatInt(int64(r.Origin.Partition), 10))
 		case srcOffset:
-			v = ptr(strconv.FormatInt(r.Origin.Offset, 10))
+			v = valid(strconv.FormatInt(r.Origin.Offset, 10))
 		case srcHeader:
 			if h, ok := r.Header(c.arg); ok {
 				v, err = text(c, h)
 			}
 		case srcJSON:
-			if !topParsed {
-				top, topErr = parseObject(r.Value)
-				topParsed = true
-			}
-			if topErr != nil {
-				err = fmt.Errorf("column %s: json:%s: %v", c.name, strings.Join(c.path, "."), topErr)
+			if !isJSON() {
+				what := "value is not JSON"
+				if r.Value == nil {
+					what = "value is empty, not JSON"
+				}
+				err = fmt.Errorf("column %s: json:%s: %s", c.name, strings.Join(c.path, "."), what)
 				break
 			}
-			v, err = jsonField(c, top)
+			v, err = jsonField(c, gjson.GetBytes(r.Value, c.gpath))
 		}
 		if err != nil {
 			return nil, err
@@ -176,109 +189,71 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 	return out, nil
 }
 
-func ptr(s string) *string { return &s }
+// valid is s as a non-NULL value.
+func valid(s string) pgtype.Text { return pgtype.Text{String: s, Valid: true} }
 
 // text checks b can be stored as PostgreSQL text: valid UTF-8 without NUL.
-func text(c column, b []byte) (*string, error) {
-	if !utf8.Valid(b) {
-		return nil, fmt.Errorf("column %s: not valid UTF-8 text", c.name)
-	}
-	if bytes.IndexByte(b, 0) >= 0 {
-		return nil, fmt.Errorf("column %s: text contains a NUL byte, which PostgreSQL text cannot hold", c.name)
-	}
-	return ptr(string(b)), nil
+func text(c column, b []byte) (pgtype.Text, error) {
+	return textString(c, string(b))
 }
 
-// jsonText checks b is JSON that jsonb accepts.
-func jsonText(c column, b []byte) (*string, error) {
-	if !json.Valid(b) {
-		return nil, fmt.Errorf("column %s: value is not JSON", c.name)
+// textString is text for a string.
+func textString(c column, s string) (pgtype.Text, error) {
+	if !utf8.ValidString(s) {
+		return pgtype.Text{}, fmt.Errorf("column %s: not valid UTF-8 text", c.name)
 	}
-	return noNUL(c, b)
+	if strings.IndexByte(s, 0) >= 0 {
+		return pgtype.Text{}, fmt.Errorf("column %s: text contains a NUL byte, which PostgreSQL text cannot hold", c.name)
+	}
+	return valid(s), nil
 }
 
-// noNUL checks valid JSON b has no \u0000, which jsonb cannot hold.
-func noNUL(c column, b []byte) (*string, error) {
-	if bytes.Contains(b, []byte(`\u0000`)) {
-		return nil, fmt.Errorf(`column %s: JSON contains \u0000, which jsonb cannot hold`, c.name)
+// noNUL checks valid JSON s has no \u0000, which jsonb cannot hold.
+func noNUL(c column, s string) (pgtype.Text, error) {
+	if strings.Contains(s, `\u0000`) {
+		return pgtype.Text{}, fmt.Errorf(`column %s: JSON contains \u0000, which jsonb cannot hold`, c.name)
 	}
-	return ptr(string(b)), nil
+	return valid(s), nil
 }
 
-// parseObject parses a value's top level. A value that is JSON but not an
-// object has no fields (every path is NULL); a value that is not JSON at all
-// is an error.
-func parseObject(value []byte) (map[string]json.RawMessage, error) {
-	if value == nil {
-		return nil, errors.New("value is empty, not JSON")
+// jsonField converts the value found at c's path. A missing path (a
+// segment absent, or a scalar on the way) and JSON null are NULL; a value
+// that does not fit the column's type is an error. Segments index objects by
+// key and arrays by position (json:items.0.sku). With duplicate keys the
+// first wins.
+func jsonField(c column, res gjson.Result) (pgtype.Text, error) {
+	if !res.Exists() || res.Type == gjson.Null {
+		return pgtype.Text{}, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(value, &obj); err != nil {
-		if json.Valid(value) {
-			return nil, nil
-		}
-		return nil, errors.New("value is not JSON")
-	}
-	return obj, nil
-}
-
-// jsonField extracts c.path from the parsed top level. A missing path, a
-// non-object on the way, and JSON null are NULL; a value that does not fit
-// the column's type is an error.
-func jsonField(c column, top map[string]json.RawMessage) (*string, error) {
-	obj := top
-	var raw json.RawMessage
-	for i, seg := range c.path {
-		next, ok := obj[seg]
-		if !ok {
-			return nil, nil
-		}
-		if i == len(c.path)-1 {
-			raw = next
-			break
-		}
-		obj = nil
-		if err := json.Unmarshal(next, &obj); err != nil {
-			return nil, nil // not an object: the path does not exist
-		}
-	}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	field := "json:" + strings.Join(c.path, ".")
+	raw := res.Raw
 	bad := func(want string) error {
-		return fmt.Errorf("column %s: %s is %s, want %s", c.name, field, abbreviate(raw), want)
+		return fmt.Errorf("column %s: json:%s is %s, want %s", c.name, strings.Join(c.path, "."), abbreviate([]byte(raw)), want)
 	}
 	switch c.typ {
 	case "jsonb":
-		return jsonText(c, raw)
+		return noNUL(c, raw)
 	case "text":
-		if raw[0] == '"' {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return nil, bad("a string")
-			}
-			return text(c, []byte(s))
+		if res.Type == gjson.String {
+			return textString(c, res.Str)
 		}
-		return text(c, raw)
+		return textString(c, raw)
 	case "bigint":
-		if _, err := strconv.ParseInt(string(raw), 10, 64); err != nil {
-			return nil, bad("an integer")
+		if _, err := strconv.ParseInt(raw, 10, 64); err != nil {
+			return pgtype.Text{}, bad("an integer")
 		}
-		return ptr(string(raw)), nil
+		return valid(raw), nil
 	case "numeric":
-		if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-			return nil, bad("a number")
+		if res.Type != gjson.Number {
+			return pgtype.Text{}, bad("a number")
 		}
-		return ptr(string(raw)), nil
+		return valid(raw), nil
 	case "boolean":
-		if s := string(raw); s != "true" && s != "false" {
-			return nil, bad("true or false")
+		if res.Type != gjson.True && res.Type != gjson.False {
+			return pgtype.Text{}, bad("true or false")
 		}
-		return ptr(string(raw)), nil
+		return valid(raw), nil
 	}
-	return nil, fmt.Errorf("column %s: unsupported type %s", c.name, c.typ)
+	return pgtype.Text{}, fmt.Errorf("column %s: unsupported type %s", c.name, c.typ)
 }
 
 // abbreviate shortens a JSON value for an error message.

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/connectd/connectd/connector"
@@ -180,109 +179,15 @@ func (s *Store) Claim(ctx context.Context, group string, gen int32, tps []connec
 	return cp, nil
 }
 
-// item is one record to write and its column values.
-type item struct {
-	rec  *connector.Record
-	vals row
-}
-
-// prepared is a batch split into table rows and dead-letter rows.
-type prepared struct {
-	rows []item
-	dlq  []*connector.Record
-	// dlqErr holds, per dead-letter record the sink itself rejected, why.
-	dlqErr map[*connector.Record]error
-}
-
-// prepare maps every record before any statement is sent: a record that
-// cannot be mapped goes to the dead-letter table (errors.tolerance all) or
-// fails the batch with its origin (none). Rows are deduplicated by event ID
-// (do_nothing keeps the first, do_update the last: one statement may not
-// touch a row twice) and sorted by it, so concurrent writers lock rows in
-// the same order and cannot deadlock each other.
-func (s *Store) prepare(recs []*connector.Record) (*prepared, error) {
-	p := &prepared{dlqErr: map[*connector.Record]error{}}
-	at := make(map[string]int, len(recs))
-	mapped, errs := s.mapAll(recs)
-	for i, r := range recs {
-		if s.isDLQ(r) {
-			p.dlq = append(p.dlq, r)
-			continue
-		}
-		vals, err := mapped[i], errs[i]
-		if err != nil {
-			if s.opts.DLQTopic == "" {
-				return nil, connector.NewCommitError(connector.Fatal, "map record",
-					&connector.RecordError{Origin: r.Origin, Stage: "sink " + s.cfg.Table, Err: err})
-			}
-			p.dlq = append(p.dlq, r)
-			p.dlqErr[r] = err
-			continue
-		}
-		if i, dup := at[r.EventID]; dup && s.opts.ExactlyOnce {
-			if s.cfg.Conflict == DoUpdate {
-				p.rows[i] = item{r, vals}
-			}
-			continue
-		}
-		at[r.EventID] = len(p.rows)
-		p.rows = append(p.rows, item{r, vals})
-	}
-	if s.opts.ExactlyOnce {
-		sort.Slice(p.rows, func(i, j int) bool { return p.rows[i].rec.EventID < p.rows[j].rec.EventID })
-	}
-	return p, nil
-}
-
-func (s *Store) isDLQ(r *connector.Record) bool {
-	return s.opts.DLQTopic != "" && r.Topic == s.opts.DLQTopic
-}
-
-// parallelMapMin is the batch size from which records are mapped on every
-// CPU: JSON extraction is most of the sink's own CPU time.
-const parallelMapMin = 1024
-
-// mapAll maps every record that is not a dead letter, in parallel for
-// large batches (the mapper is stateless and each record independent).
-func (s *Store) mapAll(recs []*connector.Record) ([]row, []error) {
-	m := mapper{cols: s.cfg.cols}
-	mapped, errs := make([]row, len(recs)), make([]error, len(recs))
-	mapRange := func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			r := recs[i]
-			if s.isDLQ(r) {
-				continue
-			}
-			mapped[i], errs[i] = m.mapRecord(r)
-			if errs[i] == nil {
-				_, errs[i] = text(column{name: EventIDColumn}, []byte(r.EventID))
-			}
-		}
-	}
-	workers := runtime.GOMAXPROCS(0)
-	if len(recs) < parallelMapMin || workers == 1 {
-		mapRange(0, len(recs))
-		return mapped, errs
-	}
-	var wg sync.WaitGroup
-	chunk := (len(recs) + workers - 1) / workers
-	for lo := 0; lo < len(recs); lo += chunk {
-		wg.Go(func() { mapRange(lo, min(lo+chunk, len(recs))) })
-	}
-	wg.Wait()
-	return mapped, errs
-}
-
 // Commit implements txn.SinkStore: one transaction holds the rows (UPSERT
 // keyed on event_id), the dead-letter rows, and the offsets compare-and-set
 // of every partition of to; it commits only if the CAS matched every
-// partition. BEGIN, the statements and the CAS go in one pipelined round
-// trip, COMMIT (or ROLLBACK) in a second.
+// partition. Nothing is visible before COMMIT: on any error the transaction
+// is rolled back (or the connection closed, which rolls it back) and the
+// caller re-reads the checkpoint; a COMMIT without an answer is
+// CommitUnknown, and the checkpoint row then says whether it applied.
 func (s *Store) Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error {
-	p, err := s.prepare(recs)
-	if err != nil {
-		return err
-	}
+	p := s.split(recs)
 	cas, err := newCAS(group, gens, from, to)
 	if err != nil {
 		return err
@@ -333,9 +238,16 @@ func newCAS(group string, gens map[connector.TopicPartition]int32, from, to conn
 	return c, nil
 }
 
-// commitTx runs one attempt. isolate retries rejected rows one half at a
-// time under savepoints (slow, only after a row error) and dead-letters
-// them, or fails naming the first one with errors.tolerance none.
+// commitTx runs one attempt, in one of three ways:
+//   - streaming (the default): records are mapped a chunk ahead of the
+//     INSERT that writes them (mapAhead), BEGIN going with the first
+//     chunk; then the dead-letter rows and the CAS in one round trip, and
+//     COMMIT in a last one;
+//   - COPY, for batches of CopyThreshold rows or more: everything mapped,
+//     COPY into a temporary table, one merging INSERT;
+//   - isolate, after a row error: rejected rows are found one half at a
+//     time under savepoints (slow) and dead-lettered, or the batch fails
+//     naming the first one with errors.tolerance none.
 func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, cas *casArgs, isolate bool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -349,15 +261,20 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, c
 		}
 	}()
 
-	b := &pgx.Batch{}
-	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	dlq := p.dlq
+	const begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+	dlqErr := map[*connector.Record]error{}
+	var dlq []*connector.Record
+	b := &pgx.Batch{} // what goes with the CAS
 	switch {
 	case isolate:
-		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
+		m := s.mapRecords(p.recs)
+		if m.err != nil {
+			return m.err
+		}
+		if _, err := conn.Exec(ctx, begin); err != nil {
 			return classify("begin", err, false)
 		}
-		rejected, err := s.insertIsolating(ctx, conn.Conn(), p.rows)
+		rejected, err := s.insertIsolating(ctx, conn.Conn(), m.items)
 		if err != nil {
 			return err
 		}
@@ -366,28 +283,42 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, c
 			return connector.NewCommitError(connector.Fatal, "write row",
 				&connector.RecordError{Origin: r.rec.Origin, Stage: "sink " + s.cfg.Table, Err: r.err})
 		}
-		dlq = append([]*connector.Record(nil), p.dlq...)
-		for _, r := range rejected {
-			dlq = append(dlq, r.rec)
-			p.dlqErr[r.rec] = r.err
+		dlq = deadLetters(p.dlq, append(m.rejected, rejected...), dlqErr)
+	case len(p.recs) >= s.CopyThreshold:
+		m := s.mapRecords(p.recs)
+		if m.err != nil {
+			return m.err
 		}
-		b = &pgx.Batch{}
-	case len(p.rows) >= s.CopyThreshold:
-		if err := conn.Conn().PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED; "+s.sql.createStage).Close(); err != nil {
+		if err := conn.Conn().PgConn().Exec(ctx, begin+"; "+s.sql.createStage).Close(); err != nil {
 			return classify("begin", err, false)
 		}
-		if err := s.copyRows(ctx, conn.Conn(), p.rows); err != nil {
+		if err := s.copyRows(ctx, conn.Conn(), m.items); err != nil {
 			return classify("copy rows", err, false)
 		}
-		b = &pgx.Batch{}
 		b.Queue(s.sql.mergeStage)
+		dlq = deadLetters(p.dlq, m.rejected, dlqErr)
 	default:
-		for start := 0; start < len(p.rows); start += s.cfg.BatchSize {
-			s.queueInsert(b, p.rows[start:min(start+s.cfg.BatchSize, len(p.rows))])
+		b.Queue(begin) // sent with the first chunk, or with the CAS if none
+		chunks, done := s.mapAhead(p.recs)
+		defer done()
+		var rejected []rejectedRow
+		for m := range chunks {
+			if m.err != nil {
+				return m.err
+			}
+			rejected = append(rejected, m.rejected...)
+			for start := 0; start < len(m.items); start += s.cfg.BatchSize {
+				s.queueInsert(b, m.items[start:min(start+s.cfg.BatchSize, len(m.items))])
+			}
+			if err := conn.SendBatch(ctx, b).Close(); err != nil {
+				return classify("write rows", err, false)
+			}
+			b = &pgx.Batch{}
 		}
+		dlq = deadLetters(p.dlq, rejected, dlqErr)
 	}
 	if len(dlq) > 0 {
-		queueDLQ(b, s.sql.insertDLQ, dlq, p.dlqErr)
+		queueDLQ(b, s.sql.insertDLQ, dlq, dlqErr)
 	}
 	b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
 
@@ -442,7 +373,7 @@ func (s *Store) queueInsert(b *pgx.Batch, rows []item) {
 	}
 	args[0] = ids
 	for j := range s.cfg.cols {
-		col := make([]*string, len(rows))
+		col := make(pgtype.FlatArray[pgtype.Text], len(rows))
 		for i, r := range rows {
 			col[i] = r.vals[j]
 		}
@@ -531,20 +462,22 @@ func (s *Store) insertIsolating(ctx context.Context, c *pgx.Conn, rows []item) (
 // the dead-letter rows inserted, in one implicit transaction. A row the
 // table rejects fails the batch.
 func (s *Store) WriteBatch(ctx context.Context, recs []*connector.Record) error {
-	p, err := s.prepare(recs)
-	if err != nil {
-		return err
+	p := s.split(recs)
+	m := s.mapRecords(p.recs)
+	if m.err != nil {
+		return m.err
 	}
 	pool, err := s.Pool(ctx)
 	if err != nil {
 		return err
 	}
 	b := &pgx.Batch{}
-	for start := 0; start < len(p.rows); start += s.cfg.BatchSize {
-		s.queueInsert(b, p.rows[start:min(start+s.cfg.BatchSize, len(p.rows))])
+	for start := 0; start < len(m.items); start += s.cfg.BatchSize {
+		s.queueInsert(b, m.items[start:min(start+s.cfg.BatchSize, len(m.items))])
 	}
-	if len(p.dlq) > 0 {
-		queueDLQ(b, s.sql.insertDLQ, p.dlq, p.dlqErr)
+	dlqErr := map[*connector.Record]error{}
+	if dlq := deadLetters(p.dlq, m.rejected, dlqErr); len(dlq) > 0 {
+		queueDLQ(b, s.sql.insertDLQ, dlq, dlqErr)
 	}
 	if b.Len() == 0 {
 		return nil

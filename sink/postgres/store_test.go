@@ -390,3 +390,51 @@ func TestTerminatedBackendBeforeCommitIsAbortable(t *testing.T) {
 		t.Fatalf("%d rows, want 10", n)
 	}
 }
+
+// A batch large enough to stream in several chunks: a record that cannot be
+// mapped in the last chunk, after earlier chunks were already sent in the
+// open transaction, fails the batch with nothing written (tolerance none),
+// or is dead-lettered with every other row written once (tolerance all).
+func TestStreamedBatchWithABadRecordLate(t *testing.T) {
+	ctx := context.Background()
+	const n = 3 * streamChunk
+	batch := recs(p0, 0, n)
+	// Event IDs sort as strings: "e-0-999" is the last, mapped in the
+	// last chunk.
+	bad := 999
+	batch[bad].Value = []byte("{broken")
+	gens := map[connector.TopicPartition]int32{p0: 1}
+
+	t.Run("none", func(t *testing.T) {
+		s, conn := newTestStore(t, testConfig(testenv.Postgres(t)), Options{ExactlyOnce: true})
+		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Commit(ctx, "g", gens, batch, nil, connector.Checkpoint{p0: n})
+		wantKind(t, err, connector.Fatal, "unmappable record late in a streamed batch")
+		if !strings.Contains(err.Error(), fmt.Sprintf("in/0/%d", bad)) {
+			t.Fatalf("error does not name the origin in/0/%d: %v", bad, err)
+		}
+		if got := count(t, conn, "SELECT count(*) FROM events"); got != 0 {
+			t.Fatalf("%d rows written by a failed batch", got)
+		}
+		if got := count(t, conn, "SELECT count(*) FROM connectd_offsets WHERE next_offset >= 0"); got != 0 {
+			t.Fatalf("the checkpoint moved for a failed batch")
+		}
+	})
+	t.Run("all", func(t *testing.T) {
+		s, conn := newTestStore(t, testConfig(testenv.Postgres(t)), Options{ExactlyOnce: true, DLQTopic: "dlq"})
+		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, "g", gens, batch, nil, connector.Checkpoint{p0: n}); err != nil {
+			t.Fatal(err)
+		}
+		if got := count(t, conn, "SELECT count(*) FROM events WHERE apply_count = 1"); got != n-1 {
+			t.Fatalf("%d rows applied once, want %d", got, n-1)
+		}
+		if got := count(t, conn, fmt.Sprintf("SELECT count(*) FROM events_dlq WHERE origin_offset = %d", bad)); got != 1 {
+			t.Fatalf("the bad record is not in the dead-letter table")
+		}
+	})
+}
