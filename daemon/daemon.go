@@ -161,7 +161,7 @@ func (d *Daemon) onFenced(name string) {
 
 // startLocked builds a fresh connector for e and runs it.
 func (d *Daemon) startLocked(e *entry) {
-	c := pipeline.Build(e.spec, d.env)
+	c := pipeline.Build(e.spec, d.connectorEnv(e.spec.Conf.Name, "pipeline"))
 	ctx, cancel := context.WithCancel(d.ctx)
 	done := make(chan struct{})
 	e.conn = c
@@ -170,6 +170,24 @@ func (d *Daemon) startLocked(e *entry) {
 		defer close(done)
 		run(ctx, c, d.log)
 	}()
+}
+
+// connectorEnv is the environment of connector's Kafka clients in one
+// role ("pipeline" for those the running connector builds, "offsets" for
+// KIP-875 reads and changes): every client gets ClientOpts plus the hook
+// feeding its franz-go metrics, labelled with the connector and role.
+func (d *Daemon) connectorEnv(connector, role string) pipeline.Env {
+	env := d.env
+	env.ClientOpts = d.clientOpts(connector, role)
+	return env
+}
+
+func (d *Daemon) clientOpts(connector, role string) []kgo.Opt {
+	opts := slices.Clip(d.ClientOpts)
+	if d.Metrics != nil {
+		opts = append(opts, kgo.WithHooks(d.Metrics.KafkaHook(connector, role)))
+	}
+	return opts
 }
 
 func (d *Daemon) observer(name string) connector.Observer {
@@ -344,6 +362,11 @@ func (d *Daemon) Delete(_ context.Context, name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.entries, name)
+	if d.Metrics != nil {
+		// Its run has ended; a connector created later under the
+		// same name starts its metrics from zero.
+		d.Metrics.Forget(name)
+	}
 	return d.saveLocked()
 }
 
@@ -458,7 +481,7 @@ func (d *Daemon) offsetStore(name string) (pipeline.OffsetStore, bool, error) {
 	if !ok {
 		return nil, false, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
-	return pipeline.Offsets(e.spec, d.env), e.stopped && e.stop == nil, nil
+	return pipeline.Offsets(e.spec, d.connectorEnv(name, "offsets")), e.stopped && e.stop == nil, nil
 }
 
 func (d *Daemon) entry(name string) (*entry, error) {

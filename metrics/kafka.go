@@ -19,7 +19,7 @@ const KafkaNamespace = "connectd_kafka"
 // connector=<connector> and client=<role> (the daemon's own clients, such
 // as the admin API's, have an empty connector). Asking again for the same
 // connector and role returns the same hook, so restarting a connector
-// continues its counters; RemoveKafka drops them.
+// continues its counters; Forget drops them.
 //
 // One hook serves any number of clients, at once or one after another: the
 // counters add up their traffic.
@@ -47,12 +47,10 @@ func (m *Metrics) KafkaHook(connector, role string) kgo.Hook {
 	return h
 }
 
-// RemoveKafka unregisters the client metrics of every role of connector,
-// for a connector that was deleted: its series disappear from /metrics, and
-// a connector created later under the same name starts from zero. A client
-// still open keeps calling its hook harmlessly; nothing it counts is
-// exported any more.
-func (m *Metrics) RemoveKafka(connector string) {
+// removeKafka unregisters the client metrics of every role of connector
+// (see Forget). A client still open keeps calling its hook harmlessly;
+// nothing it counts is exported any more.
+func (m *Metrics) removeKafka(connector string) {
 	m.kafkaMu.Lock()
 	defer m.kafkaMu.Unlock()
 	for key, h := range m.kafka {
@@ -81,7 +79,7 @@ type kafkaKey struct{ connector, role string }
 // So kafkaClients shares one kprom.Metrics among all of them: it passes on
 // only the first OnNewClient, which registers the collectors once, and
 // never OnClientClosed, so the counters sum the traffic of every client
-// with these labels, past and present, until RemoveKafka unregisters them.
+// with these labels, past and present, until Forget unregisters them.
 // The embedded Metrics receives every other hook (broker connects, reads,
 // writes, produced and fetched batches) unchanged.
 //

@@ -173,16 +173,19 @@ func TestKafkaHookBufferedGauges(t *testing.T) {
 	}
 }
 
-// Removing a connector's client metrics and creating them again under the
+// Forgetting a connector and creating its client metrics again under the
 // same name neither panics nor leaves a stale or broken collector; the new
-// counters start from zero.
-func TestKafkaHookRemoveAndRecreate(t *testing.T) {
+// counters start from zero, and none of its series, histograms included,
+// outlive Forget.
+func TestForgetAndRecreate(t *testing.T) {
 	c := kafkaCluster(t)
 	m := New(fakeSource{})
 	labels := map[string]string{"connector": "copy", "client": "pipeline"}
 	for round := range 3 {
 		hook := m.KafkaHook("copy", "pipeline")
 		offsets := m.KafkaHook("copy", "offsets")
+		m.Observer("copy").Committed(time.Millisecond, time.Now(), []time.Time{time.Now()})
+		m.Fenced("copy")
 		cl := kafkaClient(t, c, kgo.WithHooks(hook))
 		produce(t, cl, round+1)
 		admin := kafkaClient(t, c, kgo.WithHooks(offsets))
@@ -191,15 +194,15 @@ func TestKafkaHookRemoveAndRecreate(t *testing.T) {
 		if round == 1 {
 			// Removed while a client is still open: it goes on
 			// calling its hook, which must stay harmless.
-			m.RemoveKafka("copy")
+			m.Forget("copy")
 			produce(t, cl, 1)
 		} else {
 			cl.Close()
-			m.RemoveKafka("copy")
+			m.Forget("copy")
 		}
 		for _, mf := range gather(t, m) {
 			if _, n := sum([]*dto.MetricFamily{mf}, mf.GetName(), map[string]string{"connector": "copy"}); n > 0 {
-				t.Fatalf("round %d: %s still has copy's series after RemoveKafka", round, mf.GetName())
+				t.Fatalf("round %d: %s still has copy's series after Forget", round, mf.GetName())
 			}
 		}
 	}

@@ -75,6 +75,18 @@ func (m *Metrics) Observer(name string) connector.Observer {
 	}
 }
 
+// Forget drops every series of a deleted connector: its histograms, its
+// fencing count and its Kafka clients' metrics, so /metrics stops showing
+// it and a connector created later under the same name starts from zero.
+// (Its counters and state, read from the daemon at scrape time, go with
+// it by themselves.)
+func (m *Metrics) Forget(name string) {
+	m.commitSeconds.DeleteLabelValues(name)
+	m.latency.DeleteLabelValues(name)
+	m.fenced.DeleteLabelValues(name)
+	m.removeKafka(name)
+}
+
 // Fenced counts one fencing of name's session.
 func (m *Metrics) Fenced(name string) { m.fenced.WithLabelValues(name).Inc() }
 
