@@ -2,8 +2,9 @@
 // and JSON shapes follow Kafka Connect's REST API (including KIP-875's
 // offsets endpoints) so its tooling works against connectd; connectd's own
 // extras (guarantee, per-partition checkpoint and lag, commit counters) ride
-// along in the same objects, and /health, /ready, /metrics and
-// /openapi.json sit beside them.
+// along in the same objects, and /health, /ready, /metrics, /openapi.json
+// and /transactions (open and hanging Kafka transactions, and aborting one)
+// sit beside them.
 package admin
 
 import (
@@ -147,8 +148,10 @@ type Server struct {
 	token   string
 	// metricsHandler serves WithMetrics' registry; nil without one.
 	metricsHandler http.Handler
-	mux            *http.ServeMux // the routes, without authentication
-	handler        http.Handler   // mux behind authentication
+	// txns serves /transactions; nil without WithTransactions.
+	txns    Transactions
+	mux     *http.ServeMux // the routes, without authentication
+	handler http.Handler   // mux behind authentication
 
 	mu       sync.Mutex
 	workerID string

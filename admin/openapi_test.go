@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("openapi.json documents %s, which has no route", p)
 			continue
 		}
-		target := strings.ReplaceAll(p, "{name}", "some-connector")
+		target := pathParam.ReplaceAllString(p, "some-value")
 		for _, m := range methods {
 			_, inDoc := item[strings.ToLower(m)]
 			if inDoc {
@@ -76,6 +77,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Errorf("openapi.json documents %d operations, the mux has %d routes", documented, len(routes))
 	}
 }
+
+// pathParam is a path parameter in an OpenAPI path ({name}).
+var pathParam = regexp.MustCompile(`\{[a-z_]+\}`)
 
 // TestOpenAPIRefsResolve checks every $ref names a schema the document
 // defines, so tools that load it do not fail.

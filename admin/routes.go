@@ -34,6 +34,8 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/connectors/{name}/offsets", s.connectorOffsets},
 		{http.MethodPatch, "/connectors/{name}/offsets", s.alterOffsets},
 		{http.MethodDelete, "/connectors/{name}/offsets", s.resetOffsets},
+		{http.MethodGet, "/transactions", s.listTransactions},
+		{http.MethodPost, "/transactions/{transactional_id}/abort", s.abortTransaction},
 		{http.MethodGet, "/health", s.health},
 		{http.MethodGet, "/ready", s.ready},
 		{http.MethodGet, "/metrics", s.serveMetrics},
