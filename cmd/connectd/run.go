@@ -75,7 +75,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		kafkaHandler, _ = newHandler(stderr, level.Level, *format)
 	}
 	d.ClientOpts = append(d.ClientOpts, kgo.WithLogger(kslog.New(slog.New(kafkaHandler).With("component", "kafka-client"))))
-	opts := []admin.Option{admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg), admin.WithMetrics(d.Metrics.Registry)}
+	opts := []admin.Option{admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg), admin.WithMetrics(d.Metrics.Registry),
+		admin.WithTransactions(d.API())}
 	if cfg.Admin.Token != "" {
 		opts = append(opts, admin.WithToken(cfg.Admin.Token))
 	}
