@@ -63,7 +63,7 @@ func (p *Processor) Process(in []*connector.Record) ([]*connector.Record, error)
 			continue
 		}
 		r.EventID = id
-		outs, err := p.chain.Apply(r)
+		next, err := p.chain.AppendApply(out, r)
 		if err != nil {
 			stage, cause := "transform", err
 			var te *transform.RecordError
@@ -76,7 +76,7 @@ func (p *Processor) Process(in []*connector.Record) ([]*connector.Record, error)
 			out = append(out, p.deadLetter(r, id, stage, cause))
 			continue
 		}
-		out = append(out, outs...)
+		out = next
 	}
 	return out, nil
 }

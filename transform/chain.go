@@ -48,6 +48,23 @@ func (c Chain) Apply(in *connector.Record) ([]*connector.Record, error) {
 	return recs, nil
 }
 
+// AppendApply is Apply for callers that collect a batch's outputs in one
+// slice: it appends in's outputs to dst (dst unchanged on error). An empty
+// chain appends in itself rather than a copy, so an identity pipeline
+// allocates nothing per record here: the copy Apply makes only protects
+// the input from transforms, and nothing after the chain (sinks, commit
+// protocols, the checker) modifies a record.
+func (c Chain) AppendApply(dst []*connector.Record, in *connector.Record) ([]*connector.Record, error) {
+	if len(c) == 0 {
+		return append(dst, in), nil
+	}
+	out, err := c.Apply(in)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, out...), nil
+}
+
 // RecordError is a record that a transform in a chain could not handle. The
 // connector's error policy decides between failing and dead-lettering it.
 type RecordError struct {
