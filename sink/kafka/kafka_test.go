@@ -48,3 +48,31 @@ func TestToKgoHeadersAndTopic(t *testing.T) {
 		t.Fatal("route ignored")
 	}
 }
+
+// BenchmarkToKgo converts one record for producing per op: its headers
+// plus the event-id and connectd-origin headers every output carries.
+func BenchmarkToKgo(b *testing.B) {
+	r := &connector.Record{
+		Key: []byte("k-42"), Value: make([]byte, 100), EventID: "orders/7/123456789",
+		Headers: []connector.Header{{Key: "trace", Value: []byte("abc")}},
+		Origin:  connector.Origin{Topic: "orders", Partition: 7, Offset: 123456789},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := ToKgo(r, "out"); len(out.Headers) != 3 {
+			b.Fatal(out.Headers)
+		}
+	}
+}
+
+func TestAppendOriginMatchesString(t *testing.T) {
+	for _, o := range []connector.Origin{
+		{Topic: "orders", Partition: 3, Offset: 42},
+		{Topic: "generator:a/b", Partition: 0, Offset: 0},
+		{Topic: "t", Partition: 2147483647, Offset: 9223372036854775807},
+	} {
+		if got := string(appendOrigin(nil, o)); got != o.String() {
+			t.Errorf("appendOrigin(%v) = %q, want %q", o, got, o.String())
+		}
+	}
+}

@@ -267,3 +267,18 @@ func TestSourceClosedClient(t *testing.T) {
 		t.Errorf("Poll on a closed client = %v, want kgo.ErrClientClosed", err)
 	}
 }
+
+// BenchmarkFromKgo converts one consumed record (one header) per op.
+func BenchmarkFromKgo(b *testing.B) {
+	r := &kgo.Record{
+		Topic: "orders", Partition: 7, Offset: 123456789, Timestamp: time.UnixMilli(1700000000000),
+		Key: []byte("k-42"), Value: make([]byte, 100),
+		Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("abc")}},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rec := FromKgo(r); rec.Origin.Offset != r.Offset {
+			b.Fatal(rec.Origin)
+		}
+	}
+}
