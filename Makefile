@@ -6,6 +6,8 @@
 #   make build   write bin/connectd
 #   make short   the fast loop: unit and in-process kfake tests, no services
 #   make lint    gofmt and go vet
+#   make bench   the benchmark harness (bench/, issue 9) on the test services;
+#                BENCH_FLAGS passes flags, e.g. BENCH_FLAGS=-full. Not part of test.
 # Service targets (services, services-stop, images, kafka-cluster, ...) are in
 # test/services.mk.
 
@@ -20,7 +22,7 @@ TEST_TIMEOUT ?= 45m
 .DEFAULT_GOAL := build
 include test/services.mk
 
-.PHONY: build run test short lint clean
+.PHONY: build run test short lint clean bench
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/connectd
@@ -37,6 +39,13 @@ short:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Writes bench/results/<date>-<commit>.md and .png and prints the summary;
+# the harness builds the Kafka Streams peer with Maven itself.
+BENCH_FLAGS ?=
+bench: build services
+	$(GO) build -o bin/connectd-bench ./bench/cmd/connectd-bench
+	./bin/connectd-bench -connectd $(BIN) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin data

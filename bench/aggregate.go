@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"math"
+	"time"
+)
+
+// Aggregate is a scenario's runs folded into one line: medians over the
+// rounds (the machine is shared, so the median of interleaved repeats is
+// the figure; the range says how noisy it was).
+type Aggregate struct {
+	Scenario       Scenario
+	Runs, Failed   int
+	Errs           []string
+	Rate           float64 // records/s, median
+	RateLo, RateHi float64
+	MBPerSec       float64
+	CPUDrain       float64 // seconds, median
+	CPUPerRecord   float64 // µs of CPU per record, median
+	PeakRSS        int64   // largest over the runs
+	Latency        *LatencySummary
+	Commits        float64
+	Aborts         float64
+	CommitShare    float64 // median; NaN if not connectd
+	Complete       bool    // every run's output had every record
+	Profile        string
+}
+
+// AggregateResults folds results by scenario, in the order scenarios
+// first appear.
+func AggregateResults(results []Result) []Aggregate {
+	var order []Scenario
+	by := map[Scenario][]Result{}
+	for _, r := range results {
+		if _, ok := by[r.Scenario]; !ok {
+			order = append(order, r.Scenario)
+		}
+		by[r.Scenario] = append(by[r.Scenario], r)
+	}
+	out := make([]Aggregate, 0, len(order))
+	for _, s := range order {
+		out = append(out, aggregate(s, by[s]))
+	}
+	return out
+}
+
+func aggregate(s Scenario, rs []Result) Aggregate {
+	a := Aggregate{Scenario: s, Runs: len(rs), Complete: true, Commits: math.NaN(), Aborts: math.NaN(), CommitShare: math.NaN()}
+	var rates, mbs, cpus, perRec, commits, aborts, shares []float64
+	for _, r := range rs {
+		if r.Err != "" {
+			a.Failed++
+			a.Errs = append(a.Errs, r.Err)
+			continue
+		}
+		rates = append(rates, r.RecordsPerSec)
+		mbs = append(mbs, r.MBPerSec)
+		cpus = append(cpus, r.CPUDrain.Seconds())
+		if r.Records > 0 && r.RecordsPerSec > 0 {
+			// Records drained during the measured window: rate × time.
+			n := r.RecordsPerSec * r.Drain.Seconds()
+			perRec = append(perRec, float64(r.CPUDrain)/float64(time.Microsecond)/n)
+		}
+		if !math.IsNaN(r.CommitShare) {
+			shares = append(shares, r.CommitShare)
+		}
+		if !math.IsNaN(r.Commits) {
+			commits = append(commits, r.Commits)
+			aborts = append(aborts, r.Aborts)
+		}
+		a.PeakRSS = max(a.PeakRSS, r.PeakRSS)
+		if r.Latency != nil && a.Latency == nil {
+			a.Latency = r.Latency
+		}
+		if r.Output < r.Expected {
+			a.Complete = false
+		}
+		if r.Profile != "" && a.Profile == "" {
+			a.Profile = r.Profile
+		}
+	}
+	a.Rate = Median(rates)
+	a.RateLo, a.RateHi = Spread(rates)
+	a.MBPerSec = Median(mbs)
+	a.CPUDrain = Median(cpus)
+	a.CPUPerRecord = Median(perRec)
+	if len(shares) > 0 {
+		a.CommitShare = Median(shares)
+	}
+	if len(commits) > 0 {
+		a.Commits, a.Aborts = Median(commits), Median(aborts)
+	}
+	if len(rates) == 0 {
+		a.Complete = false
+	}
+	return a
+}
+
+// find returns the aggregate of the scenario matching s, or nil.
+func find(aggs []Aggregate, s Scenario) *Aggregate {
+	for i := range aggs {
+		if aggs[i].Scenario == s {
+			return &aggs[i]
+		}
+	}
+	return nil
+}
+
+// rateOf is the median rate of s, NaN if it did not run.
+func rateOf(aggs []Aggregate, s Scenario) float64 {
+	if a := find(aggs, s); a != nil {
+		return a.Rate
+	}
+	return math.NaN()
+}
+
+// Target is one of issue 9's goals, measured.
+type Target struct {
+	Name     string
+	Want     string
+	Measured float64 // the ratio (or ms, or allocations)
+	Unit     string  // "×", "ms", "allocs/record", "MiB"
+	Limit    float64
+	AtMost   bool // Measured must be <= Limit (else >=)
+	Known    bool
+	Profile  string // CPU profile of the connectd run concerned
+}
+
+// Met reports whether the target holds.
+func (t Target) Met() bool {
+	if !t.Known {
+		return false
+	}
+	if t.AtMost {
+		return t.Measured <= t.Limit
+	}
+	return t.Measured >= t.Limit
+}
+
+// MissedBy is how far the measurement is from the limit, as a fraction of
+// the limit (0 when met).
+func (t Target) MissedBy() float64 {
+	if !t.Known || t.Met() || t.Limit == 0 {
+		return 0
+	}
+	return math.Abs(t.Measured-t.Limit) / t.Limit
+}
+
+// Targets evaluates issue 9's targets from the aggregates (at 100 ms,
+// 100 B, 12 partitions) and the microbenchmarks. A target whose inputs did
+// not run is reported as not measured.
+func Targets(aggs []Aggregate, micro []MicroResult) []Target {
+	pt := func(sys System, sink Sink, g string) Scenario {
+		return Scenario{System: sys, Sink: sink, Guarantee: g, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12}
+	}
+	kEO := pt(Connectd, SinkKafka, ExactlyOnce)
+	profile := func(s Scenario) string {
+		if a := find(aggs, s); a != nil {
+			return a.Profile
+		}
+		return ""
+	}
+	ratio := func(name, want string, a, b Scenario, limit float64) Target {
+		v := Ratio(rateOf(aggs, a), rateOf(aggs, b))
+		return Target{Name: name, Want: want, Measured: v, Unit: "×", Limit: limit, Known: !math.IsNaN(v), Profile: profile(a)}
+	}
+	ts := []Target{
+		ratio("Kafka→Kafka exactly_once / connectd at_least_once (100ms)", "≥ 0.90", kEO, pt(Connectd, SinkKafka, AtLeastOnce), 0.90),
+		ratio("Kafka→Kafka exactly_once / bare franz-go copy loop", "≥ 0.85", kEO, pt(Bare, SinkKafka, AtLeastOnce), 0.85),
+		ratio("Kafka→Kafka exactly_once / Kafka Streams exactly_once_v2", "≥ 1.2", kEO, pt(Streams, SinkKafka, ExactlyOnce), 1.2),
+	}
+	p99 := Target{Name: "Kafka→Kafka exactly_once p99 end-to-end latency (100ms)", Want: "≤ 150 ms", Unit: "ms", Limit: 150, AtMost: true, Profile: profile(kEO)}
+	if a := find(aggs, kEO); a != nil && a.Latency != nil && a.Latency.N > 0 {
+		p99.Measured, p99.Known = float64(a.Latency.P99)/float64(time.Millisecond), true
+	}
+	ts = append(ts, p99,
+		ratio("Kafka→PostgreSQL exactly_once / bare pgx bulk upsert", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(Bare, SinkPostgres, AtLeastOnce), 0.8),
+		ratio("Kafka→Redis exactly_once / bare pipelined SET", "≥ 0.7", pt(Connectd, SinkRedis, ExactlyOnce), pt(Bare, SinkRedis, AtLeastOnce), 0.7),
+	)
+	alloc := Target{Name: "identity transform chain: allocations per record", Want: "0", Unit: "allocs/record", Limit: 0, AtMost: true}
+	for _, m := range micro {
+		if m.Name == "BenchmarkChainIdentity" {
+			alloc.Measured, alloc.Known = m.AllocsPerOp, true
+		}
+	}
+	rss := Target{Name: "connectd peak RSS (largest over all connectd runs)", Want: "< 256 MiB", Unit: "MiB", Limit: 256, AtMost: true}
+	for _, a := range aggs {
+		if a.Scenario.System == Connectd && a.PeakRSS > 0 {
+			rss.Measured, rss.Known = max(rss.Measured, float64(a.PeakRSS)/(1<<20)), true
+		}
+	}
+	return append(ts, alloc, rss)
+}

@@ -1,0 +1,306 @@
+// Package bench is connectd's benchmark harness (issue 9): it pre-loads
+// input topics on the real Kafka of `make services`, runs connectd (the
+// built binary, as a child process) per scenario, Kafka → Kafka,
+// PostgreSQL and Redis at both guarantees, next to bare baselines and
+// Kafka's own exactly-once peers on the same broker and data, and writes
+// bench/results/<date>-<commit>.md with the tables, ratios, targets and a
+// PNG chart. Absolute figures depend on the machine (and on whoever else
+// is using it); the ratios, measured in the same run with interleaved
+// repeats, are the result.
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Main is `connectd-bench`'s entry point; it returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "baseline" {
+		return baselineMain(args[1:], stderr)
+	}
+	fs := flag.NewFlagSet("connectd-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		records      = fs.Int64("records", 200000, "pre-loaded input records per topic")
+		full         = fs.Bool("full", false, "issue 9's full size: 1,000,000 records (overrides -records)")
+		matrix       = fs.String("matrix", "default", "default (every sink and guarantee at 100ms/100B/12p + the Kafka commit-interval sweep) or full (the whole cross product)")
+		rounds       = fs.Int("rounds", 3, "repeats of every scenario, interleaved; medians are reported")
+		latRounds    = fs.Int("latency-rounds", 1, "how many of the first rounds also run the latency phase")
+		latRate      = fs.Int("latency-rate", 5000, "records/s produced during the latency phase")
+		latDur       = fs.Duration("latency-duration", 10*time.Second, "length of the latency phase")
+		crash        = fs.Bool("crash", true, "run the crash runs (SIGKILL) per sink and guarantee")
+		crashRate    = fs.Int("crash-rate", 5000, "records/s produced during a crash run")
+		crashDur     = fs.Duration("crash-duration", 20*time.Second, "length of a crash run's production")
+		crashEvery   = fs.Duration("crash-every", 4*time.Second, "SIGKILL connectd this often during a crash run")
+		profile      = fs.Bool("profile", true, "CPU-profile connectd in round 1 (connectd run --cpuprofile)")
+		micro        = fs.Bool("micro", true, "run the go test -bench microbenchmarks too")
+		only         = fs.String("only", "", "run only scenarios whose name matches this `regexp`")
+		brokers      = fs.String("brokers", env("KAFKA_BROKERS", "127.0.0.1:9192"), "Kafka bootstrap brokers, comma-separated")
+		pgDSN        = fs.String("pg-dsn", env("PG_DSN", "postgres://connectd:connectd@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL DSN (the harness uses database "+benchDatabase+" on that server)")
+		redisAddr    = fs.String("redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
+		connectdBin  = fs.String("connectd", "bin/connectd", "the connectd binary to measure")
+		kafkaLibs    = fs.String("kafka-libs", defaultKafkaLibs(), "Apache Kafka's jars (TransactionalMessageCopier)")
+		streamsDir   = fs.String("streams-dir", "bench/peers/streams-copy", "the Kafka Streams peer's Maven project")
+		outDir       = fs.String("out", "bench/results", "where the report and chart go")
+		workDir      = fs.String("work", "", "logs, configs and profiles of this run (default: a new temporary directory)")
+		noPeers      = fs.Bool("no-peers", false, "skip Kafka Streams and TransactionalMessageCopier")
+		reportSuffix = fs.String("suffix", "", "appended to the report's file name")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *full {
+		*records = 1000000
+	}
+	var scs []Scenario
+	switch *matrix {
+	case "default":
+		scs = DefaultMatrix()
+	case "full":
+		scs = FullMatrix()
+	default:
+		fmt.Fprintf(stderr, "connectd-bench: -matrix %q: want default or full\n", *matrix)
+		return 2
+	}
+	var filter *regexp.Regexp
+	if *only != "" {
+		var err error
+		if filter, err = regexp.Compile(*only); err != nil {
+			fmt.Fprintln(stderr, "connectd-bench: -only:", err)
+			return 2
+		}
+	}
+	scs = selectScenarios(scs, filter, *noPeers)
+	if *records < 1000 || *rounds < 1 {
+		fmt.Fprintln(stderr, "connectd-bench: want -records >= 1000 and -rounds >= 1")
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	repo, _ := os.Getwd()
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "connectd-bench:", err)
+		return 1
+	}
+	bin, err := filepath.Abs(*connectdBin)
+	if err == nil {
+		_, err = os.Stat(bin)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "connectd-bench: connectd binary: %v (run `make build`)\n", err)
+		return 1
+	}
+	if *workDir == "" {
+		if *workDir, err = os.MkdirTemp("", "connectd-bench-"); err != nil {
+			fmt.Fprintln(stderr, "connectd-bench:", err)
+			return 1
+		}
+	}
+	if err := os.MkdirAll(*workDir, 0o755); err != nil {
+		fmt.Fprintln(stderr, "connectd-bench:", err)
+		return 1
+	}
+	o := Options{
+		Records: *records, Scenarios: scs, Rounds: *rounds,
+		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur,
+		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
+		Profile: *profile, Micro: *micro,
+		Brokers: strings.Split(*brokers, ","), PGDSN: *pgDSN, RedisAddr: *redisAddr,
+		Connectd: bin, Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
+		RepoDir: repo, WorkDir: *workDir, OutDir: *outDir, Filter: filter,
+		CmdLine: commandLine(args, os.Getenv("MAKELEVEL") != ""), Log: stdout,
+	}
+	rep, err := Bench(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "connectd-bench:", err)
+		return 1
+	}
+	path := filepath.Join(*outDir, rep.Date.Format("2006-01-02")+"-"+strings.Fields(rep.Versions.Commit + " x")[0]+*reportSuffix)
+	if err := writeReport(rep, path); err != nil {
+		fmt.Fprintln(stderr, "connectd-bench:", err)
+		return 1
+	}
+	rep.SummaryTable(stdout)
+	fmt.Fprintf(stdout, "\nreport: %s.md  chart: %s.png  logs: %s\n", path, path, *workDir)
+	return 0
+}
+
+// selectScenarios applies -only and -no-peers.
+func selectScenarios(scs []Scenario, filter *regexp.Regexp, noPeers bool) []Scenario {
+	var out []Scenario
+	for _, s := range scs {
+		if noPeers && (s.System == Streams || s.System == TMC) {
+			continue
+		}
+		if filter != nil && !filter.MatchString(s.Name()) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Bench runs everything o asks for and returns the report.
+func Bench(ctx context.Context, o Options) (*Report, error) {
+	rep := &Report{Date: time.Now(), CmdLine: o.CmdLine, Machine: ReadMachine(), Options: o, Profiles: map[string]string{}}
+	r, err := NewRunner(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rep.Versions = r.ReadVersions(ctx)
+	r.logf("connectd %s, %d scenarios × %d rounds, %d records per input; logs in %s", rep.Versions.Connectd, len(o.Scenarios), o.Rounds, o.Records, o.WorkDir)
+	if err := r.Preload(ctx); err != nil {
+		return nil, err
+	}
+	rep.Results = r.RunAll(ctx)
+	rep.Aggs = AggregateResults(rep.Results)
+	if o.Crash && ctx.Err() == nil {
+		rep.Crashes = r.CrashRuns(ctx)
+	}
+	if o.Micro && ctx.Err() == nil {
+		r.logf("microbenchmarks: go test -bench %s", strings.Join(MicroPackages, " "))
+		micro, cmd, err := RunMicro(ctx, o.RepoDir)
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("microbenchmarks failed: %v", err))
+		}
+		rep.Micro, rep.MicroCmd = micro, cmd
+	}
+	rep.Targets = Targets(rep.Aggs, rep.Micro)
+	for _, t := range rep.Targets {
+		if t.Known && !t.Met() && t.Profile != "" {
+			rep.Profiles[t.Name] = pprofTop(ctx, o.Connectd, t.Profile)
+		}
+	}
+	if ctx.Err() != nil {
+		rep.Notes = append(rep.Notes, "interrupted: the tables hold the runs finished before the interrupt")
+	}
+	if o.Records < 1000000 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the RSS target is stated for a 1,000,000-record backlog; this run's backlog was %d records (connectd reads at most batch.max.records = 10000 records per batch plus franz-go's fetch buffers, whatever the backlog; run -full to check)", o.Records))
+	}
+	return rep, nil
+}
+
+// pprofTop summarizes a CPU profile: the top functions by flat and by
+// cumulative time.
+func pprofTop(ctx context.Context, bin, profile string) string {
+	var b strings.Builder
+	for _, mode := range [][]string{{"-top"}, {"-top", "-cum"}} {
+		args := append([]string{"tool", "pprof", "-nodecount=18"}, mode...)
+		out, err := exec.CommandContext(ctx, "go", append(args, bin, profile)...).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("go tool pprof %s: %v\n%s", profile, err, out)
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("$ go " + strings.Join(args, " ") + " bin/connectd " + filepath.Base(profile) + "\n")
+		b.Write(out)
+	}
+	return b.String()
+}
+
+func writeReport(rep *Report, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	png, err := os.Create(path + ".png")
+	if err != nil {
+		return err
+	}
+	title := fmt.Sprintf("connectd benchmark %s, commit %s, %d records, %d CPUs", rep.Date.Format("2006-01-02"), rep.Versions.Commit, rep.Options.Records, rep.Machine.NProc)
+	if err := DrawChart(png, title, rep.Aggs); err != nil {
+		png.Close()
+		return err
+	}
+	if err := png.Close(); err != nil {
+		return err
+	}
+	rep.ChartFile = filepath.Base(path) + ".png"
+	md, err := os.Create(path + ".md")
+	if err != nil {
+		return err
+	}
+	rep.WriteMarkdown(md)
+	return md.Close()
+}
+
+func baselineMain(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("connectd-bench baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c BaselineConfig
+	c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := RunBaseline(ctx, c); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(stderr, "baseline:", err)
+		return 1
+	}
+	return 0
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultKafkaLibs is where test/scripts/kafka-jars.sh puts Kafka's jars.
+func defaultKafkaLibs() string {
+	cache := os.Getenv("CONNECTD_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "connectd")
+	}
+	return filepath.Join(cache, "kafka-"+env("KAFKA_VERSION", "4.1.1"), "libs")
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// commandLine is how the report says to reproduce the run: as `make bench`
+// when make started the harness (with make's own -connectd argument left
+// out), else as `go run`.
+func commandLine(args []string, viaMake bool) string {
+	if viaMake && len(args) >= 2 && args[0] == "-connectd" {
+		if len(args) == 2 {
+			return "make bench"
+		}
+		flags := strings.Join(quoteArgs(args[2:]), " ")
+		return "make bench BENCH_FLAGS='" + strings.ReplaceAll(flags, "'", `'\''`) + "'"
+	}
+	return strings.TrimSpace("go run ./bench/cmd/connectd-bench " + strings.Join(quoteArgs(args), " "))
+}
+
+func quoteArgs(args []string) []string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " \t'\"$*?[]|&;<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return q
+}

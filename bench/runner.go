@@ -1,0 +1,553 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	Records   int64      // pre-loaded input records per topic
+	Scenarios []Scenario // what to run
+	Rounds    int        // repeats of every scenario, interleaved
+	// LatencyRounds is how many of the first rounds also run the latency
+	// phase (a live producer at LatencyRate for LatencyDuration after the
+	// backlog is drained).
+	LatencyRounds   int
+	LatencyRate     int
+	LatencyDuration time.Duration
+	// Crash runs: connectd per sink and guarantee, SIGKILLed every
+	// CrashEvery while a producer writes CrashRate records/s for
+	// CrashDuration, then `connectd verify`.
+	Crash         bool
+	CrashRate     int
+	CrashDuration time.Duration
+	CrashEvery    time.Duration
+	// Profile takes a CPU profile of every connectd run of the first round.
+	Profile bool
+	// Micro runs the hot-path microbenchmarks (go test -bench) too.
+	Micro bool
+
+	Brokers    []string
+	PGDSN      string
+	RedisAddr  string
+	Connectd   string // the connectd binary
+	Self       string // this harness's binary, for `baseline`
+	KafkaLibs  string // Apache Kafka's jars (TransactionalMessageCopier)
+	StreamsDir string // bench/peers/streams-copy
+	RepoDir    string // for the microbenchmarks and the commit
+	WorkDir    string // logs, configs, profiles of this run
+	OutDir     string // where the report goes
+	Filter     *regexp.Regexp
+	CmdLine    string
+	Log        io.Writer
+}
+
+// Result is one run of one scenario.
+type Result struct {
+	Run
+	Records       int64
+	RecordsPerSec float64
+	MBPerSec      float64
+	Drain         time.Duration // first progress to all records visible
+	CPUDrain      time.Duration // CPU of the process under test during Drain
+	CPUTotal      time.Duration // its whole life, start-up included
+	PeakRSS       int64
+	Latency       *LatencySummary
+	Commits       float64 // NaN: not reported by this system
+	Aborts        float64
+	// CommitShare is the fraction of the drain connectd spent committing
+	// (connectd_commit_duration_seconds over the drain): its coordinator
+	// reads nothing while a commit is in flight, so this is throughput
+	// the commit protocol costs, which a CPU profile does not show.
+	CommitShare float64
+	Output      int64 // records visible in the sink at the end
+	Expected    int64
+	Profile     string
+	Err         string
+}
+
+// Runner holds the services and inputs of one benchmark run.
+type Runner struct {
+	o        Options
+	kafka    *kafkaEnv
+	pg       *pgEnv
+	redis    *redisEnv
+	streamCP string
+	inputs   map[Input]string
+	seq      int
+}
+
+// NewRunner connects to the services the scenarios need and builds the
+// Kafka Streams peer if they include it.
+func NewRunner(ctx context.Context, o Options) (*Runner, error) {
+	r := &Runner{o: o, inputs: map[Input]string{}}
+	var err error
+	if r.kafka, err = newKafkaEnv(o.Brokers); err != nil {
+		return nil, err
+	}
+	if _, err := r.kafka.adm.ListBrokers(ctx); err != nil {
+		return nil, fmt.Errorf("Kafka at %v: %w (start it with `make services`)", o.Brokers, err)
+	}
+	needs := map[Sink]bool{}
+	streams := false
+	for _, s := range o.Scenarios {
+		needs[s.Sink] = true
+		streams = streams || s.System == Streams
+	}
+	if o.Crash {
+		needs[SinkPostgres], needs[SinkRedis] = true, true
+	}
+	if needs[SinkPostgres] {
+		if r.pg, err = newPGEnv(ctx, o.PGDSN); err != nil {
+			return nil, err
+		}
+	}
+	if needs[SinkRedis] {
+		if r.redis, err = newRedisEnv(ctx, o.RedisAddr); err != nil {
+			return nil, err
+		}
+	}
+	if streams {
+		r.logf("building the Kafka Streams peer with Maven (%s)", o.StreamsDir)
+		if r.streamCP, err = buildStreamsPeer(ctx, o.StreamsDir, filepath.Join(o.WorkDir, "mvn-streams.log")); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Close deletes the input topics and closes the clients.
+func (r *Runner) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, t := range r.inputs {
+		_ = r.kafka.deleteTopics(ctx, t)
+	}
+	r.kafka.Close()
+	if r.pg != nil {
+		r.pg.Close()
+	}
+	if r.redis != nil {
+		r.redis.Close()
+	}
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.o.Log, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// Preload creates and fills the input topic of every Input the scenarios
+// use, once: all runs of a scenario, and all scenarios with the same record
+// size and partitions, read the same records (each with its own group).
+func (r *Runner) Preload(ctx context.Context) error {
+	for _, s := range r.o.Scenarios {
+		in := s.Input()
+		if _, ok := r.inputs[in]; ok {
+			continue
+		}
+		topic := in.Topic(r.o.Records)
+		start := time.Now()
+		if err := r.kafka.createTopic(ctx, topic, in.Partitions); err != nil {
+			return err
+		}
+		r.inputs[in] = topic
+		if err := r.kafka.preload(ctx, topic, r.o.Records, in.RecordSize); err != nil {
+			return fmt.Errorf("pre-loading %s: %w", topic, err)
+		}
+		r.logf("pre-loaded %s: %d records of %s in %s", topic, r.o.Records, fmtSize(in.RecordSize), time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// names are the per-run resources: every run has its own group, output and
+// live topic, so runs never see each other's state.
+type names struct {
+	id, group, live, out, table, prefix string
+}
+
+func (r *Runner) names(label string) names {
+	r.seq++
+	id := fmt.Sprintf("%s-%d-%d", label, os.Getpid()%10000, r.seq)
+	return names{
+		id:     id,
+		group:  "bench-" + id,
+		live:   "bench-live-" + id,
+		out:    "bench-out-" + id,
+		table:  "bench_" + strings.NewReplacer("-", "_", ".", "_").Replace(id),
+		prefix: "bench:" + id + ":",
+	}
+}
+
+// frontier returns, for topic, the next offset per partition whose record
+// is visible in the sink: the sink's own checkpoint where connectd keeps it
+// there (exactly_once into PostgreSQL or Redis), the group's committed
+// offsets otherwise (Kafka transactions commit them with the output; the
+// at-least-once loops commit them right after the write).
+func (r *Runner) frontier(s Scenario, n names) func(ctx context.Context, topic string) (map[int32]int64, error) {
+	if s.System == Connectd && s.Guarantee == ExactlyOnce {
+		switch s.Sink {
+		case SinkPostgres:
+			return func(ctx context.Context, topic string) (map[int32]int64, error) {
+				return r.pg.checkpoint(ctx, n.group, topic)
+			}
+		case SinkRedis:
+			return func(ctx context.Context, topic string) (map[int32]int64, error) {
+				return r.redis.checkpoint(ctx, n.prefix, n.group, topic)
+			}
+		}
+	}
+	return func(ctx context.Context, topic string) (map[int32]int64, error) {
+		return r.kafka.groupFrontier(ctx, n.group, topic)
+	}
+}
+
+func sum(m map[int32]int64) int64 {
+	var s int64
+	for _, v := range m {
+		s += v
+	}
+	return s
+}
+
+// RunAll runs every scenario Rounds times, interleaved, and returns the
+// results in run order. A failed run is reported in its Result and the
+// others go on.
+func (r *Runner) RunAll(ctx context.Context) []Result {
+	runs := Interleave(r.o.Scenarios, r.o.Rounds)
+	var out []Result
+	for i, run := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		withLatency := run.Round < r.o.LatencyRounds && run.Scenario.System != TMC
+		profile := r.o.Profile && run.Round == 0 && run.Scenario.System == Connectd
+		res := r.runOne(ctx, run, withLatency, profile)
+		r.logf("[%d/%d] %s round %d: %s", i+1, len(runs), run.Scenario.Name(), run.Round+1, res.summary())
+		out = append(out, res)
+	}
+	return out
+}
+
+func (res Result) summary() string {
+	if res.Err != "" {
+		return "FAILED: " + res.Err
+	}
+	s := fmt.Sprintf("%.0f records/s (%.1f MB/s), CPU %.1fs, RSS %s", res.RecordsPerSec, res.MBPerSec, res.CPUDrain.Seconds(), fmtMiB(res.PeakRSS))
+	if res.Latency != nil {
+		s += fmt.Sprintf(", p50 %s p99 %s p999 %s", fmtMs(res.Latency.P50), fmtMs(res.Latency.P99), fmtMs(res.Latency.P999))
+	}
+	if !math.IsNaN(res.Commits) {
+		s += fmt.Sprintf(", %v commits, %v aborts", res.Commits, res.Aborts)
+	}
+	if res.Output < res.Expected {
+		s += fmt.Sprintf(", OUTPUT INCOMPLETE %d/%d", res.Output, res.Expected)
+	}
+	return s
+}
+
+// runOne starts the system under test on a fresh group and sink, measures
+// the backlog drain, optionally the latency phase, and cleans up.
+func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool) (res Result) {
+	s := run.Scenario
+	res = Result{Run: run, Records: r.o.Records, Expected: r.o.Records, Commits: math.NaN(), Aborts: math.NaN(), CommitShare: math.NaN()}
+	fail := func(err error) Result { res.Err = err.Error(); return res }
+	n := r.names(s.slug() + "-r" + strconv.Itoa(run.Round+1))
+	in := r.inputs[s.Input()]
+	defer r.cleanup(s, n)
+
+	if err := r.kafka.createTopic(ctx, n.live, s.Partitions); err != nil {
+		return fail(err)
+	}
+	switch s.Sink {
+	case SinkKafka:
+		if err := r.kafka.createTopic(ctx, n.out, s.Partitions); err != nil {
+			return fail(err)
+		}
+	case SinkPostgres:
+		if s.System == Bare {
+			if err := r.pg.createUpsertTable(ctx, n.table); err != nil {
+				return fail(err)
+			}
+		}
+	}
+
+	var admin string
+	if profile {
+		res.Profile = filepath.Join(r.o.WorkDir, n.id+".cpu.pprof")
+	}
+	c, err := r.start(ctx, s, n, in+","+n.live, &admin, res.Profile)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.kill() // a no-op after a clean stop
+
+	// Drain: poll the frontier until every pre-loaded record is visible.
+	front := r.frontier(s, n)
+	timeout := max(3*time.Minute, time.Duration(r.o.Records/1000)*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var samples []Progress
+	for {
+		f, err := front(dctx, in)
+		now := time.Now()
+		if err == nil {
+			samples = append(samples, Progress{At: now, Records: sum(f), CPU: c.cpu()})
+			if sum(f) >= r.o.Records {
+				break
+			}
+		}
+		if c.exited() && s.System != TMC {
+			return fail(fmt.Errorf("%s exited during the drain: %v\n%s", c.name, c.err, c.logTail(15)))
+		}
+		if dctx.Err() != nil {
+			last := int64(0)
+			if len(samples) > 0 {
+				last = samples[len(samples)-1].Records
+			}
+			return fail(fmt.Errorf("drain not complete after %s: %d of %d records visible\n%s", timeout, last, r.o.Records, c.logTail(15)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.System == Connectd {
+		// Commit time so far: all of it falls in the drain but the
+		// first commit, which made the first progress visible.
+		if text, err := scrape("http://" + admin + "/metrics"); err == nil {
+			if v, ok := sumMetric(text, "connectd_commit_duration_seconds_sum"); ok {
+				res.CommitShare = v
+			}
+		}
+	}
+	rate, elapsed, ok := DrainRate(samples, r.o.Records)
+	if !ok {
+		return fail(errors.New("drain too fast to measure: progress seen only once; use more -records"))
+	}
+	res.RecordsPerSec, res.Drain = rate, elapsed
+	res.MBPerSec = rate * float64(s.RecordSize) / 1e6
+	res.CPUDrain = CPUBetween(samples, r.o.Records)
+	if !math.IsNaN(res.CommitShare) {
+		res.CommitShare = min(res.CommitShare/elapsed.Seconds(), 1)
+	}
+
+	if withLatency {
+		lat, expected, err := r.latencyPhase(ctx, s, n, front)
+		if err != nil {
+			return fail(fmt.Errorf("latency phase: %w", err))
+		}
+		res.Latency = lat
+		res.Expected += expected
+	}
+
+	if s.System == Connectd {
+		if text, err := scrape("http://" + admin + "/metrics"); err == nil {
+			if v, ok := sumMetric(text, "connectd_batches_committed_total"); ok {
+				res.Commits = v
+			}
+			if v, ok := sumMetric(text, "connectd_batches_aborted_total"); ok {
+				res.Aborts = v
+			}
+		}
+	}
+	res.Output, err = r.countOutput(ctx, s, n, res.Expected)
+	if err != nil {
+		return fail(fmt.Errorf("counting the output: %w", err))
+	}
+	c.stop(30 * time.Second)
+	res.CPUTotal = c.cpu()
+	res.PeakRSS = c.peakRSS()
+	return res
+}
+
+// start launches the system under test reading topics (comma-separated).
+func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, admin *string, profile string) (*child, error) {
+	logPath := filepath.Join(r.o.WorkDir, n.id+".log")
+	switch s.System {
+	case Connectd:
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		*admin = "127.0.0.1:" + strconv.Itoa(port)
+		cfg := connectdConfig{
+			Scenario: s, AdminListen: *admin, Brokers: r.o.Brokers,
+			InputTopics: strings.Split(topics, ","), Group: n.group, OutputTopic: n.out,
+			Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
+		}
+		if r.pg != nil {
+			cfg.PGDSN = r.pg.dsn
+		}
+		path := filepath.Join(r.o.WorkDir, n.id+".yaml")
+		if err := os.WriteFile(path, []byte(cfg.render()), 0o644); err != nil {
+			return nil, err
+		}
+		argv := []string{r.o.Connectd, "run", "-c", path}
+		if profile != "" {
+			argv = append(argv, "--cpuprofile", profile)
+		}
+		c, err := startChild("connectd", logPath, nil, argv...)
+		if err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := waitHTTP(wctx, c, "http://"+*admin+"/health"); err != nil {
+			c.kill()
+			return nil, err
+		}
+		return c, nil
+	case Bare:
+		bc := BaselineConfig{
+			Sink: string(s.Sink), Brokers: strings.Join(r.o.Brokers, ","), Topic: topics, Group: n.group,
+			CommitInterval: s.CommitInterval, MaxBatch: 10000, OutputTopic: n.out,
+			Table: n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
+		}
+		if r.pg != nil {
+			bc.DSN = r.pg.dsn
+		}
+		return startChild("bare "+string(s.Sink), logPath, nil, append([]string{r.o.Self, "baseline"}, bc.args()...)...)
+	case TMC:
+		in, _, _ := strings.Cut(topics, ",") // it reads one topic; it has no latency phase
+		return startChild("TransactionalMessageCopier", logPath, nil,
+			tmcArgv(r.o.KafkaLibs, r.o.Brokers, in, n.out, n.group, "bench-tmc-"+n.id, 10000)...)
+	case Streams:
+		return startChild("Kafka Streams", logPath, nil,
+			streamsArgv(r.streamCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval)...)
+	}
+	return nil, fmt.Errorf("unknown system %q", s.System)
+}
+
+// latencyWarmUp is produced at the latency rate before the measured part of
+// the latency phase and left out of it: the harness's own output consumer
+// needs its first fetch, and the system under test its first batches on
+// the live topic, before latencies mean anything.
+const latencyWarmUp = 2 * time.Second
+
+// latencyPhase produces LatencyRate records/s to the run's live topic for
+// latencyWarmUp + LatencyDuration and times each record stamped after the
+// warm-up from its stamp to visibility in the sink. It returns the summary
+// and how many records it produced in all.
+func (r *Runner) latencyPhase(ctx context.Context, s Scenario, n names, front func(context.Context, string) (map[int32]int64, error)) (*LatencySummary, int64, error) {
+	since := time.Now().Add(latencyWarmUp)
+	var (
+		watcher *outputWatcher
+		mu      sync.Mutex
+		polls   []snapshot
+		stop    = make(chan struct{})
+		polled  = make(chan struct{})
+	)
+	const pollEvery = 5 * time.Millisecond
+	if s.Sink == SinkKafka {
+		from, err := r.kafka.endOffsets(ctx, n.out)
+		if err != nil {
+			return nil, 0, err
+		}
+		if watcher, err = watchOutput(r.o.Brokers, n.out, from, since); err != nil {
+			return nil, 0, err
+		}
+	} else {
+		go func() {
+			defer close(polled)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if f, err := front(ctx, n.live); err == nil {
+					mu.Lock()
+					polls = append(polls, snapshot{at: time.Now(), frontier: f})
+					mu.Unlock()
+				}
+				time.Sleep(pollEvery)
+			}
+		}()
+	}
+	lp := r.kafka.produceAt(ctx, n.live, r.o.LatencyRate, latencyWarmUp+r.o.LatencyDuration, s.RecordSize, r.o.Records)
+	acked := int64(len(lp.recs))
+	measured := lp.since(since)
+
+	// Wait until everything produced is visible (or give up after 60 s:
+	// what is still missing is reported as dropped).
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var seen int64
+		want := acked // frontier: every live record, warm-up included
+		if watcher != nil {
+			seen, want = watcher.count(), int64(len(measured)) // stamped after the warm-up only
+		} else {
+			mu.Lock()
+			if len(polls) > 0 {
+				seen = sum(polls[len(polls)-1].frontier)
+			}
+			mu.Unlock()
+		}
+		if seen >= want {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var lat []time.Duration
+	var unseen int
+	sm := LatencySummary{}
+	if watcher != nil {
+		lat = watcher.stop()
+		unseen = len(measured) - len(lat)
+	} else {
+		close(stop)
+		<-polled
+		lat, unseen = frontierLatencies(byPartition(measured), polls)
+		sm.PollResolution = pollEvery
+	}
+	res := Summarize(lat)
+	res.PollResolution = sm.PollResolution
+	res.Dropped = max(unseen, 0)
+	res.MeasuredAtRecordsSec = float64(r.o.LatencyRate)
+	if lp.errs > 0 {
+		return nil, 0, fmt.Errorf("%d live records not acknowledged by Kafka", lp.errs)
+	}
+	return &res, acked, nil
+}
+
+// countOutput counts what the sink holds at the end of a run.
+func (r *Runner) countOutput(ctx context.Context, s Scenario, n names, want int64) (int64, error) {
+	switch s.Sink {
+	case SinkKafka:
+		return countOutput(ctx, r.o.Brokers, n.out, want, 5*time.Second)
+	case SinkPostgres:
+		return r.pg.count(ctx, n.table)
+	case SinkRedis:
+		return r.redis.countKeys(ctx, n.prefix+"bench-*")
+	}
+	return 0, nil
+}
+
+// cleanup deletes a run's topics, group, table and keys.
+func (r *Runner) cleanup(s Scenario, n names) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = r.kafka.deleteTopics(ctx, n.live, n.out)
+	r.kafka.deleteGroup(ctx, n.group)
+	switch s.Sink {
+	case SinkPostgres:
+		r.pg.dropTables(ctx, n.table, n.table+"_dlq")
+		r.pg.forgetGroup(ctx, n.group)
+	case SinkRedis:
+		r.redis.deletePrefix(ctx, n.prefix)
+	}
+}
+
+func fmtMiB(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func fmtMs(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
+}

@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// System is what moves the records in a run.
+type System string
+
+const (
+	// Connectd is bin/connectd as a child process.
+	Connectd System = "connectd"
+	// Bare is the harness's own minimal loop for the sink (a child process
+	// too): franz-go consume→produce, pgx unnest upsert, pipelined SET.
+	Bare System = "bare"
+	// TMC is Apache Kafka's TransactionalMessageCopier (kafka-tools).
+	TMC System = "tmc"
+	// Streams is a minimal Kafka Streams exactly_once_v2 copy application
+	// (bench/peers/streams-copy).
+	Streams System = "streams"
+)
+
+// Sink is where the records go.
+type Sink string
+
+const (
+	SinkKafka    Sink = "kafka"
+	SinkPostgres Sink = "postgres"
+	SinkRedis    Sink = "redis"
+)
+
+// Guarantees, as connectd's config spells them.
+const (
+	AtLeastOnce = "at_least_once"
+	ExactlyOnce = "exactly_once"
+)
+
+// Scenario is one configuration measured.
+type Scenario struct {
+	System         System
+	Sink           Sink
+	Guarantee      string // connectd: at_least_once or exactly_once; peers: exactly_once; bare: at_least_once
+	CommitInterval time.Duration
+	RecordSize     int // bytes of each value
+	Partitions     int
+}
+
+// Name is a short, unique, human-readable label, e.g.
+// "connectd kafka EO 100ms 100B 12p".
+func (s Scenario) Name() string {
+	g := map[string]string{AtLeastOnce: "ALO", ExactlyOnce: "EO"}[s.Guarantee]
+	return fmt.Sprintf("%s %s %s %s %s %dp", s.System, s.Sink, g, fmtInterval(s.CommitInterval), fmtSize(s.RecordSize), s.Partitions)
+}
+
+// slug is Name usable in topic, table and key names.
+func (s Scenario) slug() string {
+	r := strings.NewReplacer(" ", "-", "_", "")
+	return strings.ToLower(r.Replace(s.Name()))
+}
+
+// Input identifies the pre-loaded input topic a scenario reads; scenarios
+// with the same Input share one topic (each run has its own group).
+type Input struct {
+	RecordSize, Partitions int
+}
+
+func (s Scenario) Input() Input { return Input{s.RecordSize, s.Partitions} }
+
+// Topic names the input topic for n records.
+func (in Input) Topic(n int64) string {
+	return fmt.Sprintf("bench-in-%s-%dp-%d", strings.ToLower(fmtSize(in.RecordSize)), in.Partitions, n)
+}
+
+func fmtInterval(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}
+
+func fmtSize(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%dKB", n/1024)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// Matrix is a set of scenarios to run.
+type Matrix struct {
+	Sinks           []Sink
+	Intervals       []time.Duration
+	Sizes           []int
+	Partitions      []int
+	Peers, Baseline bool
+}
+
+// DefaultMatrix is what `make bench` runs on a 2-core machine in about a
+// quarter of an hour: every sink and guarantee at 100 ms, 100 B, 12
+// partitions with its bare baseline, the peers, and the commit-interval
+// sweep for Kafka → Kafka (the interval is where exactly-once pays).
+func DefaultMatrix() []Scenario {
+	var out []Scenario
+	for _, sink := range []Sink{SinkKafka, SinkPostgres, SinkRedis} {
+		out = append(out, scenarios(sink, 100*time.Millisecond, 100, 12, true, sink == SinkKafka)...)
+	}
+	for _, iv := range []time.Duration{10 * time.Millisecond, time.Second} {
+		out = append(out, scenarios(SinkKafka, iv, 100, 12, false, false)...)
+	}
+	return out
+}
+
+// FullMatrix is issue 9's whole cross product: three sinks × two
+// guarantees × commit intervals 10ms, 100ms, 1s × record sizes 100 B, 1 KB
+// × 1 and 12 partitions, each with its baseline and (Kafka) peers.
+func FullMatrix() []Scenario {
+	var out []Scenario
+	for _, sink := range []Sink{SinkKafka, SinkPostgres, SinkRedis} {
+		for _, iv := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, time.Second} {
+			for _, size := range []int{100, 1024} {
+				for _, parts := range []int{1, 12} {
+					out = append(out, scenarios(sink, iv, size, parts, true, sink == SinkKafka)...)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scenarios returns connectd at both guarantees, optionally with the bare
+// baseline and the two Kafka peers, for one point of the matrix.
+func scenarios(sink Sink, iv time.Duration, size, parts int, baseline, peers bool) []Scenario {
+	base := Scenario{Sink: sink, CommitInterval: iv, RecordSize: size, Partitions: parts}
+	with := func(sys System, g string) Scenario { s := base; s.System, s.Guarantee = sys, g; return s }
+	out := []Scenario{with(Connectd, AtLeastOnce), with(Connectd, ExactlyOnce)}
+	if baseline {
+		out = append(out, with(Bare, AtLeastOnce))
+	}
+	if peers {
+		out = append(out, with(Streams, ExactlyOnce), with(TMC, ExactlyOnce))
+	}
+	return out
+}
+
+// Interleave orders rounds × scenarios so that repeats of one scenario are
+// spread over the whole run, every other round backwards (A B C C B A A B
+// C, not A A A B B B): slow periods of a shared machine then hit every
+// scenario alike, and no scenario always runs first or last.
+func Interleave(scs []Scenario, rounds int) []Run {
+	var out []Run
+	for r := range rounds {
+		for i := range scs {
+			s := scs[i]
+			if r%2 == 1 {
+				s = scs[len(scs)-1-i]
+			}
+			out = append(out, Run{Scenario: s, Round: r})
+		}
+	}
+	return out
+}
+
+// Run is one execution of a scenario.
+type Run struct {
+	Scenario Scenario
+	Round    int
+}

@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// benchDatabase is the PostgreSQL database the harness owns: created if
+// missing, its tables dropped after each run, so other users of the
+// server are not touched.
+const benchDatabase = "connectd_bench"
+
+// withDatabase returns dsn (a URL) pointing at database db.
+func withDatabase(dsn, db string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "", fmt.Errorf("PostgreSQL DSN %q: want a postgres:// URL", dsn)
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}
+
+type pgEnv struct {
+	dsn  string // of benchDatabase
+	conn *pgx.Conn
+}
+
+// newPGEnv connects to the server of dsn and creates benchDatabase if it
+// does not exist.
+func newPGEnv(ctx context.Context, dsn string) (*pgEnv, error) {
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL: %w (start it with `make services`)", err)
+	}
+	var exists bool
+	err = admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", benchDatabase).Scan(&exists)
+	if err == nil && !exists {
+		_, err = admin.Exec(ctx, "CREATE DATABASE "+benchDatabase)
+	}
+	admin.Close(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL: creating %s: %w", benchDatabase, err)
+	}
+	bdsn, err := withDatabase(dsn, benchDatabase)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, bdsn)
+	if err != nil {
+		return nil, err
+	}
+	return &pgEnv{dsn: bdsn, conn: conn}, nil
+}
+
+func (p *pgEnv) Close() { p.conn.Close(context.Background()) }
+
+func (p *pgEnv) version(ctx context.Context) string {
+	var v string
+	if err := p.conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		return "?"
+	}
+	return v
+}
+
+// createUpsertTable creates the bare baseline's table: the same shape the
+// connectd exactly_once sink creates (event_id primary key, jsonb payload).
+func (p *pgEnv) createUpsertTable(ctx context.Context, table string) error {
+	_, err := p.conn.Exec(ctx, "CREATE TABLE "+pgx.Identifier{table}.Sanitize()+" (event_id text PRIMARY KEY, payload jsonb)")
+	return err
+}
+
+func (p *pgEnv) dropTables(ctx context.Context, tables ...string) {
+	for _, t := range tables {
+		_, _ = p.conn.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{t}.Sanitize())
+	}
+}
+
+func (p *pgEnv) count(ctx context.Context, table string) (int64, error) {
+	var n int64
+	err := p.conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n)
+	return n, err
+}
+
+// pgOffsetsTable is where connectd's PostgreSQL sink keeps checkpoints
+// (its default offsets_table), in benchDatabase.
+const pgOffsetsTable = "connectd_offsets"
+
+// checkpoint reads the exactly_once sink's checkpoint of group on topic:
+// committed in the same transaction as the rows, so it is exactly what is
+// visible.
+func (p *pgEnv) checkpoint(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	rows, err := p.conn.Query(ctx, "SELECT partition, next_offset FROM "+pgOffsetsTable+" WHERE group_id = $1 AND topic = $2", group, topic)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") { // not created yet
+			return map[int32]int64{}, nil
+		}
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int32]int64{}
+	for rows.Next() {
+		var part int32
+		var next int64
+		if err := rows.Scan(&part, &next); err != nil {
+			return nil, err
+		}
+		if next >= 0 {
+			out[part] = next
+		}
+	}
+	return out, rows.Err()
+}
+
+func (p *pgEnv) forgetGroup(ctx context.Context, group string) {
+	_, _ = p.conn.Exec(ctx, "DELETE FROM "+pgOffsetsTable+" WHERE group_id = $1", group)
+}
+
+type redisEnv struct{ cl *redis.Client }
+
+func newRedisEnv(ctx context.Context, addr string) (*redisEnv, error) {
+	cl := redis.NewClient(&redis.Options{Addr: addr})
+	if err := cl.Ping(ctx).Err(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("Redis at %s: %w (start it with `make services`)", addr, err)
+	}
+	return &redisEnv{cl: cl}, nil
+}
+
+func (r *redisEnv) Close() { r.cl.Close() }
+
+func (r *redisEnv) version(ctx context.Context) string {
+	info, err := r.cl.InfoMap(ctx, "server").Result()
+	if err != nil {
+		return "?"
+	}
+	return info["Server"]["redis_version"]
+}
+
+// offsetsKey is where connectd's Redis sink keeps group's checkpoint
+// (its default offsets_key, under the run's key prefix).
+func redisOffsetsKey(prefix, group string) string { return prefix + "connectd:offsets:" + group }
+
+// checkpoint reads the exactly_once sink's checkpoint, applied by the same
+// script as the data: exactly what is visible.
+func (r *redisEnv) checkpoint(ctx context.Context, prefix, group, topic string) (map[int32]int64, error) {
+	fields, err := r.cl.HGetAll(ctx, redisOffsetsKey(prefix, group)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	for f, v := range fields {
+		t, ps, ok := strings.Cut(f, "/")
+		_, ns, ok2 := strings.Cut(v, ":")
+		if !ok || !ok2 || t != topic {
+			continue
+		}
+		p, err1 := strconv.ParseInt(ps, 10, 32)
+		n, err2 := strconv.ParseInt(ns, 10, 64)
+		if err1 == nil && err2 == nil && n >= 0 {
+			out[int32(p)] = n
+		}
+	}
+	return out, nil
+}
+
+// countKeys counts keys matching pattern (SCAN: never blocks the server).
+func (r *redisEnv) countKeys(ctx context.Context, pattern string) (int64, error) {
+	var n int64
+	iter := r.cl.Scan(ctx, 0, pattern, 10000).Iterator()
+	for iter.Next(ctx) {
+		n++
+	}
+	return n, iter.Err()
+}
+
+// deletePrefix removes every key under prefix, in batches.
+func (r *redisEnv) deletePrefix(ctx context.Context, prefix string) {
+	iter := r.cl.Scan(ctx, 0, prefix+"*", 10000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 5000 {
+			r.cl.Unlink(ctx, batch...)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		r.cl.Unlink(ctx, batch...)
+	}
+}
