@@ -17,14 +17,15 @@ import (
 )
 
 // child is one process under test: connectd, a bare baseline, or a JVM
-// peer. Its output goes to a log file; CPU and peak RSS come from /proc
-// while it runs and from its rusage once it has exited.
+// peer. Its output goes to a log file; CPU comes from /proc while it runs
+// and from its rusage once it has exited, peak RSS from /proc samples.
 type child struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
 	err     error
+	rss     int64 // peak RSS sampled so far
 }
 
 // startChild starts argv with its output appended to logPath.
@@ -76,20 +77,22 @@ func (c *child) cpu() time.Duration {
 	return d
 }
 
-// peakRSS is the peak resident set size in bytes: VmHWM while running, the
-// rusage's maxrss (KiB on Linux) after.
-func (c *child) peakRSS() int64 {
-	if !c.exited() {
-		if n, err := procPeakRSS(c.pid()); err == nil {
-			return n
-		}
+// sampleRSS records the process's peak resident set size (VmHWM) so far;
+// call it while the process runs (it is a no-op once it has exited).
+// rusage's maxrss is no substitute: Linux carries the forking parent's
+// high-water mark into the child across exec, so every child would report
+// at least the harness's own peak.
+func (c *child) sampleRSS() {
+	if c.exited() {
+		return
 	}
-	<-c.done
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss << 10
+	if n, err := procPeakRSS(c.pid()); err == nil {
+		c.rss = max(c.rss, n)
 	}
-	return 0
 }
+
+// peakRSS is the largest VmHWM sampled, in bytes.
+func (c *child) peakRSS() int64 { return c.rss }
 
 // stop sends SIGTERM (a clean stop: connectd commits or aborts its open
 // batch, a JVM runs its shutdown hooks) and waits up to grace, then kills.

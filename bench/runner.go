@@ -301,6 +301,7 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 	for {
 		f, err := front(dctx, in)
 		now := time.Now()
+		c.sampleRSS()
 		if err == nil {
 			samples = append(samples, Progress{At: now, Records: sum(f), CPU: c.cpu()})
 			if sum(f) >= r.o.Records {
@@ -362,6 +363,7 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 	if err != nil {
 		return fail(fmt.Errorf("counting the output: %w", err))
 	}
+	c.sampleRSS()
 	c.stop(30 * time.Second)
 	res.CPUTotal = c.cpu()
 	res.PeakRSS = c.peakRSS()
