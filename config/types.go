@@ -65,7 +65,7 @@ const (
 	AtLeastOnce Guarantee = "at_least_once"
 )
 
-// Connector is one named pipeline: source → transforms → sink.
+// Connector is one named pipeline: source → transforms → sink (or sinks).
 type Connector struct {
 	Name      string    `yaml:"name"`
 	Guarantee Guarantee `yaml:"guarantee"` // default exactly_once
@@ -89,6 +89,11 @@ type Connector struct {
 	Source          Component        `yaml:"source"`
 	Transforms      []Component      `yaml:"transforms"`
 	Sink            Component        `yaml:"sink"`
+	// Sinks, instead of Sink, fans every record out to several sinks. With
+	// exactly_once a batch lands in all of them or in none, by two-phase
+	// commit (see package txn); with at_least_once each is written in turn,
+	// then the offsets are committed.
+	Sinks []Component `yaml:"sinks"`
 
 	// Pos is where the connector is defined (not a YAML field).
 	Pos Position `yaml:"-"`
@@ -132,4 +137,12 @@ type Component struct {
 	// node holds the YAML mapping (an ast.Node from goccy/go-yaml) with
 	// positions, kept for Decode.
 	node any
+}
+
+// SinkList returns the connector's sinks: Sinks, or Sink alone.
+func (c *Connector) SinkList() []Component {
+	if len(c.Sinks) > 0 {
+		return c.Sinks
+	}
+	return []Component{c.Sink}
 }

@@ -123,7 +123,16 @@ func (v *validator) connector(c *Connector, p string) {
 	for i, t := range c.Transforms {
 		v.component(t, fmt.Sprintf("%s.transforms[%d]", p, i), "transform", c.Pos)
 	}
-	v.component(c.Sink, p+".sink", "sink", c.Pos)
+	switch {
+	case len(c.Sinks) == 0:
+		v.component(c.Sink, p+".sink", "sink", c.Pos)
+	case c.Sink.node != nil:
+		v.add(v.keyAt(p+".sinks", c.Pos), "%s: give sink or sinks, not both", p)
+	default:
+		for i, s := range c.Sinks {
+			v.component(s, fmt.Sprintf("%s.sinks[%d]", p, i), "sink", c.Pos)
+		}
+	}
 }
 
 func (v *validator) eventID(c *Connector, p string) {
