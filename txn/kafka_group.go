@@ -84,6 +84,12 @@ func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) err
 	return nil
 }
 
+// produce adds one more record to the open transaction, checked at Commit
+// like the batch's own (the two-phase decision record).
+func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
+	k.sess.Load().Produce(ctx, r, k.promise.Promise())
+}
+
 // Commit ends the transaction: commit only if every produce succeeded. The
 // checkpoint committed is the session's consumed offsets, which are exactly
 // cp: the source polls through this session and nothing else.

@@ -86,6 +86,17 @@ func (o *OffsetsTopic) Ensure(ctx context.Context) error {
 // returns a checkpoint it has not read to the end; it gives up after
 // LoadTimeout and the caller retries.
 func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
+	cp := connector.Checkpoint{}
+	if err := o.scan(ctx, func(r *kgo.Record) { o.apply(cp, r) }); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// scan reads the topic with read_committed from its start to its last
+// stable offset (see Load), calling fn with every committed data record in
+// order.
+func (o *OffsetsTopic) scan(ctx context.Context, fn func(*kgo.Record)) error {
 	ctx, cancel := context.WithTimeout(ctx, LoadTimeout)
 	defer cancel()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
@@ -96,7 +107,7 @@ func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
 		kgo.KeepControlRecords(),
 	}, o.Opts...)...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cl.Close()
 	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, o.Topic)
@@ -104,10 +115,10 @@ func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
 		err = ends.Error()
 	}
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return connector.Checkpoint{}, nil // nothing was ever committed
+		return nil // nothing was ever committed
 	}
 	if err != nil {
-		return nil, fmt.Errorf("offsets topic %s: list end offsets: %w", o.Topic, err)
+		return fmt.Errorf("offsets topic %s: list end offsets: %w", o.Topic, err)
 	}
 	remaining := map[int32]int64{} // partition -> end offset still to reach
 	ends.Each(func(lo kadm.ListedOffset) {
@@ -115,26 +126,24 @@ func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
 			remaining[lo.Partition] = lo.Offset
 		}
 	})
-	cp := connector.Checkpoint{}
 	for len(remaining) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("offsets topic %s: reading to the end: %w", o.Topic, err)
+			return fmt.Errorf("offsets topic %s: reading to the end: %w", o.Topic, err)
 		}
 		for _, fe := range fetches.Errors() {
-			return nil, fmt.Errorf("offsets topic %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
+			return fmt.Errorf("offsets topic %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if end, ok := remaining[r.Partition]; ok && r.Offset >= end-1 {
 				delete(remaining, r.Partition)
 			}
-			if r.Attrs.IsControl() {
-				return
+			if !r.Attrs.IsControl() {
+				fn(r)
 			}
-			o.apply(cp, r)
 		})
 	}
-	return cp, nil
+	return nil
 }
 
 // apply folds one offsets record into cp if it belongs to this connector.

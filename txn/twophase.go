@@ -1,0 +1,417 @@
+package txn
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// Participant is a sink that can take part in a two-phase commit: it can
+// make a batch durable without making it visible (prepare), then make it
+// visible or discard it by its global ID alone, from any process.
+type Participant interface {
+	// Name names the participant in logs and errors ("postgres events").
+	Name() string
+	// Check verifies, before the first batch, that the participant can
+	// prepare at all (e.g. PostgreSQL's max_prepared_transactions > 0).
+	Check(ctx context.Context) error
+	// Prepare writes recs in a new local transaction and prepares it as
+	// gid: durable across crashes of either side, invisible, holding its
+	// locks, until CommitPrepared or RollbackPrepared of gid. On error
+	// nothing is prepared, or what is (an unknown outcome) is found and
+	// rolled back by recovery, since no decision names it.
+	Prepare(ctx context.Context, gid string, recs []*connector.Record) error
+	// CommitPrepared commits gid. A gid that does not exist is success:
+	// only a committed decision leads here, and nobody rolls back a gid a
+	// committed decision names, so someone else committed it.
+	CommitPrepared(ctx context.Context, gid string) error
+	// RollbackPrepared rolls gid back; a gid that does not exist is
+	// success (by the same argument, someone else rolled it back).
+	RollbackPrepared(ctx context.Context, gid string) error
+	// Prepared lists the prepared transactions whose gid starts with
+	// prefix.
+	Prepared(ctx context.Context, prefix string) ([]string, error)
+	Close()
+}
+
+// TwoPhase is the exactly-once protocol for a connector whose batch must
+// land in several sinks at once: an optional Kafka output topic and one or
+// more Participants (PostgreSQL tables). It consumes through a
+// KafkaGroupTxn, whose transaction carries the output records, the consumed
+// offsets (KIP-447) and the decision record.
+//
+// Order per batch: prepare every participant (phase one), produce the
+// decision record naming their gids, commit the Kafka transaction (the
+// commit point), then COMMIT PREPARED each (phase two).
+//
+//   - Atomic: the Kafka output, the input offsets and the decision commit
+//     together; every participant's rows commit iff that happens, possibly
+//     later (by recovery) but never otherwise.
+//   - Abort: a failed prepare rolls back what was prepared and aborts the
+//     Kafka transaction; no decision record was produced, so none can name
+//     them. Anything going wrong from the decision on is left to recovery.
+//   - Fencing: the Kafka transaction fails to commit (ProducerFenced, a
+//     stale generation): the prepared transactions are left to recovery,
+//     which rolls them back because no committed decision names them.
+//   - Unknown outcome (the EndTxn or a COMMIT PREPARED unanswered): never
+//     assumed. Recover starts a new Kafka session first when the Kafka
+//     outcome is unknown (the epoch bump completes or aborts it), then
+//     resolves from the decisions.
+//
+// Recovery (at start, after every failure, and before the first batch after
+// a partition assignment): list the connector's prepared transactions in
+// every participant. Ours, and those of instances no longer in the consumer
+// group (dead, or frozen past the session timeout), are resolved: fence the
+// Kafka transactional ID of every such other instance (InitProducerID bumps
+// its epoch, so its open transaction is completed or aborted and it can
+// never commit a decision naming them later); read the decisions with
+// read_committed; commit what a decision names and roll back the rest.
+// Only transactions listed before the fencing are resolved: one prepared
+// after it belongs to a transaction the fencing cannot have ended. A live
+// member's are left to it (it resolves its own at its next recovery):
+// fencing a live member would abort its batch, and its recovery would
+// rejoin the group and could fence us back, round after round.
+type TwoPhase struct {
+	kafka     *KafkaGroupTxn
+	parts     []Participant
+	decisions *OffsetsTopic
+	connector string
+	instance  string
+	group     string
+	// transactionalID maps an instance to its Kafka transactional ID.
+	transactionalID func(instance string) string
+	// fenceOpts are the client options (seed brokers, timeouts) used to
+	// fence another instance's transactional ID.
+	fenceOpts []kgo.Opt
+	log       *slog.Logger
+
+	session string // new per process: gids never repeat across restarts
+	seq     uint64
+	buf     []*connector.Record
+	checked bool
+
+	// afterAssign is set by the group's assignment callback: the next
+	// Begin recovers first, because newly assigned partitions may have a
+	// former owner's batch prepared and holding row locks.
+	afterAssign atomic.Bool
+	// kafkaUnknown: the last Kafka commit failed, so whether its decision
+	// committed is known only after a new epoch ends that transaction.
+	kafkaUnknown bool
+
+	mu    sync.Mutex
+	stats connector.TwoPhaseStatus
+}
+
+// TwoPhaseConfig configures a TwoPhase.
+type TwoPhaseConfig struct {
+	// KafkaOpts are the consumer options of the source plus the
+	// transactional producer's (transactional ID, transaction timeout).
+	KafkaOpts []kgo.Opt
+	// Topic is the Kafka sink's output topic, or "" with no Kafka sink.
+	Topic        string
+	Participants []Participant
+	// Decisions is the offsets topic the decision records go to.
+	Decisions *OffsetsTopic
+	Connector string
+	Instance  string
+	// Group is the source's consumer group; every instance's consumer
+	// client ID is its transactional ID, so recovery can tell which
+	// instances are still members.
+	Group           string
+	TransactionalID func(instance string) string
+	// FenceOpts: seed brokers and test options, for fencing clients.
+	FenceOpts []kgo.Opt
+	OnFenced  func()
+	Log       *slog.Logger
+}
+
+// NewTwoPhase returns the protocol.
+func NewTwoPhase(c TwoPhaseConfig) *TwoPhase {
+	var nonce [4]byte
+	_, _ = rand.Read(nonce[:])
+	t := &TwoPhase{
+		parts: c.Participants, decisions: c.Decisions, connector: c.Connector, instance: c.Instance, group: c.Group,
+		transactionalID: c.TransactionalID, fenceOpts: c.FenceOpts, log: c.Log,
+		session: hex.EncodeToString(nonce[:]),
+	}
+	opts := append(append([]kgo.Opt(nil), c.KafkaOpts...),
+		kgo.ClientID(c.TransactionalID(c.Instance)),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { t.afterAssign.Store(true) }))
+	t.kafka = NewKafkaGroupTxn(opts, c.Topic, c.Log, c.OnFenced)
+	return t
+}
+
+var _ connector.Protocol = (*TwoPhase)(nil)
+
+// Client is the consumer of the current session, for the source to poll.
+func (t *TwoPhase) Client() *kgo.Client { return t.kafka.Client() }
+
+// TwoPhaseStatus implements connector.TwoPhaseReporter.
+func (t *TwoPhase) TwoPhaseStatus() connector.TwoPhaseStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stats
+}
+
+// Begin resolves in-doubt transactions first if partitions were assigned
+// since the last batch, then opens the Kafka transaction.
+func (t *TwoPhase) Begin(ctx context.Context) error {
+	t.buf = t.buf[:0]
+	if t.afterAssign.Swap(false) {
+		if err := t.resolve(ctx); err != nil {
+			t.afterAssign.Store(true)
+			return err
+		}
+	}
+	return t.kafka.Begin(ctx)
+}
+
+// Write produces recs into the Kafka transaction (with a Kafka sink) and
+// keeps them for the participants, which write them at Commit.
+func (t *TwoPhase) Write(ctx context.Context, recs []*connector.Record) error {
+	if t.kafka.topic != "" {
+		if err := t.kafka.Write(ctx, recs); err != nil {
+			return err
+		}
+	}
+	t.buf = append(t.buf, recs...)
+	return nil
+}
+
+// Commit runs both phases; see TwoPhase.
+func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
+	recs := t.buf
+	t.buf = nil
+	t.seq++
+	gids := make([]string, len(t.parts))
+	for i := range t.parts {
+		gids[i] = GID{Connector: t.connector, Instance: t.instance, Session: t.session, Seq: t.seq, Participant: i}.String()
+	}
+
+	// Phase one. Nothing is visible anywhere yet.
+	for i, p := range t.parts {
+		if err := p.Prepare(ctx, gids[i], recs); err != nil {
+			// No decision record was produced, so no Kafka
+			// transaction can name these gids: rolling them back is
+			// safe whatever the abort below does. What this misses
+			// (an unanswered PREPARE) recovery rolls back.
+			t.rollbackAll(ctx, gids[:i+1])
+			if aerr := t.kafka.Abort(ctx); aerr != nil {
+				t.log.Warn("abort after a failed prepare", "err", aerr)
+			}
+			return participantError(p, "prepare", err)
+		}
+	}
+	reach("after-prepare")
+
+	// The decision, then the commit point.
+	t.kafka.produce(ctx, t.decisions.DecisionRecord(t.instance, gids))
+	if err := t.kafka.Commit(ctx, cp); err != nil {
+		// Committed or not, only a new epoch tells for sure; the
+		// prepared transactions wait for Recover, which resolves them
+		// from the decisions after starting a new session.
+		t.kafkaUnknown = true
+		return err
+	}
+	reach("after-decision")
+
+	// Phase two. The batch is committed; this makes it visible in the
+	// participants. A failure here loses nothing: Recover commits what the
+	// decision names.
+	for i, p := range t.parts {
+		if err := p.CommitPrepared(ctx, gids[i]); err != nil {
+			return participantError(p, "commit prepared (the batch is decided; recovery commits it)", err)
+		}
+	}
+	return nil
+}
+
+// participantError classifies a participant's error: a CommitError it
+// returned keeps its kind (Fatal for a bad record), anything else is
+// Abortable.
+func participantError(p Participant, op string, err error) error {
+	var ce *connector.CommitError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return connector.NewCommitError(connector.Abortable, op+" "+p.Name(), err)
+}
+
+// rollbackAll rolls back gids, one per participant in order, best effort.
+func (t *TwoPhase) rollbackAll(ctx context.Context, gids []string) {
+	for i, gid := range gids {
+		if err := t.parts[i].RollbackPrepared(ctx, gid); err != nil {
+			t.log.Warn("rollback prepared failed; recovery rolls it back", "participant", t.parts[i].Name(), "gid", gid, "err", err)
+		}
+	}
+}
+
+// Abort aborts the Kafka transaction and drops the kept records. Nothing
+// is prepared outside Commit, so there is nothing else to undo.
+func (t *TwoPhase) Abort(ctx context.Context) error {
+	t.buf = t.buf[:0]
+	return t.kafka.Abort(ctx)
+}
+
+// Recover re-establishes the Kafka session (a new one after fencing or an
+// unknown Kafka outcome, whose epoch bump ends the old transaction), checks
+// the participants once, then resolves every in-doubt transaction.
+func (t *TwoPhase) Recover(ctx context.Context, cause error) error {
+	kcause := cause
+	if t.kafkaUnknown && !needsNewSession(cause) {
+		kcause = connector.NewCommitError(connector.CommitUnknown, "two-phase commit",
+			fmt.Errorf("the decision's transaction must be ended by a new epoch: %w", cause))
+	}
+	if err := t.kafka.Recover(ctx, kcause); err != nil {
+		return err
+	}
+	t.kafkaUnknown = false
+	if !t.checked {
+		if err := t.decisions.Ensure(ctx); err != nil {
+			return connector.NewCommitError(connector.Abortable, "offsets topic", err)
+		}
+		for _, p := range t.parts {
+			if err := p.Check(ctx); err != nil {
+				return participantError(p, "check", err)
+			}
+		}
+		t.checked = true
+	}
+	t.afterAssign.Store(false) // resolving now covers the assignment
+	return t.resolve(ctx)
+}
+
+// resolve lists, fences, reads the decisions and resolves; see TwoPhase.
+func (t *TwoPhase) resolve(ctx context.Context) error {
+	type inDoubt struct {
+		part Participant
+		gid  string
+	}
+	var found []inDoubt
+	owners := map[string]bool{} // other instances whose transactions we resolve
+	var live map[string]bool    // client IDs of the group's members, read once
+	for _, p := range t.parts {
+		gids, err := p.Prepared(ctx, GIDPrefix(t.connector))
+		if err != nil {
+			return participantError(p, "list prepared transactions", err)
+		}
+		for _, gid := range gids {
+			g, err := ParseGID(gid)
+			if err != nil {
+				t.log.Warn("a prepared transaction with our prefix has a malformed gid; leaving it", "gid", gid, "err", err)
+				continue
+			}
+			if g.Instance != t.instance {
+				if live == nil {
+					if live, err = t.members(ctx); err != nil {
+						return connector.NewCommitError(connector.Abortable, "describe group", err)
+					}
+				}
+				if live[t.transactionalID(g.Instance)] {
+					continue // a live member's own: it resolves them
+				}
+				owners[g.Instance] = true
+			}
+			found = append(found, inDoubt{p, gid})
+		}
+	}
+	t.mu.Lock()
+	t.stats.InDoubt, t.stats.LastRecovery = int64(len(found)), time.Now()
+	t.mu.Unlock()
+	if len(found) == 0 {
+		return nil
+	}
+	// Our own older transactions need no fencing: our session's
+	// InitProducerID ended them. Every other owner's must end before the
+	// decisions are read.
+	for owner := range owners {
+		if err := t.fence(ctx, t.transactionalID(owner)); err != nil {
+			return connector.NewCommitError(connector.Abortable, "fence "+owner, err)
+		}
+	}
+	reach("during-recovery")
+	committed, err := t.decisions.LoadDecisions(ctx)
+	if err != nil {
+		return connector.NewCommitError(connector.Abortable, "read decisions", err)
+	}
+	for _, d := range found {
+		if committed[d.gid] {
+			err = d.part.CommitPrepared(ctx, d.gid)
+		} else {
+			err = d.part.RollbackPrepared(ctx, d.gid)
+		}
+		if err != nil {
+			return participantError(d.part, "resolve "+d.gid, err)
+		}
+		t.log.Info("resolved an in-doubt transaction", "participant", d.part.Name(), "gid", d.gid, "committed", committed[d.gid])
+		t.mu.Lock()
+		t.stats.InDoubt--
+		if committed[d.gid] {
+			t.stats.ResolvedCommitted++
+		} else {
+			t.stats.ResolvedRolledBack++
+		}
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// members returns the client IDs of the consumer group's members.
+func (t *TwoPhase) members(ctx context.Context) (map[string]bool, error) {
+	cl := t.kafka.Client()
+	if cl == nil {
+		return nil, errors.New("no session")
+	}
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, t.group)
+	if err == nil {
+		err = groups.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for _, g := range groups {
+		for _, m := range g.Members {
+			ids[m.ClientID] = true
+		}
+	}
+	return ids, nil
+}
+
+// fence bumps the epoch of transactionalID: the coordinator completes or
+// aborts its open transaction before answering, and its owner can no
+// longer commit with the old epoch.
+func (t *TwoPhase) fence(ctx context.Context, transactionalID string) error {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), t.fenceOpts...), kgo.TransactionalID(transactionalID))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	_, _, err = cl.ProducerID(ctx)
+	if err != nil {
+		return fmt.Errorf("init producer id of %s: %w", transactionalID, err)
+	}
+	t.log.Info("fenced another instance's transactional ID before resolving its prepared transactions", "transactional_id", transactionalID)
+	return nil
+}
+
+// Close closes the Kafka session and the participants. A batch prepared
+// and not decided stays prepared until the next recovery, by this or any
+// other instance, rolls it back.
+func (t *TwoPhase) Close() {
+	t.kafka.Close()
+	for _, p := range t.parts {
+		p.Close()
+	}
+}
