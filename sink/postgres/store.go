@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,10 @@ type Options struct {
 	// ExactlyOnce: the table is keyed on event_id and written with ON
 	// CONFLICT; otherwise rows are plainly inserted.
 	ExactlyOnce bool
-	Logger      *slog.Logger
+	// TwoPhase: the store is a two-phase commit participant; the
+	// checkpoint lives in Kafka, so no offsets table is created.
+	TwoPhase bool
+	Logger   *slog.Logger
 }
 
 // Store is the PostgreSQL sink. It is a txn.SinkStore (exactly_once: rows,
@@ -111,7 +115,7 @@ func (s *Store) createTables(ctx context.Context, p *pgxpool.Pool) error {
 			return err
 		}
 		ddl := []string{s.sql.createTable}
-		if s.opts.ExactlyOnce {
+		if s.opts.ExactlyOnce && !s.opts.TwoPhase {
 			ddl = append(ddl, s.sql.createOffsets)
 		}
 		if s.opts.DLQTopic != "" {
@@ -196,15 +200,29 @@ func (s *Store) Commit(ctx context.Context, group string, gens map[connector.Top
 	if err != nil {
 		return err
 	}
-	err = s.commitTx(ctx, pool, p, cas, false)
+	return s.writeTx(ctx, pool, p, ending{cas: cas})
+}
+
+// writeTx runs commitTx, and once more isolating rows if a row was
+// rejected.
+func (s *Store) writeTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending) error {
+	err := s.commitTx(ctx, pool, p, end, false)
 	if err != nil && isRowError(err) {
 		// A row the table rejects (a NOT NULL or CHECK constraint, a
 		// value out of range): find it by retrying in halves under
 		// savepoints, in a new transaction.
 		s.log.Warn("a row was rejected; isolating it", "connector", s.opts.Connector, "err", err)
-		err = s.commitTx(ctx, pool, p, cas, true)
+		err = s.commitTx(ctx, pool, p, end, true)
 	}
 	return err
+}
+
+// ending is how a write transaction ends: with the offsets compare-and-set
+// and COMMIT (cas, offsets in the sink), or with PREPARE TRANSACTION gid
+// (two-phase commit, offsets in Kafka).
+type ending struct {
+	cas *casArgs
+	gid string
 }
 
 // casArgs are the offsets compare-and-set's arrays.
@@ -248,7 +266,7 @@ func newCAS(group string, gens map[connector.TopicPartition]int32, from, to conn
 //   - isolate, after a row error: rejected rows are found one half at a
 //     time under savepoints (slow) and dead-lettered, or the batch fails
 //     naming the first one with errors.tolerance none.
-func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, cas *casArgs, isolate bool) error {
+func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending, isolate bool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return classify("acquire connection", err, false)
@@ -261,7 +279,14 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, c
 		}
 	}()
 
-	const begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+	begins := []string{"BEGIN ISOLATION LEVEL READ COMMITTED"}
+	if end.gid != "" {
+		// A row locked by another instance's prepared transaction stays
+		// locked until recovery resolves it: wait a bounded time, then
+		// fail abortably, so our own recovery runs and resolves it.
+		begins = append(begins, "SET LOCAL lock_timeout = "+quoteLiteral(fmt.Sprintf("%dms", PreparedLockTimeout.Milliseconds())))
+	}
+	begin := strings.Join(begins, "; ") // for the simple protocol
 	dlqErr := map[*connector.Record]error{}
 	var dlq []*connector.Record
 	b := &pgx.Batch{} // what goes with the CAS
@@ -271,7 +296,7 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, c
 		if m.err != nil {
 			return m.err
 		}
-		if _, err := conn.Exec(ctx, begin); err != nil {
+		if err := conn.Conn().PgConn().Exec(ctx, begin).Close(); err != nil {
 			return classify("begin", err, false)
 		}
 		rejected, err := s.insertIsolating(ctx, conn.Conn(), m.items)
@@ -298,7 +323,9 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, c
 		b.Queue(s.sql.mergeStage)
 		dlq = deadLetters(p.dlq, m.rejected, dlqErr)
 	default:
-		b.Queue(begin) // sent with the first chunk, or with the CAS if none
+		for _, q := range begins { // sent with the first chunk, or with the CAS if none
+			b.Queue(q)
+		}
 		chunks, done := s.mapAhead(p.recs)
 		defer done()
 		var rejected []rejectedRow
@@ -320,6 +347,10 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, c
 	if len(dlq) > 0 {
 		queueDLQ(b, s.sql.insertDLQ, dlq, dlqErr)
 	}
+	if end.gid != "" {
+		return s.prepareTx(ctx, conn.Conn(), b, end.gid, &committed)
+	}
+	cas := end.cas
 	b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
 
 	br := conn.SendBatch(ctx, b)
