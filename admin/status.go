@@ -86,6 +86,9 @@ type ConnectorStatus struct {
 	// Aborts counts batches not committed, by kind (abortable, fenced,
 	// commit_unknown, fatal).
 	Aborts map[string]uint64 `json:"aborts"`
+	// TwoPhase, for a connector committing by two-phase commit, shows its
+	// prepared transactions in doubt and what recovery did with them.
+	TwoPhase *connector.TwoPhaseStatus `json:"two_phase,omitempty"`
 }
 
 // StateInfo is Connect's {state, worker_id, trace} object.
@@ -129,6 +132,7 @@ func (s *Server) status(st connector.Status) ConnectorStatus {
 		RecordsOut: st.RecordsOut,
 		Commits:    st.Commits,
 		Aborts:     st.Aborts,
+		TwoPhase:   st.TwoPhase,
 	}
 	if out.Partitions == nil {
 		out.Partitions = []connector.PartitionStatus{}

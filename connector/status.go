@@ -28,6 +28,27 @@ type Status struct {
 	DeadLettered uint64            `json:"dead_lettered"`
 	Aborts       map[string]uint64 `json:"aborts"`
 	Partitions   []PartitionStatus `json:"partitions"`
+	// TwoPhase is set for a connector committing by two-phase commit.
+	TwoPhase *TwoPhaseStatus `json:"two_phase,omitempty"`
+}
+
+// TwoPhaseStatus is what a two-phase connector's recovery saw and did with
+// prepared transactions.
+type TwoPhaseStatus struct {
+	// InDoubt is how many prepared transactions the last recovery found
+	// and has not resolved yet (0 once it finished).
+	InDoubt int64 `json:"in_doubt"`
+	// ResolvedCommitted and ResolvedRolledBack count the prepared
+	// transactions recovery resolved, by outcome.
+	ResolvedCommitted  uint64 `json:"resolved_committed"`
+	ResolvedRolledBack uint64 `json:"resolved_rolled_back"`
+	// LastRecovery is when recovery last listed them.
+	LastRecovery time.Time `json:"last_recovery,omitzero"`
+}
+
+// TwoPhaseReporter is implemented by protocols that prepare transactions.
+type TwoPhaseReporter interface {
+	TwoPhaseStatus() TwoPhaseStatus
 }
 
 // Status returns a snapshot of the connector's state, checkpoint and lag.
@@ -50,6 +71,10 @@ func (c *Connector) Status() Status {
 	st.Commits = c.stats.Commits.Load()
 	if d, ok := c.proc.(interface{ DeadLettered() uint64 }); ok {
 		st.DeadLettered = d.DeadLettered()
+	}
+	if r, ok := c.proto.(TwoPhaseReporter); ok {
+		tp := r.TwoPhaseStatus()
+		st.TwoPhase = &tp
 	}
 	st.Aborts = map[string]uint64{}
 	for k := Abortable; k <= Fatal; k++ {

@@ -115,12 +115,14 @@ var (
 	descDLQ        = prometheus.NewDesc("connectd_dead_letter_records_total", "Records routed to the dead-letter queue (in batches processed, committed or not).", []string{"connector"}, nil)
 	descLag        = prometheus.NewDesc("connectd_consumer_lag_records", "Offsets between the committed checkpoint and the last stable offset, per input partition.", []string{"connector", "topic", "partition"}, nil)
 	descState      = prometheus.NewDesc("connectd_connector_state", "1 for the connector's current state, 0 for the others.", []string{"connector", "state"}, nil)
+	descInDoubt    = prometheus.NewDesc("connectd_twophase_in_doubt_transactions", "Prepared transactions of a two-phase connector found by its last recovery and not resolved yet.", []string{"connector"}, nil)
+	descResolved   = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
 )
 
 var states = []connector.State{connector.Unassigned, connector.Running, connector.Paused, connector.Stopped, connector.Failed}
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState} {
+	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved} {
 		ch <- d
 	}
 }
@@ -140,6 +142,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, p := range st.Partitions {
 			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(p.Lag), name, p.Topic, strconv.Itoa(int(p.Partition)))
+		}
+		if tp := st.TwoPhase; tp != nil {
+			ch <- prometheus.MustNewConstMetric(descInDoubt, prometheus.GaugeValue, float64(tp.InDoubt), name)
+			ch <- prometheus.MustNewConstMetric(descResolved, prometheus.CounterValue, float64(tp.ResolvedCommitted), name, "committed")
+			ch <- prometheus.MustNewConstMetric(descResolved, prometheus.CounterValue, float64(tp.ResolvedRolledBack), name, "rolled_back")
 		}
 		for _, s := range states {
 			v := 0.0

@@ -64,6 +64,45 @@ type Spec struct {
 	Postgres    *sinkpg.Config    // set when the sink is PostgreSQL
 	Redis       *sinkredis.Config // set when the sink is Redis
 	OutputTopic string
+	// Fanout is set when the connector lists several sinks (sinks:);
+	// the single-sink fields above are then unset.
+	Fanout []SinkSpec
+	// TwoPhase marks a spec taken from a Fanout entry of an exactly_once
+	// connector: its checkpoint is the group's, committed in the Kafka
+	// transaction that decides (verify reads it there).
+	TwoPhase bool
+}
+
+// SinkSpec is one decoded sink of a fan-out connector: exactly one field is
+// set.
+type SinkSpec struct {
+	Kafka    *sinkkafka.Config
+	Postgres *sinkpg.Config
+	Redis    *sinkredis.Config
+}
+
+// Type names the sink's type.
+func (s SinkSpec) Type() string {
+	switch {
+	case s.Kafka != nil:
+		return "kafka"
+	case s.Postgres != nil:
+		return "postgres"
+	}
+	return "redis"
+}
+
+// Sink returns the spec a single-sink connector writing only to fanout
+// sink i would have: for verify, which checks each sink on its own.
+func (s *Spec) Sink(i int) *Spec {
+	out := *s
+	out.Fanout, out.TwoPhase = nil, s.Conf.Guarantee == config.ExactlyOnce
+	f := s.Fanout[i]
+	out.Postgres, out.Redis = f.Postgres, f.Redis
+	if f.Kafka != nil {
+		out.KafkaSink = *f.Kafka
+	}
+	return &out
 }
 
 // SourceTypes and SinkTypes are the component types this build knows.
@@ -99,41 +138,15 @@ func Decode(cc config.Connector) (*Spec, error) {
 		errs = append(errs, cc.Source.FieldErrorf("type", "unknown source type %q (known: %s)",
 			cc.Source.Type, strings.Join(SourceTypes, ", ")))
 	}
-	switch cc.Sink.Type {
-	case "kafka":
-		if err := cc.Sink.Decode(&s.KafkaSink); err != nil {
-			errs = append(errs, err)
-		} else if err := s.KafkaSink.Validate(); err != nil {
-			errs = append(errs, fieldError(cc.Sink, "kafka sink", err))
+	if len(cc.Sinks) == 0 {
+		sink, serrs := decodeSink(cc, cc.Sink)
+		errs = append(errs, serrs...)
+		s.Postgres, s.Redis = sink.Postgres, sink.Redis
+		if sink.Kafka != nil {
+			s.KafkaSink = *sink.Kafka
 		}
-	case "postgres":
-		var pg sinkpg.Config
-		if err := cc.Sink.Decode(&pg); err != nil {
-			errs = append(errs, err)
-		} else if err := pg.Validate(); err != nil {
-			errs = append(errs, fieldError(cc.Sink, "postgres sink", err))
-		}
-		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
-			errs = append(errs, cc.Sink.FieldErrorf("type",
-				"postgres sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets table), not %q", cc.Source.Type))
-		}
-		s.Postgres = &pg
-	case "redis":
-		var rc sinkredis.Config
-		if err := cc.Sink.Decode(&rc); err != nil {
-			errs = append(errs, err)
-		} else if err := rc.Validate(); err != nil {
-			errs = append(errs, fieldError(cc.Sink, "redis sink", err))
-		}
-		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
-			errs = append(errs, cc.Sink.FieldErrorf("type",
-				"redis sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets hash), not %q", cc.Source.Type))
-		}
-		s.Redis = &rc
-	case "": // reported by config
-	default:
-		errs = append(errs, cc.Sink.FieldErrorf("type", "unknown sink type %q (known: %s)",
-			cc.Sink.Type, strings.Join(SinkTypes, ", ")))
+	} else {
+		errs = append(errs, s.decodeFanout(cc)...)
 	}
 	proc, err := NewProcessor(cc)
 	if err != nil {
@@ -144,6 +157,85 @@ func Decode(cc config.Connector) (*Spec, error) {
 		return nil, flatten(errs)
 	}
 	return s, nil
+}
+
+// decodeSink decodes one sink component of cc.
+func decodeSink(cc config.Connector, c config.Component) (SinkSpec, []error) {
+	var errs []error
+	var out SinkSpec
+	switch c.Type {
+	case "kafka":
+		var k sinkkafka.Config
+		if err := c.Decode(&k); err != nil {
+			errs = append(errs, err)
+		} else if err := k.Validate(); err != nil {
+			errs = append(errs, fieldError(c, "kafka sink", err))
+		}
+		out.Kafka = &k
+	case "postgres":
+		var pg sinkpg.Config
+		if err := c.Decode(&pg); err != nil {
+			errs = append(errs, err)
+		} else if err := pg.Validate(); err != nil {
+			errs = append(errs, fieldError(c, "postgres sink", err))
+		}
+		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
+			errs = append(errs, c.FieldErrorf("type",
+				"postgres sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets table), not %q", cc.Source.Type))
+		}
+		out.Postgres = &pg
+	case "redis":
+		var rc sinkredis.Config
+		if err := c.Decode(&rc); err != nil {
+			errs = append(errs, err)
+		} else if err := rc.Validate(); err != nil {
+			errs = append(errs, fieldError(c, "redis sink", err))
+		}
+		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
+			errs = append(errs, c.FieldErrorf("type",
+				"redis sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets hash), not %q", cc.Source.Type))
+		}
+		out.Redis = &rc
+	case "": // reported by config
+	default:
+		errs = append(errs, c.FieldErrorf("type", "unknown sink type %q (known: %s)",
+			c.Type, strings.Join(SinkTypes, ", ")))
+	}
+	return out, errs
+}
+
+// decodeFanout decodes a connector's sinks: list. With exactly_once the
+// batch is committed across them by two-phase commit (see Build): the
+// Kafka transaction decides, so the source must be a Kafka consumer group,
+// at most one sink may be Kafka, and every other sink must be able to
+// prepare a transaction (PostgreSQL can; Redis cannot).
+func (s *Spec) decodeFanout(cc config.Connector) []error {
+	var errs []error
+	if len(cc.Sinks) < 2 {
+		errs = append(errs, cc.Sinks[0].Errorf("sinks: lists one sink; write it as sink: instead"))
+	}
+	if cc.Source.Type != "kafka" && cc.Source.Type != "" {
+		errs = append(errs, cc.Source.FieldErrorf("type",
+			"sinks: several sinks need a kafka source (its consumer group offsets commit in the Kafka transaction that decides each batch), not %q", cc.Source.Type))
+	}
+	kafkaSinks := 0
+	for i, c := range cc.Sinks {
+		sink, serrs := decodeSink(cc, c)
+		errs = append(errs, serrs...)
+		switch {
+		case sink.Kafka != nil:
+			kafkaSinks++
+			if kafkaSinks > 1 {
+				errs = append(errs, c.FieldErrorf("type", "sinks[%d]: a connector may have one kafka sink (route records to several topics with the route transform)", i))
+			}
+			s.KafkaSink = *sink.Kafka
+		case sink.Redis != nil && cc.Guarantee == config.ExactlyOnce:
+			errs = append(errs, c.FieldErrorf("type",
+				"sinks[%d]: redis cannot prepare a transaction, so it cannot take part in a two-phase commit; use it alone (sink:) for exactly_once, or run this connector at_least_once", i))
+		}
+		s.Fanout = append(s.Fanout, sink)
+	}
+	return errs
 }
 
 // NewProcessor builds the connector's event-ID deriver and transform chain.
@@ -231,6 +323,8 @@ func Build(s *Spec, env Env) *connector.Connector {
 	var src connector.Source
 	var proto connector.Protocol
 	switch {
+	case len(s.Fanout) > 0:
+		src, proto = s.buildFanout(env, base, txnOpts, onFenced, log)
 	case s.Postgres != nil:
 		// The PostgreSQL sink keeps the checkpoint in the database:
 		// exactly_once claims partitions there and commits rows and
@@ -279,6 +373,53 @@ func Build(s *Spec, env Env) *connector.Connector {
 		src = g
 	}
 	return connector.New(opts, src, s.Processor, proto)
+}
+
+// buildFanout builds a connector with several sinks. exactly_once: a
+// TwoPhase protocol, the Kafka transaction (output, offsets, decision)
+// deciding for the PostgreSQL participants. at_least_once: each sink
+// written in turn, then the group's offsets committed.
+func (s *Spec) buildFanout(env Env, base, txnOpts []kgo.Opt, onFenced func(), log *slog.Logger) (connector.Source, connector.Protocol) {
+	cc := s.Conf
+	if cc.Guarantee == config.ExactlyOnce {
+		var parts []txn.Participant
+		for _, f := range s.Fanout {
+			if f.Postgres != nil {
+				parts = append(parts, sinkpg.New(*f.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(),
+					ExactlyOnce: true, TwoPhase: true, Logger: log}))
+			}
+		}
+		p := txn.NewTwoPhase(txn.TwoPhaseConfig{
+			KafkaOpts:    concat(base, s.KafkaSrc.ClientOptions(), txnOpts, env.ClientOpts),
+			Topic:        s.KafkaSink.Topic,
+			Participants: parts,
+			Decisions:    &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: cc.Name, Brokers: env.Brokers, Opts: env.ClientOpts},
+			Connector:    cc.Name,
+			Instance:     env.InstanceID,
+			Group:        s.KafkaSrc.Group,
+			TransactionalID: func(instance string) string {
+				return TransactionalID(cc.Name, instance)
+			},
+			FenceOpts: concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...), kgo.TransactionTimeout(cc.TransactionTimeout.D())}, env.ClientOpts),
+			OnFenced:  onFenced,
+			Log:       log,
+		})
+		return kafkasrc.New(p.Client, log), p
+	}
+	var writers txn.FanoutWriter
+	for _, f := range s.Fanout {
+		switch {
+		case f.Kafka != nil:
+			writers = append(writers, sinkkafka.NewWriter(concat(base, env.ClientOpts), f.Kafka.Topic))
+		case f.Postgres != nil:
+			writers = append(writers, sinkpg.New(*f.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(), Logger: log}))
+		case f.Redis != nil:
+			writers = append(writers, &lazyRedisWriter{cfg: *f.Redis, dlq: s.DLQTopic()})
+		}
+	}
+	opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+	p := txn.NewSinkAtLeastOnce(opts, writers, log)
+	return kafkasrc.New(p.Client, log), p
 }
 
 // DLQTopic is the connector's dead-letter topic with errors.tolerance all,

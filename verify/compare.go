@@ -36,6 +36,16 @@ type Report struct {
 	// (test_apply_counter) whose apply count is not 1: a write applied
 	// twice, which an UPSERT keyed on the event ID would otherwise hide.
 	ApplyCountViolations int `json:"apply_count_violations,omitempty"`
+
+	// Prepared counts a two-phase connector's prepared transactions still
+	// in doubt in its PostgreSQL sinks. A running pipeline has up to one
+	// per instance between its phases; a quiet one must have none (tests
+	// check it; Clean does not, so verify can run on a live pipeline).
+	Prepared int `json:"prepared,omitempty"`
+	// Sink names the sink a per-sink report is about; Sinks holds them
+	// for a connector with several sinks, whose totals this report is.
+	Sink  string   `json:"sink,omitempty"`
+	Sinks []Report `json:"sinks,omitempty"`
 }
 
 // Clean reports whether the output matches the expectation exactly: every

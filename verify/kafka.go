@@ -44,6 +44,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		o.OffsetsTopic = txn.DefaultOffsetsTopic
 	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOpts...)
+	if len(o.Spec.Fanout) > 0 {
+		return runFanout(ctx, o)
+	}
 	if o.Spec.Postgres != nil {
 		return runPostgres(ctx, o, base)
 	}

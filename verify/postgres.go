@@ -33,7 +33,9 @@ import (
 func runPostgres(ctx context.Context, o Options, base []kgo.Opt) (Report, error) {
 	spec := o.Spec
 	pg := spec.Postgres
-	exactlyOnce := spec.Conf.Guarantee != config.AtLeastOnce
+	// A two-phase participant keeps no checkpoint: it is the group's,
+	// read like at_least_once's (rows commit after it, in phase two).
+	exactlyOnce := spec.Conf.Guarantee != config.AtLeastOnce && !spec.TwoPhase
 	if spec.KafkaSrc == nil {
 		return Report{}, errors.New("a postgres sink needs a kafka source")
 	}
