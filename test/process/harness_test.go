@@ -64,6 +64,8 @@ type instance struct {
 	starts   int
 	logStart int64  // where the current process's log begins
 	admin    string // admin API base URL of the current process
+	// env is added to the environment of the next starts (fail points).
+	env []string
 }
 
 // startInstance runs `connectd run -c cfgPath` as instance id and waits
@@ -83,6 +85,22 @@ func startInstance(t *testing.T, cfgPath, id string) *instance {
 
 func (in *instance) start() {
 	in.t.Helper()
+	in.launch()
+	in.waitAdmin(time.Minute, false)
+}
+
+// startMayDie starts the process like start, but a process that exits
+// before its admin API answers (a fail point reached during start-up) is
+// expected: it reports whether the admin API answered.
+func (in *instance) startMayDie() bool {
+	in.t.Helper()
+	in.launch()
+	return in.waitAdmin(time.Minute, true)
+}
+
+// launch starts the process without waiting for it.
+func (in *instance) launch() {
+	in.t.Helper()
 	in.mu.Lock()
 	if in.cmd != nil && !in.exited() {
 		in.mu.Unlock()
@@ -97,7 +115,7 @@ func (in *instance) start() {
 	fmt.Fprintf(f, "===== %s: connectd run #%d (instance %s)\n", time.Now().Format(time.RFC3339Nano), in.starts, in.id)
 	off, _ := f.Seek(0, io.SeekEnd)
 	cmd := exec.Command(connectdBinary(in.t), "run", "-c", in.cfgPath)
-	cmd.Env = append(os.Environ(), instanceIDEnv+"="+in.id)
+	cmd.Env = append(append(os.Environ(), instanceIDEnv+"="+in.id), in.env...)
 	cmd.Dir = filepath.Dir(in.cfgPath)
 	cmd.Stdout, cmd.Stderr = f, f // the child writes the file itself: a stopped child blocks nobody
 	if err := cmd.Start(); err != nil {
@@ -116,7 +134,6 @@ func (in *instance) start() {
 		in.mu.Unlock()
 		close(done)
 	}()
-	in.waitAdmin(time.Minute)
 }
 
 // exited reports whether the current process has exited; in.mu is held.
@@ -138,8 +155,9 @@ func (in *instance) pid() int {
 var adminAddrRE = regexp.MustCompile(`msg="admin API listening" addr=(\S+)`)
 
 // waitAdmin waits until the current process logs its admin address (the
-// configs listen on 127.0.0.1:0) and GET /connectors answers 200.
-func (in *instance) waitAdmin(within time.Duration) {
+// configs listen on 127.0.0.1:0) and GET /connectors answers 200. A process
+// that exits first fails the test, or returns false with mayExit.
+func (in *instance) waitAdmin(within time.Duration, mayExit bool) bool {
 	in.t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(within)
@@ -149,6 +167,9 @@ func (in *instance) waitAdmin(within time.Duration) {
 		in.mu.Unlock()
 		select {
 		case <-done:
+			if mayExit {
+				return false
+			}
 			in.t.Fatalf("instance %s exited (%v) before its admin API answered\n%s", in.id, in.exitState(), in.logTail(40))
 		default:
 		}
@@ -166,10 +187,11 @@ func (in *instance) waitAdmin(within time.Duration) {
 			in.mu.Lock()
 			in.admin = base
 			in.mu.Unlock()
-			return
+			return true
 		}
 	}
 	in.t.Fatalf("instance %s: admin API did not answer within %v\n%s", in.id, within, in.logTail(40))
+	return false
 }
 
 // signal sends sig to the current process.

@@ -62,6 +62,11 @@ type connectorConfig struct {
 	// sink is the connector's sink section, the lines under "sink:"
 	// indented with three tabs; empty means the Kafka output topic.
 	sink string
+	// batchMaxRecords is batch.max.records; 0 keeps the default.
+	batchMaxRecords int
+	// sinks, when set, replaces sink: the list under "sinks:", its items
+	// indented with three tabs.
+	sinks string
 }
 
 // writeConfig writes the daemon config: input → set {copied: true} →
@@ -76,6 +81,14 @@ func (p *pipe) writeConfig(c connectorConfig) string {
 	if sink == "" {
 		sink = "\t\t\ttype: kafka\n\t\t\ttopic: " + p.out
 	}
+	batchMax := c.batchMaxRecords
+	if batchMax == 0 {
+		batchMax = 10_000
+	}
+	sinkKey := "sink:"
+	if c.sinks != "" {
+		sinkKey, sink = "sinks:", c.sinks
+	}
 	yaml := fmt.Sprintf(`
 instance_id: ${%s:verify}
 admin:
@@ -88,6 +101,7 @@ connectors:
 		commit.interval: %s
 		transaction.timeout: %s
 		shutdown_timeout: %s
+		batch.max.records: %d
 		event_id: {from: header}
 		source:
 			type: kafka
@@ -97,10 +111,10 @@ connectors:
 		transforms:
 			- type: set
 				fields: {copied: true}
-		sink:
+		%s
 %s
 `, instanceIDEnv, strings.Join(quoted, ", "), connectorName, c.guarantee, c.commitInterval,
-		c.transactionTimeout, c.shutdownTimeout, p.in, p.group, c.sessionTimeout, sink)
+		c.transactionTimeout, c.shutdownTimeout, batchMax, p.in, p.group, c.sessionTimeout, sinkKey, sink)
 	path := writeFile(p.t, p.dir, "connectd.yaml", yaml)
 	p.t.Logf("config %s:%s", path, strings.ReplaceAll(yaml, "\t", "  "))
 	return path

@@ -57,6 +57,16 @@ func runSIGKILLSchedule(t *testing.T, guarantee string) killResult {
 // runSIGKILLScheduleTo is runSIGKILLSchedule with the sink section sink
 // returns for the test's pipe (nil: the Kafka output topic).
 func runSIGKILLScheduleTo(t *testing.T, guarantee string, sink func(*pipe) string) killResult {
+	return runSIGKILLScheduleWith(t, guarantee, func(p *pipe, c *connectorConfig) {
+		if sink != nil {
+			c.sink = sink(p)
+		}
+	})
+}
+
+// runSIGKILLScheduleWith is runSIGKILLSchedule with the connector config
+// edited by configure.
+func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe, *connectorConfig)) killResult {
 	p := newPipe(t)
 	c := connectorConfig{
 		guarantee:          guarantee,
@@ -65,9 +75,7 @@ func runSIGKILLScheduleTo(t *testing.T, guarantee string, sink func(*pipe) strin
 		sessionTimeout:     "6s", // the broker's group.min.session.timeout.ms: a killed member is expelled fast
 		shutdownTimeout:    "10s",
 	}
-	if sink != nil {
-		c.sink = sink(p)
-	}
+	configure(p, &c)
 	cfg := p.writeConfig(c)
 	rng := rand.New(rand.NewPCG(seed(t), 0))
 	start := time.Now()
@@ -87,7 +95,7 @@ func runSIGKILLScheduleTo(t *testing.T, guarantee string, sink func(*pipe) strin
 		kills++
 		atKill = p.committed()
 		txnState := "-"
-		if guarantee == "exactly_once" && sink == nil {
+		if guarantee == "exactly_once" && c.sink == "" {
 			if d, err := p.describeTxn(id); err != nil {
 				txnState = "describe: " + err.Error()
 			} else {

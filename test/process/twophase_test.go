@@ -1,0 +1,249 @@
+package process_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/test/testenv"
+	"github.com/connectd/connectd/txn"
+)
+
+// Two-phase commit (issue 6): one batch lands in the Kafka output topic AND
+// a PostgreSQL table, or in neither. The rows are prepared (PREPARE
+// TRANSACTION), the Kafka transaction commits the output, the offsets and a
+// decision record naming the prepared transaction, then COMMIT PREPARED.
+// These tests kill and freeze real connectd processes at each step and
+// check both sinks with `connectd verify` (every sink of the connector),
+// plus that no prepared transaction is left once the pipeline is quiet.
+
+// twoPhaseSinks is the sinks section: the Kafka output topic and the
+// PostgreSQL table of postgresSink (apply counter on).
+func twoPhaseSinks(p *pipe, dsn string) string {
+	kafka := "\t\t\t- type: kafka\n\t\t\t\ttopic: " + p.out
+	pg := strings.Replace(postgresSink(dsn), "\t\t\t", "\t\t\t- ", 1)
+	pg = strings.ReplaceAll(pg, "\n\t\t\t", "\n\t\t\t\t")
+	return kafka + "\n" + pg
+}
+
+// twoPhasePipe is a pipe with a two-phase connector writing to it and to a
+// fresh database; guarantee picks exactly_once or at_least_once.
+type twoPhasePipe struct {
+	*pipe
+	dsn string
+	cfg string
+}
+
+func newTwoPhasePipe(t *testing.T, guarantee, sessionTimeout string) *twoPhasePipe {
+	p := newPipe(t)
+	dsn := testenv.Postgres(t)
+	cfg := p.writeConfig(connectorConfig{
+		guarantee:          guarantee,
+		commitInterval:     "100ms",
+		transactionTimeout: "30s",
+		sessionTimeout:     sessionTimeout,
+		shutdownTimeout:    "10s",
+		batchMaxRecords:    500, // many batches, so the fail points' counts are reached
+		sinks:              twoPhaseSinks(p, dsn),
+	})
+	return &twoPhasePipe{pipe: p, dsn: dsn, cfg: cfg}
+}
+
+// prepared counts the connector's prepared transactions in the database.
+func (tp *twoPhasePipe) prepared() int {
+	tp.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, tp.dsn)
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)",
+		txn.GIDPrefix(connectorName)).Scan(&n); err != nil {
+		tp.t.Fatal(err)
+	}
+	return n
+}
+
+// checkQuiet verifies both sinks exactly once for want events and no
+// prepared transaction left.
+func (tp *twoPhasePipe) checkQuiet(want int) report {
+	tp.t.Helper()
+	rep := verifyClean(tp.t, tp.cfg, connectorName, 2*want) // every event in both sinks
+	if n := tp.prepared(); n != 0 {
+		tp.t.Fatalf("%d prepared transactions left on a quiet pipeline", n)
+	}
+	return rep
+}
+
+// TestTwoPhaseKilledAtEachPoint: a process SIGKILLs itself at each named
+// point of the two-phase commit in turn, restarted each time: after the
+// prepare (a prepared transaction no decision names: rolled back), during
+// recovery of it (recovery starts over), after the decision (a prepared
+// transaction the committed decision names: committed). Both sinks verify
+// clean, each row applied once, and no prepared transaction is left.
+func TestTwoPhaseKilledAtEachPoint(t *testing.T) {
+	t.Parallel()
+	tp := newTwoPhasePipe(t, "exactly_once", "6s")
+	const n = 20_000
+	tp.produce(0, n)
+	id := tp.instanceID("2pc")
+	inst := &instance{t: t, id: id, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + id + ".log"}
+	t.Cleanup(inst.cleanup)
+
+	steps := []struct {
+		point string
+		// leaves: what the dead process leaves in PostgreSQL.
+		leaves string
+	}{
+		{"after-prepare:3", "a prepared transaction without a decision"},
+		{"during-recovery:1", "the same, recovery interrupted"},
+		{"after-decision:5", "a prepared transaction its committed decision names"},
+		{"during-recovery:1", "the same, recovery interrupted"},
+		{"after-prepare:10", "a prepared transaction without a decision"},
+	}
+	for _, s := range steps {
+		inst.env = []string{txn.KillPointEnv + "=" + s.point}
+		committedBefore := tp.committed()
+		inst.startMayDie()
+		code := inst.waitExit(2 * time.Minute)
+		if st := inst.exitState(); code != -1 || st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("%s: the process exited with %v, want killed by SIGKILL at the point\n%s", s.point, st, inst.logTail(40))
+		}
+		left := tp.prepared()
+		t.Logf("killed at %-18s committed %d -> %d; %d prepared left (%s)", s.point, committedBefore, tp.committed(), left, s.leaves)
+		if left == 0 {
+			t.Fatalf("killed at %s but no prepared transaction was left: the point is not between the phases", s.point)
+		}
+	}
+	inst.env = nil
+	inst.start()
+	tp.waitDrained(n, 3*time.Minute, inst)
+	st := inst.mustStatus(connectorName)
+	// The last run started with the fifth kill's undecided transaction.
+	if !strings.Contains(st.raw, `"two_phase":{"in_doubt":0,"resolved_committed":0,"resolved_rolled_back":1`) {
+		t.Errorf("status does not show the rolled-back in-doubt transaction and none left: %s", st)
+	}
+	inst.kill(syscall.SIGTERM)
+	if code := inst.waitExit(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	rep := tp.checkQuiet(n)
+	t.Logf("after %d kills at named points: %s; last status: %s", len(steps), rep, st)
+}
+
+// TestSIGKILLTwoPhase: SIGKILLs at random points (at least 10 over at least
+// 50,000 events) of a two-phase connector leave both sinks exactly once,
+// each row applied once, and no prepared transaction behind.
+func TestSIGKILLTwoPhase(t *testing.T) {
+	t.Parallel()
+	var dsn string
+	r := runSIGKILLScheduleWith(t, "exactly_once", func(p *pipe, c *connectorConfig) {
+		dsn = testenv.Postgres(t)
+		c.sinks = twoPhaseSinks(p, dsn)
+	})
+	tp := &twoPhasePipe{dsn: dsn, cfg: r.cfgPath, pipe: &pipe{t: t}}
+	rep := tp.checkQuiet(r.input)
+	t.Logf("two-phase exactly_once: %d SIGKILLs over %d events: %s", r.kills, r.input, rep)
+}
+
+// TestSIGKILLTwoPhaseAtLeastOnce: the same connector at_least_once (each
+// sink written in turn, then the group offsets) loses nothing in either
+// sink; duplicates are counted.
+func TestSIGKILLTwoPhaseAtLeastOnce(t *testing.T) {
+	t.Parallel()
+	r := runSIGKILLScheduleWith(t, "at_least_once", func(p *pipe, c *connectorConfig) {
+		c.sinks = twoPhaseSinks(p, testenv.Postgres(t))
+	})
+	rep := runVerify(t, r.cfgPath, connectorName).report
+	t.Logf("kafka+postgres at_least_once: %d SIGKILLs over %d events: %s", r.kills, r.input, rep)
+	if rep.Expected != 2*r.input {
+		t.Errorf("verify expected %d outputs, want %d (all input drained, in both sinks)", rep.Expected, 2*r.input)
+	}
+	if rep.Missing != 0 || rep.Unexpected != 0 {
+		t.Errorf("at_least_once lost or invented records: %s", rep)
+	}
+}
+
+// TestTwoPhaseZombieCannotCommitWhatRecoveryRolledBack: instance A freezes
+// itself (SIGSTOP) with a batch prepared and its decision not yet
+// committed. B joins, gets A's partitions once A's session times out, finds
+// A's prepared transaction, fences A's transactional ID and rolls it back.
+// Then A resumes (SIGCONT) and tries to commit: its Kafka transaction is
+// fenced, so no decision ever names the rolled-back transaction, and
+// nothing of A's batch appears in either sink.
+func TestTwoPhaseZombieCannotCommitWhatRecoveryRolledBack(t *testing.T) {
+	t.Parallel()
+	tp := newTwoPhasePipe(t, "exactly_once", "6s")
+	const n = 20_000
+	tp.produce(0, n)
+	idA, idB := tp.instanceID("a"), tp.instanceID("b")
+	a := &instance{t: t, id: idA, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + idA + ".log",
+		env: []string{txn.FreezePointEnv + "=after-prepare:4"}}
+	t.Cleanup(a.cleanup)
+	a.launch()
+	waitFor(t, time.Minute, "A frozen after its 4th prepare", func() bool {
+		return processState(a.pid()) == 'T'
+	})
+	if tp.prepared() != 1 {
+		t.Fatalf("A is frozen after a prepare, yet %d prepared transactions exist", tp.prepared())
+	}
+	frozenAt := tp.committed()
+
+	b := startInstance(t, tp.cfg, idB)
+	mark := b.logSize()
+	waitFor(t, 2*time.Minute, "B resolves A's prepared transaction", func() bool {
+		b.alive()
+		return strings.Contains(string(b.logFrom(mark)), "resolved an in-doubt transaction")
+	})
+	bLog := string(b.logFrom(mark))
+	fenced := strings.Index(bLog, "fenced another instance's transactional ID")
+	if fenced < 0 || fenced > strings.Index(bLog, "resolved an in-doubt transaction") ||
+		!strings.Contains(bLog, "transactional_id="+transactionalID(idA)) || !strings.Contains(bLog, "committed=false") {
+		t.Fatalf("B must fence A, then roll A's undecided transaction back:\n%s", bLog)
+	}
+	tp.waitDrained(n, 3*time.Minute, b)
+
+	aMark := a.logSize()
+	a.kill(syscall.SIGCONT)
+	waitFor(t, time.Minute, "the resumed zombie A fails its commit, fenced", func() bool {
+		return strings.Contains(a.logSince(aMark), "kind=fenced")
+	})
+	t.Logf("the resumed zombie: %s", a.logSince(aMark))
+	if n := tp.prepared(); n != 0 {
+		t.Fatalf("%d prepared transactions after the zombie resumed", n)
+	}
+	b.kill(syscall.SIGTERM)
+	b.waitExit(30 * time.Second)
+	a.kill(syscall.SIGTERM)
+	a.waitExit(30 * time.Second)
+	rep := tp.checkQuiet(n)
+	t.Logf("zombie frozen at %d committed, fenced and rolled back by B; resumed and refused: %s", frozenAt, rep)
+}
+
+// processState is the state letter of /proc/<pid>/stat ('T' stopped).
+func processState(pid int) byte {
+	b, err := readProcStat(pid)
+	if err != nil {
+		return 0
+	}
+	// The state follows the parenthesised command name.
+	i := strings.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+func readProcStat(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return string(b), err
+}
