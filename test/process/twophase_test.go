@@ -40,9 +40,13 @@ type twoPhasePipe struct {
 	cfg string
 }
 
-func newTwoPhasePipe(t *testing.T, guarantee, sessionTimeout string) *twoPhasePipe {
+// newTwoPhasePipe writes to a fresh database of the shared PostgreSQL, or
+// to dsn if given.
+func newTwoPhasePipe(t *testing.T, guarantee, sessionTimeout string, dsn ...string) *twoPhasePipe {
 	p := newPipe(t)
-	dsn := testenv.Postgres(t)
+	if len(dsn) == 0 {
+		dsn = []string{testenv.Postgres(t)}
+	}
 	cfg := p.writeConfig(connectorConfig{
 		guarantee:          guarantee,
 		commitInterval:     "100ms",
@@ -50,9 +54,9 @@ func newTwoPhasePipe(t *testing.T, guarantee, sessionTimeout string) *twoPhasePi
 		sessionTimeout:     sessionTimeout,
 		shutdownTimeout:    "10s",
 		batchMaxRecords:    500, // many batches, so the fail points' counts are reached
-		sinks:              twoPhaseSinks(p, dsn),
+		sinks:              twoPhaseSinks(p, dsn[0]),
 	})
-	return &twoPhasePipe{pipe: p, dsn: dsn, cfg: cfg}
+	return &twoPhasePipe{pipe: p, dsn: dsn[0], cfg: cfg}
 }
 
 // prepared counts the connector's prepared transactions in the database.
@@ -246,4 +250,74 @@ func processState(pid int) byte {
 func readProcStat(pid int) (string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	return string(b), err
+}
+
+// freezeAt starts inst with the fail point FreezePointEnv=point and waits
+// until the process has stopped itself there.
+func freezeAt(t *testing.T, inst *instance, point string) {
+	t.Helper()
+	inst.env = []string{txn.FreezePointEnv + "=" + point}
+	inst.launch()
+	waitFor(t, 2*time.Minute, "frozen at "+point, func() bool {
+		if inst.exitState() != nil {
+			t.Fatalf("the process exited before reaching %s\n%s", point, inst.logTail(40))
+		}
+		return processState(inst.pid()) == 'T'
+	})
+	inst.env = nil
+}
+
+// TestTwoPhasePostgresRestartWithPreparedPending: PostgreSQL crashes and
+// restarts while a prepared transaction is pending, once after its decision
+// committed (phase two then fails on a dead connection: recovery commits
+// it) and once before (the decision then commits, or recovery rolls it
+// back). A prepared transaction survives the crash; both sinks verify
+// clean and none is left.
+func TestTwoPhasePostgresRestartWithPreparedPending(t *testing.T) {
+	t.Parallel()
+	pg := startPrivatePostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET max_prepared_transactions = 16"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	pg.mustCtl("restart", "-m", "fast")
+
+	tp := newTwoPhasePipe(t, "exactly_once", "6s", pg.dsn())
+	id := tp.instanceID("pgr")
+	inst := &instance{t: t, id: id, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + id + ".log"}
+	t.Cleanup(inst.cleanup)
+	total := 0
+	for _, c := range []struct{ point, restart string }{
+		{"after-decision:4", "immediate"},
+		{"after-prepare:4", "fast"},
+	} {
+		tp.produce(total, total+10_000)
+		total += 10_000
+		freezeAt(t, inst, c.point)
+		if n := tp.prepared(); n != 1 {
+			t.Fatalf("frozen at %s with %d prepared transactions, want 1", c.point, n)
+		}
+		if err := pg.ctl(2*time.Minute, "restart", "-m", c.restart); err != nil {
+			t.Fatal(err)
+		}
+		if n := tp.prepared(); n != 1 {
+			t.Fatalf("after PostgreSQL restart -m %s: %d prepared transactions, want the pending one", c.restart, n)
+		}
+		mark := inst.logSize()
+		inst.kill(syscall.SIGCONT)
+		tp.waitDrained(total, 3*time.Minute, inst)
+		t.Logf("frozen at %s, PostgreSQL restart -m %s, resumed: %s", c.point, c.restart, inst.logSince(mark))
+		inst.kill(syscall.SIGTERM)
+		if code := inst.waitExit(30 * time.Second); code != 0 {
+			t.Fatalf("exit %d after SIGTERM, want 0", code)
+		}
+	}
+	rep := tp.checkQuiet(total)
+	t.Logf("two PostgreSQL restarts with a prepared transaction pending: %s", rep)
 }
