@@ -390,3 +390,28 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load(missing) = %v, want os.ErrNotExist", err)
 	}
 }
+
+// A connector gives sink or sinks, not both, and every listed sink needs a
+// type.
+func TestSinksOrSink(t *testing.T) {
+	_, err := Parse("s.yaml", []byte(`connectors:
+  - name: both
+    source: {type: kafka, topics: [in]}
+    sink: {type: kafka, topic: out}
+    sinks:
+      - {type: kafka, topic: out}
+  - name: untyped
+    source: {type: kafka, topics: [in]}
+    sinks:
+      - {type: kafka, topic: out}
+      - {table: t}
+`))
+	for _, want := range []string{
+		"s.yaml:5:5: connectors[0]: give sink or sinks, not both",
+		"connectors[1].sinks[1]: type is required",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
+}
