@@ -1,0 +1,276 @@
+package faults
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/verify"
+)
+
+// Event IDs of the scenario input. Committed events are "in-<i>", events of
+// transactions the input producer aborts are "ab-<i>": they must never
+// appear downstream, and their prefix is how the checks recognise them
+// whatever the sink kept of them. Event i has key "k-<i mod Keys>"; i grows
+// per key in input order, which is what the order check relies on.
+const (
+	CommittedPrefix = "in-"
+	AbortedPrefix   = "ab-"
+	Keys            = 97
+)
+
+// EventID is the ID of committed input event i.
+func EventID(i int) string { return CommittedPrefix + strconv.Itoa(i) }
+
+// AbortedID is the ID of aborted input event i.
+func AbortedID(i int) string { return AbortedPrefix + strconv.Itoa(i) }
+
+// Key is the record key of input event i.
+func Key(i int) string { return "k-" + strconv.Itoa(i%Keys) }
+
+// IsAborted reports whether an output ID (possibly qualified, as the Redis
+// audit log's "<target>:<id>") belongs to an aborted input event.
+func IsAborted(id string) bool {
+	if j := strings.LastIndexByte(id, ':'); j >= 0 {
+		id = id[j+1:]
+	}
+	return strings.HasPrefix(id, AbortedPrefix)
+}
+
+// seq parses the sequence number of a committed event ID, or -1.
+func seq(id string) int {
+	if j := strings.LastIndexByte(id, ':'); j >= 0 {
+		id = id[j+1:]
+	}
+	if !strings.HasPrefix(id, CommittedPrefix) {
+		return -1
+	}
+	n, err := strconv.Atoi(id[len(CommittedPrefix):])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Output is one output record as the sink shows it, in the sink's own order
+// within Stream: offset order within an output partition of a Kafka sink,
+// application order in the Redis audit log.
+type Output struct {
+	Stream string
+	ID     string
+}
+
+// Bound is what a checkpoint of one input partition must be at quiesce:
+// at least Low (one past the last committed data record: nothing readable
+// left behind) and at most End (the partition's end offset; the offsets in
+// between are transaction markers and aborted records no consumer returns).
+type Bound struct{ Low, End int64 }
+
+// Observation is everything read about one connector after a scenario.
+type Observation struct {
+	// Report is `connectd verify`'s answer (the verify package): duplicates,
+	// missing and unexpected IDs, and apply counters other than 1.
+	Report verify.Report
+	// Outputs are the sink's outputs in its order, where it keeps one
+	// (Kafka partitions, the Redis audit log); Ordered says whether the sink
+	// promises per-key order at all (a PostgreSQL table does not).
+	Outputs []Output
+	Ordered bool
+	// Scanned are output IDs read without order (a PostgreSQL table and its
+	// dead-letter table), checked for aborted events only.
+	Scanned []string
+	// Watched are the IDs a read_committed consumer saw on the output while
+	// the faults ran (Kafka sinks), nil if none watched.
+	Watched []string
+	// Checkpoint is the connector's stored checkpoint (in the sink for
+	// offsets-in-sink, the group's offsets otherwise); Bounds what it must
+	// be per input partition.
+	Checkpoint connector.Checkpoint
+	Bounds     map[connector.TopicPartition]Bound
+	// Hanging are the connector's transactional IDs the cluster still lists
+	// as ongoing after every instance stopped.
+	Hanging []string
+}
+
+// Findings are the invariant violations of one Observation.
+type Findings struct {
+	Duplicates, Missing, Unexpected, ApplyCount int
+	AbortedVisible                              int
+	OrderViolations                             int
+	WatcherDuplicates                           int
+	CheckpointGaps                              int
+	Hanging                                     int
+	Details                                     []string
+}
+
+// Check computes the findings of o.
+func Check(o Observation) Findings {
+	f := Findings{
+		Duplicates: o.Report.Duplicates,
+		Missing:    o.Report.Missing,
+		Unexpected: o.Report.Unexpected,
+		ApplyCount: o.Report.ApplyCountViolations,
+	}
+	if !o.Report.Clean() {
+		f.Details = append(f.Details, "verify: "+o.Report.String())
+	}
+	var aborted []string
+	for _, out := range o.Outputs {
+		if IsAborted(out.ID) {
+			aborted = append(aborted, out.ID)
+		}
+	}
+	for _, lists := range [][]string{o.Scanned, o.Watched} {
+		for _, id := range lists {
+			if IsAborted(id) {
+				aborted = append(aborted, id)
+			}
+		}
+	}
+	// One aborted event seen by the sink and by the watcher is one event.
+	f.AbortedVisible = len(distinct(aborted))
+	if f.AbortedVisible > 0 {
+		f.Details = append(f.Details, fmt.Sprintf("aborted input visible downstream: %s", sampleOf(distinct(aborted))))
+	}
+	if o.Ordered {
+		var ex []string
+		f.OrderViolations, ex = OrderViolations(o.Outputs)
+		if f.OrderViolations > 0 {
+			f.Details = append(f.Details, "per-key order broken: "+sampleOf(ex))
+		}
+	}
+	if o.Watched != nil {
+		var ex []string
+		f.WatcherDuplicates, ex = duplicates(o.Watched)
+		if f.WatcherDuplicates > 0 {
+			f.Details = append(f.Details, "read_committed watcher saw duplicates: "+sampleOf(ex))
+		}
+	}
+	var gaps []string
+	f.CheckpointGaps, gaps = CheckpointGaps(o.Checkpoint, o.Bounds)
+	if f.CheckpointGaps > 0 {
+		f.Details = append(f.Details, "checkpoint gaps: "+strings.Join(gaps, "; "))
+	}
+	f.Hanging = len(o.Hanging)
+	if f.Hanging > 0 {
+		f.Details = append(f.Details, "hanging transactions: "+strings.Join(o.Hanging, ", "))
+	}
+	return f
+}
+
+// ExactlyOnce reports whether f shows exactly-once delivery: nothing lost,
+// duplicated, invented, re-applied, reordered, leaked from an aborted
+// transaction or left open.
+func (f Findings) ExactlyOnce() bool {
+	return f.Duplicates == 0 && f.Missing == 0 && f.Unexpected == 0 && f.ApplyCount == 0 &&
+		f.AbortedVisible == 0 && f.OrderViolations == 0 && f.WatcherDuplicates == 0 &&
+		f.CheckpointGaps == 0 && f.Hanging == 0
+}
+
+// AtLeastOnce reports whether f shows at-least-once delivery: duplicates,
+// re-applications and the reordering replays cause are allowed; loss,
+// invention, aborted input, an unfinished checkpoint and open
+// transactions are not.
+func (f Findings) AtLeastOnce() bool {
+	return f.Missing == 0 && f.Unexpected == 0 && f.AbortedVisible == 0 && f.CheckpointGaps == 0 && f.Hanging == 0
+}
+
+// OrderViolations counts outputs that do not follow their key's previous
+// output in input order (a sequence number not above the key's last one in
+// the same stream), returning up to 10 examples. Aborted and foreign IDs are
+// the other checks' business and skipped here.
+func OrderViolations(outs []Output) (int, []string) {
+	type sk struct {
+		stream string
+		key    int
+	}
+	last := map[sk]int{}
+	n := 0
+	var ex []string
+	for _, o := range outs {
+		i := seq(o.ID)
+		if i < 0 {
+			continue
+		}
+		k := sk{o.Stream, i % Keys}
+		if prev, ok := last[k]; ok && i <= prev {
+			n++
+			if len(ex) < 10 {
+				ex = append(ex, fmt.Sprintf("%s after %s in %s", o.ID, EventID(prev), o.Stream))
+			}
+		}
+		last[k] = i
+	}
+	return n, ex
+}
+
+// CheckpointGaps counts input partitions whose checkpoint is missing, below
+// Low (records left unread: lag) or beyond End (an offset that does not
+// exist), with a description of each.
+func CheckpointGaps(cp connector.Checkpoint, bounds map[connector.TopicPartition]Bound) (int, []string) {
+	tps := make([]connector.TopicPartition, 0, len(bounds))
+	for tp := range bounds {
+		tps = append(tps, tp)
+	}
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+	var out []string
+	for _, tp := range tps {
+		b := bounds[tp]
+		got, ok := cp[tp]
+		switch {
+		case !ok && b.Low > 0:
+			out = append(out, fmt.Sprintf("%s: no checkpoint, want %d..%d", tp, b.Low, b.End))
+		case ok && got < b.Low:
+			out = append(out, fmt.Sprintf("%s: checkpoint %d below %d (lag %d)", tp, got, b.Low, b.Low-got))
+		case ok && got > b.End:
+			out = append(out, fmt.Sprintf("%s: checkpoint %d beyond the end offset %d", tp, got, b.End))
+		}
+	}
+	return len(out), out
+}
+
+// duplicates counts copies beyond the first of each ID.
+func duplicates(ids []string) (int, []string) {
+	seen := make(map[string]bool, len(ids))
+	n := 0
+	var ex []string
+	for _, id := range ids {
+		if seen[id] {
+			n++
+			if len(ex) < 10 {
+				ex = append(ex, id)
+			}
+		}
+		seen[id] = true
+	}
+	return n, ex
+}
+
+func distinct(ids []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range ids {
+		if j := strings.LastIndexByte(id, ':'); j >= 0 {
+			id = id[j+1:]
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func sampleOf(ids []string) string {
+	if len(ids) > 10 {
+		return strings.Join(ids[:10], ", ") + fmt.Sprintf(" (+%d)", len(ids)-10)
+	}
+	return strings.Join(ids, ", ")
+}

@@ -1,0 +1,170 @@
+package faults
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/verify"
+)
+
+// The checker's own tests: start from a correct result and mutate it the
+// ways a broken pipeline would — a duplicate, a loss, an aborted record,
+// a reordered key, a re-applied write, a checkpoint gap, a transaction
+// left open — and see each mutation caught by the invariant that claims
+// it, and allowed or not by each guarantee as documented. These run in
+// -short mode; TestMatrix repeats the sink-side mutations on real data
+// (mutateAndRecheck).
+
+const inTopic = "in"
+
+// cleanObservation is a correct exactly-once result over n events spread
+// over 4 output streams by key, in input order.
+func cleanObservation(n int) (Observation, []string) {
+	var expected []string
+	var outs []Output
+	for i := range n {
+		id := EventID(i)
+		expected = append(expected, id)
+		outs = append(outs, Output{Stream: fmt.Sprintf("out/%d", (i%Keys)%4), ID: id})
+	}
+	o := Observation{
+		Ordered:    true,
+		Outputs:    outs,
+		Watched:    ids(outs),
+		Checkpoint: connector.Checkpoint{{Topic: inTopic, Partition: 0}: 120, {Topic: inTopic, Partition: 1}: 99},
+		Bounds: map[connector.TopicPartition]Bound{
+			{Topic: inTopic, Partition: 0}: {Low: 119, End: 121},
+			{Topic: inTopic, Partition: 1}: {Low: 99, End: 99},
+		},
+	}
+	o.Report = verify.Compare(expected, ids(outs))
+	return o, expected
+}
+
+func ids(outs []Output) []string {
+	out := make([]string, len(outs))
+	for i, o := range outs {
+		out[i] = o.ID
+	}
+	return out
+}
+
+func TestCheckerMutations(t *testing.T) {
+	clean, expected := cleanObservation(1000)
+	if f := Check(clean); !f.ExactlyOnce() || !f.AtLeastOnce() {
+		t.Fatalf("the unmutated result fails: %+v", f)
+	}
+	// recompare refreshes the verify report after a mutation of Outputs.
+	recompare := func(o *Observation) { o.Report = verify.Compare(expected, ids(o.Outputs)) }
+
+	tests := []struct {
+		name   string
+		mutate func(o *Observation)
+		caught func(f Findings) int // the invariant that must see it
+		alo    bool                 // still acceptable at_least_once
+	}{
+		{"duplicate", func(o *Observation) {
+			o.Outputs = append(o.Outputs, o.Outputs[500])
+			recompare(o)
+		}, func(f Findings) int { return f.Duplicates }, true},
+		{"dropped", func(o *Observation) {
+			o.Outputs = append(o.Outputs[:10:10], o.Outputs[11:]...)
+			recompare(o)
+		}, func(f Findings) int { return f.Missing }, false},
+		{"aborted record visible", func(o *Observation) {
+			o.Outputs = append(o.Outputs, Output{Stream: "out/1", ID: AbortedID(5000)})
+			recompare(o)
+		}, func(f Findings) int { return min(f.AbortedVisible, f.Unexpected) }, false},
+		{"aborted record in a table", func(o *Observation) {
+			o.Scanned = []string{EventID(1), AbortedID(7)}
+		}, func(f Findings) int { return f.AbortedVisible }, false},
+		{"aborted record seen by the watcher only", func(o *Observation) {
+			o.Watched = append(o.Watched, AbortedID(9))
+		}, func(f Findings) int { return f.AbortedVisible }, false},
+		{"reordered key", func(o *Observation) {
+			// Events 3 and 3+Keys share a key and a stream: swap them.
+			a, b := 3, 3+Keys
+			o.Outputs[a], o.Outputs[b] = o.Outputs[b], o.Outputs[a]
+			recompare(o)
+		}, func(f Findings) int { return f.OrderViolations }, true},
+		{"replayed key (duplicate behind later events)", func(o *Observation) {
+			o.Outputs = append(o.Outputs, Output{Stream: o.Outputs[2].Stream, ID: o.Outputs[2].ID})
+			recompare(o)
+		}, func(f Findings) int { return min(f.OrderViolations, f.Duplicates) }, true},
+		{"apply counter 2", func(o *Observation) {
+			o.Report.ApplyCountViolations = 1
+		}, func(f Findings) int { return f.ApplyCount }, true},
+		{"watcher saw a duplicate", func(o *Observation) {
+			o.Watched = append(o.Watched, o.Watched[0])
+		}, func(f Findings) int { return f.WatcherDuplicates }, true},
+		{"checkpoint below the last record (lag)", func(o *Observation) {
+			o.Checkpoint[connector.TopicPartition{Topic: inTopic, Partition: 0}] = 100
+		}, func(f Findings) int { return f.CheckpointGaps }, false},
+		{"checkpoint beyond the end offset", func(o *Observation) {
+			o.Checkpoint[connector.TopicPartition{Topic: inTopic, Partition: 1}] = 150
+		}, func(f Findings) int { return f.CheckpointGaps }, false},
+		{"partition without checkpoint", func(o *Observation) {
+			delete(o.Checkpoint, connector.TopicPartition{Topic: inTopic, Partition: 0})
+		}, func(f Findings) int { return f.CheckpointGaps }, false},
+		{"hanging transaction", func(o *Observation) {
+			o.Hanging = []string{"connectd-kafka-eo-x (Ongoing)"}
+		}, func(f Findings) int { return f.Hanging }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, _ := cleanObservation(1000)
+			tt.mutate(&o)
+			f := Check(o)
+			if tt.caught(f) == 0 {
+				t.Fatalf("mutation not caught by its invariant: %+v", f)
+			}
+			if f.ExactlyOnce() {
+				t.Fatalf("mutated result passes as exactly once: %+v", f)
+			}
+			if f.AtLeastOnce() != tt.alo {
+				t.Fatalf("at_least_once verdict %v, want %v: %+v", f.AtLeastOnce(), tt.alo, f)
+			}
+			if len(f.Details) == 0 {
+				t.Fatal("no detail explains the violation")
+			}
+			t.Logf("caught: %v", f.Details)
+		})
+	}
+}
+
+// An unordered sink (a PostgreSQL table) is not held to an order it never
+// promised.
+func TestCheckerOrderOnlyWhereSinkPromisesIt(t *testing.T) {
+	o, _ := cleanObservation(300)
+	o.Outputs[3], o.Outputs[3+Keys] = o.Outputs[3+Keys], o.Outputs[3]
+	o.Ordered = false
+	if f := Check(o); !f.ExactlyOnce() {
+		t.Fatalf("order checked on an unordered sink: %+v", f)
+	}
+}
+
+// A checkpoint may sit anywhere between the last committed record and the
+// end offset: the offsets in between are markers and aborted records.
+func TestCheckpointBounds(t *testing.T) {
+	tp := connector.TopicPartition{Topic: inTopic, Partition: 0}
+	b := map[connector.TopicPartition]Bound{tp: {Low: 10, End: 14}}
+	for cp, want := range map[int64]int{9: 1, 10: 0, 12: 0, 14: 0, 15: 1} {
+		if n, gaps := CheckpointGaps(connector.Checkpoint{tp: cp}, b); n != want {
+			t.Errorf("checkpoint %d: %d gaps %v, want %d", cp, n, gaps, want)
+		}
+	}
+	// An empty partition needs no checkpoint.
+	if n, _ := CheckpointGaps(connector.Checkpoint{}, map[connector.TopicPartition]Bound{tp: {}}); n != 0 {
+		t.Errorf("empty partition reported as a gap")
+	}
+}
+
+func TestIDs(t *testing.T) {
+	if !IsAborted("string:ab-3") || IsAborted("string:in-3") || !IsAborted(AbortedID(1)) {
+		t.Fatal("IsAborted")
+	}
+	if seq("dlq:in-42") != 42 || seq("ab-1") != -1 || seq("in-x") != -1 {
+		t.Fatal("seq")
+	}
+}
