@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/tidwall/gjson"
@@ -123,12 +124,17 @@ type row []pgtype.Text
 // sink's CPU time (see BenchmarkWrite), and a path lookup needs no tree.
 func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 	out := make(row, len(m.cols))
+	// value aliases r.Value without copying it: gjson's results and the
+	// value column then point into the record's own bytes, which nothing
+	// modifies once the pipeline has produced the record (records are
+	// built fresh by the source and by transforms, never reused).
+	value := unsafe.String(unsafe.SliceData(r.Value), len(r.Value))
 	// jsonState: 0 not checked yet, 1 the value is JSON, -1 it is not.
 	jsonState := 0
 	isJSON := func() bool {
 		if jsonState == 0 {
 			jsonState = -1
-			if r.Value != nil && gjson.ValidBytes(r.Value) {
+			if r.Value != nil && gjson.Valid(value) {
 				jsonState = 1
 			}
 		}
@@ -150,7 +156,7 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 					err = fmt.Errorf("column %s: value is not JSON", c.name)
 					break
 				}
-				v, err = noNUL(c, string(r.Value))
+				v, err = noNUL(c, value)
 			}
 		case srcValueText:
 			if r.Value != nil {
@@ -179,7 +185,7 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 				err = fmt.Errorf("column %s: json:%s: %s", c.name, strings.Join(c.path, "."), what)
 				break
 			}
-			v, err = jsonField(c, gjson.GetBytes(r.Value, c.gpath))
+			v, err = jsonField(c, gjson.Get(value, c.gpath))
 		}
 		if err != nil {
 			return nil, err
