@@ -321,7 +321,7 @@ func TestTargetsAndReport(t *testing.T) {
 		t.Fatalf("aggregate %+v", a)
 	}
 	micro := []MicroResult{{Name: "BenchmarkChainIdentity", AllocsPerOp: 0}}
-	targets := Targets(aggs, micro)
+	targets := Targets(fakeResults(), aggs, micro)
 	status := map[string]string{}
 	for _, tg := range targets {
 		status[tg.Name] = verdict(tg)
@@ -342,7 +342,7 @@ func TestTargetsAndReport(t *testing.T) {
 	if m := targets[0].MissedBy(); math.Abs(m-(1-0.85/0.9)) > 1e-9 {
 		t.Fatalf("missed by %v", m)
 	}
-	if targets := Targets(nil, nil); targets[0].Known || verdict(targets[0]) != "—" {
+	if targets := Targets(nil, nil, nil); targets[0].Known || verdict(targets[0]) != "—" {
 		t.Fatal("a target without runs is not 'not measured'")
 	}
 
@@ -383,6 +383,23 @@ func TestTargetsAndReport(t *testing.T) {
 	rep.SummaryTable(&sum)
 	if !strings.Contains(sum.String(), "connectd kafka EO 100ms 100B 12p") || !strings.Contains(sum.String(), "541 duplicates") {
 		t.Errorf("summary:\n%s", sum.String())
+	}
+
+	// The raw JSON renders the same report again (NaNs survive as null).
+	b, err := json.Marshal(rep.raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back rawReport
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	again := fromRaw(back)
+	again.ChartFile = rep.ChartFile
+	var md2 bytes.Buffer
+	again.WriteMarkdown(&md2)
+	if md2.String() != md.String() {
+		t.Errorf("report from JSON differs:\n%s", md2.String())
 	}
 
 	var img bytes.Buffer

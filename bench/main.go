@@ -11,6 +11,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -56,9 +57,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		workDir      = fs.String("work", "", "logs, configs and profiles of this run (default: a new temporary directory)")
 		noPeers      = fs.Bool("no-peers", false, "skip Kafka Streams and TransactionalMessageCopier")
 		reportSuffix = fs.String("suffix", "", "appended to the report's file name")
+		render       = fs.String("render", "", "render the report of a results `FILE.json` again (no runs)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *render != "" {
+		rep, err := renderFile(*render)
+		if err != nil {
+			fmt.Fprintln(stderr, "connectd-bench:", err)
+			return 1
+		}
+		rep.SummaryTable(stdout)
+		return 0
 	}
 	if *full {
 		*records = 1000000
@@ -135,7 +146,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	rep.SummaryTable(stdout)
-	fmt.Fprintf(stdout, "\nreport: %s.md  chart: %s.png  logs: %s\n", path, path, *workDir)
+	fmt.Fprintf(stdout, "\nreport: %s.md  chart: %s.png  raw results: %s.json  logs: %s\n", path, path, path, *workDir)
 	return 0
 }
 
@@ -180,7 +191,8 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 		}
 		rep.Micro, rep.MicroCmd = micro, cmd
 	}
-	rep.Targets = Targets(rep.Aggs, rep.Micro)
+	rep.Targets = Targets(rep.Results, rep.Aggs, rep.Micro)
+	rep.LoadAtEnd = ReadMachine().Load
 	for _, t := range rep.Targets {
 		if t.Known && !t.Met() && t.Profile != "" {
 			rep.Profiles[t.Name] = pprofTop(ctx, o.Connectd, t.Profile)
@@ -231,6 +243,13 @@ func writeReport(rep *Report, path string) error {
 		return err
 	}
 	rep.ChartFile = filepath.Base(path) + ".png"
+	raw, err := json.MarshalIndent(rep.raw(), "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".json", raw, 0o644); err != nil {
+		return err
+	}
 	md, err := os.Create(path + ".md")
 	if err != nil {
 		return err

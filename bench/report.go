@@ -24,6 +24,7 @@ type Report struct {
 	Profiles  map[string]string // target name → pprof top text
 	ChartFile string            // PNG next to the report
 	Notes     []string
+	LoadAtEnd string
 }
 
 // WriteMarkdown renders the report.
@@ -37,7 +38,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	p("")
 	p("| | |")
 	p("|---|---|")
-	p("| machine | %d CPUs, %s, %s RAM, Linux %s; load average at start %s (shared with other engineers' test runs) |", rep.Machine.NProc, rep.Machine.CPU, rep.Machine.MemTotal, rep.Machine.Kernel, rep.Machine.Load)
+	p("| machine | %d CPUs, %s, %s RAM, Linux %s; shared with other engineers' test runs (and their Kafka, PostgreSQL and Redis traffic) |", rep.Machine.NProc, rep.Machine.CPU, rep.Machine.MemTotal, rep.Machine.Kernel)
 	p("| connectd | %s |", rep.Versions.Connectd)
 	p("| Go | %s |", rep.Versions.Go)
 	p("| Apache Kafka | %s, one KRaft node on loopback |", rep.Versions.Kafka)
@@ -48,6 +49,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	o := rep.Options
 	p("| input | %d pre-loaded records per topic, JSON values padded to the record size, 1000 keys |", o.Records)
 	p("| repeats | %d interleaved rounds (every other round in reverse order); medians reported, range in brackets |", o.Rounds)
+	p("| load average | %s at the start, %s at the end (2 cores: above 2 means others were running too) |", rep.Machine.Load, rep.LoadAtEnd)
 	p("| latency phase | %d records/s for %s after the backlog is drained, in the first %d round(s) |", o.LatencyRate, o.LatencyDuration, o.LatencyRounds)
 	p("")
 	p("How it is measured: every system runs as a child process on a fresh consumer group and output. " +
@@ -85,10 +87,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 func (rep *Report) writeTargets(p func(string, ...any)) {
 	p("## Targets (issue 9)")
 	p("")
-	p("| target | want | measured | result | missed by |")
-	p("|---|---|---|---|---|")
+	p("Throughput ratios are paired by round (see Ratios); the rounds' own ratios are in the last column.")
+	p("")
+	p("| target | want | measured | result | missed by | per round |")
+	p("|---|---|---|---|---|---|")
 	for _, t := range rep.Targets {
-		p("| %s | %s | %s | %s | %s |", t.Name, t.Want, fmtTarget(t), verdict(t), missedBy(t))
+		p("| %s | %s | %s | %s | %s | %s |", t.Name, t.Want, fmtTarget(t), verdict(t), missedBy(t), fmtRounds(t.Rounds))
 	}
 	p("")
 }
@@ -167,32 +171,38 @@ func (rep *Report) writeScenarios(p func(string, ...any)) {
 }
 
 func (rep *Report) writeRatios(p func(string, ...any)) {
-	p("## Ratios (medians of the same run)")
+	p("## Ratios (paired by round, median)")
 	p("")
-	p("| ratio | scenario | value |")
-	p("|---|---|---|")
+	p("Each round runs the compared scenarios next to each other; the ratio is taken within each round and the median of those is reported, with the rounds' own ratios in brackets.")
+	p("")
+	p("| ratio | scenario | value | per round |")
+	p("|---|---|---|---|")
 	for _, a := range rep.Aggs {
 		s := a.Scenario
 		if s.System != Connectd || s.Guarantee != ExactlyOnce {
 			continue
 		}
 		with := func(sys System, g string) Scenario { t := s; t.System, t.Guarantee = sys, g; return t }
-		row := func(name string, other Scenario) {
-			if b := find(rep.Aggs, other); b != nil && !math.IsNaN(b.Rate) && !math.IsNaN(a.Rate) {
-				p("| %s | %s | %.2f× |", name, s.Name(), a.Rate/b.Rate)
+		row := func(name string, x, y Scenario) {
+			if v, rounds := PairedRatio(rep.Results, x, y); !math.IsNaN(v) {
+				p("| %s | %s | %.2f× | %s |", name, x.Name(), v, fmtRounds(rounds))
 			}
 		}
-		row("exactly_once / at_least_once", with(Connectd, AtLeastOnce))
-		row("connectd exactly_once / bare baseline", with(Bare, AtLeastOnce))
-		if alo := find(rep.Aggs, with(Connectd, AtLeastOnce)); alo != nil {
-			if b := find(rep.Aggs, with(Bare, AtLeastOnce)); b != nil && !math.IsNaN(b.Rate) {
-				p("| connectd at_least_once / bare baseline | %s | %.2f× |", with(Connectd, AtLeastOnce).Name(), alo.Rate/b.Rate)
-			}
-		}
-		row("connectd exactly_once / Kafka Streams exactly_once_v2", with(Streams, ExactlyOnce))
-		row("connectd exactly_once / TransactionalMessageCopier", with(TMC, ExactlyOnce))
+		row("exactly_once / at_least_once", s, with(Connectd, AtLeastOnce))
+		row("connectd exactly_once / bare baseline", s, with(Bare, AtLeastOnce))
+		row("connectd at_least_once / bare baseline", with(Connectd, AtLeastOnce), with(Bare, AtLeastOnce))
+		row("connectd exactly_once / Kafka Streams exactly_once_v2", s, with(Streams, ExactlyOnce))
+		row("connectd exactly_once / TransactionalMessageCopier", s, with(TMC, ExactlyOnce))
 	}
 	p("")
+}
+
+func fmtRounds(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (rep *Report) writeCrashes(p func(string, ...any)) {
@@ -214,7 +224,7 @@ func (rep *Report) writeCrashes(p func(string, ...any)) {
 		s := Scenario{System: Connectd, Sink: c.Sink, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12}
 		eo, alo := s, s
 		eo.Guarantee, alo.Guarantee = ExactlyOnce, AtLeastOnce
-		if r := Ratio(rateOf(rep.Aggs, eo), rateOf(rep.Aggs, alo)); !math.IsNaN(r) {
+		if r, _ := PairedRatio(rep.Results, eo, alo); !math.IsNaN(r) {
 			price = fmt.Sprintf("%.2f×", r)
 		}
 		if c.Err != "" {
