@@ -39,7 +39,12 @@ type pipe struct {
 // and creates the test's topics, deleted when it ends.
 func newPipe(t *testing.T) *pipe {
 	t.Helper()
-	brokers := testenv.Kafka(t)
+	return newPipeOn(t, testenv.Kafka(t))
+}
+
+// newPipeOn is newPipe on the Kafka at brokers.
+func newPipeOn(t *testing.T, brokers []string) *pipe {
+	t.Helper()
 	topics := testenv.KafkaTopics(t, brokers, 2, inputPartitions)
 	return &pipe{
 		t:       t,

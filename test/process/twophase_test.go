@@ -43,7 +43,11 @@ type twoPhasePipe struct {
 // newTwoPhasePipe writes to a fresh database of the shared PostgreSQL, or
 // to dsn if given.
 func newTwoPhasePipe(t *testing.T, guarantee, sessionTimeout string, dsn ...string) *twoPhasePipe {
-	p := newPipe(t)
+	return newTwoPhasePipeOn(t, newPipe(t), guarantee, sessionTimeout, dsn...)
+}
+
+// newTwoPhasePipeOn is newTwoPhasePipe on the pipe p.
+func newTwoPhasePipeOn(t *testing.T, p *pipe, guarantee, sessionTimeout string, dsn ...string) *twoPhasePipe {
 	if len(dsn) == 0 {
 		dsn = []string{testenv.Postgres(t)}
 	}
@@ -320,4 +324,71 @@ func TestTwoPhasePostgresRestartWithPreparedPending(t *testing.T) {
 	}
 	rep := tp.checkQuiet(total)
 	t.Logf("two PostgreSQL restarts with a prepared transaction pending: %s", rep)
+}
+
+// TestTwoPhaseKafkaBrokerRestartMidCommit: the Kafka broker (a container of
+// the test's own) is killed while a batch is prepared and its Kafka commit
+// is about to run, and started again only after connectd has resumed and
+// is committing against the dead broker: whatever the commit's outcome,
+// phase two or recovery (with a new producer epoch when it is unknown)
+// resolves the prepared transaction from the decisions. Then the broker is killed once more at a random
+// moment mid-stream. Both sinks verify clean and none is left prepared.
+func TestTwoPhaseKafkaBrokerRestartMidCommit(t *testing.T) {
+	t.Parallel()
+	kc := testenv.StartKafkaContainers(t, 1)
+	broker := kc.Nodes[0]
+	tp := newTwoPhasePipeOn(t, newPipeOn(t, kc.Brokers), "exactly_once", "6s")
+	id := tp.instanceID("kr")
+	inst := &instance{t: t, id: id, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + id + ".log"}
+	t.Cleanup(inst.cleanup)
+	ctx := context.Background()
+	stop := func() {
+		t.Helper()
+		zero := time.Duration(0)
+		if err := broker.Stop(ctx, &zero); err != nil { // SIGKILL: no controlled shutdown
+			t.Fatalf("kill the broker: %v", err)
+		}
+	}
+	start := func() {
+		t.Helper()
+		if err := broker.Start(ctx); err != nil {
+			t.Fatalf("start the broker: %v", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := testenv.WaitKafka(wctx, kc.Brokers, 1); err != nil {
+			t.Fatalf("the restarted broker: %v", err)
+		}
+	}
+
+	const n = 20_000
+	tp.produce(0, n)
+	freezeAt(t, inst, "after-prepare:4")
+	stop()
+	mark := inst.logSize()
+	inst.kill(syscall.SIGCONT)
+	// connectd now produces the decision and ends the transaction against
+	// a dead broker: franz-go retries, the commit hangs. The batch stays
+	// prepared all along.
+	waitFor(t, time.Minute, "connectd to try the dead broker", func() bool {
+		return strings.Contains(inst.logSince(mark), "connection refused")
+	})
+	time.Sleep(3 * time.Second)
+	if n := tp.prepared(); n != 1 {
+		t.Fatalf("%d prepared transactions while the broker is down, want the frozen batch's", n)
+	}
+	start()
+	tp.waitDrained(n/2, 3*time.Minute, inst)
+	t.Logf("broker killed mid-commit, restarted: %s", inst.logSince(mark))
+
+	stop()
+	time.Sleep(2 * time.Second)
+	start()
+	tp.waitDrained(n, 3*time.Minute, inst)
+	inst.kill(syscall.SIGTERM)
+	if code := inst.waitExit(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	rep := tp.checkQuiet(n)
+	t.Logf("two broker kills, one mid-commit: %s", rep)
 }
