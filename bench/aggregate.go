@@ -16,6 +16,7 @@ type Aggregate struct {
 	RateLo, RateHi float64
 	MBPerSec       float64
 	CPUDrain       float64 // seconds, median
+	DrainSec       float64 // seconds, median
 	CPUPerRecord   float64 // µs of CPU per record, median
 	PeakRSS        int64   // largest over the runs
 	Latency        *LatencySummary
@@ -46,7 +47,7 @@ func AggregateResults(results []Result) []Aggregate {
 
 func aggregate(s Scenario, rs []Result) Aggregate {
 	a := Aggregate{Scenario: s, Runs: len(rs), Complete: true, Commits: math.NaN(), Aborts: math.NaN(), CommitShare: math.NaN()}
-	var rates, mbs, cpus, perRec, commits, aborts, shares []float64
+	var rates, mbs, cpus, drains, perRec, commits, aborts, shares []float64
 	for _, r := range rs {
 		if r.Err != "" {
 			a.Failed++
@@ -56,6 +57,7 @@ func aggregate(s Scenario, rs []Result) Aggregate {
 		rates = append(rates, r.RecordsPerSec)
 		mbs = append(mbs, r.MBPerSec)
 		cpus = append(cpus, r.CPUDrain.Seconds())
+		drains = append(drains, r.Drain.Seconds())
 		if r.Records > 0 && r.RecordsPerSec > 0 {
 			// Records drained during the measured window: rate × time.
 			n := r.RecordsPerSec * r.Drain.Seconds()
@@ -83,6 +85,7 @@ func aggregate(s Scenario, rs []Result) Aggregate {
 	a.RateLo, a.RateHi = Spread(rates)
 	a.MBPerSec = Median(mbs)
 	a.CPUDrain = Median(cpus)
+	a.DrainSec = Median(drains)
 	a.CPUPerRecord = Median(perRec)
 	if len(shares) > 0 {
 		a.CommitShare = Median(shares)

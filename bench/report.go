@@ -280,6 +280,17 @@ func (rep *Report) writeProfiles(p func(string, ...any)) {
 		seen[text] = true
 		p("### %s", t.Name)
 		p("")
+		for _, a := range rep.Aggs {
+			if a.Profile != t.Profile || a.DrainSec <= 0 {
+				continue
+			}
+			p("%s: the drain used %.2f s of CPU in %.2f s (%.0f%% of one core of %d)", a.Scenario.Name(), a.CPUDrain, a.DrainSec, 100*a.CPUDrain/a.DrainSec, rep.Machine.NProc)
+			if !math.IsNaN(a.CommitShare) {
+				p("and spent %.0f%% of it committing, while its coordinator reads and writes nothing (medians over the rounds).", 100*a.CommitShare)
+			}
+			p("A CPU profile shows where the CPU goes, not the waiting:")
+			p("")
+		}
 		p("```")
 		p("%s", strings.TrimRight(text, "\n"))
 		p("```")
