@@ -94,3 +94,34 @@ func histogramCount(t *testing.T, m *Metrics, name string) uint64 {
 	t.Fatalf("no %s", name)
 	return 0
 }
+
+// A two-phase connector's in-doubt transactions and resolutions are
+// exported, lint-clean; other connectors have no such series.
+func TestTwoPhaseMetrics(t *testing.T) {
+	src := fakeSource{
+		"fanout": {Name: "fanout", State: connector.Running, Aborts: map[string]uint64{},
+			TwoPhase: &connector.TwoPhaseStatus{InDoubt: 2, ResolvedCommitted: 3, ResolvedRolledBack: 4}},
+		"plain": {Name: "plain", State: connector.Running, Aborts: map[string]uint64{}},
+	}
+	m := New(src)
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	want := `
+# HELP connectd_twophase_in_doubt_transactions Prepared transactions of a two-phase connector found by its last recovery and not resolved yet.
+# TYPE connectd_twophase_in_doubt_transactions gauge
+connectd_twophase_in_doubt_transactions{connector="fanout"} 2
+# HELP connectd_twophase_resolved_total Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.
+# TYPE connectd_twophase_resolved_total counter
+connectd_twophase_resolved_total{connector="fanout",outcome="committed"} 3
+connectd_twophase_resolved_total{connector="fanout",outcome="rolled_back"} 4
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
+		"connectd_twophase_in_doubt_transactions", "connectd_twophase_resolved_total"); err != nil {
+		t.Fatal(err)
+	}
+}

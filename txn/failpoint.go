@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Failure points of the two-phase commit, for the process-level failure
@@ -68,5 +69,11 @@ func reach(point string) {
 		if fp.sig == syscall.SIGKILL {
 			select {} // the signal is on its way; never continue past the point
 		}
+		// A process-directed SIGSTOP may be taken by another thread
+		// first: park this goroutine until the whole process has
+		// stopped (microseconds), so nothing after the point (a COMMIT
+		// PREPARED, say) runs before the freeze. After SIGCONT it
+		// continues from here.
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -280,6 +280,21 @@ func freezeAt(t *testing.T, inst *instance, point string) {
 func TestTwoPhasePostgresRestartWithPreparedPending(t *testing.T) {
 	t.Parallel()
 	pg := startPrivatePostgres(t)
+
+	// PostgreSQL's default max_prepared_transactions = 0 cannot prepare:
+	// the connector fails at start, saying so, instead of failing every
+	// batch.
+	tp0 := newTwoPhasePipe(t, "exactly_once", "6s", pg.dsn())
+	inst0 := startInstance(t, tp0.cfg, tp0.instanceID("mpt0"))
+	waitFor(t, time.Minute, "the connector to fail on max_prepared_transactions = 0", func() bool {
+		st, err := inst0.status(connectorName)
+		return err == nil && st.Connector.State == "FAILED"
+	})
+	if st := inst0.mustStatus(connectorName); !strings.Contains(st.Connector.Trace, "max_prepared_transactions = 0") {
+		t.Fatalf("FAILED without naming the setting: %s", st)
+	}
+	inst0.kill(syscall.SIGKILL)
+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, pg.dsn())
