@@ -65,9 +65,11 @@ type Participant interface {
 //     stale generation): the prepared transactions are left to recovery,
 //     which rolls them back because no committed decision names them.
 //   - Unknown outcome (the EndTxn or a COMMIT PREPARED unanswered): never
-//     assumed. Recover starts a new Kafka session first when the Kafka
-//     outcome is unknown (the epoch bump completes or aborts it), then
-//     resolves from the decisions.
+//     assumed. Recover starts a new Kafka session first (the epoch bump
+//     completes or aborts the transaction), then resolves from the
+//     decisions. An Abortable Kafka failure is a known abort: the session
+//     is kept, so a rebalance that aborts a batch does not make the member
+//     leave and rejoin the group.
 //
 // Recovery (at start, after every failure, and before the first batch after
 // a partition assignment): list the connector's prepared transactions in
@@ -105,9 +107,6 @@ type TwoPhase struct {
 	// Begin recovers first, because newly assigned partitions may have a
 	// former owner's batch prepared and holding row locks.
 	afterAssign atomic.Bool
-	// kafkaUnknown: the last Kafka commit failed, so whether its decision
-	// committed is known only after a new epoch ends that transaction.
-	kafkaUnknown bool
 
 	mu    sync.Mutex
 	stats connector.TwoPhaseStatus
@@ -218,10 +217,12 @@ func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	// The decision, then the commit point.
 	t.kafka.produce(ctx, t.decisions.DecisionRecord(t.instance, gids))
 	if err := t.kafka.Commit(ctx, cp); err != nil {
-		// Committed or not, only a new epoch tells for sure; the
-		// prepared transactions wait for Recover, which resolves them
-		// from the decisions after starting a new session.
-		t.kafkaUnknown = true
+		// The prepared transactions wait for Recover, which resolves
+		// them from the decisions. Abortable: the transaction was
+		// aborted, so no committed decision names them. Fenced or
+		// CommitUnknown: Recover starts a new session first, whose
+		// epoch bump completes or aborts the transaction before the
+		// decisions are read.
 		return err
 	}
 	reach("after-decision")
@@ -265,18 +266,13 @@ func (t *TwoPhase) Abort(ctx context.Context) error {
 }
 
 // Recover re-establishes the Kafka session (a new one after fencing or an
-// unknown Kafka outcome, whose epoch bump ends the old transaction), checks
+// unknown outcome, whose epoch bump ends the old transaction; an aborted
+// batch keeps the session: its transaction is known to be aborted), checks
 // the participants once, then resolves every in-doubt transaction.
 func (t *TwoPhase) Recover(ctx context.Context, cause error) error {
-	kcause := cause
-	if t.kafkaUnknown && !needsNewSession(cause) {
-		kcause = connector.NewCommitError(connector.CommitUnknown, "two-phase commit",
-			fmt.Errorf("the decision's transaction must be ended by a new epoch: %w", cause))
-	}
-	if err := t.kafka.Recover(ctx, kcause); err != nil {
+	if err := t.kafka.Recover(ctx, cause); err != nil {
 		return err
 	}
-	t.kafkaUnknown = false
 	if !t.checked {
 		if err := t.decisions.Ensure(ctx); err != nil {
 			return connector.NewCommitError(connector.Abortable, "offsets topic", err)
