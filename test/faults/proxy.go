@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -39,7 +40,8 @@ type Proxy struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	// Counters of what the faults did, for the scenario's log.
+	// Stats counts what the faults did, for the scenario's log; read it
+	// through String or Dropped while connections are open.
 	Stats ProxyStats
 }
 
@@ -69,6 +71,9 @@ type Fault struct {
 }
 
 func (f Fault) matches(pid int) bool { return f.Match != nil && f.Match(pid) }
+
+// debugProxy (FAULTS_DEBUG_PROXY set) logs every connection's owner.
+var debugProxy = os.Getenv("FAULTS_DEBUG_PROXY") != ""
 
 // link is one proxied connection.
 type link struct {
@@ -105,6 +110,13 @@ func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
 // Name is the service the proxy stands for.
 func (p *Proxy) Name() string { return p.name }
+
+// Dropped is the number of replies dropped so far.
+func (p *Proxy) Dropped() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Stats.DroppedReplies
+}
 
 // Set installs f for new and open connections alike.
 func (p *Proxy) Set(f Fault) {
@@ -183,6 +195,9 @@ func (p *Proxy) accept() {
 		}
 		l := &link{client: c}
 		l.pid = p.owner(c.RemoteAddr().(*net.TCPAddr), p.Port())
+		if debugProxy {
+			fmt.Fprintf(os.Stderr, "proxy %s: accepted %s, owner pid %d\n", p.name, c.RemoteAddr(), l.pid)
+		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()

@@ -1,0 +1,429 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/moby/moby/client"
+	"github.com/redis/go-redis/v9"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/test/testenv"
+)
+
+// env is the infrastructure every scenario of a run shares: three Kafka
+// brokers (RF 3, min ISR 2), PostgreSQL and Redis, each a container on one
+// Docker network, each behind a fault proxy on 127.0.0.1. Scenarios isolate
+// themselves with fresh topics, groups, tables and key prefixes, so one
+// cluster start serves the whole matrix.
+type env struct {
+	t      *testing.T
+	docker *client.Client
+
+	kafka   *testenv.KafkaContainers
+	kproxy  []*Proxy // by node index (node.id - 1)
+	brokers []string // the proxies: what Kafka advertises and connectd uses
+	adm     *kadm.Client
+
+	pg       *testenv.PostgresContainer
+	pgProxy  *Proxy
+	pgDirect atomic.Pointer[string] // host address of the published port, which moves on restart
+
+	redis       *testenv.RedisContainer
+	redisProxy  *Proxy
+	redisDirect atomic.Pointer[string]
+
+	pidsMu sync.Mutex
+	pids   map[int]string // running connectd processes: pid → instance
+}
+
+// startEnv starts the containers and proxies; everything is removed when t
+// ends. It needs dockerd and the images (`make services images`), fails
+// with the make target to run if they are missing, and skips with -short.
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, pids: map[int]string{}}
+	docker, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatalf("docker client: %v; start dockerd with `make services`", err)
+	}
+	t.Cleanup(func() { docker.Close() })
+	e.docker = docker
+
+	// Kafka advertises each proxy's port to host clients instead of the
+	// published port, so every host connection (connectd's, after the
+	// bootstrap too) goes through a proxy; the brokers reach each other on
+	// the Docker network, untouched.
+	var mu sync.Mutex
+	proxies := map[int]*Proxy{}
+	viaProxy := func(req *testcontainers.GenericContainerRequest) {
+		node, _ := strconv.Atoi(req.Env["KAFKA_NODE_ID"])
+		published := req.Env["KAFKA_ADVERTISED_PORT"]
+		p, err := NewProxy("kafka-"+strconv.Itoa(node), func() string { return "127.0.0.1:" + published }, e.owner)
+		if err != nil {
+			t.Fatalf("kafka proxy: %v", err)
+		}
+		t.Cleanup(p.Close)
+		mu.Lock()
+		proxies[node] = p
+		mu.Unlock()
+		req.Env["KAFKA_ADVERTISED_PORT"] = strconv.Itoa(p.Port())
+	}
+	e.kafka = testenv.StartKafkaContainers(t, 3, viaProxy)
+	for i := range e.kafka.Nodes {
+		e.kproxy = append(e.kproxy, proxies[i+1])
+		e.brokers = append(e.brokers, proxies[i+1].Addr())
+	}
+	e.adm = kadm.NewClient(testenv.KafkaClient(t, e.brokers))
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		e.pg = testenv.StartPostgresContainer(t, testenv.WithNetwork(e.kafka.Network, "postgres"))
+	})
+	wg.Go(func() {
+		e.redis = testenv.StartRedisContainer(t, testenv.WithNetwork(e.kafka.Network, "redis"))
+	})
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	pgAddr := hostPort(t, e.pg.DSN)
+	e.pgDirect.Store(&pgAddr)
+	e.redisDirect.Store(&e.redis.Addr)
+	if e.pgProxy, err = NewProxy("postgres", func() string { return *e.pgDirect.Load() }, e.owner); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.pgProxy.Close)
+	if e.redisProxy, err = NewProxy("redis", func() string { return *e.redisDirect.Load() }, e.owner); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.redisProxy.Close)
+	t.Logf("env: kafka %v (proxies %v), postgres %s (proxy %s), redis %s (proxy %s)",
+		e.kafka.Brokers, e.brokers, pgAddr, e.pgProxy.Addr(), e.redis.Addr, e.redisProxy.Addr())
+	return e
+}
+
+func hostPort(t *testing.T, dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+}
+
+// owner resolves which connectd process opened a proxied connection.
+func (e *env) owner(remote *net.TCPAddr, port int) int {
+	e.pidsMu.Lock()
+	pids := make([]int, 0, len(e.pids))
+	for pid := range e.pids {
+		pids = append(pids, pid)
+	}
+	e.pidsMu.Unlock()
+	return OwnerPID(remote, port, pids)
+}
+
+func (e *env) addPID(pid int, instance string) {
+	e.pidsMu.Lock()
+	e.pids[pid] = instance
+	e.pidsMu.Unlock()
+}
+
+func (e *env) removePID(pid int) {
+	e.pidsMu.Lock()
+	delete(e.pids, pid)
+	e.pidsMu.Unlock()
+}
+
+// anyConnectd matches every connectd process (never the test's own clients).
+func (e *env) anyConnectd(pid int) bool {
+	e.pidsMu.Lock()
+	defer e.pidsMu.Unlock()
+	_, ok := e.pids[pid]
+	return ok
+}
+
+// allProxies are the proxies of every service link.
+func (e *env) allProxies() []*Proxy {
+	return append(slices.Clone(e.kproxy), e.pgProxy, e.redisProxy)
+}
+
+// pgDSN is the DSN connectd uses: through the proxy.
+func (e *env) pgDSN() string {
+	return "postgres://connectd:connectd@" + e.pgProxy.Addr() + "/postgres?sslmode=disable"
+}
+
+// pgDirectDSN is the test's own DSN, straight to the published port.
+func (e *env) pgDirectDSN() string {
+	return "postgres://connectd:connectd@" + *e.pgDirect.Load() + "/postgres?sslmode=disable"
+}
+
+func (e *env) redisClient() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: *e.redisDirect.Load(), DialTimeout: 3 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
+}
+
+func ctxFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// --- Kafka nodes ---
+
+func (e *env) nodeID(i int) string { return e.kafka.Nodes[i].GetContainerID() }
+
+// killNode SIGKILLs broker i (0-based): no controlled shutdown, unflushed
+// state lost as in a crash.
+func (e *env) killNode(i int) {
+	e.t.Helper()
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	if _, err := e.docker.ContainerKill(ctx, e.nodeID(i), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		e.t.Fatalf("kill kafka node %d: %v", i+1, err)
+	}
+	e.waitStopped(e.nodeID(i), fmt.Sprintf("kafka node %d", i+1))
+}
+
+// stopNode stops broker i gracefully (SIGTERM: controlled shutdown moves
+// its leaderships away first).
+func (e *env) stopNode(i int) {
+	e.t.Helper()
+	ctx, cancel := ctxFor(2 * time.Minute)
+	defer cancel()
+	timeout := 60
+	if _, err := e.docker.ContainerStop(ctx, e.nodeID(i), client.ContainerStopOptions{Timeout: &timeout}); err != nil {
+		e.t.Fatalf("stop kafka node %d: %v", i+1, err)
+	}
+}
+
+// startNode starts broker i again (its log dir is kept in the container)
+// and waits until every partition is fully replicated again, so the next
+// fault never takes a second replica of the same partition.
+func (e *env) startNode(i int) {
+	e.t.Helper()
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	if _, err := e.docker.ContainerStart(ctx, e.nodeID(i), client.ContainerStartOptions{}); err != nil {
+		e.t.Fatalf("start kafka node %d: %v", i+1, err)
+	}
+	e.waitReplicated(3 * time.Minute)
+}
+
+func (e *env) waitStopped(id, what string) {
+	e.t.Helper()
+	waitFor(e.t, time.Minute, what+" to stop", func() bool {
+		ctx, cancel := ctxFor(10 * time.Second)
+		defer cancel()
+		res, err := e.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		return err == nil && res.Container.State != nil && !res.Container.State.Running
+	})
+}
+
+// waitReplicated waits until all three brokers are registered and every
+// partition's ISR is its full replica set.
+func (e *env) waitReplicated(within time.Duration) {
+	e.t.Helper()
+	var last string
+	ok := poll(within, 500*time.Millisecond, func() bool {
+		ctx, cancel := ctxFor(10 * time.Second)
+		defer cancel()
+		md, err := e.adm.Metadata(ctx)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		if len(md.Brokers) < len(e.kafka.Nodes) {
+			last = fmt.Sprintf("%d brokers registered", len(md.Brokers))
+			return false
+		}
+		for _, td := range md.Topics {
+			for _, pd := range td.Partitions {
+				if pd.Err != nil || len(pd.ISR) < len(pd.Replicas) || pd.Leader < 0 {
+					last = fmt.Sprintf("%s/%d: leader %d, ISR %v of %v (%v)", pd.Topic, pd.Partition, pd.Leader, pd.ISR, pd.Replicas, pd.Err)
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if !ok {
+		e.t.Fatalf("kafka not fully replicated within %v: %s", within, last)
+	}
+}
+
+// txnCoordinator is the node index coordinating txnID's transactions.
+func (e *env) txnCoordinator(txnID string) (int, error) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	for _, r := range e.adm.FindTxnCoordinators(ctx, txnID) {
+		if r.Err != nil {
+			return -1, r.Err
+		}
+		return int(r.NodeID) - 1, nil
+	}
+	return -1, fmt.Errorf("no coordinator for %s", txnID)
+}
+
+// leaderOf is the node index leading topic/partition.
+func (e *env) leaderOf(topic string, partition int32) (int, error) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	md, err := e.adm.Metadata(ctx, topic)
+	if err != nil {
+		return -1, err
+	}
+	pd, ok := md.Topics[topic].Partitions[partition]
+	if !ok || pd.Leader < 0 {
+		return -1, fmt.Errorf("%s/%d has no leader", topic, partition)
+	}
+	return int(pd.Leader) - 1, nil
+}
+
+// createTopics creates topics with the given partitions, RF 3.
+func (e *env) createTopics(partitions int32, topics ...string) {
+	e.t.Helper()
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	resp, err := e.adm.CreateTopics(ctx, partitions, 3, nil, topics...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		e.t.Fatalf("create topics %v: %v", topics, err)
+	}
+}
+
+// ongoingTransactions lists transactional IDs with prefix that the cluster
+// reports in a state other than Empty or Complete*: not yet ended.
+func (e *env) ongoingTransactions(prefix string) ([]string, error) {
+	ctx, cancel := ctxFor(30 * time.Second)
+	defer cancel()
+	lt, err := e.adm.ListTransactions(ctx, nil, []string{"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence"})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, tx := range lt.Sorted() {
+		if len(tx.TxnID) >= len(prefix) && tx.TxnID[:len(prefix)] == prefix {
+			out = append(out, tx.TxnID+" ("+tx.State+")")
+		}
+	}
+	return out, nil
+}
+
+// --- PostgreSQL and Redis containers ---
+
+// restartPG stops PostgreSQL (gracefully, or by SIGKILL of the container:
+// a crash that replays the WAL) and starts it again; its published port
+// changes, and the proxy follows.
+func (e *env) restartPG(crash bool) {
+	e.t.Helper()
+	e.restartContainer(e.pg.GetContainerID(), "postgres", crash)
+	addr := e.mapped(e.pg, "5432/tcp")
+	e.pgDirect.Store(&addr)
+	waitFor(e.t, 2*time.Minute, "postgres to accept queries", func() bool {
+		ctx, cancel := ctxFor(5 * time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, e.pgDirectDSN())
+		if err != nil {
+			return false
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "SELECT 1")
+		return err == nil
+	})
+}
+
+// restartRedis SIGKILLs Redis and starts it again on its AOF.
+func (e *env) restartRedis() {
+	e.t.Helper()
+	e.restartContainer(e.redis.GetContainerID(), "redis", true)
+	addr := e.mapped(e.redis, "6379/tcp")
+	e.redisDirect.Store(&addr)
+	waitFor(e.t, 2*time.Minute, "redis to answer PING after loading its AOF", func() bool {
+		ctx, cancel := ctxFor(5 * time.Second)
+		defer cancel()
+		rdb := e.redisClient()
+		defer rdb.Close()
+		return rdb.Ping(ctx).Err() == nil
+	})
+}
+
+func (e *env) restartContainer(id, what string, crash bool) {
+	e.t.Helper()
+	ctx, cancel := ctxFor(2 * time.Minute)
+	defer cancel()
+	var err error
+	if crash {
+		_, err = e.docker.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"})
+	} else {
+		timeout := 60
+		_, err = e.docker.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout})
+	}
+	if err != nil {
+		e.t.Fatalf("stop %s: %v", what, err)
+	}
+	e.waitStopped(id, what)
+	if _, err := e.docker.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		e.t.Fatalf("start %s: %v", what, err)
+	}
+}
+
+func (e *env) mapped(ctr testcontainers.Container, port string) string {
+	e.t.Helper()
+	var addr string
+	waitFor(e.t, time.Minute, "published port "+port, func() bool {
+		ctx, cancel := ctxFor(10 * time.Second)
+		defer cancel()
+		res, err := e.docker.ContainerInspect(ctx, ctr.GetContainerID(), client.ContainerInspectOptions{})
+		if err != nil || res.Container.NetworkSettings == nil {
+			return false
+		}
+		for p, bs := range res.Container.NetworkSettings.Ports {
+			if p.String() == port && len(bs) > 0 && bs[0].HostPort != "" {
+				addr = net.JoinHostPort("127.0.0.1", bs[0].HostPort)
+				return true
+			}
+		}
+		return false
+	})
+	return addr
+}
+
+// --- waiting ---
+
+// poll calls cond every interval until it holds (true) or within passes.
+func poll(within, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after within: a
+// deadline for something that must happen, not a performance bound.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(within, 200*time.Millisecond, cond) {
+		t.Fatalf("timed out after %v waiting for %s", within, what)
+	}
+}
+
+// kgoOpts are the test's own client options.
+func (e *env) client(opts ...kgo.Opt) *kgo.Client {
+	return testenv.KafkaClient(e.t, e.brokers, opts...)
+}

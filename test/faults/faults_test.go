@@ -1,0 +1,302 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/pipeline"
+)
+
+// The fault catalogue. Each constructor returns a step that injects its
+// fault, holds it, removes it, and returns a description for the table.
+// Steps pace themselves on progress (every connector must have committed a
+// further share of the input first), so each one meets batches in flight.
+
+// sigterm: SIGTERM mid-transaction, rounds times; the process must exit 0
+// within shutdown_timeout (it commits or aborts its open batch), and is
+// restarted with the same instance_id.
+func sigterm(rounds int) step {
+	return step{"sigterm", func(r *run) string {
+		var at []string
+		for range rounds {
+			pct := r.waitProgress(0.15)
+			in := r.pick()
+			in.stop(r.shutdown)
+			at = append(at, fmt.Sprintf("%s@%d%%", in.id[len(in.id)-1:], pct))
+			in.start()
+		}
+		return fmt.Sprintf("%d SIGTERM (%s)", rounds, strings.Join(at, " "))
+	}}
+}
+
+// sigkill: SIGKILL at random moments, each after another ≥20% of the input
+// was committed, restarting the instance at once with its instance_id (its
+// epoch bump aborts what the dead process left open).
+func sigkill(rounds int) step {
+	return step{"sigkill", func(r *run) string {
+		var at []string
+		for range rounds {
+			pct := r.waitProgress(0.2)
+			time.Sleep(time.Duration(r.rng.IntN(300)) * time.Millisecond)
+			in := r.pick()
+			in.kill()
+			at = append(at, fmt.Sprintf("%s@%d%%", in.id[len(in.id)-1:], pct))
+			in.start()
+		}
+		return fmt.Sprintf("%d SIGKILL (%s)", rounds, strings.Join(at, " "))
+	}}
+}
+
+// sigstop: a process frozen past the group session timeout and the
+// transaction timeout, then thawed: a zombie whose batch must not commit
+// (fenced by the producer epoch, the group generation or the sink's
+// generation compare-and-set). A zero freeze is the longer of the two
+// timeouts plus 6s.
+func sigstop(freeze time.Duration) step {
+	return step{"sigstop", func(r *run) string {
+		if freeze == 0 {
+			s, _ := time.ParseDuration(r.sc.sessionTimeout)
+			x, _ := time.ParseDuration(r.sc.txnTimeout)
+			freeze = max(s, x) + 6*time.Second
+		}
+		pct := r.waitProgress(0.15)
+		in := r.pick()
+		in.signal(syscall.SIGSTOP)
+		time.Sleep(freeze)
+		in.signal(syscall.SIGCONT)
+		r.waitProgress(0.1)
+		in.alive()
+		return fmt.Sprintf("SIGSTOP %s@%d%% for %v", in.id[len(in.id)-1:], pct, freeze)
+	}}
+}
+
+// brokerKill SIGKILLs the transaction coordinator of an instance's
+// exactly-once Kafka connector, then the leader of an input partition,
+// restarting each and waiting for full replication before the next.
+func brokerKill() step {
+	return step{"broker-kill", func(r *run) string {
+		var did []string
+		for round := range 2 {
+			pct := r.waitProgress(0.2)
+			var node int
+			var err error
+			var role string
+			if round == 0 {
+				txid := pipeline.TransactionalID("kafka-eo", r.pick().id)
+				node, err = r.e.txnCoordinator(txid)
+				role = "txn coordinator"
+			} else {
+				node, err = r.e.leaderOf(r.in, int32(r.rng.IntN(6)))
+				role = "input leader"
+			}
+			if err != nil {
+				r.t.Fatalf("finding the %s: %v", role, err)
+			}
+			r.e.killNode(node)
+			time.Sleep(3 * time.Second)
+			r.e.startNode(node)
+			did = append(did, fmt.Sprintf("SIGKILL broker %d (%s)@%d%%", node+1, role, pct))
+		}
+		return strings.Join(did, ", ")
+	}}
+}
+
+// rollingRestart stops every broker in turn (controlled shutdown), starting
+// it again and waiting for full replication before the next.
+func rollingRestart() step {
+	return step{"rolling-restart", func(r *run) string {
+		for i := range r.e.kafka.Nodes {
+			r.waitProgress(0.1)
+			r.e.stopNode(i)
+			r.e.startNode(i)
+		}
+		return "rolling restart of 3 brokers"
+	}}
+}
+
+// partition cuts one instance off from every broker (its connections and
+// new ones swallowed, not refused) past the session timeout, then heals.
+func partition(hold time.Duration) step {
+	return step{"partition", func(r *run) string {
+		pct := r.waitProgress(0.15)
+		in := r.pick()
+		f := Fault{Match: pidOf(in), Blackhole: true}
+		for _, p := range r.e.kproxy {
+			p.Set(f)
+		}
+		time.Sleep(hold)
+		for _, p := range r.e.kproxy {
+			p.Clear()
+		}
+		r.waitProgress(0.1)
+		in.alive()
+		return fmt.Sprintf("partition %s from brokers@%d%% for %v", in.id[len(in.id)-1:], pct, hold)
+	}}
+}
+
+// latencyDrop adds latency and drops replies on every connectd link at
+// once (brokers, PostgreSQL, Redis) while the input streams: requests
+// arrive, some answers never do, so commit outcomes become unknown. At once
+// rather than link by link: the sinks' connectors run at different speeds,
+// and only a window they all share is sure to meet each one's traffic.
+func latencyDrop(hold time.Duration, latency time.Duration, drop float64) step {
+	return step{"latency-drop", func(r *run) string {
+		links := []struct {
+			name    string
+			proxies []*Proxy
+		}{{"brokers", r.e.kproxy}, {"postgres", []*Proxy{r.e.pgProxy}}, {"redis", []*Proxy{r.e.redisProxy}}}
+		pct := r.waitProgress(0.1)
+		before := map[string]int{}
+		for _, l := range links {
+			for _, p := range l.proxies {
+				before[l.name] += p.Dropped()
+				p.Set(Fault{Match: r.e.anyConnectd, Latency: latency, DropReplies: drop, DropHold: 2 * time.Second})
+			}
+		}
+		time.Sleep(hold)
+		var per []string
+		for _, l := range links {
+			after := 0
+			for _, p := range l.proxies {
+				p.Clear()
+				after += p.Dropped()
+			}
+			per = append(per, fmt.Sprintf("%s %d", l.name, after-before[l.name]))
+		}
+		return fmt.Sprintf("%v latency + %.0f%% of replies dropped for %v@%d%% (dropped: %s)", latency, drop*100, hold, pct, strings.Join(per, ", "))
+	}}
+}
+
+// pgRestart terminates connectd's PostgreSQL backends, restarts the server
+// cleanly, then crashes it (SIGKILL: WAL recovery) and starts it again.
+func pgRestart() step {
+	return step{"pg-restart", func(r *run) string {
+		r.waitProgress(0.15)
+		n := terminateBackends(r)
+		r.waitProgress(0.15)
+		r.e.restartPG(false)
+		r.waitProgress(0.15)
+		r.e.restartPG(true)
+		return fmt.Sprintf("%d backends terminated, clean restart, crash restart", n)
+	}}
+}
+
+func terminateBackends(r *run) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`).Scan(&n); err != nil {
+		r.t.Fatal(err)
+	}
+	return n
+}
+
+// redisKill SIGKILLs Redis rounds times mid-stream and starts it on its AOF.
+func redisKill(rounds int) step {
+	return step{"redis-kill", func(r *run) string {
+		for range rounds {
+			r.waitProgress(0.2)
+			r.e.restartRedis()
+		}
+		return fmt.Sprintf("%d Redis SIGKILL+restart", rounds)
+	}}
+}
+
+// stall freezes one instance's broker links (both directions) longer than
+// transaction.timeout but shorter than the session timeout: the member
+// stays in the group while the coordinator aborts its transaction and
+// bumps the epoch; its late commit must be refused.
+func stall(hold time.Duration) step {
+	return step{"txn-timeout-stall", func(r *run) string {
+		pct := r.waitProgress(0.15)
+		in := r.pick()
+		for _, p := range r.e.kproxy {
+			p.Set(Fault{Match: pidOf(in), Blackhole: true})
+		}
+		time.Sleep(hold)
+		for _, p := range r.e.kproxy {
+			p.Clear()
+		}
+		r.waitProgress(0.1)
+		in.alive()
+		return fmt.Sprintf("stall %s@%d%% for %v > transaction.timeout %s", in.id[len(in.id)-1:], pct, hold, r.sc.txnTimeout)
+	}}
+}
+
+// churn makes instances join and leave every few seconds (SIGTERM and
+// restart), ending with every instance running.
+func churn(cycles int, every time.Duration) step {
+	return step{"churn", func(r *run) string {
+		r.waitProgress(0.1)
+		for len(r.insts) < 3 {
+			r.insts = append(r.insts, startInstance(r.t, r.e, r.cfgPath, r.instanceID(len(r.insts))))
+		}
+		moves := 0
+		for i := range cycles {
+			in := r.insts[1+i%2] // a stays; b and c come and go
+			if in.running() {
+				in.stop(r.shutdown)
+			} else {
+				in.start()
+			}
+			moves++
+			time.Sleep(every)
+		}
+		for _, in := range r.insts {
+			if !in.running() {
+				in.start()
+			}
+		}
+		return fmt.Sprintf("%d joins/leaves every %v", moves, every)
+	}}
+}
+
+// steady lets the pipeline run without a fault while the input streams:
+// the schedule of the input-only scenarios.
+func steady() step {
+	return step{"steady", func(r *run) string {
+		r.waitProgress(0.5)
+		return "none (input only)"
+	}}
+}
+
+// twoPhaseKill (9b) SIGKILLs an instance between the two phases of the
+// Kafka + PostgreSQL fan-out, at connectd's own failure points (txn's
+// CONNECTD_KILL_AT: the process sends itself SIGKILL there): after every
+// participant prepared but before the Kafka transaction carrying the
+// decision commits, and after that commit but before COMMIT PREPARED. The
+// instance is restarted with the same instance_id; recovery must resolve
+// each prepared transaction from the decision, none may stay in doubt.
+func twoPhaseKill(points ...string) step {
+	return step{"2pc-kill", func(r *run) string {
+		var did []string
+		for _, point := range points {
+			pct := r.waitProgress(0.08)
+			in := r.pick()
+			in.stop(r.shutdown)
+			in.env = []string{"CONNECTD_KILL_AT=" + point}
+			in.start()
+			// The point is reached by the instance's next two-phase
+			// commits; input keeps streaming, so it comes.
+			code := in.waitExit(2 * time.Minute)
+			in.env = nil
+			if code != -1 {
+				r.t.Fatalf("instance %s: exit code %d, want death by SIGKILL at %s\n%s", in.id, code, point, in.logTail(30))
+			}
+			in.start()
+			did = append(did, fmt.Sprintf("%s@%s %d%%", in.id[len(in.id)-1:], point, pct))
+		}
+		return "SIGKILL between the phases: " + strings.Join(did, ", ")
+	}}
+}

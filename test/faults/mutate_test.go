@@ -1,0 +1,160 @@
+package faults
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+	sinkpg "github.com/connectd/connectd/sink/postgres"
+	sinkredis "github.com/connectd/connectd/sink/redis"
+)
+
+// mutateAndRecheck is the checker's test on real data: after a scenario's
+// exactly-once cells came out clean, it corrupts each sink the way a broken
+// connector would and requires the corruption caught, each by the
+// invariant that claims it. It runs on the matrix's last scenario (the
+// corruption stays in that scenario's own topics, tables and keys).
+func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound) {
+	r.t.Helper()
+	for _, c := range r.conns {
+		if !c.exactlyOnce() {
+			continue
+		}
+		var want map[string]func(Findings) int
+		switch c.setup.name {
+		case "kafka":
+			r.corruptKafka(c)
+			want = map[string]func(Findings) int{
+				"duplicate":         func(f Findings) int { return f.Duplicates },
+				"watcher duplicate": func(f Findings) int { return f.WatcherDuplicates },
+				"replayed key":      func(f Findings) int { return f.OrderViolations },
+				"aborted visible":   func(f Findings) int { return f.AbortedVisible },
+				"unexpected":        func(f Findings) int { return f.Unexpected },
+			}
+		case "postgres":
+			r.corruptPostgres(c)
+			want = map[string]func(Findings) int{
+				"apply counter 2": func(f Findings) int { return f.ApplyCount },
+				"deleted row":     func(f Findings) int { return f.Missing },
+				"aborted visible": func(f Findings) int { return f.AbortedVisible },
+				"checkpoint gap":  func(f Findings) int { return f.CheckpointGaps },
+			}
+		case "redis":
+			r.corruptRedis(c)
+			want = map[string]func(Findings) int{
+				"re-application":  func(f Findings) int { return f.Duplicates },
+				"apply counter 2": func(f Findings) int { return f.ApplyCount },
+				"replayed key":    func(f Findings) int { return f.OrderViolations },
+				"aborted visible": func(f Findings) int { return f.AbortedVisible },
+			}
+		default:
+			continue
+		}
+		f := Check(r.observe(c, bounds))
+		for what, n := range want {
+			if n(f) == 0 {
+				r.t.Errorf("checker on real data: %s injected into %s not caught: %+v", what, c.name, f)
+			}
+		}
+		if f.ExactlyOnce() {
+			r.t.Errorf("checker on real data: corrupted %s still passes as exactly once", c.name)
+		} else {
+			r.logf("checker on real data: %s corruption caught: %s", c.name, strings.Join(f.Details, "; "))
+		}
+	}
+}
+
+// corruptKafka appends to the output, outside any transaction, a copy of
+// its first record (a duplicate behind later events of its key) and the
+// same record renamed to an aborted input event.
+func (r *run) corruptKafka(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.e.brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.out: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer cl.Close()
+	var first *kgo.Record
+	for first == nil {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			r.t.Fatalf("reading %s/0: %v", c.out, ctx.Err())
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if first == nil {
+				first = rec
+			}
+		})
+	}
+	dup := &kgo.Record{Topic: c.out, Partition: 0, Key: first.Key, Value: first.Value, Headers: first.Headers}
+	aborted := &kgo.Record{Topic: c.out, Partition: 0, Key: first.Key, Value: first.Value}
+	for _, h := range first.Headers {
+		if h.Key == "event-id" {
+			h.Value = []byte(AbortedID(1))
+		}
+		aborted.Headers = append(aborted.Headers, h)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(r.e.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, dup, aborted).FirstErr(); err != nil {
+		r.t.Fatalf("corrupting %s: %v", c.out, err)
+	}
+}
+
+// corruptPostgres re-applies one row (apply_count 2), deletes another,
+// inserts an aborted event's row and moves one partition's stored
+// checkpoint back below its last record.
+func (r *run) corruptPostgres(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	pg := c.spec.Postgres
+	for _, q := range []string{
+		"UPDATE " + pg.QuotedTable() + " SET " + sinkpg.ApplyCountColumn + " = 2 WHERE event_id = (SELECT min(event_id) FROM " + pg.QuotedTable() + ")",
+		"DELETE FROM " + pg.QuotedTable() + " WHERE event_id = (SELECT max(event_id) FROM " + pg.QuotedTable() + ")",
+		"INSERT INTO " + pg.QuotedTable() + " (event_id, " + sinkpg.ApplyCountColumn + ") VALUES ('" + AbortedID(1) + "', 1)",
+		"UPDATE " + pg.QuotedOffsetsTable() + " SET next_offset = next_offset - 5 WHERE group_id = '" + c.group + "' AND partition = 0",
+	} {
+		if tag, err := conn.Exec(ctx, q); err != nil || tag.RowsAffected() != 1 {
+			r.t.Fatalf("corrupting %s: %s: %v (%d rows)", pg.Table, q, err, tag.RowsAffected())
+		}
+	}
+}
+
+// corruptRedis applies one event a second time (audit entry behind later
+// events of its key, counter 2) and logs an aborted event as applied.
+func (r *run) corruptRedis(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rdb := r.e.redisClient()
+	defer rdb.Close()
+	audit := c.prefix + sinkredis.AuditLogKey
+	first, err := rdb.LIndex(ctx, audit, 0).Result()
+	if err != nil {
+		r.t.Fatalf("audit log %s: %v", audit, err)
+	}
+	target, id, _ := strings.Cut(first, ":")
+	if err := rdb.RPush(ctx, audit, first, target+":"+AbortedID(1)).Err(); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := rdb.Incr(ctx, c.prefix+sinkredis.ApplyCounterPrefix+id).Err(); err != nil {
+		r.t.Fatal(err)
+	}
+}

@@ -1,0 +1,393 @@
+package faults
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
+)
+
+// scenario is one row group of the matrix: an input, a topology of
+// connectd instances and a fault schedule.
+type scenario struct {
+	id    string // short, unique: part of every name the run creates
+	name  string // as shown in RESULTS.md
+	input inputSpec
+	// instances started at the beginning (a, b, c, ...); more may be
+	// started by the faults.
+	instances      int
+	sessionTimeout string // default 6s
+	txnTimeout     string // default 10s
+	// include selects the cells that run (nil: every sink and guarantee);
+	// skipped says why the others do not, for the table.
+	include func(sink, guarantee string) bool
+	skipped string
+	// redisFsync is the Redis appendfsync policy during the scenario
+	// (default always).
+	redisFsync string
+	faults     []step
+	// mutate: after a clean check, corrupt the sinks and require the
+	// checker to catch it (mutateAndRecheck).
+	mutate bool
+}
+
+// step is one fault of a schedule: it injects, waits, and removes the
+// fault before it returns, describing what it did.
+type step struct {
+	name string
+	do   func(r *run) string
+}
+
+// run is one execution of a scenario.
+type run struct {
+	t        *testing.T
+	e        *env
+	sc       scenario
+	runID    string
+	events   int
+	in       string
+	dir      string
+	cfgPath  string
+	shutdown time.Duration
+	conns    []*conn
+	insts    []*instance
+	prod     *producer
+	watchers map[string]*watcher
+	rng      *rand.Rand
+
+	start time.Time
+
+	mu       sync.Mutex
+	mark     int // progress (events) when the last fault step began
+	progress map[string]int
+}
+
+// runScenario runs sc with events committed input events and returns one
+// row per cell. Scenario-level failures (a process that will not stop, a
+// pipeline that does not drain) fail t; the rows carry the invariants.
+func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []Row {
+	if sc.sessionTimeout == "" {
+		sc.sessionTimeout = "6s"
+	}
+	if sc.txnTimeout == "" {
+		sc.txnTimeout = "10s"
+	}
+	if sc.instances == 0 {
+		sc.instances = 2
+	}
+	r := &run{t: t, e: e, sc: sc, events: events, shutdown: 10 * time.Second,
+		dir: runDir(t), start: time.Now(), watchers: map[string]*watcher{}, progress: map[string]int{},
+		rng: rand.New(rand.NewPCG(seed, seed^0x5eed))}
+	r.runID = sc.id + fmt.Sprintf("%04x", r.rng.IntN(1<<16))
+	t.Logf("scenario %s (%s): run %s, seed %d, %d events", sc.id, sc.name, r.runID, seed, events)
+
+	// Fresh topics, groups, tables and key prefixes: the env is shared.
+	r.in = "in-" + r.runID
+	e.createTopics(6, r.in)
+	var rows []Row
+	for _, s := range sinkSetups {
+		for _, g := range []string{"exactly_once", "at_least_once"} {
+			abbr := map[string]string{"exactly_once": "eo", "at_least_once": "alo"}[g]
+			c := &conn{name: connName(s.name) + "-" + abbr, setup: s, guarantee: g}
+			if sc.include != nil && !sc.include(s.name, g) {
+				rows = append(rows, Row{Scenario: sc.name, Sink: s.name, Guarantee: g, Skipped: sc.skipped})
+				continue
+			}
+			c.group = "g-" + r.runID + "-" + c.name
+			c.out = "out-" + r.runID + "-" + c.name
+			c.dlq = "dlq-" + r.runID + "-" + c.name
+			c.table = "public.ev_" + strings.ReplaceAll(r.runID+"_"+c.name, "-", "_")
+			c.prefix = r.runID + ":" + c.name + ":"
+			if s.kafkaOut {
+				// Output partitioning differs from the input's (6).
+				e.createTopics(4, c.out)
+				e.createTopics(2, c.dlq)
+			}
+			r.conns = append(r.conns, c)
+		}
+	}
+	r.writeConfig()
+	if sc.redisFsync != "" {
+		r.setRedisFsync(sc.redisFsync)
+		t.Cleanup(func() { r.setRedisFsync("always") })
+	}
+	for _, c := range r.conns {
+		if c.setup.kafkaOut {
+			r.watchers[c.name] = r.startWatcher(c.out, c.dlq)
+		}
+	}
+
+	r.prod = startProducer(t, e, r.in, "faults-input-"+r.runID, events, sc.input)
+	waitFor(t, 2*time.Minute, "the preload", func() bool { return r.prod.count() >= int(float64(events)*sc.input.preload) })
+	for i := range sc.instances {
+		r.insts = append(r.insts, startInstance(t, e, r.cfgPath, r.instanceID(i)))
+	}
+	r.prod.stream()
+
+	var did []string
+	for _, s := range sc.faults {
+		d := s.do(r)
+		r.logf("fault %s: %s", s.name, d)
+		did = append(did, d)
+	}
+	faultsEnd := time.Now()
+	for _, p := range e.allProxies() {
+		p.Clear()
+	}
+	r.prod.wait(5 * time.Minute)
+	r.logf("input written")
+	bounds, committed := inputBounds(t, e, r.in)
+	r.drain(bounds, 5*time.Minute)
+	recovery := time.Since(faultsEnd)
+	r.logf("drained")
+	for _, in := range r.insts {
+		if in.running() {
+			in.stop(r.shutdown)
+		}
+	}
+	t.Logf("input: %d committed events (%d aborted, %d of uncertain outcome, %d transactions); drained %v after the faults",
+		committed, r.prod.aborted, r.prod.uncertain, r.prod.txns, recovery.Round(time.Millisecond))
+	if committed < events {
+		t.Errorf("only %d committed input events, want at least %d", committed, events)
+	}
+	if h, err := e.ongoingTransactions("faults-input-" + r.runID); err != nil || len(h) > 0 {
+		t.Errorf("input producer transactions left open: %v %v", h, err)
+	}
+
+	r.logf("stopped")
+	for _, c := range r.conns {
+		o := r.observe(c, bounds)
+		r.logf("observed %s", c.name)
+		f := Check(o)
+		row := Row{Scenario: sc.name, Sink: c.setup.name, Guarantee: c.guarantee, Events: committed,
+			Findings: f, Recovery: recovery, Faults: strings.Join(did, "; ")}
+		if !row.Pass() {
+			t.Errorf("%s %s: %s violated:\n%s", c.setup.name, c.guarantee, c.guarantee, strings.Join(f.Details, "\n"))
+		} else {
+			t.Logf("%s %s: ok: %s; order violations %d, watcher duplicates %d%s", c.setup.name, c.guarantee,
+				o.Report, f.OrderViolations, f.WatcherDuplicates, detailSuffix(f))
+		}
+		rows = append(rows, row)
+	}
+	for _, p := range e.allProxies() {
+		t.Logf("%s", p)
+	}
+	if sc.mutate && !t.Failed() {
+		r.mutateAndRecheck(bounds)
+	}
+	return sortRows(rows)
+}
+
+// connName turns a sink setup's name into a connector name part.
+func connName(setup string) string {
+	if setup == "kafka+postgres (2PC)" {
+		return "twophase"
+	}
+	return setup
+}
+
+func detailSuffix(f Findings) string {
+	if len(f.Details) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(f.Details, "; ") + ")"
+}
+
+// sortRows orders a scenario's rows as sinkSetups and guarantees are listed.
+func sortRows(rows []Row) []Row {
+	var out []Row
+	for _, s := range sinkSetups {
+		for _, g := range []string{"exactly_once", "at_least_once"} {
+			for _, r := range rows {
+				if r.Sink == s.name && r.Guarantee == g {
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// runDir holds a run's config and connectd logs: FAULTS_LOG_DIR/<test>
+// if set (kept for a post-mortem), else a temporary directory.
+func runDir(t *testing.T) string {
+	base := os.Getenv("FAULTS_LOG_DIR")
+	if base == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// logf logs with the time since the scenario began.
+func (r *run) logf(format string, args ...any) {
+	r.t.Helper()
+	r.t.Logf("[%6.1fs] %s", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (r *run) instanceID(i int) string { return fmt.Sprintf("%s-%c", r.runID, 'a'+i) }
+
+// writeConfig writes the daemon config every instance runs, and decodes
+// each connector for the checker.
+func (r *run) writeConfig() {
+	r.t.Helper()
+	var b strings.Builder
+	quoted := make([]string, len(r.e.brokers))
+	for i, br := range r.e.brokers {
+		quoted[i] = fmt.Sprintf("%q", br)
+	}
+	fmt.Fprintf(&b, "instance_id: ${CONNECTD_INSTANCE_ID:verify}\nadmin:\n\tlisten: 127.0.0.1:0\nkafka:\n\tbrokers: [%s]\nconnectors:\n",
+		strings.Join(quoted, ", "))
+	for _, c := range r.conns {
+		b.WriteString(r.connectorYAML(c))
+	}
+	yaml := strings.ReplaceAll(b.String(), "\t", "  ")
+	r.cfgPath = filepath.Join(r.dir, "connectd.yaml")
+	if err := os.WriteFile(r.cfgPath, []byte(yaml), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	cfg, err := config.Parse(r.cfgPath, []byte(yaml))
+	if err != nil {
+		r.t.Fatalf("config:\n%v\n%s", err, yaml)
+	}
+	for i, cc := range cfg.Connectors {
+		spec, err := pipeline.Decode(cc)
+		if err != nil {
+			r.t.Fatalf("connector %s: %v", cc.Name, err)
+		}
+		r.conns[i].spec = spec
+	}
+}
+
+func (r *run) setRedisFsync(policy string) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	rdb := r.e.redisClient()
+	defer rdb.Close()
+	if err := rdb.ConfigSet(ctx, "appendfsync", policy).Err(); err != nil {
+		r.t.Errorf("redis CONFIG SET appendfsync %s: %v", policy, err)
+	}
+}
+
+// events committed by c so far, or the last value read if the store
+// cannot answer now (a broker or database down is what faults do).
+func (r *run) progressOf(c *conn) int {
+	cp, err := r.checkpoint(c)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.progress[c.name] = r.prod.below(cp)
+	}
+	return r.progress[c.name]
+}
+
+// minProgress is the least progress of any connector.
+func (r *run) minProgress() int {
+	m := -1
+	for _, c := range r.conns {
+		if p := r.progressOf(c); m < 0 || p < m {
+			m = p
+		}
+	}
+	return max(m, 0)
+}
+
+// waitProgress waits until every connector has committed another frac of
+// the scenario's events since the previous call (capped at all events),
+// so the next fault meets work in flight; it returns the progress as a
+// percentage for the fault log. Running instances must stay alive.
+func (r *run) waitProgress(frac float64) int {
+	r.t.Helper()
+	target := min(r.mark+int(frac*float64(r.events)), r.events)
+	var p int
+	lastLog := time.Now()
+	waitFor(r.t, 5*time.Minute, fmt.Sprintf("every connector to commit %d events", target), func() bool {
+		p = r.minProgress()
+		if time.Since(lastLog) > 10*time.Second {
+			r.mu.Lock()
+			r.logf("waiting for %d events: %v", target, r.progress)
+			r.mu.Unlock()
+			lastLog = time.Now()
+		}
+		return p >= target
+	})
+	r.mark = p
+	r.logf("progress %d/%d", p, r.events)
+	return 100 * p / r.events
+}
+
+// drain waits until every connector's checkpoint covers all committed
+// input (lag 0): a failure deadline, not a performance bound.
+func (r *run) drain(bounds map[connector.TopicPartition]Bound, within time.Duration) {
+	r.t.Helper()
+	var last string
+	lastLog := time.Now()
+	ok := poll(within, 300*time.Millisecond, func() bool {
+		if time.Since(lastLog) > 10*time.Second {
+			r.logf("draining: %s", last)
+			lastLog = time.Now()
+		}
+		for _, in := range r.insts {
+			if in.running() {
+				in.alive()
+			}
+		}
+		for _, c := range r.conns {
+			cp, err := r.checkpoint(c)
+			if err != nil {
+				last = c.name + ": " + err.Error()
+				return false
+			}
+			for tp, b := range bounds {
+				if cp[tp] < b.Low {
+					last = fmt.Sprintf("%s: %s at %d of %d", c.name, tp, cp[tp], b.Low)
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if !ok {
+		for _, in := range r.insts {
+			r.t.Logf("instance %s log tail:\n%s", in.id, in.logTail(30))
+		}
+		r.t.Fatalf("pipeline did not drain within %v: %s", within, last)
+	}
+}
+
+// running instances.
+func (r *run) running() []*instance {
+	var out []*instance
+	for _, in := range r.insts {
+		if in.running() {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// pick returns a random running instance.
+func (r *run) pick() *instance {
+	rs := r.running()
+	if len(rs) == 0 {
+		r.t.Fatal("no connectd instance running")
+	}
+	return rs[r.rng.IntN(len(rs))]
+}
+
+// pidOf matches the connections of in's current process.
+func pidOf(in *instance) func(int) bool {
+	pid := in.pid()
+	return func(p int) bool { return p == pid }
+}

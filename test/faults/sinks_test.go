@@ -1,0 +1,400 @@
+package faults
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
+	sinkpg "github.com/connectd/connectd/sink/postgres"
+	sinkredis "github.com/connectd/connectd/sink/redis"
+	"github.com/connectd/connectd/verify"
+)
+
+// A sink setup is one row family of the matrix. Every scenario runs each
+// setup with both guarantees as separate connectors of the same daemons
+// (each with its own group, outputs and checkpoint), so one fault schedule
+// hits every cell at once. The two-phase Kafka + PostgreSQL fan-out of
+// issue 6 is meant to be one more entry here.
+type sinkSetup struct {
+	name string
+	// yaml is the connector's sink block for c: "sink:" or "sinks:" and
+	// the lines under it, indented with tabs from the connector's level.
+	yaml func(r *run, c *conn) string
+	// ordered: the sink shows its outputs in an order it promises per key
+	// (a Kafka topic per partition, the Redis audit log).
+	ordered bool
+	// kafkaOut: the connector writes the output and dead-letter topics;
+	// pgTable: it writes a PostgreSQL table (c.table).
+	kafkaOut, pgTable bool
+}
+
+var sinkSetups = []sinkSetup{
+	{name: "kafka", ordered: true, kafkaOut: true, yaml: func(r *run, c *conn) string {
+		return "\t\tsink:\n" + lines(3, kafkaSink(c)...)
+	}},
+	{name: "postgres", pgTable: true, yaml: func(r *run, c *conn) string {
+		return "\t\tsink:\n" + lines(3, postgresSink(r, c)...)
+	}},
+	{name: "redis", ordered: true, yaml: func(r *run, c *conn) string {
+		return "\t\tsink:\n" + lines(3, "type: redis",
+			fmt.Sprintf("addr: %q", r.e.redisProxy.Addr()),
+			fmt.Sprintf("key_prefix: %q", c.prefix),
+			`key: "ev:{event_id}"`,
+			"audit_log: true",
+			"test_apply_counter: true",
+			"timeout: 5s")
+	}},
+	// Issue 6's fan-out: every record to the output topic and the table;
+	// exactly_once by two-phase commit (PREPARE, the Kafka transaction with
+	// its decision record, COMMIT PREPARED), at_least_once each sink in
+	// turn.
+	{name: "kafka+postgres (2PC)", ordered: true, kafkaOut: true, pgTable: true, yaml: func(r *run, c *conn) string {
+		k, p := kafkaSink(c), postgresSink(r, c)
+		return "\t\tsinks:\n" + lines(3, append([]string{"- " + k[0]}, indent(k[1:])...)...) + "\n" +
+			lines(3, append([]string{"- " + p[0]}, indent(p[1:])...)...)
+	}},
+}
+
+func kafkaSink(c *conn) []string { return []string{"type: kafka", "topic: " + c.out} }
+
+func postgresSink(r *run, c *conn) []string {
+	return []string{"type: postgres",
+		fmt.Sprintf("dsn: %q", r.e.pgDSN()),
+		"table: " + c.table,
+		"auto_create: true",
+		"test_apply_counter: true",
+		"columns:",
+		"\tamount: json:amount::numeric",
+		"\ti: json:i::bigint",
+		"\tsrc_topic: topic",
+		"\tsrc_partition: partition",
+		"\tsrc_offset: offset"}
+}
+
+// lines indents each line by depth tabs and joins them.
+func lines(depth int, ls ...string) string {
+	tabs := strings.Repeat("\t", depth)
+	return tabs + strings.Join(ls, "\n"+tabs)
+}
+
+// indent puts list-item continuation lines under the item ("- ").
+func indent(ls []string) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = "  " + l
+	}
+	return out
+}
+
+// conn is one connector of a scenario: a sink setup with a guarantee.
+type conn struct {
+	name      string // <sink>-eo / <sink>-alo
+	setup     sinkSetup
+	guarantee string
+	group     string
+	out, dlq  string // Kafka output and dead-letter topics (the DLQ names dead letters for every sink)
+	table     string // PostgreSQL table
+	prefix    string // Redis key prefix
+	spec      *pipeline.Spec
+}
+
+func (c *conn) exactlyOnce() bool { return c.guarantee == "exactly_once" }
+
+// connectorYAML is c's entry in the daemon config: input → set {copied:
+// true} → sink, poison records to the dead-letter queue.
+func (r *run) connectorYAML(c *conn) string {
+	return fmt.Sprintf(`	- name: %s
+		guarantee: %s
+		commit.interval: 100ms
+		transaction.timeout: %s
+		shutdown_timeout: %s
+		errors.tolerance: all
+		dead_letter_queue:
+			topic: %s
+		event_id: {from: header}
+		source:
+			type: kafka
+			topics: [%s]
+			group: %s
+			session_timeout: %s
+		transforms:
+			- type: set
+				fields: {copied: true}
+%s
+`, c.name, c.guarantee, r.sc.txnTimeout, r.shutdown, c.dlq, r.in, c.group, r.sc.sessionTimeout, c.setup.yaml(r, c))
+}
+
+// checkpoint reads c's stored checkpoint: in the sink for an exactly-once
+// PostgreSQL or Redis connector (the sink is the truth there), the group's
+// committed offsets otherwise.
+func (r *run) checkpoint(c *conn) (connector.Checkpoint, error) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	if c.exactlyOnce() && c.spec.Postgres != nil {
+		conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close(ctx)
+		rows, _ := conn.Query(ctx, "SELECT topic, partition, next_offset FROM "+c.spec.Postgres.QuotedOffsetsTable()+
+			" WHERE group_id = $1 AND next_offset >= 0", c.group)
+		cp := connector.Checkpoint{}
+		var tp connector.TopicPartition
+		var next int64
+		_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
+			cp[tp] = next
+			return nil
+		})
+		if err != nil && strings.Contains(err.Error(), "does not exist") {
+			return connector.Checkpoint{}, nil // not created before the first claim
+		}
+		return cp, err
+	}
+	if c.exactlyOnce() && c.spec.Redis != nil {
+		s, err := sinkredis.NewStore(ctx, r.redisConfig(c), c.dlq)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		return s.Checkpoints(ctx, c.group)
+	}
+	resp, err := r.e.adm.FetchOffsets(ctx, c.group)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	cp := connector.Checkpoint{}
+	for topic, ps := range resp {
+		for part, o := range ps {
+			if o.At >= 0 {
+				cp[connector.TopicPartition{Topic: topic, Partition: part}] = o.At
+			}
+		}
+	}
+	return cp, nil
+}
+
+// redisConfig is c's Redis sink config pointed straight at the container.
+func (r *run) redisConfig(c *conn) sinkredis.Config {
+	rc := *c.spec.Redis
+	rc.Addr = *r.e.redisDirect.Load()
+	return rc
+}
+
+// observe reads everything the invariants need about c after the run.
+func (r *run) observe(c *conn, bounds map[connector.TopicPartition]Bound) Observation {
+	r.t.Helper()
+	o := Observation{Ordered: c.setup.ordered, Bounds: bounds}
+	ctx, cancel := ctxFor(5 * time.Minute)
+	defer cancel()
+	rep, err := verify.Run(ctx, verify.Options{Spec: c.spec, Brokers: r.e.brokers})
+	if err != nil {
+		r.t.Fatalf("verify %s: %v", c.name, err)
+	}
+	o.Report = rep
+	if o.Checkpoint, err = r.checkpoint(c); err != nil {
+		r.t.Fatalf("checkpoint of %s: %v", c.name, err)
+	}
+	if c.setup.pgTable {
+		o.Scanned = r.pgIDs(c)
+	}
+	if c.spec.Redis != nil {
+		o.Outputs = r.redisAudit(c)
+	}
+	if c.setup.kafkaOut {
+		w := r.watchers[c.name]
+		w.catchUp(r.t, r.e, 3*time.Minute)
+		o.Outputs, o.Watched = w.result()
+	}
+	if c.exactlyOnce() && c.setup.kafkaOut {
+		hanging, err := r.e.ongoingTransactions(pipeline.TransactionalID(c.name, r.runID+"-"))
+		if err != nil {
+			r.t.Fatalf("list transactions: %v", err)
+		}
+		o.Hanging = hanging
+	}
+	// Prepared transactions of a two-phase connector still in doubt at
+	// quiesce are hanging transactions too.
+	for i := 0; i < rep.Prepared; i++ {
+		o.Hanging = append(o.Hanging, "a PostgreSQL prepared transaction in doubt")
+	}
+	return o
+}
+
+// pgIDs are the event IDs of c's table and dead-letter table.
+func (r *run) pgIDs(c *conn) []string {
+	r.t.Helper()
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ids []string
+	pg := pgConfig(c)
+	for _, tbl := range []string{pg.QuotedTable(), pg.QuotedDLQTable()} {
+		rows, _ := conn.Query(ctx, "SELECT event_id FROM "+tbl)
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			ids = append(ids, id)
+			return nil
+		}); err != nil && !strings.Contains(err.Error(), "does not exist") {
+			r.t.Fatalf("%s: %v", tbl, err)
+		}
+	}
+	return ids
+}
+
+// pgConfig is c's PostgreSQL sink, alone or in a fan-out.
+func pgConfig(c *conn) *sinkpg.Config {
+	if c.spec.Postgres != nil {
+		return c.spec.Postgres
+	}
+	for _, f := range c.spec.Fanout {
+		if f.Postgres != nil {
+			return f.Postgres
+		}
+	}
+	return nil
+}
+
+// redisAudit is c's audit log in application order, as outputs whose
+// stream is the audit target (the structure, or dlq).
+func (r *run) redisAudit(c *conn) []Output {
+	r.t.Helper()
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	w, err := sinkredis.NewWriter(ctx, r.redisConfig(c), c.dlq)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer w.Close()
+	entries, err := w.AuditLog(ctx)
+	if err != nil {
+		r.t.Fatalf("audit log of %s: %v", c.name, err)
+	}
+	out := make([]Output, len(entries))
+	for i, e := range entries {
+		target, id, _ := strings.Cut(e, ":")
+		out[i] = Output{Stream: target, ID: id}
+	}
+	return out
+}
+
+// watcher is a read_committed consumer of a Kafka sink's output and
+// dead-letter topics that runs from before the first fault to after the
+// drain: what a downstream application would have seen meanwhile.
+type watcher struct {
+	cl     *kgo.Client
+	topics []string
+	done   chan struct{}
+	stop   chan struct{}
+
+	mu      sync.Mutex
+	outs    []Output
+	ids     []string
+	lastOff map[string]int64 // topic/partition → last offset seen (markers included)
+}
+
+func (r *run) startWatcher(topics ...string) *watcher {
+	w := &watcher{topics: topics, done: make(chan struct{}), stop: make(chan struct{}),
+		lastOff: map[string]int64{}}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.e.brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	w.cl = cl
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			ctx, cancel := ctxFor(time.Second)
+			fs := cl.PollFetches(ctx)
+			cancel()
+			if fs.IsClientClosed() {
+				return
+			}
+			w.mu.Lock()
+			fs.EachRecord(func(rec *kgo.Record) {
+				tp := fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)
+				w.lastOff[tp] = rec.Offset
+				if rec.Attrs.IsControl() {
+					return
+				}
+				id := ""
+				for _, h := range rec.Headers {
+					if h.Key == "event-id" {
+						id = string(h.Value)
+					}
+				}
+				w.outs = append(w.outs, Output{Stream: tp, ID: id})
+				w.ids = append(w.ids, id)
+			})
+			w.mu.Unlock()
+		}
+	}()
+	r.t.Cleanup(func() {
+		select {
+		case <-w.stop:
+		default:
+			close(w.stop)
+		}
+		<-w.done
+		cl.Close()
+	})
+	return w
+}
+
+// catchUp waits until the watcher has read every output partition to its
+// end offset (all transactions have ended by then: the daemons stopped).
+func (w *watcher) catchUp(t testing.TB, e *env, within time.Duration) {
+	t.Helper()
+	var last string
+	ok := poll(within, 200*time.Millisecond, func() bool {
+		ctx, cancel := ctxFor(10 * time.Second)
+		defer cancel()
+		ends, err := e.adm.ListEndOffsets(ctx, w.topics...)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		behind := ""
+		for _, ps := range ends {
+			for _, lo := range ps {
+				tp := fmt.Sprintf("%s/%d", lo.Topic, lo.Partition)
+				if seen, ok := w.lastOff[tp]; lo.Offset > 0 && (!ok || seen < lo.Offset-1) {
+					behind = fmt.Sprintf("%s at %d of %d", tp, w.lastOff[tp], lo.Offset)
+				}
+			}
+		}
+		last = behind
+		return behind == ""
+	})
+	if !ok {
+		t.Fatalf("read_committed watcher of %v did not catch up within %v: %s", w.topics, within, last)
+	}
+}
+
+func (w *watcher) result() ([]Output, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Output(nil), w.outs...), append([]string{}, w.ids...)
+}
