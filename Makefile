@@ -6,6 +6,8 @@
 #   make build   write bin/connectd
 #   make short   the fast loop: unit and in-process kfake tests, no services
 #   make lint    gofmt and go vet
+#   make test-faults  the fault matrix (test/faults), part of test
+#   make soak    the fault matrix's seeded random soak (SOAK_MINUTES, SOAK_SEED)
 #   make bench   the benchmark harness (bench/, issue 9) on the test services;
 #                BENCH_FLAGS passes flags, e.g. BENCH_FLAGS=-full. Not part of test.
 # Service targets (services, services-stop, images, kafka-cluster, ...) are in
@@ -22,7 +24,7 @@ TEST_TIMEOUT ?= 45m
 .DEFAULT_GOAL := build
 include test/services.mk
 
-.PHONY: build run test short lint clean bench
+.PHONY: build run test short lint clean bench test-faults soak
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/connectd
@@ -30,8 +32,26 @@ build:
 run: build
 	./$(BIN) run -c configs/quickstart.yaml
 
+# The fault matrix runs last and alone: it drives a container cluster on
+# two cores and should not share them with the other suites.
 test: services images lint
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/test/faults$$')
+	$(MAKE) --no-print-directory test-faults
+
+# test/faults (issue 8): connectd processes against three Kafka brokers,
+# PostgreSQL and Redis in containers, one scenario per fault, every sink and
+# guarantee; writes and prints test/faults/RESULTS.md. FAULTS_SCENARIOS
+# (regexp on scenario ids), FAULTS_EVENTS (>= 20000), FAULTS_SEED.
+FAULTS_TIMEOUT ?= 40m
+test-faults: services images
+	$(GO) test -count=1 -timeout $(FAULTS_TIMEOUT) -run '^TestMatrix$$' ./test/faults/
+
+# Random fault combinations for SOAK_MINUTES; prints SOAK_SEED to replay.
+SOAK_MINUTES ?= 60
+SOAK_SEED ?=
+soak: services images
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_SEED=$(SOAK_SEED) $(GO) test -count=1 \
+		-timeout $$(( $(SOAK_MINUTES) + 30 ))m -run '^TestSoak$$' ./test/faults/
 
 short:
 	$(GO) test -short -count=1 ./...
