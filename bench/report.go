@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,7 +39,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	p("")
 	p("| | |")
 	p("|---|---|")
-	p("| machine | %d CPUs, %s, %s RAM, Linux %s; shared with other engineers' test runs (and their Kafka, PostgreSQL and Redis traffic) |", rep.Machine.NProc, rep.Machine.CPU, rep.Machine.MemTotal, rep.Machine.Kernel)
+	p("| machine | %d CPUs, %s, %s RAM, Linux %s; shared with other engineers' test runs (and their Kafka, PostgreSQL and Redis traffic) |", rep.Machine.NProc, rep.Machine.CPU, fmtMem(rep.Machine.MemTotal), rep.Machine.Kernel)
 	p("| connectd | %s |", rep.Versions.Connectd)
 	p("| Go | %s |", rep.Versions.Go)
 	p("| Apache Kafka | %s, one KRaft node on loopback |", rep.Versions.Kafka)
@@ -60,7 +61,8 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		"**Latency** is from the producer's stamp in the value to visible: for Kafka output a read_committed consumer's fetch time; for PostgreSQL and Redis the first poll (every 5 ms) of that frontier past the record. " +
 		"**CPU** is the process's user+system time during the drain (from /proc), **RSS** its peak (VmHWM, sampled every poll and before the stop). " +
 		"**Commits/aborts** are connectd's `connectd_batches_committed_total` / `connectd_batches_aborted_total` at the end of the run; " +
-		"**time committing** is `connectd_commit_duration_seconds_sum` at the end of the drain over the drain's length: connectd's coordinator reads and writes nothing while a commit is in flight, so this share of the wall clock is what the commit protocol costs in throughput (a CPU profile does not show waiting).")
+		"**time committing** is `connectd_commit_duration_seconds_sum` at the end of the drain over the drain's length: connectd's coordinator reads and writes nothing while a commit is in flight, so this share of the wall clock is what the commit protocol costs in throughput (a CPU profile does not show waiting). " +
+		"For Kafka output the commit is waiting for the batch's acknowledgements plus the offset commit (at_least_once) or EndTxn (exactly_once); for PostgreSQL and Redis the whole sink write happens inside the commit, so it is close to 100% there.")
 	p("")
 	rep.writeTargets(p)
 	rep.writeScenarios(p)
@@ -173,7 +175,7 @@ func (rep *Report) writeScenarios(p func(string, ...any)) {
 func (rep *Report) writeRatios(p func(string, ...any)) {
 	p("## Ratios (paired by round, median)")
 	p("")
-	p("Each round runs the compared scenarios next to each other; the ratio is taken within each round and the median of those is reported, with the rounds' own ratios in brackets.")
+	p("Each round runs the compared scenarios next to each other; the ratio is taken within each round and the median of those is reported, with the rounds' own ratios in the last column.")
 	p("")
 	p("| ratio | scenario | value | per round |")
 	p("|---|---|---|---|")
@@ -220,11 +222,11 @@ func (rep *Report) writeCrashes(p func(string, ...any)) {
 	p("| sink | guarantee | price (EO/ALO throughput) | SIGKILLs | records | duplicates | missing | unexpected | apply_count violations |")
 	p("|---|---|---|---|---|---|---|---|---|")
 	for _, c := range rep.Crashes {
-		price := "—"
+		price := ""
 		s := Scenario{System: Connectd, Sink: c.Sink, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12}
 		eo, alo := s, s
 		eo.Guarantee, alo.Guarantee = ExactlyOnce, AtLeastOnce
-		if r, _ := PairedRatio(rep.Results, eo, alo); !math.IsNaN(r) {
+		if r, _ := PairedRatio(rep.Results, eo, alo); !math.IsNaN(r) && c.Guarantee == ExactlyOnce {
 			price = fmt.Sprintf("%.2f×", r)
 		}
 		if c.Err != "" {
@@ -323,6 +325,19 @@ func (rep *Report) SummaryTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "crash %-8s %-13s %d kills: %d duplicates, %d missing\n", c.Sink, c.Guarantee, c.Kills, c.Verify.Duplicates, c.Verify.Missing)
 	}
+}
+
+// fmtMem renders /proc/meminfo's "N kB" in GiB.
+func fmtMem(s string) string {
+	f := strings.Fields(s)
+	if len(f) != 2 || f[1] != "kB" {
+		return s
+	}
+	kb, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return s
+	}
+	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
 }
 
 func fmtRate(v float64) string {
