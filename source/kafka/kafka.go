@@ -86,10 +86,11 @@ func (c Config) ClientOptions() []kgo.Opt {
 		// a 1 MiB compressed fetch per partition of small, compressible
 		// records is hundreds of thousands of decoded records: with a
 		// 1,000,000-record backlog over 12 partitions the daemon peaked
-		// at 317 MiB RSS. 256 KiB kept it at 113 MiB with the same
-		// throughput (bench/, issue 9); a batch is at most
+		// at 310-345 MiB RSS. Measured interleaved (bench/, issue 9):
+		// 512 KiB peaks at 183 MiB for about 6% less drain throughput,
+		// 256 KiB at 115 MiB for about 12% less. A batch is at most
 		// batch.max.records anyway.
-		kgo.FetchMaxPartitionBytes(256 << 10),
+		kgo.FetchMaxPartitionBytes(512 << 10),
 	}
 }
 
