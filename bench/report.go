@@ -62,7 +62,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		"**CPU** is the process's user+system time during the drain (from /proc), **RSS** its peak (VmHWM, sampled every poll and before the stop). " +
 		"**Commits/aborts** are connectd's `connectd_batches_committed_total` / `connectd_batches_aborted_total` at the end of the run; " +
 		"**time committing** is `connectd_commit_duration_seconds_sum` at the end of the drain over the drain's length: connectd's coordinator reads and writes nothing while a commit is in flight, so this share of the wall clock is what the commit protocol costs in throughput (a CPU profile does not show waiting). " +
-		"For Kafka output the commit is waiting for the batch's acknowledgements plus the offset commit (at_least_once) or EndTxn (exactly_once); for PostgreSQL and Redis the whole sink write happens inside the commit, so it is close to 100% there.")
+		"For Kafka output the commit is waiting for the batch's acknowledgements plus the offset commit (at_least_once) or EndTxn (exactly_once); for PostgreSQL and Redis the whole sink write happens inside the commit, so it is close to 100%% there.")
 	p("")
 	rep.writeTargets(p)
 	rep.writeScenarios(p)
