@@ -59,11 +59,16 @@ type producer struct {
 	// once its connectd instances run, so the stream's pace, not their
 	// start-up, decides when the faults meet work in flight.
 	go_ chan struct{}
+	// enough ends the stream once want events are committed; until it is
+	// closed the stream goes on at the same pace past want, so a fault
+	// schedule that outlasts the planned input still meets work in flight.
+	enough chan struct{}
 }
 
 func startProducer(t *testing.T, e *env, topic, txnID string, want int, spec inputSpec) *producer {
 	p := &producer{t: t, e: e, topic: topic, txnID: txnID, want: want, spec: spec,
-		offsets: map[int32][]int64{}, done: make(chan struct{}), go_: make(chan struct{})}
+		offsets: map[int32][]int64{}, done: make(chan struct{}), go_: make(chan struct{}),
+		enough: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go p.run(ctx)
@@ -95,7 +100,7 @@ func (p *producer) run(ctx context.Context) {
 	var start time.Time
 	seq := 0
 	failures := 0
-	for p.count() < p.want {
+	for p.count() < p.want || !closed(p.enough) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -229,6 +234,18 @@ func (p *producer) below(cp connector.Checkpoint) int {
 
 // stream lets the producer write the rest of the input.
 func (p *producer) stream() { close(p.go_) }
+
+// finish lets the stream end once want events are committed.
+func (p *producer) finish() { close(p.enough) }
+
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // wait waits for the producer to finish and fails on its error.
 func (p *producer) wait(within time.Duration) {

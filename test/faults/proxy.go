@@ -263,9 +263,11 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, replies bool) {
 			}
 		}
 		if err != nil {
-			if replies {
-				l.close() // the service closed: so does the client's side
-			}
+			// Either side closing (a FIN, a reset, a killed process)
+			// closes both: a real connection ends for both ends, and a
+			// database backend must see its client gone to roll back and
+			// release its locks.
+			l.close()
 			return
 		}
 	}

@@ -169,3 +169,39 @@ func TestProxyCut(t *testing.T) {
 		t.Fatal("connection survived Cut")
 	}
 }
+
+// A client that goes away (a SIGKILLed connectd) must be gone for the
+// service too: a backend left open would hold its locks forever.
+func TestProxyPropagatesClientClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = c.Read(make([]byte, 1)) // returns when the proxy closes its side
+		c.Close()
+		close(closed)
+	}()
+	p, err := NewProxy("svc", func() string { return ln.Addr().String() }, ownProcess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the proxy dial the service
+	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the service's connection outlived its client")
+	}
+}

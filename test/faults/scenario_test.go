@@ -142,6 +142,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	for _, p := range e.allProxies() {
 		p.Clear()
 	}
+	r.prod.finish()
 	r.prod.wait(5 * time.Minute)
 	r.logf("input written")
 	bounds, committed := inputBounds(t, e, r.in)
