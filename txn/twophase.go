@@ -176,6 +176,10 @@ func (t *TwoPhase) Begin(ctx context.Context) error {
 	return t.kafka.Begin(ctx)
 }
 
+// abortTimeout bounds the Kafka abort after a failed prepare, which runs
+// on a deadline of its own: the commit's may be what the prepare spent.
+const abortTimeout = 10 * time.Second
+
 // Write produces recs into the Kafka transaction (with a Kafka sink) and
 // keeps them for the participants, which write them at Commit.
 func (t *TwoPhase) Write(ctx context.Context, recs []*connector.Record) error {
@@ -206,10 +210,23 @@ func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
 			// safe whatever the abort below does. What this misses
 			// (an unanswered PREPARE) recovery rolls back.
 			t.rollbackAll(ctx, gids[:i+1])
-			if aerr := t.kafka.Abort(ctx); aerr != nil {
+			perr := participantError(p, "prepare", err)
+			// A prepare that timed out has spent ctx: the abort gets a
+			// deadline of its own. If it fails all the same, the Kafka
+			// transaction may still be open and the session's consumer
+			// not rewound: kept, that session would commit the next
+			// batch's offsets past this one, whose output never commits
+			// (records lost in every sink). The outcome is unknown, so
+			// Recover must start a new session, whose epoch bump aborts
+			// the transaction, before anything is read again.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+			aerr := t.kafka.Abort(actx)
+			cancel()
+			if aerr != nil {
 				t.log.Warn("abort after a failed prepare", "err", aerr)
+				return connector.NewCommitError(connector.CommitUnknown, "abort after a failed prepare", errors.Join(perr, aerr))
 			}
-			return participantError(p, "prepare", err)
+			return perr
 		}
 	}
 	reach("after-prepare")
