@@ -123,20 +123,33 @@ func rollingRestart() step {
 // new ones swallowed, not refused) past the session timeout, then heals.
 func partition(hold time.Duration) step {
 	return step{"partition", func(r *run) string {
-		pct := r.waitProgress(0.15)
-		in := r.pick()
-		f := Fault{Match: pidOf(in), Blackhole: true}
-		for _, p := range r.e.kproxy {
-			p.Set(f)
-		}
-		time.Sleep(hold)
-		for _, p := range r.e.kproxy {
-			p.Clear()
-		}
-		r.waitProgress(0.1)
-		in.alive()
-		return fmt.Sprintf("partition %s from brokers@%d%% for %v", in.id[len(in.id)-1:], pct, hold)
+		return r.partition("brokers", r.e.kproxy, hold)
 	}}
+}
+
+// pgPartition cuts one instance off from PostgreSQL for longer than a
+// commit may take (transaction.timeout): its writes, PREPAREs and commits
+// time out mid-batch with outcomes unknown, while the brokers still answer.
+func pgPartition(hold time.Duration) step {
+	return step{"pg-partition", func(r *run) string {
+		return r.partition("PostgreSQL", []*Proxy{r.e.pgProxy}, hold)
+	}}
+}
+
+func (r *run) partition(what string, proxies []*Proxy, hold time.Duration) string {
+	pct := r.waitProgress(0.15)
+	in := r.pick()
+	f := Fault{Match: pidOf(in), Blackhole: true}
+	for _, p := range proxies {
+		p.Set(f)
+	}
+	time.Sleep(hold)
+	for _, p := range proxies {
+		p.Clear()
+	}
+	r.waitProgress(0.1)
+	in.alive()
+	return fmt.Sprintf("partition %s from %s@%d%% for %v", in.id[len(in.id)-1:], what, pct, hold)
 }
 
 // latencyDrop adds latency and drops replies on every connectd link at

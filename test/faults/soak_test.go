@@ -86,6 +86,7 @@ func randomScenario(rng *rand.Rand, n int) scenario {
 		{"broker SIGKILL", func(*scenario) step { return brokerKill() }},
 		{"rolling restart", func(*scenario) step { return rollingRestart() }},
 		{"partition", func(*scenario) step { return partition(15 * time.Second) }},
+		{"PostgreSQL partition", func(*scenario) step { return pgPartition(15 * time.Second) }},
 		{"latency+drops", func(*scenario) step { return latencyDrop(15*time.Second, 30*time.Millisecond, 0.05) }},
 		{"PostgreSQL restart", func(*scenario) step { return pgRestart() }},
 		{"Redis SIGKILL", func(sc *scenario) step {
