@@ -146,11 +146,21 @@ func (r *run) corruptRedis(c *conn) {
 	rdb := r.e.redisClient()
 	defer rdb.Close()
 	audit := c.prefix + sinkredis.AuditLogKey
-	first, err := rdb.LIndex(ctx, audit, 0).Result()
+	// The first data entry: dead letters have no apply counter.
+	entries, err := rdb.LRange(ctx, audit, 0, 99).Result()
 	if err != nil {
 		r.t.Fatalf("audit log %s: %v", audit, err)
 	}
-	target, id, _ := strings.Cut(first, ":")
+	var first, target, id string
+	for _, e := range entries {
+		if t, i, _ := strings.Cut(e, ":"); t != sinkredis.AuditTargetDLQ {
+			first, target, id = e, t, i
+			break
+		}
+	}
+	if first == "" {
+		r.t.Fatalf("audit log %s: no data entry among the first %d", audit, len(entries))
+	}
 	if err := rdb.RPush(ctx, audit, first, target+":"+AbortedID(1)).Err(); err != nil {
 		r.t.Fatal(err)
 	}
