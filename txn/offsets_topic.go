@@ -72,17 +72,20 @@ func (o *OffsetsTopic) Ensure(ctx context.Context) error {
 	return err
 }
 
-// Load reads the topic with read_committed from its start to its last
-// stable offset and returns this connector's checkpoint. Records of aborted
-// transactions are never seen, so a checkpoint whose batch aborted is never
-// loaded. Control records are kept so that reading can tell it reached the
-// end even when the log ends in a transaction marker.
+// Load reads the topic with read_committed from its start to the high
+// watermark seen when it starts, and returns this connector's checkpoint.
+// Records of aborted transactions are never seen, so a checkpoint whose
+// batch aborted is never loaded. Control records are kept so that reading
+// can tell it reached the end even when the log ends in a transaction
+// marker.
 //
-// Reading knows it reached the end when it sees a record at or past the last
-// stable offset minus one. If that record belongs to an aborted transaction
-// and another producer's transaction is still open after it, its abort
-// marker lies past the last stable offset and reading waits until that other
-// transaction ends (at the latest at its transaction.timeout). Load never
+// Reading knows it reached the end when it sees a record at or past that
+// high watermark minus one. A read_committed fetch stops at the last stable
+// offset, so every transaction open at the start (another instance's
+// included) must end first: at the latest at its transaction.timeout. That
+// wait is the point: a record committed after an open transaction's first
+// offset is invisible until that transaction ends, and stopping earlier
+// would read a committed checkpoint or decision as absent. Load never
 // returns a checkpoint it has not read to the end; it gives up after
 // LoadTimeout and the caller retries.
 func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
@@ -110,7 +113,14 @@ func (o *OffsetsTopic) scan(ctx context.Context, fn func(*kgo.Record)) error {
 		return err
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, o.Topic)
+	// Read to the high watermark, not to the last stable offset: a
+	// transaction still open when we start (another instance's, writing
+	// its own decision or checkpoint) holds the last stable offset below
+	// records already committed after it. Stopping there would miss them:
+	// a committed two-phase decision read as absent rolls back a batch
+	// the Kafka side committed. Reading to the high watermark waits for
+	// every transaction open at the start to end.
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, o.Topic)
 	if err == nil {
 		err = ends.Error()
 	}
