@@ -36,6 +36,7 @@ run: build
 # two cores and should not share them with the other suites.
 test: services images lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/test/faults$$')
+	$(GO) test -count=1 -short ./test/faults/ # the checker's mutation tests and the fault proxy's tests, not the matrix
 
 # test/faults (issue 8): connectd processes against three Kafka brokers,
 # PostgreSQL and Redis in containers, one scenario per fault, every sink and
