@@ -335,8 +335,8 @@ func (p *pipe) groupMembers() (int, error) {
 }
 
 // waitHeirTakesOver waits until the group has expelled a frozen member
-// (one member left) and the heir has committed past frozenAt, the
-// committed offsets when the zombie froze, on every partition.
+// (one member left) and the heir holds every partition and has committed
+// past frozenAt, the committed offsets when the zombie froze, on each.
 func (p *pipe) waitHeirTakesOver(t *testing.T, heir *instance, frozenAt map[int32]int64) {
 	t.Helper()
 	waitFor(t, 2*time.Minute, "the group to expel the frozen zombie", func() bool {
@@ -344,14 +344,32 @@ func (p *pipe) waitHeirTakesOver(t *testing.T, heir *instance, frozenAt map[int3
 		n, err := p.groupMembers()
 		return err == nil && n == 1
 	})
+	// The group's committed offsets alone are not enough: frozenAt may be
+	// read while the zombie's last offset commit is still in flight, and
+	// then the heir may look past it before it has even been assigned the
+	// zombie's partitions. The heir's own status lists only the partitions
+	// it holds, with the checkpoint it committed, so it also must show
+	// every partition past frozenAt: only then has the heir claimed them
+	// and the zombie's batch become stale.
 	waitFor(t, 2*time.Minute, "the heir to commit past the zombie on every partition", func() bool {
 		heir.alive()
 		offs, err := p.committedOffsets()
 		if err != nil {
 			return false
 		}
+		st, err := heir.status(connectorName)
+		if err != nil {
+			return false
+		}
+		held := map[int32]int64{}
+		for _, ps := range st.Partitions {
+			held[ps.Partition] = ps.Checkpoint
+		}
 		for part, o := range frozenAt {
 			if offs[part] <= o {
+				return false
+			}
+			if c, ok := held[part]; !ok || c <= o {
 				return false
 			}
 		}
