@@ -137,10 +137,24 @@ func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
 }
 
 // Recover starts the first session, or replaces the session after fencing
-// or an unknown outcome. After a plain abort the session has already
-// rewound to the committed offsets and is kept.
+// or an unknown outcome. After a known abort the session is kept and
+// rewound to the committed offsets.
 func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
-	if k.sess.Load() != nil && !needsNewSession(cause) {
+	if s := k.sess.Load(); s != nil && !needsNewSession(cause) {
+		if cause == nil {
+			return nil
+		}
+		// Rewind even if End already did: a batch can fail before its
+		// transaction begins (TwoPhase resolves in-doubt transactions in
+		// Begin, after the first poll of the batch), and then no End ran
+		// and the consumer stands past records nothing committed. Kept
+		// so, the next batch would commit offsets past them: lost in
+		// every sink. End's abort path resets the consumer to the
+		// committed offsets; with no transaction open it sends nothing,
+		// and with one open (an Abort that failed) it aborts it first.
+		if _, err := s.End(ctx, kgo.TryAbort); err != nil {
+			return classifyKafka("rewind to the committed offsets", err)
+		}
 		return nil
 	}
 	if connector.KindOf(cause) == connector.Fenced && cause != nil {
