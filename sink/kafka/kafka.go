@@ -49,29 +49,51 @@ func ProducerOptions() []kgo.Opt {
 }
 
 // ToKgo converts r for producing; records without a Topic go to defaultTopic.
+//
+// It runs for every output record, so it allocates twice, not four times:
+// the record with room for three headers (the usual case: at most one of
+// the input's, then the event ID and the origin), and one buffer holding
+// both the event ID and the origin.
 func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
 	topic := r.Topic
 	if topic == "" {
 		topic = defaultTopic
 	}
-	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+2)
+	out := &outRecord{}
+	headers := out.headers[:0]
+	if len(r.Headers)+2 > len(out.headers) {
+		headers = make([]kgo.RecordHeader, 0, len(r.Headers)+2)
+	}
 	for _, h := range r.Headers {
 		if h.Key == HeaderEventID || h.Key == HeaderOrigin {
 			continue
 		}
 		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	// An origin is its topic, two slashes and at most 10 + 20 digits, so
+	// the buffer never grows and the event ID's slice is never moved.
+	n := len(r.EventID)
+	buf := append(make([]byte, 0, n+len(r.Origin.Topic)+32), r.EventID...)
+	buf = appendOrigin(buf, r.Origin)
 	headers = append(headers,
-		kgo.RecordHeader{Key: HeaderEventID, Value: []byte(r.EventID)},
-		kgo.RecordHeader{Key: HeaderOrigin, Value: appendOrigin(make([]byte, 0, len(r.Origin.Topic)+32), r.Origin)},
+		kgo.RecordHeader{Key: HeaderEventID, Value: buf[:n:n]},
+		kgo.RecordHeader{Key: HeaderOrigin, Value: buf[n:]},
 	)
-	return &kgo.Record{
+	out.record = kgo.Record{
 		Topic:     topic,
 		Key:       r.Key,
 		Value:     r.Value,
 		Headers:   headers,
 		Timestamp: r.Timestamp,
 	}
+	return &out.record
+}
+
+// outRecord is a produced record and the usual number of its headers in
+// one allocation.
+type outRecord struct {
+	record  kgo.Record
+	headers [3]kgo.RecordHeader
 }
 
 // appendOrigin appends o as Origin.String renders it, without fmt: it
