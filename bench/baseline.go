@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/config"
 )
 
 // The bare baselines are the least a program must do to move the records
@@ -44,7 +46,7 @@ func (c *BaselineConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Topic, "topic", "", "input topics, comma-separated")
 	fs.StringVar(&c.Group, "group", "", "consumer group")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "batch duration")
-	fs.IntVar(&c.MaxBatch, "max-batch", 10000, "most records per batch (connectd's batch.max.records default)")
+	fs.IntVar(&c.MaxBatch, "max-batch", config.DefaultBatchMaxRecords, "most records per batch (connectd's batch.max.records default)")
 	fs.StringVar(&c.OutputTopic, "output-topic", "", "kafka: output topic")
 	fs.StringVar(&c.DSN, "dsn", "", "postgres: DSN")
 	fs.StringVar(&c.Table, "table", "", "postgres: table (event_id text primary key, payload jsonb)")

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/connectd/connectd/config"
 )
 
 // Options configure a benchmark run.
@@ -410,7 +412,7 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 	case Bare:
 		bc := BaselineConfig{
 			Sink: string(s.Sink), Brokers: strings.Join(r.o.Brokers, ","), Topic: topics, Group: n.group,
-			CommitInterval: s.CommitInterval, MaxBatch: 10000, OutputTopic: n.out,
+			CommitInterval: s.CommitInterval, MaxBatch: config.DefaultBatchMaxRecords, OutputTopic: n.out,
 			Table: n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
 		}
 		if r.pg != nil {
