@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/connectd/connectd/config"
 )
 
 // Main is `connectd-bench`'s entry point; it returns the exit code.
@@ -202,7 +204,7 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 		rep.Notes = append(rep.Notes, "interrupted: the tables hold the runs finished before the interrupt")
 	}
 	if o.Records < 1000000 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the RSS target is stated for a 1,000,000-record backlog; this run's backlog was %d records (connectd reads at most batch.max.records = 10000 records per batch plus franz-go's fetch buffers, whatever the backlog; run -full to check)", o.Records))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the RSS target is stated for a 1,000,000-record backlog; this run's backlog was %d records (connectd reads at most batch.max.records = %d records per batch plus franz-go's fetch buffers, whatever the backlog; run -full to check)", o.Records, config.DefaultBatchMaxRecords))
 	}
 	return rep, nil
 }
