@@ -77,6 +77,7 @@ connectors:
 		{"guarantee", c.Guarantee, ExactlyOnce},
 		{"commit.interval", c.CommitInterval.D(), 100 * time.Millisecond},
 		{"batch.max.records", c.BatchMaxRecords, 10000},
+		{"tasks", c.Tasks, 1},
 		{"transaction.timeout", c.TransactionTimeout.D(), 60 * time.Second},
 		{"shutdown_timeout", c.ShutdownTimeout.D(), 10 * time.Second},
 		{"event_id", c.EventID, EventID{From: "header", Header: "event-id"}},
@@ -168,7 +169,7 @@ colour: blue
 			want: []string{
 				`f.yaml:3:3: unknown key "embeded" in kafka (known keys: brokers, embedded)`,
 				`f.yaml:5:3: unknown key "port" in admin (known keys: listen, state_file, token)`,
-				`f.yaml:8:5: unknown key "gaurantee" in connectors[0] (known keys: name, guarantee, commit.interval, batch.max.records, transaction.timeout, shutdown_timeout, event_id, errors.tolerance, dead_letter_queue, source, transforms, sink, sinks)`,
+				`f.yaml:8:5: unknown key "gaurantee" in connectors[0] (known keys: name, guarantee, commit.interval, batch.max.records, tasks, transaction.timeout, shutdown_timeout, event_id, errors.tolerance, dead_letter_queue, source, transforms, sink, sinks)`,
 				`f.yaml:9:16: unknown key "form" in connectors[0].event_id (known keys: from, header, field)`,
 				`f.yaml:10:35: unknown key "partitions" in connectors[0].dead_letter_queue (known keys: topic)`,
 				`f.yaml:13:1: unknown key "colour" in top level (known keys: admin, kafka, connectors, instance_id, offsets_topic)`,
@@ -232,6 +233,17 @@ colour: blue
 				`f.yaml:7:24: connectors[0].batch.max.records must be > 0, got 0`,
 				`f.yaml:8:16: connectors[0].event_id: from: json needs field (the dot-separated JSON path of the ID)`,
 			},
+		},
+		{
+			name: "tasks out of range",
+			src:  strings.Replace(minimal, "name: c1", "name: c1\n    tasks: 0", 1),
+			want: []string{"f.yaml:5:12: connectors[0].tasks must be between 1 and 64, got 0"},
+		},
+		{
+			name: "tasks need a kafka source",
+			src: strings.Replace(strings.Replace(minimal, "name: c1", "name: c1\n    tasks: 2", 1),
+				"type: kafka", "type: generator", 1),
+			want: []string{"f.yaml:5:12: connectors[0].tasks: only a kafka source can be split into tasks (its consumer group shares the partitions); a generator source runs one task"},
 		},
 		{
 			name: "kafka both and neither, no connectors",

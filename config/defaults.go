@@ -22,6 +22,11 @@ const (
 	DefaultCommitInterval = 100 * time.Millisecond
 	// DefaultBatchMaxRecords bounds the memory and the redo work of one batch.
 	DefaultBatchMaxRecords = 10000
+	// DefaultTasks is one consumer-group member per connector and process.
+	DefaultTasks = 1
+	// MaxTasks bounds tasks: more members than that in one process only
+	// multiplies connections and commits.
+	MaxTasks = 64
 	// DefaultTransactionTimeout is the Java producer's transaction.timeout.ms
 	// default (60000).
 	DefaultTransactionTimeout = 60 * time.Second
@@ -66,6 +71,9 @@ func applyConnectorDefaults(c *Connector, p string, set func(string) bool) {
 	}
 	if !set(p + ".batch.max.records") {
 		c.BatchMaxRecords = DefaultBatchMaxRecords
+	}
+	if !set(p + ".tasks") {
+		c.Tasks = DefaultTasks
 	}
 	if !set(p + ".transaction.timeout") {
 		c.TransactionTimeout = Duration(DefaultTransactionTimeout)

@@ -73,6 +73,12 @@ type Connector struct {
 	CommitInterval Duration `yaml:"commit.interval"`
 	// BatchMaxRecords bounds the input records in one batch. Default 10000.
 	BatchMaxRecords int `yaml:"batch.max.records"`
+	// Tasks is how many members of the source's consumer group this
+	// process runs for the connector (Kafka Connect's tasks.max), each on
+	// its own share of the partitions with its own transactional ID, so
+	// that one task's commit overlaps the others' reading and producing.
+	// Default 1; more needs a Kafka source.
+	Tasks int `yaml:"tasks"`
 	// TransactionTimeout is the Kafka transaction.timeout.ms of the
 	// connector's transactional producer. Default 60s; must exceed
 	// commit.interval plus the worst-case commit time.

@@ -108,6 +108,14 @@ func (v *validator) connector(c *Connector, p string) {
 	if v.ok(p+".batch.max.records") && c.BatchMaxRecords <= 0 {
 		v.add(v.at(p+".batch.max.records", c.Pos), "%s.batch.max.records must be > 0, got %d", p, c.BatchMaxRecords)
 	}
+	if v.ok(p + ".tasks") {
+		switch {
+		case c.Tasks < 1 || c.Tasks > MaxTasks:
+			v.add(v.at(p+".tasks", c.Pos), "%s.tasks must be between 1 and %d, got %d", p, MaxTasks, c.Tasks)
+		case c.Tasks > 1 && c.Source.Type != "" && c.Source.Type != "kafka":
+			v.add(v.at(p+".tasks", c.Pos), "%s.tasks: only a kafka source can be split into tasks (its consumer group shares the partitions); a %s source runs one task", p, c.Source.Type)
+		}
+	}
 	if v.ok(p+".shutdown_timeout") && c.ShutdownTimeout < 0 {
 		v.add(v.at(p+".shutdown_timeout", c.Pos), "%s.shutdown_timeout must not be negative, got %s", p, c.ShutdownTimeout)
 	}
