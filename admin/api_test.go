@@ -265,6 +265,24 @@ func TestListExpand(t *testing.T) {
 	expect(t, do(t, h, "GET", "/connectors/a/status", ""), 200, status)
 }
 
+// TestTasksListed: a connector split into tasks (config key tasks) lists
+// each in its info and its status, a failed task with its masked trace.
+func TestTasksListed(t *testing.T) {
+	f := newFake()
+	raw := `{"name": "k", "tasks": 3, "source": {"type": "kafka", "topics": ["in"]}, "sink": {"type": "kafka", "topic": "t"}}`
+	f.add(parsed(t, "k", raw), []byte(raw), connector.Running, nil)
+	h := admin.New(f, nil, admin.WithWorkerID("w:1")).Handler()
+	info := do(t, h, "GET", "/connectors/k", "")
+	if !strings.Contains(info.Body.String(), `"tasks":[{"connector":"k","task":0},{"connector":"k","task":1},{"connector":"k","task":2}]`) {
+		t.Errorf("info: %s", info.Body)
+	}
+	st := do(t, h, "GET", "/connectors/k/status", "")
+	want := `"tasks":[{"id":0,"state":"RUNNING","worker_id":"w:1"},{"id":1,"state":"FAILED","worker_id":"w:1","trace":"boom at postgres://u:****@db/x"},{"id":2,"state":"RUNNING","worker_id":"w:1"}]`
+	if !strings.Contains(st.Body.String(), want) {
+		t.Errorf("status: %s\nwant it to contain %s", st.Body, want)
+	}
+}
+
 func TestLifecycle(t *testing.T) {
 	f := newFake()
 	f.add(parsed(t, "a", `{"name": "a", "source": {"type": "generator"}, "sink": {"type": "kafka", "topic": "t"}}`), nil, connector.Running, nil)

@@ -18,8 +18,8 @@ type ConnectorInfo struct {
 	Type   string          `json:"type"`
 }
 
-// TaskID is Connect's {connector, task} task identifier. connectd runs each
-// connector as its task 0.
+// TaskID is Connect's {connector, task} task identifier: tasks 0 to
+// tasks-1 (config key tasks, default 1).
 type TaskID struct {
 	Connector string `json:"connector"`
 	Task      int    `json:"task"`
@@ -30,10 +30,14 @@ func connectorInfo(c config.Connector, raw []byte) (ConnectorInfo, error) {
 	if err != nil {
 		return ConnectorInfo{}, err
 	}
+	tasks := make([]TaskID, max(c.Tasks, 1))
+	for i := range tasks {
+		tasks[i] = TaskID{Connector: c.Name, Task: i}
+	}
 	return ConnectorInfo{
 		Name:   c.Name,
 		Config: cfg,
-		Tasks:  []TaskID{{Connector: c.Name, Task: 0}},
+		Tasks:  tasks,
 		Type:   ConnectorType(c),
 	}, nil
 }

@@ -88,6 +88,16 @@ func (f *fake) Status(name string) (connector.Status, bool) {
 	for _, tp := range c.offsets.Partitions() {
 		st.Partitions = append(st.Partitions, connector.PartitionStatus{Topic: tp.Topic, Partition: tp.Partition, Checkpoint: c.offsets[tp]})
 	}
+	if c.cfg.Tasks > 1 {
+		// As connector.Tasks reports them: task 1 failed.
+		for i := range c.cfg.Tasks {
+			ts := connector.TaskStatus{ID: i, State: c.state}
+			if i == 1 {
+				ts.State, ts.Error = connector.Failed, "boom at postgres://u:hunter2@db/x"
+			}
+			st.Tasks = append(st.Tasks, ts)
+		}
+	}
 	return st, true
 }
 

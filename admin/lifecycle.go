@@ -37,9 +37,10 @@ func (s *Server) accepted(w http.ResponseWriter, r *http.Request, name string, e
 }
 
 // restartConnector is POST /connectors/{name}/restart with KIP-745's
-// includeTasks and onlyFailed parameters. connectd's one task is the
-// connector, so includeTasks changes nothing, and onlyFailed restarts only
-// a FAILED connector. As in Connect, the plain form answers 204 with no
+// includeTasks and onlyFailed parameters. connectd restarts a connector
+// with all its tasks together (tasks share one runner), so includeTasks
+// changes nothing, and onlyFailed restarts only a FAILED connector (one
+// whose task failed). As in Connect, the plain form answers 204 with no
 // body, and either parameter set to true answers 202 with the status.
 func (s *Server) restartConnector(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")

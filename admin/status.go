@@ -68,9 +68,9 @@ func (s *Server) listConnectors(w http.ResponseWriter, r *http.Request) {
 }
 
 // ConnectorStatus is GET /connectors/{name}/status: Kafka Connect's shape
-// (name, connector, tasks, type) plus connectd's extras. connectd runs each
-// connector as one task in this process, so there is always task 0 and its
-// state is the connector's.
+// (name, connector, tasks, type) plus connectd's extras. A connector runs
+// as one task in this process (task 0, whose state is the connector's)
+// unless its config splits it into tasks: then each is listed.
 type ConnectorStatus struct {
 	Name      string       `json:"name"`
 	Connector StateInfo    `json:"connector"`
@@ -133,6 +133,17 @@ func (s *Server) status(st connector.Status) ConnectorStatus {
 		Commits:    st.Commits,
 		Aborts:     st.Aborts,
 		TwoPhase:   st.TwoPhase,
+	}
+	if len(st.Tasks) > 0 {
+		// A connector split into tasks (config key tasks) lists each.
+		out.Tasks = out.Tasks[:0]
+		for _, ts := range st.Tasks {
+			ti := StateInfo{State: string(ts.State), WorkerID: info.WorkerID}
+			if ts.State == connector.Failed {
+				ti.Trace = maskString(ts.Error)
+			}
+			out.Tasks = append(out.Tasks, TaskStatus{ID: ts.ID, StateInfo: ti})
+		}
 	}
 	if out.Partitions == nil {
 		out.Partitions = []connector.PartitionStatus{}

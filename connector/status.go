@@ -30,6 +30,9 @@ type Status struct {
 	Partitions   []PartitionStatus `json:"partitions"`
 	// TwoPhase is set for a connector committing by two-phase commit.
 	TwoPhase *TwoPhaseStatus `json:"two_phase,omitempty"`
+	// Tasks is set for a connector split into tasks (Tasks): each task's
+	// state; a single Connector leaves it empty.
+	Tasks []TaskStatus `json:"tasks,omitempty"`
 }
 
 // TwoPhaseStatus is what a two-phase connector's recovery saw and did with

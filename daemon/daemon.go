@@ -50,7 +50,7 @@ type Daemon struct {
 type entry struct {
 	spec *pipeline.Spec
 	raw  []byte // the definition as given through the API, nil for the file's
-	conn *connector.Connector
+	conn connector.Runner
 	// stop ends the current run and waits for it; nil when not running.
 	stop    func()
 	stopped bool // STOPPED by request (KIP-875); stays so across restarts
@@ -199,7 +199,7 @@ func (d *Daemon) observer(name string) connector.Observer {
 
 // run runs one connector, turning a panic into FAILED for that connector
 // alone: the other connectors keep running.
-func run(ctx context.Context, c *connector.Connector, log *slog.Logger) {
+func run(ctx context.Context, c connector.Runner, log *slog.Logger) {
 	defer func() {
 		if p := recover(); p != nil {
 			err := fmt.Errorf("panic: %v\n%s", p, debug.Stack())

@@ -245,25 +245,27 @@ type ownedID struct {
 }
 
 // transactionalIDs are those of the connectors committing through Kafka
-// transactions, by connector name.
+// transactions (one per task), by connector name.
 func (d *Daemon) transactionalIDs() []ownedID {
 	var out []ownedID
 	for _, name := range d.Names() {
 		d.mu.Lock()
 		e, ok := d.entries[name]
-		var id string
+		var ids []string
 		if ok {
-			id = e.spec.KafkaTransactionalID(d.env)
+			ids = e.spec.KafkaTransactionalIDs(d.env)
 		}
 		d.mu.Unlock()
-		if id == "" {
+		if len(ids) == 0 {
 			continue
 		}
 		st, ok := d.Status(name)
 		if !ok {
 			continue // deleted meanwhile
 		}
-		out = append(out, ownedID{connector: name, id: id, state: st.State})
+		for _, id := range ids {
+			out = append(out, ownedID{connector: name, id: id, state: st.State})
+		}
 	}
 	return out
 }

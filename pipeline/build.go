@@ -290,9 +290,26 @@ func Validate(cfg *config.Config) error {
 	return flatten(errs)
 }
 
-// Build assembles a runnable connector from its spec.
-func Build(s *Spec, env Env) *connector.Connector {
+// Build assembles a runnable connector from its spec: one Connector, or
+// with tasks > 1 one per task (see connector.Tasks), task i running as
+// instance TaskInstanceID(env.InstanceID, i).
+func Build(s *Spec, env Env) connector.Runner {
 	env.defaults()
+	if s.Conf.Tasks <= 1 {
+		return buildTask(s, env)
+	}
+	tasks := make([]*connector.Connector, s.Conf.Tasks)
+	for i := range tasks {
+		te := env
+		te.InstanceID = TaskInstanceID(env.InstanceID, i)
+		te.Logger = env.Logger.With("task", i)
+		tasks[i] = buildTask(s, te)
+	}
+	return connector.NewTasks(tasks)
+}
+
+// buildTask assembles one Connector running as env.InstanceID.
+func buildTask(s *Spec, env Env) *connector.Connector {
 	cc := s.Conf
 	log := env.Logger.With("connector", cc.Name)
 	opts := connector.Options{

@@ -58,8 +58,8 @@ func TestDecodeFanout(t *testing.T) {
 		spec.Postgres != nil || spec.KafkaSink.Topic != "out" {
 		t.Fatalf("fan-out spec %+v", spec)
 	}
-	if id := spec.KafkaTransactionalID(Env{InstanceID: "i"}); id != "connectd-good-i" {
-		t.Errorf("a two-phase connector commits through Kafka transactions; KafkaTransactionalID = %q", id)
+	if ids := spec.KafkaTransactionalIDs(Env{InstanceID: "i"}); len(ids) != 1 || ids[0] != "connectd-good-i" {
+		t.Errorf("a two-phase connector commits through Kafka transactions; KafkaTransactionalIDs = %q", ids)
 	}
 	pg := spec.Sink(1)
 	if pg.Postgres == nil || !pg.TwoPhase || len(pg.Fanout) != 0 {

@@ -1,16 +1,37 @@
 package pipeline
 
-import "github.com/connectd/connectd/config"
+import (
+	"strconv"
 
-// KafkaTransactionalID is the transactional ID s's connector commits with
-// when run with env, or "" when it commits without Kafka transactions
-// (at_least_once, or exactly_once with the checkpoint kept in a PostgreSQL
-// or Redis sink). It follows Build's choice of protocol; the admin API uses
-// it to show a connector's open transaction and to refuse aborting it.
-func (s *Spec) KafkaTransactionalID(env Env) string {
+	"github.com/connectd/connectd/config"
+)
+
+// KafkaTransactionalIDs are the transactional IDs s's connector commits
+// with when run with env, one per task, or none when it commits without
+// Kafka transactions (at_least_once, or exactly_once with the checkpoint
+// kept in a PostgreSQL or Redis sink). They follow Build's choice of
+// protocol; the admin API uses them to show a connector's open
+// transactions and to refuse aborting them.
+func (s *Spec) KafkaTransactionalIDs(env Env) []string {
 	if s.Conf.Guarantee != config.ExactlyOnce || s.Postgres != nil || s.Redis != nil {
-		return ""
+		return nil
 	}
 	env.defaults()
-	return TransactionalID(s.Conf.Name, env.InstanceID)
+	ids := make([]string, max(s.Conf.Tasks, 1))
+	for i := range ids {
+		ids[i] = TransactionalID(s.Conf.Name, TaskInstanceID(env.InstanceID, i))
+	}
+	return ids
+}
+
+// TaskInstanceID is the instance ID task i of a connector runs as: the
+// daemon's own for task 0 (so a connector that gains tasks keeps its
+// transactional ID), "<instance>-task<i>" for the others. Everything keyed
+// by instance (transactional IDs, two-phase gids and decisions) is then
+// per task, as it is per process.
+func TaskInstanceID(instance string, i int) string {
+	if i == 0 {
+		return instance
+	}
+	return instance + "-task" + strconv.Itoa(i)
 }
