@@ -27,6 +27,9 @@ type connectdConfig struct {
 	// verify` needs to count duplicates in PostgreSQL and Redis (origin
 	// columns, the audit log, apply counters).
 	Crash bool
+	// Tasks, when above 1, splits connectd's connector into that many
+	// tasks (the harness's -tasks; the shipped default is 1).
+	Tasks int
 }
 
 // render writes the YAML. Everything not set here is connectd's default:
@@ -48,6 +51,9 @@ func (c connectdConfig) render() string {
 	w("  - name: %s", connectorName)
 	w("    guarantee: %s", c.Scenario.Guarantee)
 	w("    commit.interval: %s", c.Scenario.CommitInterval)
+	if c.Tasks > 1 {
+		w("    tasks: %d", c.Tasks)
+	}
 	w("    event_id:")
 	w("      from: derived")
 	w("    source:")

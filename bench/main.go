@@ -49,6 +49,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		profile      = fs.Bool("profile", true, "CPU-profile connectd in round 1 (connectd run --cpuprofile)")
 		micro        = fs.Bool("micro", true, "run the go test -bench microbenchmarks too")
 		only         = fs.String("only", "", "run only scenarios whose name matches this `regexp`")
+		tasks        = fs.Int("tasks", 1, "connectd's tasks per connector in the throughput runs (the shipped default is 1)")
 		brokers      = fs.String("brokers", env("KAFKA_BROKERS", "127.0.0.1:9192"), "Kafka bootstrap brokers, comma-separated")
 		pgDSN        = fs.String("pg-dsn", env("PG_DSN", "postgres://connectd:connectd@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL DSN (the harness uses database "+benchDatabase+" on that server)")
 		redisAddr    = fs.String("redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
@@ -127,11 +128,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "connectd-bench:", err)
 		return 1
 	}
+	if *tasks < 1 || *tasks > config.MaxTasks {
+		fmt.Fprintf(stderr, "connectd-bench: -tasks %d: want 1 to %d\n", *tasks, config.MaxTasks)
+		return 2
+	}
 	o := Options{
 		Records: *records, Scenarios: scs, Rounds: *rounds,
 		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur,
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
-		Profile: *profile, Micro: *micro,
+		Profile: *profile, Micro: *micro, Tasks: *tasks,
 		Brokers: strings.Split(*brokers, ","), PGDSN: *pgDSN, RedisAddr: *redisAddr,
 		Connectd: bin, Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
 		RepoDir: repo, WorkDir: *workDir, OutDir: *outDir, Filter: filter,
@@ -199,6 +204,9 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 		if t.Known && !t.Met() && t.Profile != "" {
 			rep.Profiles[t.Name] = pprofTop(ctx, o.Connectd, t.Profile)
 		}
+	}
+	if o.Tasks > 1 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("connectd ran every connector as %d tasks (config key tasks; the shipped default is 1)", o.Tasks))
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the tables hold the runs finished before the interrupt")

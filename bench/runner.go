@@ -39,6 +39,9 @@ type Options struct {
 	Profile bool
 	// Micro runs the hot-path microbenchmarks (go test -bench) too.
 	Micro bool
+	// Tasks splits connectd's connectors into that many tasks (config key
+	// tasks) in the throughput runs; 0 or 1 is the shipped default.
+	Tasks int
 
 	Brokers    []string
 	PGDSN      string
@@ -386,6 +389,7 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 			Scenario: s, AdminListen: *admin, Brokers: r.o.Brokers,
 			InputTopics: strings.Split(topics, ","), Group: n.group, OutputTopic: n.out,
 			Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
+			Tasks: r.o.Tasks,
 		}
 		if r.pg != nil {
 			cfg.PGDSN = r.pg.dsn
