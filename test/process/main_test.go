@@ -10,22 +10,11 @@
 package process_test
 
 import (
-	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
-	"time"
-)
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	binary    string // the connectd binary under test, built on first use
-	buildErr  error
+	"github.com/connectd/connectd/test/testenv"
 )
 
 // defaultParallel replaces -test.parallel's default (GOMAXPROCS) unless
@@ -42,9 +31,7 @@ func TestMain(m *testing.M) {
 		_ = flag.Set("test.parallel", defaultParallel)
 	}
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	connectd.Remove()
 	os.Exit(code)
 }
 
@@ -52,23 +39,8 @@ func TestMain(m *testing.M) {
 // which skips every test, builds nothing) and returns its path.
 func connectdBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "connectd-process-test-")
-		if buildErr != nil {
-			return
-		}
-		binary = filepath.Join(buildDir, "connectd")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", binary, "github.com/connectd/connectd/cmd/connectd")
-		cmd.WaitDelay = 10 * time.Second // the compiler children must not hold the output open forever
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/connectd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
+	return connectd.Path(t)
 }
+
+// connectd is the binary under test.
+var connectd = testenv.ConnectdBinary("connectd-process-test-")
