@@ -36,13 +36,7 @@ func TestMetricsLintAndValues(t *testing.T) {
 	m.Observer("copy").Committed(20*time.Millisecond, now, []time.Time{now.Add(-50 * time.Millisecond), {}})
 	m.Fenced("copy")
 
-	problems, err := testutil.GatherAndLint(m.Registry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	requireLintClean(t, m)
 
 	want := `
 # HELP connectd_records_in_total Input records in committed batches.
@@ -104,13 +98,7 @@ func TestTwoPhaseMetrics(t *testing.T) {
 		"plain": {Name: "plain", State: connector.Running, Aborts: map[string]uint64{}},
 	}
 	m := New(src)
-	problems, err := testutil.GatherAndLint(m.Registry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	requireLintClean(t, m)
 	want := `
 # HELP connectd_twophase_in_doubt_transactions Prepared transactions of a two-phase connector found by its last recovery and not resolved yet.
 # TYPE connectd_twophase_in_doubt_transactions gauge
@@ -123,5 +111,17 @@ connectd_twophase_resolved_total{connector="fanout",outcome="rolled_back"} 4
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
 		"connectd_twophase_in_doubt_transactions", "connectd_twophase_resolved_total"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// requireLintClean fails t for every promlint problem in m's registry.
+func requireLintClean(t *testing.T, m *Metrics) {
+	t.Helper()
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
