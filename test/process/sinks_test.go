@@ -67,23 +67,10 @@ func sharedRedisSink(t *testing.T) func(*pipe) string {
 	return func(*pipe) string { return redisSink(testenv.Redis(t)) }
 }
 
-// checkpointed is the sum of the partitions' checkpoints in the
-// connector's admin status (the next offsets it has committed), or -1.
-func (in *instance) checkpointed() int {
-	st, err := in.status(connectorName)
-	if err != nil {
-		return -1
-	}
-	n := int64(0)
-	for _, p := range st.Partitions {
-		n += max(p.Checkpoint, 0)
-	}
-	return int(n)
-}
-
 // waitDrained waits until all n input records are committed: the group's
 // offsets reach n, or (where they lag the sink's checkpoint, which is the
-// real one) the summed checkpoints the running instances report do.
+// real one) the checkpoints the running instances report do, each
+// partition counted once.
 func (p *pipe) waitDrained(n int, within time.Duration, alive ...*instance) {
 	p.t.Helper()
 	waitFor(p.t, within, fmt.Sprintf("all %d input records committed", n), func() bool {
@@ -93,11 +80,25 @@ func (p *pipe) waitDrained(n int, within time.Duration, alive ...*instance) {
 		if p.committed() >= n {
 			return true
 		}
-		sum := 0
+		// A partition that moved between instances is listed by both
+		// (a status keeps the last checkpoint of every partition its
+		// process ever committed): count each partition once, at the
+		// furthest checkpoint any instance reports.
+		furthest := map[int32]int64{}
 		for _, in := range alive {
-			sum += max(in.checkpointed(), 0)
+			st, err := in.status(connectorName)
+			if err != nil {
+				continue
+			}
+			for _, ps := range st.Partitions {
+				furthest[ps.Partition] = max(furthest[ps.Partition], ps.Checkpoint)
+			}
 		}
-		return sum >= n
+		var sum int64
+		for _, c := range furthest {
+			sum += c
+		}
+		return sum >= int64(n)
 	})
 }
 
