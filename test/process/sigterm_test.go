@@ -91,7 +91,15 @@ func runSIGTERM(t *testing.T, guarantee string) {
 		if exactlyOnce {
 			// Whatever the open batch became, nothing may stay open
 			// for the broker's transaction timeout to clean up.
+			// PrepareCommit and PrepareAbort are decided: the
+			// coordinator writes the markers after answering EndTxn
+			// (KIP-890), so they are waited out, briefly.
 			d, err := p.describeTxn(id)
+			for deadline := time.Now().Add(30 * time.Second); err == nil &&
+				(d.State == "PrepareCommit" || d.State == "PrepareAbort") && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+				d, err = p.describeTxn(id)
+			}
 			if err != nil {
 				t.Fatalf("describe %s: %v", transactionalID(id), err)
 			}
