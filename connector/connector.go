@@ -24,7 +24,12 @@ const (
 type Options struct {
 	Name      string
 	Guarantee string
-	// CommitInterval bounds how long a batch stays open. Default 100ms.
+	// CommitInterval is the cadence of commits: a batch closes
+	// CommitInterval after the previous one closed, so a record waits at
+	// most about one interval plus one commit before it is committed,
+	// however long commits take. A batch stays open at least half an
+	// interval, so slow commits lengthen the cadence instead of shrinking
+	// batches to nothing. Default 100ms.
 	CommitInterval time.Duration
 	// MaxBatch bounds the input records of one batch. Default 10000.
 	MaxBatch int
@@ -104,6 +109,7 @@ type Connector struct {
 	resumed    chan struct{} // closed by Resume while paused
 
 	timestamps []time.Time // of the open batch's input, for the Observer
+	lastClose  time.Time   // when the previous batch stopped reading; zero after a failure
 }
 
 // Stats are a connector's running counters.
@@ -206,14 +212,17 @@ func (c *Connector) Run(ctx context.Context) error {
 }
 
 // runBatch reads, processes and writes one batch, then commits it with the
-// input checkpoint after it. The batch closes at CommitInterval after it
-// starts, at MaxBatch input records, or when ctx is cancelled (shutdown:
-// what was read is committed within ShutdownTimeout).
+// input checkpoint after it. The batch closes at its deadline (batchDeadline),
+// at MaxBatch input records, or when ctx is cancelled (shutdown: what was
+// read is committed within ShutdownTimeout).
 //
 // ctx governs reading (a stop ends the batch); writeCtx, which outlives a
 // stop by ShutdownTimeout, governs writing.
 func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
-	deadline := time.Now().Add(c.opts.CommitInterval)
+	deadline := c.batchDeadline(time.Now())
+	// A batch that fails leaves no cadence to keep: the next one, after
+	// recovery, gets a whole interval.
+	c.lastClose = time.Time{}
 	c.timestamps = c.timestamps[:0]
 	cp := Checkpoint{}
 	began := false
@@ -254,7 +263,9 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			break
 		}
 	}
+	closed := time.Now()
 	if !began {
+		c.lastClose = closed
 		c.allowRebalance()
 		return ctx.Err()
 	}
@@ -273,12 +284,31 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.lastClose = closed
 	c.recordCommit(cp, in, out)
 	if c.opts.Observer != nil {
 		now := time.Now()
 		c.opts.Observer.Committed(now.Sub(start), now, c.timestamps)
 	}
 	return nil
+}
+
+// batchDeadline is when a batch starting at now stops reading: one
+// CommitInterval after the previous batch stopped, so the time spent
+// committing that batch counts against this one's window and a record's
+// wait stays near one interval plus one commit (records read during the
+// previous commit were buffered by the source all along). The window is
+// never shorter than half an interval: when commits take longer than
+// that, batches stay large enough to amortise them.
+func (c *Connector) batchDeadline(now time.Time) time.Time {
+	floor := now.Add(c.opts.CommitInterval / 2)
+	if c.lastClose.IsZero() {
+		return now.Add(c.opts.CommitInterval)
+	}
+	if d := c.lastClose.Add(c.opts.CommitInterval); d.After(floor) {
+		return d
+	}
+	return floor
 }
 
 // abort discards the open batch and returns cause. The abort itself is best

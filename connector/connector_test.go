@@ -823,3 +823,28 @@ func TestStatusHighWatermarkBelowCheckpoint(t *testing.T) {
 		t.Errorf("partitions %+v, want %+v", got, want)
 	}
 }
+
+// A batch closes one interval after the previous one closed, so the time
+// the previous commit took is not added to every record's wait, but it is
+// never open less than half an interval.
+func TestBatchDeadlineKeepsTheCommitCadence(t *testing.T) {
+	c := New(Options{CommitInterval: 100 * time.Millisecond}, nil, nil, nil)
+	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name      string
+		lastClose time.Time
+		now       time.Time
+		want      time.Duration // after t0
+	}{
+		{"first batch: a whole interval", time.Time{}, t0, 100 * time.Millisecond},
+		{"after a 30ms commit: the rest of the interval", t0, t0.Add(30 * time.Millisecond), 100 * time.Millisecond},
+		{"after a 70ms commit: half an interval", t0, t0.Add(70 * time.Millisecond), 120 * time.Millisecond},
+		{"after an idle stretch: half an interval", t0, t0.Add(time.Second), time.Second + 50*time.Millisecond},
+	}
+	for _, tc := range cases {
+		c.lastClose = tc.lastClose
+		if got := c.batchDeadline(tc.now); !got.Equal(t0.Add(tc.want)) {
+			t.Errorf("%s: deadline t0+%v, want t0+%v", tc.name, got.Sub(t0), tc.want)
+		}
+	}
+}
