@@ -25,7 +25,8 @@ import (
 type AtLeastOnce struct {
 	opts    []kgo.Opt
 	topic   string
-	store   *OffsetsTopic // nil: the checkpoint is the consumer group's offsets
+	conv    sinkkafka.Converter // output records, carved from chunks
+	store   *OffsetsTopic       // nil: the checkpoint is the consumer group's offsets
 	src     connector.Source
 	log     *slog.Logger
 	cl      *kgo.Client
@@ -52,7 +53,7 @@ func (a *AtLeastOnce) Begin(context.Context) error {
 // Write produces recs.
 func (a *AtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error {
 	for _, r := range recs {
-		a.cl.Produce(ctx, sinkkafka.ToKgo(r, a.topic), a.promise.Promise())
+		a.cl.Produce(ctx, a.conv.Convert(r, a.topic), a.promise.Promise())
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ import (
 type KafkaGroupTxn struct {
 	opts     []kgo.Opt
 	topic    string
+	conv     sinkkafka.Converter // output records, carved from chunks
 	log      *slog.Logger
 	sess     atomic.Pointer[kgo.GroupTransactSession]
 	promise  *kgo.FirstErrPromise
@@ -79,7 +80,7 @@ func (k *KafkaGroupTxn) Begin(context.Context) error {
 func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) error {
 	s := k.sess.Load()
 	for _, r := range recs {
-		s.Produce(ctx, sinkkafka.ToKgo(r, k.topic), k.promise.Promise())
+		s.Produce(ctx, k.conv.Convert(r, k.topic), k.promise.Promise())
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 type ProducerTxn struct {
 	opts    []kgo.Opt
 	topic   string
+	conv    sinkkafka.Converter // output records, carved from chunks
 	store   *OffsetsTopic
 	src     connector.Source
 	log     *slog.Logger
@@ -52,7 +53,7 @@ func (p *ProducerTxn) Begin(context.Context) error {
 // Write produces recs into the open transaction.
 func (p *ProducerTxn) Write(ctx context.Context, recs []*connector.Record) error {
 	for _, r := range recs {
-		p.cl.Produce(ctx, sinkkafka.ToKgo(r, p.topic), p.promise.Promise())
+		p.cl.Produce(ctx, p.conv.Convert(r, p.topic), p.promise.Promise())
 	}
 	return nil
 }

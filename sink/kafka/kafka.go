@@ -49,17 +49,70 @@ func ProducerOptions() []kgo.Opt {
 }
 
 // ToKgo converts r for producing; records without a Topic go to defaultTopic.
-//
-// It runs for every output record, so it allocates twice, not four times:
-// the record with room for three headers (the usual case: at most one of
-// the input's, then the event ID and the origin), and one buffer holding
-// both the event ID and the origin.
+// It allocates the record on its own; the write paths, which convert every
+// record of a batch, use a Converter instead.
 func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
+	out := &outRecord{}
+	out.fill(r, defaultTopic, make([]byte, 0, headerBytes(r)))
+	return &out.record
+}
+
+// A Converter converts records for producing, carving them out of chunks
+// of chunkRecords records and chunkBytes header bytes: in steady state no
+// allocation per record (ToKgo takes two). A chunk is never written again
+// once handed out, because the producer holds its records until they are
+// acknowledged; the garbage collector frees it once all of them are. The
+// zero Converter is ready; it is not safe for concurrent use.
+type Converter struct {
+	recs []outRecord
+	buf  []byte
+}
+
+const (
+	chunkRecords = 256
+	chunkBytes   = 32 << 10
+)
+
+// Convert is ToKgo, without its allocations.
+func (c *Converter) Convert(r *connector.Record, defaultTopic string) *kgo.Record {
+	if len(c.recs) == 0 {
+		c.recs = make([]outRecord, chunkRecords)
+	}
+	out := &c.recs[0]
+	c.recs = c.recs[1:]
+	need := headerBytes(r)
+	if cap(c.buf)-len(c.buf) < need {
+		c.buf = make([]byte, 0, max(chunkBytes, need))
+	}
+	used := out.fill(r, defaultTopic, c.buf[len(c.buf):len(c.buf):len(c.buf)+need])
+	c.buf = c.buf[:len(c.buf)+used]
+	return &out.record
+}
+
+// headerBytes bounds the bytes of the two headers connectd adds: the event
+// ID, and the origin (its topic, two slashes and at most 10 + 20 digits).
+func headerBytes(r *connector.Record) int {
+	return len(r.EventID) + len(r.Origin.Topic) + 32
+}
+
+// outRecord is a produced record and the usual number of its headers (at
+// most one of the input's, then the event ID and the origin) in one
+// allocation.
+type outRecord struct {
+	record  kgo.Record
+	headers [3]kgo.RecordHeader
+}
+
+// fill makes out the record to produce for r, with the event ID and
+// origin headers written into buf, which has room for headerBytes(r) and
+// so is never grown (and never moves the event ID's slice). It returns the
+// bytes of buf it used; both header values are capped there, so nothing
+// appended to them can reach past.
+func (out *outRecord) fill(r *connector.Record, defaultTopic string, buf []byte) int {
 	topic := r.Topic
 	if topic == "" {
 		topic = defaultTopic
 	}
-	out := &outRecord{}
 	headers := out.headers[:0]
 	if len(r.Headers)+2 > len(out.headers) {
 		headers = make([]kgo.RecordHeader, 0, len(r.Headers)+2)
@@ -70,14 +123,12 @@ func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
 		}
 		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
-	// An origin is its topic, two slashes and at most 10 + 20 digits, so
-	// the buffer never grows and the event ID's slice is never moved.
 	n := len(r.EventID)
-	buf := append(make([]byte, 0, n+len(r.Origin.Topic)+32), r.EventID...)
+	buf = append(buf, r.EventID...)
 	buf = appendOrigin(buf, r.Origin)
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderEventID, Value: buf[:n:n]},
-		kgo.RecordHeader{Key: HeaderOrigin, Value: buf[n:]},
+		kgo.RecordHeader{Key: HeaderOrigin, Value: buf[n:len(buf):len(buf)]},
 	)
 	out.record = kgo.Record{
 		Topic:     topic,
@@ -86,14 +137,7 @@ func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
 		Headers:   headers,
 		Timestamp: r.Timestamp,
 	}
-	return &out.record
-}
-
-// outRecord is a produced record and the usual number of its headers in
-// one allocation.
-type outRecord struct {
-	record  kgo.Record
-	headers [3]kgo.RecordHeader
+	return len(buf)
 }
 
 // appendOrigin appends o as Origin.String renders it, without fmt: it
