@@ -69,7 +69,9 @@ const (
 type Connector struct {
 	Name      string    `yaml:"name"`
 	Guarantee Guarantee `yaml:"guarantee"` // default exactly_once
-	// CommitInterval bounds how long a batch stays open. Default 100ms.
+	// CommitInterval is the commit cadence: a batch closes one interval
+	// after the previous one closed (and stays open at least half an
+	// interval). Default 100ms.
 	CommitInterval Duration `yaml:"commit.interval"`
 	// BatchMaxRecords bounds the input records in one batch. Default 10000.
 	BatchMaxRecords int `yaml:"batch.max.records"`
