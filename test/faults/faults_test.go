@@ -28,7 +28,7 @@ func sigterm(rounds int) step {
 			in := r.pick()
 			in.stop(r.shutdown)
 			at = append(at, fmt.Sprintf("%s@%d%%", in.id[len(in.id)-1:], pct))
-			in.start()
+			in.Start()
 		}
 		return fmt.Sprintf("%d SIGTERM (%s)", rounds, strings.Join(at, " "))
 	}}
@@ -46,7 +46,7 @@ func sigkill(rounds int) step {
 			in := r.pick()
 			in.kill()
 			at = append(at, fmt.Sprintf("%s@%d%%", in.id[len(in.id)-1:], pct))
-			in.start()
+			in.Start()
 		}
 		return fmt.Sprintf("%d SIGKILL (%s)", rounds, strings.Join(at, " "))
 	}}
@@ -66,11 +66,11 @@ func sigstop(freeze time.Duration) step {
 		}
 		pct := r.waitProgress(0.15)
 		in := r.pick()
-		in.signal(syscall.SIGSTOP)
+		in.Signal(syscall.SIGSTOP)
 		time.Sleep(freeze)
-		in.signal(syscall.SIGCONT)
+		in.Signal(syscall.SIGCONT)
 		r.waitProgress(0.1)
-		in.alive()
+		in.Alive()
 		return fmt.Sprintf("SIGSTOP %s@%d%% for %v", in.id[len(in.id)-1:], pct, freeze)
 	}}
 }
@@ -148,7 +148,7 @@ func (r *run) partition(what string, proxies []*Proxy, hold time.Duration) strin
 		p.Clear()
 	}
 	r.waitProgress(0.1)
-	in.alive()
+	in.Alive()
 	return fmt.Sprintf("partition %s from %s@%d%% for %v", in.id[len(in.id)-1:], what, pct, hold)
 }
 
@@ -242,7 +242,7 @@ func stall(hold time.Duration) step {
 			p.Clear()
 		}
 		r.waitProgress(0.1)
-		in.alive()
+		in.Alive()
 		return fmt.Sprintf("stall %s@%d%% for %v > transaction.timeout %s", in.id[len(in.id)-1:], pct, hold, r.sc.txnTimeout)
 	}}
 }
@@ -258,17 +258,17 @@ func churn(cycles int, every time.Duration) step {
 		moves := 0
 		for i := range cycles {
 			in := r.insts[1+i%2] // a stays; b and c come and go
-			if in.running() {
+			if in.Running() {
 				in.stop(r.shutdown)
 			} else {
-				in.start()
+				in.Start()
 			}
 			moves++
 			time.Sleep(every)
 		}
 		for _, in := range r.insts {
-			if !in.running() {
-				in.start()
+			if !in.Running() {
+				in.Start()
 			}
 		}
 		return fmt.Sprintf("%d joins/leaves every %v", moves, every)
@@ -298,16 +298,16 @@ func twoPhaseKill(points ...string) step {
 			pct := r.waitProgress(0.08)
 			in := r.pick()
 			in.stop(r.shutdown)
-			in.env = []string{"CONNECTD_KILL_AT=" + point}
-			in.start()
+			in.SetEnv("CONNECTD_KILL_AT=" + point)
+			in.Start()
 			// The point is reached by the instance's next two-phase
 			// commits; input keeps streaming, so it comes.
-			code := in.waitExit(2 * time.Minute)
-			in.env = nil
+			code := in.WaitExit(2 * time.Minute)
+			in.SetEnv()
 			if code != -1 {
-				r.t.Fatalf("instance %s: exit code %d, want death by SIGKILL at %s\n%s", in.id, code, point, in.logTail(30))
+				r.t.Fatalf("instance %s: exit code %d, want death by SIGKILL at %s\n%s", in.id, code, point, in.LogTail(30))
 			}
-			in.start()
+			in.Start()
 			did = append(did, fmt.Sprintf("%s@%s %d%%", in.id[len(in.id)-1:], point, pct))
 		}
 		return "SIGKILL between the phases: " + strings.Join(did, ", ")

@@ -277,8 +277,7 @@ func (p *producer) wait(within time.Duration) {
 // input re-read, so the bounds describe the input as it finally is.
 func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartition]Bound, int) {
 	t.Helper()
-	var ends map[int32]int64
-	var missing map[int32]int64
+	var ends, missing, beyond map[int32]int64
 	for attempt := 1; attempt <= 4; attempt++ {
 		ends = stableEnds(t, e, topic)
 		// One fresh client per attempt: the test reaches the brokers
@@ -286,6 +285,7 @@ func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartiti
 		// after scenario 6's partitions) gets new connections and
 		// metadata on the next try.
 		read := readInput(t, e, topic, ends, 90*time.Second)
+		missing, beyond = read.left, read.beyond
 		if len(read.beyond) > 0 {
 			t.Logf("reading the input to its end, attempt %d: the input grew after its end offsets %v were read (partition: offset found at or past the end) %v; reading it again", attempt, ends, read.beyond)
 			continue
@@ -293,10 +293,9 @@ func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartiti
 		if len(read.left) == 0 {
 			return read.bounds, read.events
 		}
-		missing = read.left
 		t.Logf("reading the input to its end, attempt %d: partitions not read to their end (partition: last offset read) %v; end offsets %v", attempt, read.left, ends)
 	}
-	t.Fatalf("reading the input to its end: partitions %v never reached their end offsets %v", missing, ends)
+	t.Fatalf("reading the input to its end: after 4 attempts, partitions not read to their end (partition: last offset read) %v, partitions read past it (partition: offset) %v; end offsets %v", missing, beyond, ends)
 	return nil, 0
 }
 

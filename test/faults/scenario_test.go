@@ -150,7 +150,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	recovery := time.Since(faultsEnd)
 	r.logf("drained")
 	for _, in := range r.insts {
-		if in.running() {
+		if in.Running() {
 			in.stop(r.shutdown)
 		}
 	}
@@ -340,8 +340,8 @@ func (r *run) drain(bounds map[connector.TopicPartition]Bound, within time.Durat
 			lastLog = time.Now()
 		}
 		for _, in := range r.insts {
-			if in.running() {
-				in.alive()
+			if in.Running() {
+				in.Alive()
 			}
 		}
 		for _, c := range r.conns {
@@ -361,7 +361,7 @@ func (r *run) drain(bounds map[connector.TopicPartition]Bound, within time.Durat
 	})
 	if !ok {
 		for _, in := range r.insts {
-			r.t.Logf("instance %s log tail:\n%s", in.id, in.logTail(30))
+			r.t.Logf("instance %s log tail:\n%s", in.id, in.LogTail(30))
 		}
 		r.t.Fatalf("pipeline did not drain within %v: %s", within, last)
 	}
@@ -371,7 +371,7 @@ func (r *run) drain(bounds map[connector.TopicPartition]Bound, within time.Durat
 func (r *run) running() []*instance {
 	var out []*instance
 	for _, in := range r.insts {
-		if in.running() {
+		if in.Running() {
 			out = append(out, in)
 		}
 	}
@@ -389,6 +389,6 @@ func (r *run) pick() *instance {
 
 // pidOf matches the connections of in's current process.
 func pidOf(in *instance) func(int) bool {
-	pid := in.pid()
+	pid := in.Pid()
 	return func(p int) bool { return p == pid }
 }

@@ -11,12 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/test/testenv"
 )
 
 // report is the JSON line `connectd verify` prints (only the fields the
@@ -42,204 +42,46 @@ func (r report) String() string {
 		r.Expected, r.Actual, r.Duplicates, r.Missing, r.Unexpected, r.ApplyCountViolations)
 }
 
-// instanceIDEnv carries each child's instance_id: the configs say
-// instance_id: ${CONNECTD_INSTANCE_ID:verify}, so one file serves every
-// instance and `connectd verify` (which needs no instance) alike.
-const instanceIDEnv = "CONNECTD_INSTANCE_ID"
-
-// instance is one `connectd run` child process with a stable instance_id,
-// restartable after it exits. Its stdout and stderr go to a log file in
-// t.TempDir(), one file across restarts, whose tail is printed if the test
-// fails. It is killed (SIGKILL) when the test ends.
+// instance is one `connectd run` child process (a testenv.Process) with
+// its log in t.TempDir() and its working directory the config's.
 type instance struct {
-	t       *testing.T
-	id      string
-	cfgPath string
-	logPath string
-
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the current process has exited
-	state    *os.ProcessState
-	starts   int
-	logStart int64  // where the current process's log begins
-	admin    string // admin API base URL of the current process
-	// env is added to the environment of the next starts (fail points).
-	env []string
+	*testenv.Process
+	t  *testing.T
+	id string
 }
 
 // startInstance runs `connectd run -c cfgPath` as instance id and waits
 // until its admin API answers.
 func startInstance(t *testing.T, cfgPath, id string) *instance {
 	t.Helper()
-	in := &instance{
-		t:       t,
-		id:      id,
-		cfgPath: cfgPath,
-		logPath: filepath.Join(t.TempDir(), "connectd-"+id+".log"),
-	}
-	t.Cleanup(in.cleanup)
-	in.start()
+	in := newInstance(t, cfgPath, id)
+	in.Start()
 	return in
 }
 
-func (in *instance) start() {
-	in.t.Helper()
-	in.launch()
-	in.waitAdmin(time.Minute, false)
+// newInstance prepares instance id of cfgPath without starting it.
+func newInstance(t *testing.T, cfgPath, id string) *instance {
+	t.Helper()
+	return &instance{t: t, id: id, Process: testenv.NewProcess(t, connectdBinary(t), cfgPath,
+		filepath.Join(t.TempDir(), "connectd-"+id+".log"), id, testenv.ProcessOptions{Dir: filepath.Dir(cfgPath)})}
 }
 
-// startMayDie starts the process like start, but a process that exits
+// startMayDie starts the process like Start, but a process that exits
 // before its admin API answers (a fail point reached during start-up) is
 // expected: it reports whether the admin API answered.
 func (in *instance) startMayDie() bool {
 	in.t.Helper()
-	in.launch()
-	return in.waitAdmin(time.Minute, true)
-}
-
-// launch starts the process without waiting for it.
-func (in *instance) launch() {
-	in.t.Helper()
-	in.mu.Lock()
-	if in.cmd != nil && !in.exited() {
-		in.mu.Unlock()
-		in.t.Fatalf("instance %s: start while process %d is still running", in.id, in.cmd.Process.Pid)
-	}
-	f, err := os.OpenFile(in.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		in.mu.Unlock()
-		in.t.Fatal(err)
-	}
-	in.starts++
-	fmt.Fprintf(f, "===== %s: connectd run #%d (instance %s)\n", time.Now().Format(time.RFC3339Nano), in.starts, in.id)
-	off, _ := f.Seek(0, io.SeekEnd)
-	cmd := exec.Command(connectdBinary(in.t), "run", "-c", in.cfgPath)
-	cmd.Env = append(append(os.Environ(), instanceIDEnv+"="+in.id), in.env...)
-	cmd.Dir = filepath.Dir(in.cfgPath)
-	cmd.Stdout, cmd.Stderr = f, f // the child writes the file itself: a stopped child blocks nobody
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		in.mu.Unlock()
-		in.t.Fatalf("instance %s: %v", in.id, err)
-	}
-	f.Close()
-	done := make(chan struct{})
-	in.cmd, in.done, in.state, in.logStart, in.admin = cmd, done, nil, off, ""
-	in.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		in.mu.Lock()
-		in.state = cmd.ProcessState
-		in.mu.Unlock()
-		close(done)
-	}()
-}
-
-// exited reports whether the current process has exited; in.mu is held.
-func (in *instance) exited() bool {
-	select {
-	case <-in.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (in *instance) pid() int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.cmd.Process.Pid
-}
-
-var adminAddrRE = regexp.MustCompile(`msg="admin API listening" addr=(\S+)`)
-
-// waitAdmin waits until the current process logs its admin address (the
-// configs listen on 127.0.0.1:0) and GET /connectors answers 200. A process
-// that exits first fails the test, or returns false with mayExit.
-func (in *instance) waitAdmin(within time.Duration, mayExit bool) bool {
-	in.t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(within)
-	for ; time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		in.mu.Lock()
-		done, off := in.done, in.logStart
-		in.mu.Unlock()
-		select {
-		case <-done:
-			if mayExit {
-				return false
-			}
-			in.t.Fatalf("instance %s exited (%v) before its admin API answered\n%s", in.id, in.exitState(), in.logTail(40))
-		default:
-		}
-		m := adminAddrRE.FindSubmatch(in.logFrom(off))
-		if m == nil {
-			continue
-		}
-		base := "http://" + string(m[1])
-		resp, err := client.Get(base + "/connectors")
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			in.mu.Lock()
-			in.admin = base
-			in.mu.Unlock()
-			return true
-		}
-	}
-	in.t.Fatalf("instance %s: admin API did not answer within %v\n%s", in.id, within, in.logTail(40))
-	return false
-}
-
-// signal sends sig to the current process.
-func (in *instance) signal(sig syscall.Signal) {
-	in.t.Helper()
-	pid := in.pid()
-	if err := syscall.Kill(pid, sig); err != nil {
-		in.t.Fatalf("instance %s: kill -%v %d: %v", in.id, sig, pid, err)
-	}
+	in.Launch()
+	return in.WaitAdmin(time.Minute, true)
 }
 
 // kill sends sig (SIGKILL, SIGTERM, SIGSTOP, SIGCONT); after SIGKILL it
 // also waits for the process to be gone, so a restart cannot overlap it.
 func (in *instance) kill(sig syscall.Signal) {
 	in.t.Helper()
-	in.signal(sig)
+	in.Signal(sig)
 	if sig == syscall.SIGKILL {
-		in.waitExit(30 * time.Second)
-	}
-}
-
-// waitExit waits up to within for the current process to exit and returns
-// its exit code, or -1 when a signal ended it.
-func (in *instance) waitExit(within time.Duration) int {
-	in.t.Helper()
-	in.mu.Lock()
-	done := in.done
-	in.mu.Unlock()
-	select {
-	case <-done:
-	case <-time.After(within):
-		in.t.Fatalf("instance %s did not exit within %v\n%s", in.id, within, in.logTail(40))
-	}
-	return in.exitState().ExitCode()
-}
-
-// exitState is the current process's exit state, nil while it runs.
-func (in *instance) exitState() *os.ProcessState {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.state
-}
-
-// alive fails the test if the current process has exited.
-func (in *instance) alive() {
-	in.t.Helper()
-	if st := in.exitState(); st != nil {
-		in.t.Fatalf("instance %s exited unexpectedly (%v)\n%s", in.id, st, in.logTail(60))
+		in.WaitExit(30 * time.Second)
 	}
 }
 
@@ -247,70 +89,22 @@ func (in *instance) alive() {
 // its process has exited.
 func (in *instance) restart() {
 	in.t.Helper()
-	if in.exitState() == nil {
+	if in.ExitState() == nil {
 		in.t.Fatalf("instance %s: restart while its process runs", in.id)
 	}
-	in.start()
+	in.Start()
 }
 
-// cleanup kills the process if it still runs (SIGKILL ends a stopped
-// process too) and prints the log's tail if the test failed.
-func (in *instance) cleanup() {
-	in.mu.Lock()
-	cmd, done := in.cmd, in.done
-	in.mu.Unlock()
-	if cmd != nil {
-		select {
-		case <-done:
-		default:
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				in.t.Errorf("instance %s: pid %d survived SIGKILL for 30s", in.id, cmd.Process.Pid)
-			}
-		}
-	}
-	if in.t.Failed() {
-		in.t.Logf("instance %s: last lines of %s:\n%s", in.id, in.logPath, in.logTail(80))
-	}
-}
-
-func (in *instance) logFrom(off int64) []byte {
-	b, err := os.ReadFile(in.logPath)
-	if err != nil || off > int64(len(b)) {
-		return nil
-	}
-	return b[off:]
-}
-
-// logSize is the current length of the instance's log, a mark for logSince.
-func (in *instance) logSize() int64 {
-	fi, err := os.Stat(in.logPath)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// logSince is what the instance logged after mark at level WARN or above.
+// logSince is what the instance logged after mark (a LogSize) at level
+// WARN or above.
 func (in *instance) logSince(mark int64) string {
 	var out []string
-	for _, l := range strings.Split(string(in.logFrom(mark)), "\n") {
+	for _, l := range strings.Split(string(in.LogFrom(mark)), "\n") {
 		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
 			out = append(out, l)
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// logTail is the last n lines of the instance's log (every run of it).
-func (in *instance) logTail(n int) string {
-	lines := strings.Split(strings.TrimRight(string(in.logFrom(0)), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // status is the part of GET /connectors/{name}/status the tests read.
@@ -345,9 +139,7 @@ func (s status) aborts() uint64 {
 
 // status GETs the connector's admin status from the current process.
 func (in *instance) status(connector string) (status, error) {
-	in.mu.Lock()
-	base := in.admin
-	in.mu.Unlock()
+	base := in.Admin()
 	if base == "" {
 		return status{}, errors.New("no admin API (process not started)")
 	}
@@ -377,7 +169,7 @@ func (in *instance) mustStatus(connector string) status {
 	in.t.Helper()
 	st, err := in.status(connector)
 	if err != nil {
-		in.t.Fatalf("instance %s: status of %s: %v\n%s", in.id, connector, err, in.logTail(40))
+		in.t.Fatalf("instance %s: status of %s: %v\n%s", in.id, connector, err, in.LogTail(40))
 	}
 	return st
 }

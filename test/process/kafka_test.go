@@ -118,7 +118,7 @@ connectors:
 				fields: {copied: true}
 		%s
 %s
-`, instanceIDEnv, strings.Join(quoted, ", "), connectorName, c.guarantee, c.commitInterval,
+`, testenv.InstanceIDEnv, strings.Join(quoted, ", "), connectorName, c.guarantee, c.commitInterval,
 		c.transactionTimeout, c.shutdownTimeout, batchMax, p.in, p.group, c.sessionTimeout, sinkKey, sink)
 	path := writeFile(p.t, p.dir, "connectd.yaml", yaml)
 	p.t.Logf("config %s:%s", path, strings.ReplaceAll(yaml, "\t", "  "))
@@ -291,7 +291,7 @@ func (p *pipe) waitCommitted(n int, within time.Duration, alive ...*instance) in
 			return c
 		}
 		for _, in := range alive {
-			in.alive()
+			in.Alive()
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%d of %d input records committed after %v", c, n, within)
@@ -340,7 +340,7 @@ func (p *pipe) groupMembers() (int, error) {
 func (p *pipe) waitHeirTakesOver(t *testing.T, heir *instance, frozenAt map[int32]int64) {
 	t.Helper()
 	waitFor(t, 2*time.Minute, "the group to expel the frozen zombie", func() bool {
-		heir.alive()
+		heir.Alive()
 		n, err := p.groupMembers()
 		return err == nil && n == 1
 	})
@@ -352,7 +352,7 @@ func (p *pipe) waitHeirTakesOver(t *testing.T, heir *instance, frozenAt map[int3
 	// every partition past frozenAt: only then has the heir claimed them
 	// and the zombie's batch become stale.
 	waitFor(t, 2*time.Minute, "the heir to commit past the zombie on every partition", func() bool {
-		heir.alive()
+		heir.Alive()
 		offs, err := p.committedOffsets()
 		if err != nil {
 			return false

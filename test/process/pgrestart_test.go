@@ -209,7 +209,7 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	}
 	t.Logf("drained %d events in %.1fs; status %s", total, time.Since(start).Seconds(), st)
 	inst.kill(syscall.SIGTERM)
-	if code := inst.waitExit(30 * time.Second); code != 0 {
+	if code := inst.WaitExit(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
 	rep := verifyClean(t, cfg, connectorName, total)

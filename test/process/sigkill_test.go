@@ -90,7 +90,7 @@ func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe
 		delay := time.Duration(rng.Int64N(int64(150 * time.Millisecond)))
 		reached := p.waitCommitted(atKill+step, 2*time.Minute, inst)
 		time.Sleep(delay)
-		inst.alive()
+		inst.Alive()
 		inst.kill(syscall.SIGKILL)
 		kills++
 		atKill = p.committed()
@@ -118,7 +118,7 @@ func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe
 	t.Logf("drained %d input records in %.1fs; last run's status: %s", total, time.Since(start).Seconds(), st)
 
 	inst.kill(syscall.SIGTERM)
-	if code := inst.waitExit(30 * time.Second); code != 0 {
+	if code := inst.WaitExit(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
 	return killResult{kills: kills, openAtKill: openAtKill, input: total, cfgPath: cfg}

@@ -69,8 +69,8 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 	in := p.startStream(minInput, 1000)
 	// Both members own partitions and have committed.
 	waitFor(t, time.Minute, "both instances commit", func() bool {
-		zombie.alive()
-		heir.alive()
+		zombie.Alive()
+		heir.Alive()
 		n, err := p.groupMembers()
 		return err == nil && n == 2 &&
 			zombie.mustStatus(connectorName).Commits > 0 && heir.mustStatus(connectorName).Commits > 0
@@ -116,7 +116,7 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 		// check runs every 10s by default) and bumps the epoch.
 		var d any
 		waitFor(t, 40*time.Second, "the broker to abort the frozen transaction", func() bool {
-			heir.alive()
+			heir.Alive()
 			desc, err := p.describeTxn(zid)
 			d = desc
 			return err == nil && desc.State != "Ongoing"
@@ -130,7 +130,7 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 		t.Logf("zombie's transaction just before SIGCONT: state %s, producer %d epoch %d", d.State, d.ProducerID, d.ProducerEpoch)
 	}
 
-	mark := zombie.logSize()
+	mark := zombie.LogSize()
 	zombie.kill(syscall.SIGCONT)
 	woke := time.Now()
 	t.Logf("%.1fs: SIGCONT after %.1fs frozen", time.Since(start).Seconds(), time.Since(frozen).Seconds())
@@ -138,7 +138,7 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 	// README.md on an expelled zombie waiting for it.
 	var after status
 	waitFor(t, 2*time.Minute, "the woken zombie to report its batch aborted", func() bool {
-		zombie.alive()
+		zombie.Alive()
 		st, err := zombie.status(connectorName)
 		after = st
 		return err == nil && st.aborts() > before.aborts()
@@ -146,8 +146,8 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 	t.Logf("%.1fs: the woken zombie reported its batch aborted %.1fs after SIGCONT: aborts %v -> %v (commits %d -> %d)",
 		time.Since(start).Seconds(), time.Since(woke).Seconds(), before.Aborts, after.Aborts, before.Commits, after.Commits)
 	waitFor(t, 2*time.Minute, "the zombie to rejoin the group", func() bool {
-		zombie.alive()
-		heir.alive()
+		zombie.Alive()
+		heir.Alive()
 		n, err := p.groupMembers()
 		return err == nil && n == 2
 	})
@@ -159,7 +159,7 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 		inst.kill(syscall.SIGTERM)
 	}
 	for _, inst := range []*instance{zombie, heir} {
-		if code := inst.waitExit(30 * time.Second); code != 0 {
+		if code := inst.WaitExit(30 * time.Second); code != 0 {
 			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.id, code)
 		}
 	}

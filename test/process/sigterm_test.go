@@ -59,7 +59,7 @@ func runSIGTERM(t *testing.T, guarantee string) {
 			// it (the broker says so); between transactions would
 			// prove less.
 			waitFor(t, time.Minute, "an open transaction with output in it", func() bool {
-				inst.alive()
+				inst.Alive()
 				d, err := p.describeTxn(id)
 				return err == nil && d.State == "Ongoing" && len(d.Topics[p.out]) > 0
 			})
@@ -67,17 +67,17 @@ func runSIGTERM(t *testing.T, guarantee string) {
 			time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 		}
 		committedBefore := p.committed()
-		mark := inst.logSize()
+		mark := inst.LogSize()
 		inst.kill(syscall.SIGTERM)
 		sent := time.Now()
 		// Bounded by shutdown_timeout for the batch plus the admin
 		// API's shutdown and the exit; no timing is asserted beyond it.
-		code := inst.waitExit(shutdownTimeout + 20*time.Second)
+		code := inst.WaitExit(shutdownTimeout + 20*time.Second)
 		took := time.Since(sent).Round(time.Millisecond)
 		if code != 0 {
 			t.Fatalf("SIGTERM %d: exit %d, want 0", cycle, code)
 		}
-		logged := string(inst.logFrom(mark))
+		logged := string(inst.LogFrom(mark))
 		for _, want := range []string{`msg="shutting down" signal=terminated`, `msg="connector stopped"`, `msg="connectd stopped"`} {
 			if !strings.Contains(logged, want) {
 				t.Errorf("SIGTERM %d: log lacks %q:\n%s", cycle, want, logged)
@@ -131,7 +131,7 @@ func runSIGTERM(t *testing.T, guarantee string) {
 	total := in.stop(t)
 	p.waitCommitted(total, 3*time.Minute, inst)
 	inst.kill(syscall.SIGTERM)
-	if code := inst.waitExit(shutdownTimeout + 20*time.Second); code != 0 {
+	if code := inst.WaitExit(shutdownTimeout + 20*time.Second); code != 0 {
 		t.Fatalf("exit %d after the last SIGTERM, want 0", code)
 	}
 	if exactlyOnce {

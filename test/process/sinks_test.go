@@ -75,7 +75,7 @@ func (p *pipe) waitDrained(n int, within time.Duration, alive ...*instance) {
 	p.t.Helper()
 	waitFor(p.t, within, fmt.Sprintf("all %d input records committed", n), func() bool {
 		for _, in := range alive {
-			in.alive()
+			in.Alive()
 		}
 		if p.committed() >= n {
 			return true

@@ -72,8 +72,8 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 	heir := startInstance(t, cfg, hid)
 	in := p.startStream(pre, 1000)
 	waitFor(t, time.Minute, "both instances commit", func() bool {
-		zombie.alive()
-		heir.alive()
+		zombie.Alive()
+		heir.Alive()
 		n, err := p.groupMembers()
 		return err == nil && n == 2 &&
 			zombie.mustStatus(connectorName).Commits > 0 && heir.mustStatus(connectorName).Commits > 0
@@ -113,12 +113,12 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 	}
 	t.Logf("%.1fs: the heir committed past the zombie on every partition: %s", time.Since(start).Seconds(), heir.mustStatus(connectorName))
 
-	mark := zombie.logSize()
+	mark := zombie.LogSize()
 	zombie.kill(syscall.SIGCONT)
 	woke := time.Now()
 	var after status
 	waitFor(t, 2*time.Minute, "the woken zombie to report its batch aborted", func() bool {
-		zombie.alive()
+		zombie.Alive()
 		st, err := zombie.status(connectorName)
 		after = st
 		return err == nil && st.aborts() > before.aborts()
@@ -130,8 +130,8 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 		t.Errorf("the zombie's batch aborted but was not fenced: aborts %v -> %v", before.Aborts, after.Aborts)
 	}
 	waitFor(t, 2*time.Minute, "the zombie to rejoin the group", func() bool {
-		zombie.alive()
-		heir.alive()
+		zombie.Alive()
+		heir.Alive()
 		n, err := p.groupMembers()
 		return err == nil && n == 2
 	})
@@ -142,7 +142,7 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 		inst.kill(syscall.SIGTERM)
 	}
 	for _, inst := range []*instance{zombie, heir} {
-		if code := inst.waitExit(30 * time.Second); code != 0 {
+		if code := inst.WaitExit(30 * time.Second); code != 0 {
 			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.id, code)
 		}
 	}

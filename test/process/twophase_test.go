@@ -104,8 +104,7 @@ func TestTwoPhaseKilledAtEachPoint(t *testing.T) {
 	const n = 20_000
 	tp.produce(0, n)
 	id := tp.instanceID("2pc")
-	inst := &instance{t: t, id: id, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + id + ".log"}
-	t.Cleanup(inst.cleanup)
+	inst := newInstance(t, tp.cfg, id)
 
 	steps := []struct {
 		point string
@@ -119,12 +118,12 @@ func TestTwoPhaseKilledAtEachPoint(t *testing.T) {
 		{"after-prepare:10", "a prepared transaction without a decision"},
 	}
 	for _, s := range steps {
-		inst.env = []string{txn.KillPointEnv + "=" + s.point}
+		inst.SetEnv(txn.KillPointEnv + "=" + s.point)
 		committedBefore := tp.committed()
 		inst.startMayDie()
-		code := inst.waitExit(2 * time.Minute)
-		if st := inst.exitState(); code != -1 || st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("%s: the process exited with %v, want killed by SIGKILL at the point\n%s", s.point, st, inst.logTail(40))
+		code := inst.WaitExit(2 * time.Minute)
+		if st := inst.ExitState(); code != -1 || st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("%s: the process exited with %v, want killed by SIGKILL at the point\n%s", s.point, st, inst.LogTail(40))
 		}
 		left := tp.prepared()
 		t.Logf("killed at %-18s committed %d -> %d; %d prepared left (%s)", s.point, committedBefore, tp.committed(), left, s.leaves)
@@ -132,8 +131,8 @@ func TestTwoPhaseKilledAtEachPoint(t *testing.T) {
 			t.Fatalf("killed at %s but no prepared transaction was left: the point is not between the phases", s.point)
 		}
 	}
-	inst.env = nil
-	inst.start()
+	inst.SetEnv()
+	inst.Start()
 	tp.waitDrained(n, 3*time.Minute, inst)
 	st := inst.mustStatus(connectorName)
 	// The last run started with the fifth kill's undecided transaction.
@@ -141,7 +140,7 @@ func TestTwoPhaseKilledAtEachPoint(t *testing.T) {
 		t.Errorf("status does not show the rolled-back in-doubt transaction and none left: %s", st)
 	}
 	inst.kill(syscall.SIGTERM)
-	if code := inst.waitExit(30 * time.Second); code != 0 {
+	if code := inst.WaitExit(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
 	rep := tp.checkQuiet(n)
@@ -194,12 +193,11 @@ func TestTwoPhaseZombieCannotCommitWhatRecoveryRolledBack(t *testing.T) {
 	const n = 20_000
 	tp.produce(0, n)
 	idA, idB := tp.instanceID("a"), tp.instanceID("b")
-	a := &instance{t: t, id: idA, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + idA + ".log",
-		env: []string{txn.FreezePointEnv + "=after-prepare:4"}}
-	t.Cleanup(a.cleanup)
-	a.launch()
+	a := newInstance(t, tp.cfg, idA)
+	a.SetEnv(txn.FreezePointEnv + "=after-prepare:4")
+	a.Launch()
 	waitFor(t, time.Minute, "A frozen after its 4th prepare", func() bool {
-		return processState(a.pid()) == 'T'
+		return processState(a.Pid()) == 'T'
 	})
 	if tp.prepared() != 1 {
 		t.Fatalf("A is frozen after a prepare, yet %d prepared transactions exist", tp.prepared())
@@ -207,12 +205,12 @@ func TestTwoPhaseZombieCannotCommitWhatRecoveryRolledBack(t *testing.T) {
 	frozenAt := tp.committed()
 
 	b := startInstance(t, tp.cfg, idB)
-	mark := b.logSize()
+	mark := b.LogSize()
 	waitFor(t, 2*time.Minute, "B resolves A's prepared transaction", func() bool {
-		b.alive()
-		return strings.Contains(string(b.logFrom(mark)), "resolved an in-doubt transaction")
+		b.Alive()
+		return strings.Contains(string(b.LogFrom(mark)), "resolved an in-doubt transaction")
 	})
-	bLog := string(b.logFrom(mark))
+	bLog := string(b.LogFrom(mark))
 	fenced := strings.Index(bLog, "fenced another instance's transactional ID")
 	if fenced < 0 || fenced > strings.Index(bLog, "resolved an in-doubt transaction") ||
 		!strings.Contains(bLog, "transactional_id="+transactionalID(idA)) || !strings.Contains(bLog, "committed=false") {
@@ -220,7 +218,7 @@ func TestTwoPhaseZombieCannotCommitWhatRecoveryRolledBack(t *testing.T) {
 	}
 	tp.waitDrained(n, 3*time.Minute, b)
 
-	aMark := a.logSize()
+	aMark := a.LogSize()
 	a.kill(syscall.SIGCONT)
 	waitFor(t, time.Minute, "the resumed zombie A fails its commit, fenced", func() bool {
 		return strings.Contains(a.logSince(aMark), "kind=fenced")
@@ -230,9 +228,9 @@ func TestTwoPhaseZombieCannotCommitWhatRecoveryRolledBack(t *testing.T) {
 		t.Fatalf("%d prepared transactions after the zombie resumed", n)
 	}
 	b.kill(syscall.SIGTERM)
-	b.waitExit(30 * time.Second)
+	b.WaitExit(30 * time.Second)
 	a.kill(syscall.SIGTERM)
-	a.waitExit(30 * time.Second)
+	a.WaitExit(30 * time.Second)
 	rep := tp.checkQuiet(n)
 	t.Logf("zombie frozen at %d committed, fenced and rolled back by B; resumed and refused: %s", frozenAt, rep)
 }
@@ -260,15 +258,15 @@ func readProcStat(pid int) (string, error) {
 // until the process has stopped itself there.
 func freezeAt(t *testing.T, inst *instance, point string) {
 	t.Helper()
-	inst.env = []string{txn.FreezePointEnv + "=" + point}
-	inst.launch()
+	inst.SetEnv(txn.FreezePointEnv + "=" + point)
+	inst.Launch()
 	waitFor(t, 2*time.Minute, "frozen at "+point, func() bool {
-		if inst.exitState() != nil {
-			t.Fatalf("the process exited before reaching %s\n%s", point, inst.logTail(40))
+		if inst.ExitState() != nil {
+			t.Fatalf("the process exited before reaching %s\n%s", point, inst.LogTail(40))
 		}
-		return processState(inst.pid()) == 'T'
+		return processState(inst.Pid()) == 'T'
 	})
-	inst.env = nil
+	inst.SetEnv()
 }
 
 // TestTwoPhasePostgresRestartWithPreparedPending: PostgreSQL crashes and
@@ -309,8 +307,7 @@ func TestTwoPhasePostgresRestartWithPreparedPending(t *testing.T) {
 
 	tp := newTwoPhasePipe(t, "exactly_once", "6s", pg.dsn())
 	id := tp.instanceID("pgr")
-	inst := &instance{t: t, id: id, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + id + ".log"}
-	t.Cleanup(inst.cleanup)
+	inst := newInstance(t, tp.cfg, id)
 	total := 0
 	for _, c := range []struct{ point, restart string }{
 		{"after-decision:4", "immediate"},
@@ -328,12 +325,12 @@ func TestTwoPhasePostgresRestartWithPreparedPending(t *testing.T) {
 		if n := tp.prepared(); n != 1 {
 			t.Fatalf("after PostgreSQL restart -m %s: %d prepared transactions, want the pending one", c.restart, n)
 		}
-		mark := inst.logSize()
+		mark := inst.LogSize()
 		inst.kill(syscall.SIGCONT)
 		tp.waitDrained(total, 3*time.Minute, inst)
 		t.Logf("frozen at %s, PostgreSQL restart -m %s, resumed: %s", c.point, c.restart, inst.logSince(mark))
 		inst.kill(syscall.SIGTERM)
-		if code := inst.waitExit(30 * time.Second); code != 0 {
+		if code := inst.WaitExit(30 * time.Second); code != 0 {
 			t.Fatalf("exit %d after SIGTERM, want 0", code)
 		}
 	}
@@ -354,8 +351,7 @@ func TestTwoPhaseKafkaBrokerRestartMidCommit(t *testing.T) {
 	broker := kc.Nodes[0]
 	tp := newTwoPhasePipeOn(t, newPipeOn(t, kc.Brokers), "exactly_once", "6s")
 	id := tp.instanceID("kr")
-	inst := &instance{t: t, id: id, cfgPath: tp.cfg, logPath: t.TempDir() + "/connectd-" + id + ".log"}
-	t.Cleanup(inst.cleanup)
+	inst := newInstance(t, tp.cfg, id)
 	ctx := context.Background()
 	stop := func() {
 		t.Helper()
@@ -380,7 +376,7 @@ func TestTwoPhaseKafkaBrokerRestartMidCommit(t *testing.T) {
 	tp.produce(0, n)
 	freezeAt(t, inst, "after-prepare:4")
 	stop()
-	mark := inst.logSize()
+	mark := inst.LogSize()
 	inst.kill(syscall.SIGCONT)
 	// connectd now produces the decision and ends the transaction against
 	// a dead broker: franz-go retries, the commit hangs. The batch stays
@@ -401,7 +397,7 @@ func TestTwoPhaseKafkaBrokerRestartMidCommit(t *testing.T) {
 	start()
 	tp.waitDrained(n, 3*time.Minute, inst)
 	inst.kill(syscall.SIGTERM)
-	if code := inst.waitExit(30 * time.Second); code != 0 {
+	if code := inst.WaitExit(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
 	rep := tp.checkQuiet(n)
