@@ -27,7 +27,7 @@ func sigterm(rounds int) step {
 			pct := r.waitProgress(0.15)
 			in := r.pick()
 			in.stop(r.shutdown)
-			at = append(at, fmt.Sprintf("%s@%d%%", in.id[len(in.id)-1:], pct))
+			at = append(at, fmt.Sprintf("%s@%d%%", in.letter(), pct))
 			in.Start()
 		}
 		return fmt.Sprintf("%d SIGTERM (%s)", rounds, strings.Join(at, " "))
@@ -45,7 +45,7 @@ func sigkill(rounds int) step {
 			time.Sleep(time.Duration(r.rng.IntN(300)) * time.Millisecond)
 			in := r.pick()
 			in.kill()
-			at = append(at, fmt.Sprintf("%s@%d%%", in.id[len(in.id)-1:], pct))
+			at = append(at, fmt.Sprintf("%s@%d%%", in.letter(), pct))
 			in.Start()
 		}
 		return fmt.Sprintf("%d SIGKILL (%s)", rounds, strings.Join(at, " "))
@@ -71,7 +71,7 @@ func sigstop(freeze time.Duration) step {
 		in.Signal(syscall.SIGCONT)
 		r.waitProgress(0.1)
 		in.Alive()
-		return fmt.Sprintf("SIGSTOP %s@%d%% for %v", in.id[len(in.id)-1:], pct, freeze)
+		return fmt.Sprintf("SIGSTOP %s@%d%% for %v", in.letter(), pct, freeze)
 	}}
 }
 
@@ -87,7 +87,7 @@ func brokerKill() step {
 			var err error
 			var role string
 			if round == 0 {
-				txid := pipeline.TransactionalID("kafka-eo", r.pick().id)
+				txid := pipeline.TransactionalID("kafka-eo", r.pick().ID())
 				node, err = r.e.txnCoordinator(txid)
 				role = "txn coordinator"
 			} else {
@@ -149,7 +149,7 @@ func (r *run) partition(what string, proxies []*Proxy, hold time.Duration) strin
 	}
 	r.waitProgress(0.1)
 	in.Alive()
-	return fmt.Sprintf("partition %s from %s@%d%% for %v", in.id[len(in.id)-1:], what, pct, hold)
+	return fmt.Sprintf("partition %s from %s@%d%% for %v", in.letter(), what, pct, hold)
 }
 
 // latencyDrop adds latency and drops replies on every connectd link at
@@ -243,7 +243,7 @@ func stall(hold time.Duration) step {
 		}
 		r.waitProgress(0.1)
 		in.Alive()
-		return fmt.Sprintf("stall %s@%d%% for %v > transaction.timeout %s", in.id[len(in.id)-1:], pct, hold, r.sc.txnTimeout)
+		return fmt.Sprintf("stall %s@%d%% for %v > transaction.timeout %s", in.letter(), pct, hold, r.sc.txnTimeout)
 	}}
 }
 
@@ -305,10 +305,10 @@ func twoPhaseKill(points ...string) step {
 			code := in.WaitExit(2 * time.Minute)
 			in.SetEnv()
 			if code != -1 {
-				r.t.Fatalf("instance %s: exit code %d, want death by SIGKILL at %s\n%s", in.id, code, point, in.LogTail(30))
+				r.t.Fatalf("instance %s: exit code %d, want death by SIGKILL at %s\n%s", in.ID(), code, point, in.LogTail(30))
 			}
 			in.Start()
-			did = append(did, fmt.Sprintf("%s@%s %d%%", in.id[len(in.id)-1:], point, pct))
+			did = append(did, fmt.Sprintf("%s@%s %d%%", in.letter(), point, pct))
 		}
 		return "SIGKILL between the phases: " + strings.Join(did, ", ")
 	}}

@@ -14,14 +14,13 @@ import (
 // from the first one on.
 type instance struct {
 	*testenv.Process
-	t  *testing.T
-	e  *env
-	id string
+	t *testing.T
+	e *env
 }
 
 func startInstance(t *testing.T, e *env, cfgPath, id string) *instance {
 	t.Helper()
-	in := &instance{t: t, e: e, id: id}
+	in := &instance{t: t, e: e}
 	logPath := filepath.Join(filepath.Dir(cfgPath), "connectd-"+id+".log")
 	in.Process = testenv.NewProcess(t, connectdBinary(t), cfgPath, logPath, id, testenv.ProcessOptions{
 		OnStart: func(pid int) { e.addPID(pid, id) },
@@ -44,6 +43,13 @@ func (in *instance) stop(shutdown time.Duration) {
 	in.t.Helper()
 	in.Signal(syscall.SIGTERM)
 	if code := in.WaitExit(shutdown + 30*time.Second); code != 0 {
-		in.t.Fatalf("instance %s: SIGTERM exit code %d, want 0\n%s", in.id, code, in.LogTail(40))
+		in.t.Fatalf("instance %s: SIGTERM exit code %d, want 0\n%s", in.ID(), code, in.LogTail(40))
 	}
+}
+
+// letter is the instance's last character (a, b, c), how fault
+// descriptions name it.
+func (in *instance) letter() string {
+	id := in.ID()
+	return id[len(id)-1:]
 }

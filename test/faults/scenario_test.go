@@ -361,7 +361,7 @@ func (r *run) drain(bounds map[connector.TopicPartition]Bound, within time.Durat
 	})
 	if !ok {
 		for _, in := range r.insts {
-			r.t.Logf("instance %s log tail:\n%s", in.id, in.LogTail(30))
+			r.t.Logf("instance %s log tail:\n%s", in.ID(), in.LogTail(30))
 		}
 		r.t.Fatalf("pipeline did not drain within %v: %s", within, last)
 	}

@@ -46,8 +46,7 @@ func (r report) String() string {
 // its log in t.TempDir() and its working directory the config's.
 type instance struct {
 	*testenv.Process
-	t  *testing.T
-	id string
+	t *testing.T
 }
 
 // startInstance runs `connectd run -c cfgPath` as instance id and waits
@@ -62,7 +61,7 @@ func startInstance(t *testing.T, cfgPath, id string) *instance {
 // newInstance prepares instance id of cfgPath without starting it.
 func newInstance(t *testing.T, cfgPath, id string) *instance {
 	t.Helper()
-	return &instance{t: t, id: id, Process: testenv.NewProcess(t, connectdBinary(t), cfgPath,
+	return &instance{t: t, Process: testenv.NewProcess(t, connectdBinary(t), cfgPath,
 		filepath.Join(t.TempDir(), "connectd-"+id+".log"), id, testenv.ProcessOptions{Dir: filepath.Dir(cfgPath)})}
 }
 
@@ -90,7 +89,7 @@ func (in *instance) kill(sig syscall.Signal) {
 func (in *instance) restart() {
 	in.t.Helper()
 	if in.ExitState() == nil {
-		in.t.Fatalf("instance %s: restart while its process runs", in.id)
+		in.t.Fatalf("instance %s: restart while its process runs", in.ID())
 	}
 	in.Start()
 }
@@ -169,7 +168,7 @@ func (in *instance) mustStatus(connector string) status {
 	in.t.Helper()
 	st, err := in.status(connector)
 	if err != nil {
-		in.t.Fatalf("instance %s: status of %s: %v\n%s", in.id, connector, err, in.LogTail(40))
+		in.t.Fatalf("instance %s: status of %s: %v\n%s", in.ID(), connector, err, in.LogTail(40))
 	}
 	return st
 }

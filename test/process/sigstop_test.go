@@ -160,7 +160,7 @@ func runZombie(t *testing.T, c connectorConfig, expelled bool) {
 	}
 	for _, inst := range []*instance{zombie, heir} {
 		if code := inst.WaitExit(30 * time.Second); code != 0 {
-			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.id, code)
+			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.ID(), code)
 		}
 	}
 	t.Logf("the zombie's warnings after SIGCONT:\n%s", zombie.logSince(mark))

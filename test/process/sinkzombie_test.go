@@ -143,7 +143,7 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 	}
 	for _, inst := range []*instance{zombie, heir} {
 		if code := inst.WaitExit(30 * time.Second); code != 0 {
-			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.id, code)
+			t.Fatalf("instance %s: exit %d after SIGTERM, want 0", inst.ID(), code)
 		}
 	}
 	rep := verifyClean(t, cfg, connectorName, total)

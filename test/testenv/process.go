@@ -60,6 +60,9 @@ func NewProcess(t *testing.T, binary, cfgPath, logPath, id string, opts ProcessO
 	return p
 }
 
+// ID is the instance ID the process runs as.
+func (p *Process) ID() string { return p.id }
+
 // LogPath is the process's log file.
 func (p *Process) LogPath() string { return p.logPath }
 
