@@ -218,8 +218,9 @@ func (s *Store) writeTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, en
 }
 
 // ending is how a write transaction ends: with the offsets compare-and-set
-// and COMMIT (cas, offsets in the sink), or with PREPARE TRANSACTION gid
-// (two-phase commit, offsets in Kafka).
+// and COMMIT (cas: exactly_once, offsets in the sink), with PREPARE
+// TRANSACTION gid (two-phase commit, offsets in Kafka), or, with neither,
+// with a plain COMMIT (at_least_once: the offsets go to Kafka afterwards).
 type ending struct {
 	cas *casArgs
 	gid string
@@ -351,24 +352,27 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 		return s.prepareTx(ctx, conn.Conn(), b, end.gid, &committed)
 	}
 	cas := end.cas
-	b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
-
-	br := conn.SendBatch(ctx, b)
-	var updated int64
-	for range b.Len() {
-		tag, err := br.Exec()
-		if err != nil {
-			br.Close()
+	if cas != nil {
+		b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
+	}
+	if b.Len() > 0 {
+		br := conn.SendBatch(ctx, b)
+		var updated int64
+		for range b.Len() {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return classify("write batch", err, false)
+			}
+			updated = tag.RowsAffected() // the CAS is last
+		}
+		if err := br.Close(); err != nil {
 			return classify("write batch", err, false)
 		}
-		updated = tag.RowsAffected() // the CAS is last
-	}
-	if err := br.Close(); err != nil {
-		return classify("write batch", err, false)
-	}
-	if want := int64(len(cas.topics)); updated != want {
-		return connector.NewCommitError(connector.Fenced, "offsets compare-and-set",
-			fmt.Errorf("group %s: %d of %d partitions still at the claimed generation and expected offset; a newer owner holds the others", cas.group, updated, want))
+		if cas != nil && updated != int64(len(cas.topics)) {
+			return connector.NewCommitError(connector.Fenced, "offsets compare-and-set",
+				fmt.Errorf("group %s: %d of %d partitions still at the claimed generation and expected offset; a newer owner holds the others", cas.group, updated, len(cas.topics)))
+		}
 	}
 	tag, err := conn.Exec(ctx, "COMMIT")
 	if err != nil {
@@ -489,32 +493,23 @@ func (s *Store) insertIsolating(ctx context.Context, c *pgx.Conn, rows []item) (
 }
 
 // WriteBatch implements txn.SinkWriter (at_least_once): the rows are
-// plainly inserted (no unique key, duplicates possible after a failure) and
-// the dead-letter rows inserted, in one implicit transaction. A row the
-// table rejects fails the batch.
+// plainly inserted (no unique key, duplicates possible after a failure) with
+// the dead-letter rows, in one transaction ended by a plain COMMIT, the
+// offsets going to Kafka after it returns. It takes the same path as
+// exactly_once without the CAS: rows mapped a chunk ahead of each INSERT,
+// so memory is bounded by the chunk, not the batch (mapping and encoding a
+// whole 10,000-record batch of 1 KB values at once took the daemon over
+// 256 MiB, issue 9); and a row the table rejects is isolated, then
+// dead-lettered or named in a Fatal error. If the COMMIT goes unanswered
+// the batch is re-read and written again, as after any failure here.
 func (s *Store) WriteBatch(ctx context.Context, recs []*connector.Record) error {
 	p := s.split(recs)
-	m := s.mapRecords(p.recs)
-	if m.err != nil {
-		return m.err
+	if len(p.recs) == 0 && len(p.dlq) == 0 {
+		return nil
 	}
 	pool, err := s.Pool(ctx)
 	if err != nil {
 		return err
 	}
-	b := &pgx.Batch{}
-	for start := 0; start < len(m.items); start += s.cfg.BatchSize {
-		s.queueInsert(b, m.items[start:min(start+s.cfg.BatchSize, len(m.items))])
-	}
-	dlqErr := map[*connector.Record]error{}
-	if dlq := deadLetters(p.dlq, m.rejected, dlqErr); len(dlq) > 0 {
-		queueDLQ(b, s.sql.insertDLQ, dlq, dlqErr)
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := pool.SendBatch(ctx, b).Close(); err != nil {
-		return classify("insert", err, false)
-	}
-	return nil
+	return s.writeTx(ctx, pool, p, ending{})
 }

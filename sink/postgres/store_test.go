@@ -259,40 +259,54 @@ func TestUnmappableRecordFailsWithItsOrigin(t *testing.T) {
 
 // A row the table itself rejects (here a NOT NULL column the mapping leaves
 // NULL) is found by bisection: dead-lettered with tolerance all, named in a
-// Fatal error with none.
+// Fatal error with none; with either guarantee, as both take one write path.
 func TestRejectedRowIsolated(t *testing.T) {
-	for _, dlq := range []string{"dlq", ""} {
-		t.Run("dlq="+dlq, func(t *testing.T) {
-			cfg := testConfig(testenv.Postgres(t))
-			s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true, DLQTopic: dlq})
-			ctx := context.Background()
-			if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := conn.Exec(ctx, "ALTER TABLE events ALTER COLUMN amount SET NOT NULL"); err != nil {
-				t.Fatal(err)
-			}
-			batch := recs(p0, 0, 40)
-			batch[7].Value = []byte(`{"i":7}`)
-			batch[30].Value = []byte(`{"i":30}`)
-			err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, batch, nil, connector.Checkpoint{p0: 40})
-			if dlq == "" {
-				wantKind(t, err, connector.Fatal, "rejected row, errors.tolerance none")
-				if !strings.Contains(err.Error(), "in/0/7:") && !strings.Contains(err.Error(), "in/0/30:") {
-					t.Fatalf("error does not name in/0/7 or in/0/30: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := count(t, conn, "SELECT count(*) FROM events"); n != 38 {
-				t.Fatalf("%d rows, want 38", n)
-			}
-			if n := count(t, conn, "SELECT count(*) FROM events_dlq WHERE origin_offset IN (7, 30) AND error_message LIKE '%null value%'"); n != 2 {
-				t.Fatalf("%d rejected rows dead-lettered, want 2", n)
-			}
-		})
+	for _, exactlyOnce := range []bool{true, false} {
+		for _, dlq := range []string{"dlq", ""} {
+			t.Run(fmt.Sprintf("exactly_once=%v/dlq=%s", exactlyOnce, dlq), func(t *testing.T) {
+				testRejectedRowIsolated(t, exactlyOnce, dlq)
+			})
+		}
+	}
+}
+
+func testRejectedRowIsolated(t *testing.T, exactlyOnce bool, dlq string) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: exactlyOnce, DLQTopic: dlq})
+	ctx := context.Background()
+	if _, err := s.Pool(ctx); err != nil { // creates the tables
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER TABLE events ALTER COLUMN amount SET NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	batch := recs(p0, 0, 40)
+	batch[7].Value = []byte(`{"i":7}`)
+	batch[30].Value = []byte(`{"i":30}`)
+	var err error
+	if exactlyOnce {
+		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+			t.Fatal(err)
+		}
+		err = s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, batch, nil, connector.Checkpoint{p0: 40})
+	} else {
+		err = s.WriteBatch(ctx, batch)
+	}
+	if dlq == "" {
+		wantKind(t, err, connector.Fatal, "rejected row, errors.tolerance none")
+		if !strings.Contains(err.Error(), "in/0/7:") && !strings.Contains(err.Error(), "in/0/30:") {
+			t.Fatalf("error does not name in/0/7 or in/0/30: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events"); n != 38 {
+		t.Fatalf("%d rows, want 38", n)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events_dlq WHERE origin_offset IN (7, 30) AND error_message LIKE '%null value%'"); n != 2 {
+		t.Fatalf("%d rejected rows dead-lettered, want 2", n)
 	}
 }
 
