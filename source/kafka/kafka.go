@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -34,7 +35,38 @@ type Config struct {
 	// SessionTimeout is the group session timeout (Kafka's
 	// session.timeout.ms). Default 45s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// FetchMaxBytes bounds, in bytes, one fetch response across all of a
+	// task's partitions (Kafka's fetch.max.bytes). Default
+	// DefaultFetchMaxBytes.
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
+	// FetchMaxPartitionBytes bounds, in bytes, one partition's share of a
+	// fetch response (Kafka's max.partition.fetch.bytes). Default
+	// DefaultFetchMaxPartitionBytes.
+	FetchMaxPartitionBytes int `yaml:"fetch_max_partition_bytes"`
 }
+
+// The fetch bounds' defaults. Both count bytes as the broker stores them,
+// compressed, while franz-go decompresses a whole response as it arrives
+// and keeps it until every record is polled; decompressed, a response is
+// up to the compression ratio times larger. Measured with the benchmark
+// harness (issue 9), 1,000,000-record backlogs over 12 partitions, one
+// round each, two runs per setting:
+//
+//   - Kafka's 50 MiB total, with 512 KiB per partition (so 6 MiB at 12
+//     partitions): 1 KB records padded to compress about 20 times peaked
+//     at 247-249 MiB RSS into PostgreSQL (a heap profile showed 78 MB of
+//     decompressed batches live), 100 B records at 179-186 MiB.
+//   - 4 MiB total: 180-185 and 132-136 MiB.
+//   - 2 MiB total: 122-127 and 89-90 MiB, at no cost in drain throughput
+//     (Kafka→Kafka exactly_once 237k and 241k records/s against 205k and
+//     153k at 50 MiB; PostgreSQL 42k and 45k against 44k and 43k).
+//
+// A record batch larger than either bound is still returned whole, so a
+// bound never stalls a partition.
+const (
+	DefaultFetchMaxBytes          = 2 << 20
+	DefaultFetchMaxPartitionBytes = 512 << 10
+)
 
 // Validate applies defaults and checks the config.
 func (c *Config) Validate(connectorName string) error {
@@ -56,6 +88,20 @@ func (c *Config) Validate(connectorName string) error {
 	}
 	if c.SessionTimeout < 0 {
 		return errors.New("session_timeout: must be positive")
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+	if c.FetchMaxPartitionBytes == 0 {
+		c.FetchMaxPartitionBytes = DefaultFetchMaxPartitionBytes
+	}
+	for _, b := range []struct {
+		name string
+		v    int
+	}{{"fetch_max_bytes", c.FetchMaxBytes}, {"fetch_max_partition_bytes", c.FetchMaxPartitionBytes}} {
+		if b.v < 1 || b.v > math.MaxInt32 {
+			return fmt.Errorf("%s: %d is not a byte count between 1 and %d", b.name, b.v, math.MaxInt32)
+		}
 	}
 	return nil
 }
@@ -81,16 +127,14 @@ func (c Config) ClientOptions() []kgo.Opt {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(c.StartAt()),
 		kgo.SessionTimeout(c.SessionTimeout),
-		// Kafka's max.partition.fetch.bytes; franz-go's default, like
-		// Java's, is 1 MiB. franz-go fetches ahead of what is polled, and
-		// a 1 MiB compressed fetch per partition of small, compressible
-		// records is hundreds of thousands of decoded records: with a
+		// franz-go's defaults, like Java's, are 50 MiB and 1 MiB, and
+		// franz-go fetches ahead of what is polled: with a
 		// 1,000,000-record backlog over 12 partitions the daemon peaked
-		// at 310-345 MiB RSS. Measured interleaved (bench/, issue 9):
-		// 512 KiB peaks at 183 MiB for about 6% less drain throughput,
-		// 256 KiB at 115 MiB for about 12% less. A batch is at most
+		// at 310-345 MiB RSS. Why the smaller defaults are safe for
+		// throughput: see DefaultFetchMaxBytes. A batch is at most
 		// batch.max.records anyway.
-		kgo.FetchMaxPartitionBytes(512 << 10),
+		kgo.FetchMaxBytes(int32(c.FetchMaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(c.FetchMaxPartitionBytes)),
 	}
 }
 

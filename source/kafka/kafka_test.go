@@ -25,17 +25,22 @@ func TestConfigValidate(t *testing.T) {
 		{
 			name: "defaults",
 			in:   Config{Topics: []string{"in"}},
-			want: Config{Topics: []string{"in"}, Group: "connectd-c", StartOffset: "earliest", SessionTimeout: 45 * time.Second},
+			want: Config{Topics: []string{"in"}, Group: "connectd-c", StartOffset: "earliest", SessionTimeout: 45 * time.Second,
+				FetchMaxBytes: DefaultFetchMaxBytes, FetchMaxPartitionBytes: DefaultFetchMaxPartitionBytes},
 		},
 		{
 			name: "explicit values kept",
-			in:   Config{Topics: []string{"a", "b"}, Group: "g", StartOffset: "latest", SessionTimeout: 10 * time.Second},
-			want: Config{Topics: []string{"a", "b"}, Group: "g", StartOffset: "latest", SessionTimeout: 10 * time.Second},
+			in: Config{Topics: []string{"a", "b"}, Group: "g", StartOffset: "latest", SessionTimeout: 10 * time.Second,
+				FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 64 << 10},
+			want: Config{Topics: []string{"a", "b"}, Group: "g", StartOffset: "latest", SessionTimeout: 10 * time.Second,
+				FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 64 << 10},
 		},
 		{name: "no topics", in: Config{}, wantErr: "topics: "},
 		{name: "empty topic list", in: Config{Topics: []string{}}, wantErr: "topics: "},
 		{name: "bad start offset", in: Config{Topics: []string{"in"}, StartOffset: "beginning"}, wantErr: `start_offset: "beginning"`},
 		{name: "negative session timeout", in: Config{Topics: []string{"in"}, SessionTimeout: -time.Second}, wantErr: "session_timeout: "},
+		{name: "negative fetch bound", in: Config{Topics: []string{"in"}, FetchMaxBytes: -1}, wantErr: "fetch_max_bytes: -1 "},
+		{name: "partition bound past int32", in: Config{Topics: []string{"in"}, FetchMaxPartitionBytes: 1 << 31}, wantErr: "fetch_max_partition_bytes: 2147483648 "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
