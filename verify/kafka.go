@@ -241,7 +241,7 @@ func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, 
 				origin = string(h.Value)
 			}
 		}
-		if o, err := sinkkafka.ParseOrigin(origin); err == nil && !cp.Contains(o) {
+		if o, err := sinkkafka.OriginOf(id, origin); err == nil && !cp.Contains(o) {
 			return // output of a batch committed after cp was read
 		}
 		actual = append(actual, qualify(r.Topic, id))

@@ -6,6 +6,7 @@
 package kafka
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 
@@ -19,6 +20,8 @@ const (
 	HeaderEventID = "event-id"
 	// HeaderOrigin carries the input record's topic/partition/offset. The
 	// checker uses it to bound its comparison by the committed checkpoint.
+	// It is left out when it would repeat the event ID (event_id.from:
+	// derived, where the ID is the origin): see OriginOf.
 	HeaderOrigin = "connectd-origin"
 )
 
@@ -126,10 +129,15 @@ func (out *outRecord) fill(r *connector.Record, defaultTopic string, buf []byte)
 	n := len(r.EventID)
 	buf = append(buf, r.EventID...)
 	buf = appendOrigin(buf, r.Origin)
-	headers = append(headers,
-		kgo.RecordHeader{Key: HeaderEventID, Value: buf[:n:n]},
-		kgo.RecordHeader{Key: HeaderOrigin, Value: buf[n:len(buf):len(buf)]},
-	)
+	headers = append(headers, kgo.RecordHeader{Key: HeaderEventID, Value: buf[:n:n]})
+	if bytes.Equal(buf[:n], buf[n:]) {
+		// A derived event ID is the origin: carrying it twice would cost
+		// every record its bytes again, in the produce request, the
+		// broker's log and every reader (issue 9's per-record CPU).
+		buf = buf[:n]
+	} else {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderOrigin, Value: buf[n:len(buf):len(buf)]})
+	}
 	out.record = kgo.Record{
 		Topic:     topic,
 		Key:       r.Key,
@@ -149,6 +157,16 @@ func appendOrigin(dst []byte, o connector.Origin) []byte {
 	dst = strconv.AppendInt(dst, int64(o.Partition), 10)
 	dst = append(dst, '/')
 	return strconv.AppendInt(dst, o.Offset, 10)
+}
+
+// OriginOf returns the input record an output record came from, given its
+// event-id and connectd-origin header values: the origin header, or, when
+// the record has none because the event ID is the origin, the event ID.
+func OriginOf(eventID, origin string) (connector.Origin, error) {
+	if origin == "" {
+		origin = eventID
+	}
+	return ParseOrigin(origin)
 }
 
 // ParseOrigin parses a HeaderOrigin value ("topic/partition/offset"; the

@@ -105,6 +105,8 @@ func TestConverterMatchesToKgo(t *testing.T) {
 			r.EventID = string(make([]byte, chunkBytes+5))
 		case 13:
 			r.Topic = "routed"
+		case 17, 18:
+			r.EventID = r.Origin.String() // derived: no origin header
 		}
 		recs = append(recs, r)
 	}
@@ -116,6 +118,27 @@ func TestConverterMatchesToKgo(t *testing.T) {
 		if want := ToKgo(r, "out"); !reflect.DeepEqual(got[i], want) {
 			t.Fatalf("record %d: Convert gave %+v, ToKgo %+v", i, got[i], want)
 		}
+	}
+}
+
+// A derived event ID is the origin: the record carries it once, as
+// event-id, and OriginOf reads the origin back from it.
+func TestDerivedEventIDIsNotRepeated(t *testing.T) {
+	o := connector.Origin{Topic: "in", Partition: 1, Offset: 7}
+	r := &connector.Record{Value: []byte("v"), EventID: o.String(), Origin: o}
+	var c Converter
+	for _, kr := range []*kgo.Record{ToKgo(r, "out"), c.Convert(r, "out")} {
+		if len(kr.Headers) != 1 || kr.Headers[0].Key != HeaderEventID || string(kr.Headers[0].Value) != "in/1/7" {
+			t.Fatalf("headers %+v, want only event-id in/1/7", kr.Headers)
+		}
+		got, err := OriginOf(string(kr.Headers[0].Value), "")
+		if err != nil || got != o {
+			t.Fatalf("OriginOf = %v, %v; want %v", got, err, o)
+		}
+	}
+	// Another ID keeps its origin header, which OriginOf prefers.
+	if got, err := OriginOf("id-1", "in/1/7"); err != nil || got != o {
+		t.Fatalf("OriginOf with a header = %v, %v; want %v", got, err, o)
 	}
 }
 
