@@ -176,14 +176,20 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 		}
 		s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 	}
-	out := make([]*connector.Record, 0, fetches.NumRecords())
+	// The records of one poll are carved out of one slice: one allocation
+	// per poll instead of one per record (they live and die with their
+	// batch anyway).
+	n := fetches.NumRecords()
+	out, slab := make([]*connector.Record, 0, n), make([]connector.Record, n)
 	s.mu.Lock()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if p.Err == nil {
 			s.hwms[connector.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.LastStableOffset
 		}
 		for _, r := range p.Records {
-			out = append(out, FromKgo(r))
+			rec := &slab[len(out)]
+			fromKgo(rec, r)
+			out = append(out, rec)
 		}
 	})
 	s.mu.Unlock()
@@ -220,7 +226,14 @@ func (s *Source) HighWatermarks() map[connector.TopicPartition]int64 {
 // FromKgo converts a consumed record. Slices are shared with r, which the
 // client never reuses, so no copy is needed.
 func FromKgo(r *kgo.Record) *connector.Record {
-	rec := &connector.Record{
+	rec := &connector.Record{}
+	fromKgo(rec, r)
+	return rec
+}
+
+// fromKgo is FromKgo into a record the caller allocated.
+func fromKgo(rec *connector.Record, r *kgo.Record) {
+	*rec = connector.Record{
 		Key:       r.Key,
 		Value:     r.Value,
 		Timestamp: r.Timestamp,
@@ -232,5 +245,4 @@ func FromKgo(r *kgo.Record) *connector.Record {
 			rec.Headers[i] = connector.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	return rec
 }
