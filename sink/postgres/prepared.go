@@ -71,17 +71,7 @@ func (s *Store) Prepare(ctx context.Context, gid string, recs []*connector.Recor
 // and recovery finds it if it does.
 func (s *Store) prepareTx(ctx context.Context, c *pgx.Conn, b *pgx.Batch, gid string, done *bool) error {
 	b.Queue("PREPARE TRANSACTION " + quoteLiteral(gid))
-	br := c.SendBatch(ctx, b)
-	var tag pgconn.CommandTag
-	var err error
-	for range b.Len() {
-		if tag, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	tag, err := execBatch(ctx, c, b)
 	if err != nil {
 		// The transaction is aborted or gone; the caller's rollback
 		// ends it if it is still open.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -355,21 +356,12 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 	if cas != nil {
 		b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
 	}
-	if b.Len() > 0 {
-		br := conn.SendBatch(ctx, b)
-		var updated int64
-		for range b.Len() {
-			tag, err := br.Exec()
-			if err != nil {
-				br.Close()
-				return classify("write batch", err, false)
-			}
-			updated = tag.RowsAffected() // the CAS is last
-		}
-		if err := br.Close(); err != nil {
+	if b.Len() > 0 { // empty only at_least_once, with everything sent in chunks
+		last, err := execBatch(ctx, conn.Conn(), b)
+		if err != nil {
 			return classify("write batch", err, false)
 		}
-		if cas != nil && updated != int64(len(cas.topics)) {
+		if updated := last.RowsAffected(); cas != nil && updated != int64(len(cas.topics)) { // the CAS is last
 			return connector.NewCommitError(connector.Fenced, "offsets compare-and-set",
 				fmt.Errorf("group %s: %d of %d partitions still at the claimed generation and expected offset; a newer owner holds the others", cas.group, updated, len(cas.topics)))
 		}
@@ -383,6 +375,23 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 		return connector.NewCommitError(connector.Abortable, "commit", fmt.Errorf("server answered %q", tag.String()))
 	}
 	return nil
+}
+
+// execBatch sends b and returns the command tag of its last statement, or
+// the first error.
+func execBatch(ctx context.Context, c *pgx.Conn, b *pgx.Batch) (pgconn.CommandTag, error) {
+	br := c.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	var err error
+	for range b.Len() {
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
 }
 
 // rollback ends a transaction left open by a failure, on its own short
