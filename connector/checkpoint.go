@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
@@ -14,6 +15,11 @@ type TopicPartition struct {
 
 func (tp TopicPartition) String() string {
 	return tp.Topic + "/" + strconv.Itoa(int(tp.Partition))
+}
+
+// Compare orders partitions by topic, then partition number.
+func (tp TopicPartition) Compare(other TopicPartition) int {
+	return cmp.Or(cmp.Compare(tp.Topic, other.Topic), cmp.Compare(tp.Partition, other.Partition))
 }
 
 // Checkpoint maps each source partition to the NEXT offset to read. It is
@@ -40,15 +46,7 @@ func (c Checkpoint) Merge(other Checkpoint) {
 // Partitions returns the partitions in a stable order.
 func (c Checkpoint) Partitions() []TopicPartition {
 	tps := slices.Collect(maps.Keys(c))
-	slices.SortFunc(tps, func(a, b TopicPartition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
+	slices.SortFunc(tps, TopicPartition.Compare)
 	return tps
 }
 

@@ -35,20 +35,20 @@ func (l *lazyRedisStore) store(ctx context.Context) (*sinkredis.Store, error) {
 	return l.s, nil
 }
 
-func (l *lazyRedisStore) Claim(ctx context.Context, group string, gen int32, tps []connector.TopicPartition) (connector.Checkpoint, error) {
+func (l *lazyRedisStore) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (txn.Claims, error) {
 	s, err := l.store(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.Claim(ctx, group, gen, tps)
+	return s.Claim(ctx, group, tps)
 }
 
-func (l *lazyRedisStore) Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error {
+func (l *lazyRedisStore) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
 	s, err := l.store(ctx)
 	if err != nil {
 		return err
 	}
-	return s.Commit(ctx, group, gens, recs, from, to)
+	return s.Commit(ctx, group, epochs, recs, from, to)
 }
 
 func (l *lazyRedisStore) Close() {

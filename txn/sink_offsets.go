@@ -18,27 +18,59 @@ import (
 // atomic unit (a PostgreSQL transaction, a Redis script), so the sink, not
 // the consumer group, is the truth about what was applied.
 //
-// Ownership of a partition is claimed with the consumer group's generation:
-// a member that joins later has a higher generation, so once it has claimed
-// a partition, a commit by the previous owner (a zombie: paused past its
+// Ownership of a partition is a claim epoch that the store itself issues:
+// every Claim raises the partition's epoch in the store, and every Commit
+// compares it. The consumer group's generation cannot serve: a static
+// member (group.instance.id) that restarts keeps the generation, so a
+// frozen zombie and its heir would hold the same one, and a group deleted
+// and created again starts over at generation 1. An epoch that only the
+// store raises has neither flaw: whoever claimed last owns the partition,
+// and a commit by anyone who claimed before (a zombie: paused past its
 // session timeout, then resumed) is refused.
 type SinkStore interface {
-	// Claim takes ownership of tps for group at generation gen, and returns
-	// their stored checkpoints (a partition absent from the result has
-	// none). A partition already claimed at a higher generation makes Claim
-	// fail with a Fenced *connector.CommitError.
-	Claim(ctx context.Context, group string, gen int32, tps []connector.TopicPartition) (connector.Checkpoint, error)
+	// Claim takes ownership of tps for group: it raises each partition's
+	// claim epoch in the store, atomically with reading its checkpoint, and
+	// returns both. A claim always succeeds against other claimants (the
+	// latest claim wins); it fails only when the store cannot be reached
+	// or written.
+	Claim(ctx context.Context, group string, tps []connector.TopicPartition) (Claims, error)
 	// Commit writes recs and moves each partition of to from from[tp] (absent
 	// means no stored checkpoint) to to[tp], as one atomic unit, only if every
-	// partition is still owned at gens[tp] with its stored checkpoint equal
-	// to from[tp]. Otherwise nothing is written and the error is a Fenced
+	// partition's claim epoch is still epochs[tp] and its stored checkpoint
+	// equals from[tp]. Otherwise nothing is written and the error is a Fenced
 	// *connector.CommitError. Other failures must be classified: Abortable
 	// when nothing was applied (a serialization failure, a connection lost
 	// before the commit was sent), CommitUnknown when it may have been (a
 	// connection lost during COMMIT).
-	Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error
+	Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error
 	// Close releases the store's connections.
 	Close()
+}
+
+// PartitionClaim is one partition's claim as the store issued it.
+type PartitionClaim struct {
+	// Epoch is the claim epoch, higher than any earlier claim's.
+	Epoch int64
+	// Next is the stored checkpoint, or NoCheckpoint.
+	Next int64
+}
+
+// NoCheckpoint is a claimed partition's Next when nothing was committed
+// for it (or its offsets were reset).
+const NoCheckpoint = -1
+
+// Claims are the result of one Claim, per partition.
+type Claims map[connector.TopicPartition]PartitionClaim
+
+// Checkpoint returns the partitions that have a stored checkpoint.
+func (c Claims) Checkpoint() connector.Checkpoint {
+	cp := connector.Checkpoint{}
+	for tp, pc := range c {
+		if pc.Next >= 0 {
+			cp[tp] = pc.Next
+		}
+	}
+	return cp
 }
 
 // SinkOffsets is the exactly-once protocol for Kafka → a SinkStore. The
@@ -46,11 +78,11 @@ type SinkStore interface {
 // sink.
 //
 //   - Assignment: for the partitions it is given, the member claims them in
-//     the sink with its group generation and seeks to the checkpoints stored
-//     there (partitions with none start at the source's start_offset, never
+//     the sink (raising their claim epochs) and seeks to the checkpoints
+//     stored there (partitions with none start at the source's start_offset, never
 //     at the group's offsets, which are for lag display only).
 //   - Atomic: the batch's writes and the checkpoint update, in one sink
-//     transaction that compares generation and expected start offset per
+//     transaction that compares claim epoch and expected start offset per
 //     partition (compare-and-set).
 //   - Abort and fencing: nothing of the batch is applied. Recover closes the
 //     consumer and joins the group again, so the next batch starts from the
@@ -76,9 +108,9 @@ type SinkOffsets struct {
 
 // claim is what this member knows about a partition it owns.
 type claim struct {
-	gen  int32
-	next int64 // stored checkpoint; valid if has
-	has  bool
+	epoch int64
+	next  int64 // stored checkpoint; valid if has
+	has   bool
 }
 
 // NewSinkOffsets returns the protocol. opts are the source's consumer
@@ -108,7 +140,7 @@ func (s *SinkOffsets) Write(_ context.Context, recs []*connector.Record) error {
 
 // Commit writes the batch and the checkpoint through the store, atomically.
 func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error {
-	gens := make(map[connector.TopicPartition]int32, len(cp))
+	epochs := make(map[connector.TopicPartition]int64, len(cp))
 	from := connector.Checkpoint{}
 	s.mu.Lock()
 	for tp := range cp {
@@ -118,14 +150,14 @@ func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error
 			return connector.NewCommitError(connector.Fenced, "commit",
 				fmt.Errorf("partition %s is no longer assigned to this member", tp))
 		}
-		gens[tp] = c.gen
+		epochs[tp] = c.epoch
 		if c.has {
 			from[tp] = c.next
 		}
 	}
 	s.mu.Unlock()
 
-	err := s.store.Commit(ctx, s.group, gens, s.buf, from, cp)
+	err := s.store.Commit(ctx, s.group, epochs, s.buf, from, cp)
 	s.buf = s.buf[:0]
 	if err != nil {
 		var ce *connector.CommitError
@@ -193,21 +225,16 @@ func (s *SinkOffsets) Recover(_ context.Context, cause error) error {
 }
 
 // claim runs on assignment, before fetching starts: it claims the assigned
-// partitions in the sink at the current generation and replaces the group's
-// offsets by the sink's checkpoints.
+// partitions in the sink (the store raises their claim epochs) and replaces
+// the group's offsets by the sink's checkpoints.
 func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	cl := s.cl.Load()
-	if cl == nil {
-		return nil, errors.New("consumer closed")
-	}
-	_, gen := cl.GroupMetadata()
 	var tps []connector.TopicPartition
 	for t, ps := range offsets {
 		for p := range ps {
 			tps = append(tps, connector.TopicPartition{Topic: t, Partition: p})
 		}
 	}
-	stored, err := s.store.Claim(ctx, s.group, gen, tps)
+	claims, err := s.store.Claim(ctx, s.group, tps)
 	if err != nil {
 		s.log.Warn("claiming partitions in the sink failed; the group will rejoin", "err", err)
 		return nil, err
@@ -215,11 +242,15 @@ func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kg
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, tp := range tps {
-		next, has := stored[tp]
-		s.owned[tp] = claim{gen: gen, next: next, has: has}
+		c, ok := claims[tp]
+		if !ok {
+			return nil, fmt.Errorf("claim: the sink answered no claim for %s", tp)
+		}
+		has := c.Next >= 0
+		s.owned[tp] = claim{epoch: c.Epoch, next: c.Next, has: has}
 		at := s.startAt
 		if has {
-			at = kgo.NewOffset().At(next).WithEpoch(-1)
+			at = kgo.NewOffset().At(c.Next).WithEpoch(-1)
 		}
 		offsets[tp.Topic][tp.Partition] = at
 	}
@@ -249,8 +280,8 @@ func (s *SinkOffsets) Close() {
 // CheckpointAdmin is implemented by sink stores whose checkpoints the admin
 // API reads and changes (Kafka Connect's KIP-875 offsets endpoints). Changes
 // are made only while the connector is STOPPED. A store keeps the partitions'
-// claim generations when it changes offsets, so a zombie of an earlier
-// generation stays fenced.
+// claim epochs when it changes offsets, so a zombie of an earlier claim
+// stays fenced.
 type CheckpointAdmin interface {
 	Checkpoints(ctx context.Context, group string) (connector.Checkpoint, error)
 	// SetCheckpoints sets the given partitions' next offsets.

@@ -58,10 +58,10 @@ func BenchmarkWrite(b *testing.B) {
 	eo := New(benchConfig(testenv.Postgres(b)), Options{ExactlyOnce: true})
 	defer eo.Close()
 	tp := connector.TopicPartition{Topic: "in"}
-	if _, err := eo.Claim(ctx, "g", 1, []connector.TopicPartition{tp}); err != nil {
+	if _, err := eo.Claim(ctx, "g", []connector.TopicPartition{tp}); err != nil {
 		b.Fatal(err)
 	}
-	gens := map[connector.TopicPartition]int32{tp: 1}
+	gens := map[connector.TopicPartition]int64{tp: 1}
 	alo := New(benchConfig(testenv.Postgres(b)), Options{})
 	defer alo.Close()
 	if _, err := alo.Pool(ctx); err != nil {
@@ -140,7 +140,7 @@ func BenchmarkUpsertPath(b *testing.B) {
 				s.CopyThreshold = 1
 			}
 			tp := connector.TopicPartition{Topic: "in"}
-			if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp}); err != nil {
+			if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp}); err != nil {
 				b.Fatal(err)
 			}
 			from := connector.Checkpoint{}
@@ -150,7 +150,7 @@ func BenchmarkUpsertPath(b *testing.B) {
 				recs := benchRecords(i, rows)
 				to := connector.Checkpoint{tp: int64((i + 1) * rows)}
 				b.StartTimer()
-				if err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{tp: 1}, recs, from, to); err != nil {
+				if err := s.Commit(ctx, "g", map[connector.TopicPartition]int64{tp: 1}, recs, from, to); err != nil {
 					b.Fatal(err)
 				}
 				from = to

@@ -35,8 +35,8 @@ func (s *Store) Checkpoints(ctx context.Context, group string) (connector.Checkp
 	return cp, rows.Err()
 }
 
-// SetCheckpoints sets next offsets, keeping each partition's generation (a
-// new partition gets generation 0, below any real claim).
+// SetCheckpoints sets next offsets, keeping each partition's claim epoch (a
+// new partition gets epoch 0, below any real claim).
 func (s *Store) SetCheckpoints(ctx context.Context, group string, cp connector.Checkpoint) error {
 	pool, err := s.Pool(ctx)
 	if err != nil {
@@ -49,7 +49,7 @@ func (s *Store) SetCheckpoints(ctx context.Context, group string, cp connector.C
 		topics, parts, nexts = append(topics, tp.Topic), append(parts, tp.Partition), append(nexts, next)
 	}
 	_, err = pool.Exec(ctx, "INSERT INTO "+s.cfg.QuotedOffsetsTable()+
-		" (group_id, topic, partition, next_offset, generation, updated_at)"+
+		" (group_id, topic, partition, next_offset, claim_epoch, updated_at)"+
 		" SELECT $1, t, p, n, 0, now() FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)"+
 		" ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
 		group, topics, parts, nexts)
@@ -60,7 +60,7 @@ func (s *Store) SetCheckpoints(ctx context.Context, group string, cp connector.C
 }
 
 // ResetCheckpoints forgets group's offsets (next_offset -1, "none"), keeping
-// the rows and their generations.
+// the rows and their claim epochs.
 func (s *Store) ResetCheckpoints(ctx context.Context, group string) error {
 	pool, err := s.Pool(ctx)
 	if err != nil {

@@ -193,7 +193,7 @@ func TestStatements(t *testing.T) {
 			t.Errorf("%s counter=%v:\n got %s\nwant %s", tc.conflict, tc.counter, got, tc.want)
 		}
 	}
-	if !strings.Contains(s.cas, "o.generation = u.gen AND o.next_offset = u.prev") || !strings.Contains(s.claim, "WHERE o.generation <= EXCLUDED.generation") {
+	if !strings.Contains(s.cas, "o.claim_epoch = u.epoch AND o.next_offset = u.prev") || !strings.Contains(s.claim, "SET claim_epoch = o.claim_epoch + 1") {
 		t.Fatalf("claim/cas:\n%s\n%s", s.claim, s.cas)
 	}
 }

@@ -21,6 +21,7 @@ type statements struct {
 	mergeStage string
 	claim, cas                            string
 	createTable, createDLQ, createOffsets string
+	migrateOffsets                        string
 }
 
 // dlqColumns are the dead-letter table's columns, in insert order.
@@ -69,20 +70,26 @@ func buildStatements(c *Config, exactlyOnce bool) statements {
 		" FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])" +
 		" AS u(id, t, p, o, stage, msg, h, k, v) ON CONFLICT (event_id) DO NOTHING"
 
-	// Claim: take every partition at generation $2 unless a newer
-	// generation holds it; RETURNING lists exactly the rows claimed.
-	s.claim = "INSERT INTO " + s.offsets + " AS o (group_id, topic, partition, next_offset, generation, updated_at)" +
-		" SELECT $1, u.topic, u.partition, -1, $2, now() FROM unnest($3::text[], $4::int[]) AS u(topic, partition)" +
-		" ON CONFLICT (group_id, topic, partition) DO UPDATE SET generation = EXCLUDED.generation, updated_at = now()" +
-		" WHERE o.generation <= EXCLUDED.generation" +
-		" RETURNING o.topic, o.partition, o.next_offset"
+	// Claim: raise every partition's claim epoch (a new row starts at 1),
+	// and return it with the stored checkpoint. The row lock the upsert
+	// takes orders concurrent claims: each gets its own epoch.
+	s.claim = "INSERT INTO " + s.offsets + " AS o (group_id, topic, partition, next_offset, claim_epoch, updated_at)" +
+		" SELECT $1, u.topic, u.partition, -1, 1, now() FROM unnest($2::text[], $3::int[]) AS u(topic, partition)" +
+		" ON CONFLICT (group_id, topic, partition) DO UPDATE SET claim_epoch = o.claim_epoch + 1, updated_at = now()" +
+		" RETURNING o.topic, o.partition, o.next_offset, o.claim_epoch"
 	// CAS: move each partition from its expected offset to the new one, at
-	// the generation it was claimed with; a row that does not match is not
-	// updated, and the caller compares the count.
+	// the claim epoch this owner was issued; a row that does not match is
+	// not updated, and the caller compares the count.
 	s.cas = "UPDATE " + s.offsets + " AS o SET next_offset = u.next, updated_at = now()" +
-		" FROM unnest($2::text[], $3::int[], $4::int[], $5::bigint[], $6::bigint[]) AS u(topic, partition, gen, prev, next)" +
+		" FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(topic, partition, epoch, prev, next)" +
 		" WHERE o.group_id = $1 AND o.topic = u.topic AND o.partition = u.partition" +
-		" AND o.generation = u.gen AND o.next_offset = u.prev"
+		" AND o.claim_epoch = u.epoch AND o.next_offset = u.prev"
+	// Tables created before claim epochs had a "generation" column in its
+	// place (the consumer group's generation); renaming it keeps their
+	// checkpoints, and the old generations serve as starting epochs.
+	s.migrateOffsets = "DO $connectd$ BEGIN IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(" +
+		quoteLiteral(s.offsets) + ") AND attname = 'generation' AND NOT attisdropped) THEN ALTER TABLE " + s.offsets +
+		" RENAME COLUMN generation TO claim_epoch; END IF; END $connectd$"
 
 	key := " PRIMARY KEY"
 	if !exactlyOnce {
@@ -100,7 +107,7 @@ func buildStatements(c *Config, exactlyOnce bool) statements {
 		" origin_partition int NOT NULL, origin_offset bigint NOT NULL, error_stage text, error_message text," +
 		" headers jsonb, key bytea, value bytea, created_at timestamptz NOT NULL DEFAULT now())"
 	s.createOffsets = "CREATE TABLE IF NOT EXISTS " + s.offsets + " (group_id text NOT NULL, topic text NOT NULL," +
-		" partition int NOT NULL, next_offset bigint NOT NULL, generation int NOT NULL," +
+		" partition int NOT NULL, next_offset bigint NOT NULL, claim_epoch bigint NOT NULL," +
 		" updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (group_id, topic, partition))"
 	return s
 }

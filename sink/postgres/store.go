@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +118,7 @@ func (s *Store) createTables(ctx context.Context, p *pgxpool.Pool) error {
 		}
 		ddl := []string{s.sql.createTable}
 		if s.opts.ExactlyOnce && !s.opts.TwoPhase {
-			ddl = append(ddl, s.sql.createOffsets)
+			ddl = append(ddl, s.sql.createOffsets, s.sql.migrateOffsets)
 		}
 		if s.opts.DLQTopic != "" {
 			ddl = append(ddl, s.sql.createDLQ)
@@ -141,47 +142,43 @@ func (s *Store) Close() {
 	}
 }
 
-// Claim implements txn.SinkStore: one statement claims every partition at
-// gen unless a newer generation holds it, and returns the checkpoints.
-func (s *Store) Claim(ctx context.Context, group string, gen int32, tps []connector.TopicPartition) (connector.Checkpoint, error) {
+// Claim implements txn.SinkStore: one statement raises every partition's
+// claim epoch and returns it with the stored checkpoint. Partitions are
+// claimed in a fixed order, so two claims of overlapping sets lock their
+// rows in the same order and cannot deadlock.
+func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (txn.Claims, error) {
 	p, err := s.Pool(ctx)
 	if err != nil {
 		return nil, err
 	}
-	topics := make([]string, len(tps))
-	parts := make([]int32, len(tps))
-	for i, tp := range tps {
+	sorted := slices.Clone(tps)
+	slices.SortFunc(sorted, connector.TopicPartition.Compare)
+	topics := make([]string, len(sorted))
+	parts := make([]int32, len(sorted))
+	for i, tp := range sorted {
 		topics[i], parts[i] = tp.Topic, tp.Partition
 	}
-	rows, err := p.Query(ctx, s.sql.claim, group, gen, topics, parts)
+	rows, err := p.Query(ctx, s.sql.claim, group, topics, parts)
 	if err != nil {
 		return nil, classify("claim", err, false)
 	}
-	cp := connector.Checkpoint{}
-	claimed := map[connector.TopicPartition]bool{}
+	claims := txn.Claims{}
 	var tp connector.TopicPartition
-	var next int64
-	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
-		claimed[tp] = true
-		if next >= 0 {
-			cp[tp] = next
-		}
+	var c txn.PartitionClaim
+	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &c.Next, &c.Epoch}, func() error {
+		claims[tp] = c
 		return nil
 	})
 	if err != nil {
 		return nil, classify("claim", err, false)
 	}
-	var lost []string
 	for _, tp := range tps {
-		if !claimed[tp] {
-			lost = append(lost, tp.String())
+		if _, ok := claims[tp]; !ok {
+			return nil, connector.NewCommitError(connector.Fatal, "claim",
+				fmt.Errorf("group %s: the claim returned no row for %s", group, tp))
 		}
 	}
-	if len(lost) > 0 {
-		return nil, connector.NewCommitError(connector.Fenced, "claim",
-			fmt.Errorf("group %s: partitions %v are claimed at a generation newer than %d", group, lost, gen))
-	}
-	return cp, nil
+	return claims, nil
 }
 
 // Commit implements txn.SinkStore: one transaction holds the rows (UPSERT
@@ -191,9 +188,9 @@ func (s *Store) Claim(ctx context.Context, group string, gen int32, tps []connec
 // is rolled back (or the connection closed, which rolls it back) and the
 // caller re-reads the checkpoint; a COMMIT without an answer is
 // CommitUnknown, and the checkpoint row then says whether it applied.
-func (s *Store) Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error {
+func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
 	p := s.split(recs)
-	cas, err := newCAS(group, gens, from, to)
+	cas, err := newCAS(group, epochs, from, to)
 	if err != nil {
 		return err
 	}
@@ -232,15 +229,15 @@ type casArgs struct {
 	group  string
 	topics []string
 	parts  []int32
-	gens   []int32
+	epochs []int64
 	prev   []int64
 	next   []int64
 }
 
-func newCAS(group string, gens map[connector.TopicPartition]int32, from, to connector.Checkpoint) (*casArgs, error) {
+func newCAS(group string, epochs map[connector.TopicPartition]int64, from, to connector.Checkpoint) (*casArgs, error) {
 	c := &casArgs{group: group}
 	for _, tp := range to.Partitions() {
-		gen, ok := gens[tp]
+		epoch, ok := epochs[tp]
 		if !ok {
 			return nil, connector.NewCommitError(connector.Fenced, "commit",
 				fmt.Errorf("partition %s has no claim", tp))
@@ -251,7 +248,7 @@ func newCAS(group string, gens map[connector.TopicPartition]int32, from, to conn
 		}
 		c.topics = append(c.topics, tp.Topic)
 		c.parts = append(c.parts, tp.Partition)
-		c.gens = append(c.gens, gen)
+		c.epochs = append(c.epochs, epoch)
 		c.prev = append(c.prev, prev)
 		c.next = append(c.next, to[tp])
 	}
@@ -354,7 +351,7 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 	}
 	cas := end.cas
 	if cas != nil {
-		b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.gens, cas.prev, cas.next)
+		b.Queue(s.sql.cas, cas.group, cas.topics, cas.parts, cas.epochs, cas.prev, cas.next)
 	}
 	if b.Len() > 0 { // empty only at_least_once, with everything sent in chunks
 		last, err := execBatch(ctx, conn.Conn(), b)
@@ -363,7 +360,7 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 		}
 		if updated := last.RowsAffected(); cas != nil && updated != int64(len(cas.topics)) { // the CAS is last
 			return connector.NewCommitError(connector.Fenced, "offsets compare-and-set",
-				fmt.Errorf("group %s: %d of %d partitions still at the claimed generation and expected offset; a newer owner holds the others", cas.group, updated, len(cas.topics)))
+				fmt.Errorf("group %s: %d of %d partitions still at our claim epoch and expected offset; a newer claim holds the others", cas.group, updated, len(cas.topics)))
 		}
 	}
 	tag, err := conn.Exec(ctx, "COMMIT")

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/test/testenv"
+	"github.com/connectd/connectd/txn"
 )
 
 // These tests need the PostgreSQL of `make services` (PG_DSN); each gets a
@@ -87,11 +89,11 @@ func TestClaimAndCommitCompareAndSet(t *testing.T) {
 	ctx := context.Background()
 	const g = "grp"
 
-	cp, err := s.Claim(ctx, g, 1, []connector.TopicPartition{p0, p1})
-	if err != nil || len(cp) != 0 {
-		t.Fatalf("first claim: %v %v, want no checkpoints", cp, err)
+	claims, err := s.Claim(ctx, g, []connector.TopicPartition{p0, p1})
+	if err != nil || len(claims.Checkpoint()) != 0 || claims[p0].Epoch != 1 || claims[p1].Epoch != 1 {
+		t.Fatalf("first claim: %v %v, want epoch 1 and no checkpoints", claims, err)
 	}
-	gen1 := map[connector.TopicPartition]int32{p0: 1, p1: 1}
+	gen1 := map[connector.TopicPartition]int64{p0: 1, p1: 1}
 	batch := append(recs(p0, 0, 10), recs(p1, 0, 5)...)
 	if err := s.Commit(ctx, g, gen1, batch, connector.Checkpoint{}, connector.Checkpoint{p0: 10, p1: 5}); err != nil {
 		t.Fatal(err)
@@ -100,20 +102,19 @@ func TestClaimAndCommitCompareAndSet(t *testing.T) {
 		t.Fatalf("%d rows, want 15", n)
 	}
 
-	// A newer member claims p0 at generation 2 and reads the checkpoint.
-	cp, err = s.Claim(ctx, g, 2, []connector.TopicPartition{p0})
-	if err != nil || cp[p0] != 10 {
-		t.Fatalf("claim at gen 2: %v %v, want p0=10", cp, err)
+	// The heir (a static member restarted with the same group generation,
+	// or another member) claims p0: the store raises its epoch to 2, and
+	// the claim reads the checkpoint.
+	claims, err = s.Claim(ctx, g, []connector.TopicPartition{p0})
+	if err != nil || claims[p0] != (txn.PartitionClaim{Epoch: 2, Next: 10}) {
+		t.Fatalf("second claim: %v %v, want p0 epoch 2, next 10", claims, err)
 	}
-	// The old owner (generation 1) cannot commit p0 any more: nothing lands.
+	// The old owner (epoch 1) cannot commit p0 any more: nothing lands.
 	err = s.Commit(ctx, g, gen1, append(recs(p0, 10, 20), recs(p1, 5, 8)...),
 		connector.Checkpoint{p0: 10, p1: 5}, connector.Checkpoint{p0: 20, p1: 8})
-	wantKind(t, err, connector.Fenced, "stale generation")
-	// A stale claim is refused too.
-	_, err = s.Claim(ctx, g, 1, []connector.TopicPartition{p0})
-	wantKind(t, err, connector.Fenced, "claim at an older generation")
-	// The right generation with a wrong expected offset is fenced.
-	gen2 := map[connector.TopicPartition]int32{p0: 2}
+	wantKind(t, err, connector.Fenced, "stale claim epoch")
+	// The right epoch with a wrong expected offset is fenced.
+	gen2 := map[connector.TopicPartition]int64{p0: 2}
 	err = s.Commit(ctx, g, gen2, recs(p0, 5, 20), connector.Checkpoint{p0: 5}, connector.Checkpoint{p0: 20})
 	wantKind(t, err, connector.Fenced, "wrong from offset")
 	// Absent from (no checkpoint) while one is stored: fenced.
@@ -136,8 +137,80 @@ func TestClaimAndCommitCompareAndSet(t *testing.T) {
 		t.Fatalf("%d rows mapped right, want 25", n)
 	}
 	// Another group's rows are independent.
-	if cp, err := s.Claim(ctx, "other", 1, []connector.TopicPartition{p0}); err != nil || len(cp) != 0 {
-		t.Fatalf("other group: %v %v", cp, err)
+	if c, err := s.Claim(ctx, "other", []connector.TopicPartition{p0}); err != nil || c[p0] != (txn.PartitionClaim{Epoch: 1, Next: txn.NoCheckpoint}) {
+		t.Fatalf("other group: %v %v", c, err)
+	}
+	// A zombie that claims again after its heir (it missed the rebalance)
+	// takes the partition back with epoch 3, fencing the heir; each
+	// commit still moves the checkpoint from where the store has it, so
+	// nothing is applied twice whoever commits.
+	claims, err = s.Claim(ctx, g, []connector.TopicPartition{p0})
+	if err != nil || claims[p0] != (txn.PartitionClaim{Epoch: 3, Next: 20}) {
+		t.Fatalf("third claim: %v %v, want p0 epoch 3, next 20", claims, err)
+	}
+	err = s.Commit(ctx, g, gen2, recs(p0, 20, 25), connector.Checkpoint{p0: 20}, connector.Checkpoint{p0: 25})
+	wantKind(t, err, connector.Fenced, "epoch 2 after a claim at epoch 3")
+}
+
+// Concurrent claims of overlapping partitions each get their own epoch, and
+// none deadlocks whatever order it lists the partitions in.
+func TestConcurrentClaimsGetDistinctEpochs(t *testing.T) {
+	cfg := testConfig(testenv.Postgres(t))
+	s, _ := newTestStore(t, cfg, Options{ExactlyOnce: true})
+	ctx := context.Background()
+	tps := []connector.TopicPartition{p0, p1, {Topic: "in", Partition: 2}, {Topic: "other", Partition: 0}}
+	const claimers = 8
+	epochs := make(chan int64, claimers)
+	errs := make(chan error, claimers)
+	for i := range claimers {
+		go func() {
+			// Each claimer lists the partitions in another order: the
+			// store must lock them in one order, or claims deadlock.
+			mine := slices.Clone(tps)
+			if i%2 == 1 {
+				slices.Reverse(mine)
+			}
+			c, err := s.Claim(ctx, "g", mine)
+			errs <- err
+			epochs <- c[p1].Epoch
+		}()
+	}
+	seen := map[int64]bool{}
+	for range claimers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		seen[<-epochs] = true
+	}
+	if len(seen) != claimers || !seen[1] || !seen[claimers] {
+		t.Fatalf("epochs of %d concurrent claims: %v, want 1..%d each once", claimers, seen, claimers)
+	}
+}
+
+// A table made before claim epochs (a "generation" column) is migrated by
+// auto_create: the column is renamed, the checkpoints are kept and the old
+// generation is the epoch the next claim raises.
+func TestOffsetsTableFromGenerationsMigrated(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE connectd_offsets (group_id text NOT NULL, topic text NOT NULL,"+
+		" partition int NOT NULL, next_offset bigint NOT NULL, generation int NOT NULL,"+
+		" updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (group_id, topic, partition));"+
+		" INSERT INTO connectd_offsets VALUES ('g', 'in', 0, 42, 7, now())"); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newTestStore(t, testConfig(dsn), Options{ExactlyOnce: true})
+	claims, err := s.Claim(ctx, "g", []connector.TopicPartition{p0})
+	if err != nil || claims[p0] != (txn.PartitionClaim{Epoch: 8, Next: 42}) {
+		t.Fatalf("claim on a migrated table: %v %v, want epoch 8, next 42", claims, err)
+	}
+	if err := s.Commit(ctx, "g", map[connector.TopicPartition]int64{p0: 8}, recs(p0, 42, 45), connector.Checkpoint{p0: 42}, connector.Checkpoint{p0: 45}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -152,10 +225,10 @@ func TestApplyCounterCountsReapplication(t *testing.T) {
 					s.CopyThreshold = 1
 				}
 				ctx := context.Background()
-				if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+				if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 					t.Fatal(err)
 				}
-				gens := map[connector.TopicPartition]int32{p0: 1}
+				gens := map[connector.TopicPartition]int64{p0: 1}
 				if err := s.Commit(ctx, "g", gens, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10}); err != nil {
 					t.Fatal(err)
 				}
@@ -187,7 +260,7 @@ func TestDeadLetterRowsInTheSameTransaction(t *testing.T) {
 	cfg := testConfig(testenv.Postgres(t))
 	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true, DLQTopic: "dlq"})
 	ctx := context.Background()
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 		t.Fatal(err)
 	}
 	batch := recs(p0, 0, 6)
@@ -195,7 +268,7 @@ func TestDeadLetterRowsInTheSameTransaction(t *testing.T) {
 	batch[1].Headers = []connector.Header{{Key: headerDLQStage, Value: []byte("transform 0 (set)")}, {Key: headerDLQMessage, Value: []byte("boom")}}
 	batch[2].Value = []byte("not json") // the sink cannot map it
 	batch[3].Value = []byte(`{"amount":"x"}`)
-	gens := map[connector.TopicPartition]int32{p0: 1}
+	gens := map[connector.TopicPartition]int64{p0: 1}
 
 	// Fenced first: neither rows nor dead letters land.
 	err := s.Commit(ctx, "g", gens, batch, connector.Checkpoint{p0: 3}, connector.Checkpoint{p0: 6})
@@ -242,12 +315,12 @@ func TestUnmappableRecordFailsWithItsOrigin(t *testing.T) {
 	cfg := testConfig(testenv.Postgres(t))
 	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
 	ctx := context.Background()
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 		t.Fatal(err)
 	}
 	batch := recs(p0, 0, 5)
 	batch[3].Value = []byte("{broken")
-	err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, batch, nil, connector.Checkpoint{p0: 5})
+	err := s.Commit(ctx, "g", map[connector.TopicPartition]int64{p0: 1}, batch, nil, connector.Checkpoint{p0: 5})
 	wantKind(t, err, connector.Fatal, "unmappable record, errors.tolerance none")
 	if !strings.Contains(err.Error(), "in/0/3") {
 		t.Fatalf("error does not name the origin in/0/3: %v", err)
@@ -285,10 +358,10 @@ func testRejectedRowIsolated(t *testing.T, exactlyOnce bool, dlq string) {
 	batch[30].Value = []byte(`{"i":30}`)
 	var err error
 	if exactlyOnce {
-		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+		if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 			t.Fatal(err)
 		}
-		err = s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, batch, nil, connector.Checkpoint{p0: 40})
+		err = s.Commit(ctx, "g", map[connector.TopicPartition]int64{p0: 1}, batch, nil, connector.Checkpoint{p0: 40})
 	} else {
 		err = s.WriteBatch(ctx, batch)
 	}
@@ -384,19 +457,19 @@ func TestTerminatedBackendBeforeCommitIsAbortable(t *testing.T) {
 	cfg := testConfig(testenv.Postgres(t))
 	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
 	ctx := context.Background()
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10})
+	err := s.Commit(ctx, "g", map[connector.TopicPartition]int64{p0: 1}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10})
 	if err != nil {
 		wantKind(t, err, connector.Abortable, "terminated backend")
 	}
 	// The pool replaces the dead connection; the retry commits.
 	if err != nil {
-		if err := s.Commit(ctx, "g", map[connector.TopicPartition]int32{p0: 1}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10}); err != nil {
+		if err := s.Commit(ctx, "g", map[connector.TopicPartition]int64{p0: 1}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -417,11 +490,11 @@ func TestStreamedBatchWithABadRecordLate(t *testing.T) {
 	// last chunk.
 	bad := 999
 	batch[bad].Value = []byte("{broken")
-	gens := map[connector.TopicPartition]int32{p0: 1}
+	gens := map[connector.TopicPartition]int64{p0: 1}
 
 	t.Run("none", func(t *testing.T) {
 		s, conn := newTestStore(t, testConfig(testenv.Postgres(t)), Options{ExactlyOnce: true})
-		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+		if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 			t.Fatal(err)
 		}
 		err := s.Commit(ctx, "g", gens, batch, nil, connector.Checkpoint{p0: n})
@@ -438,7 +511,7 @@ func TestStreamedBatchWithABadRecordLate(t *testing.T) {
 	})
 	t.Run("all", func(t *testing.T) {
 		s, conn := newTestStore(t, testConfig(testenv.Postgres(t)), Options{ExactlyOnce: true, DLQTopic: "dlq"})
-		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{p0}); err != nil {
+		if _, err := s.Claim(ctx, "g", []connector.TopicPartition{p0}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Commit(ctx, "g", gens, batch, nil, connector.Checkpoint{p0: n}); err != nil {

@@ -37,7 +37,7 @@ func benchWrite(b *testing.B, config func(testing.TB) Config) {
 		cfg := config(b)
 		cfg.AuditLog, cfg.TestApplyCounter = false, false
 		s := newStore(b, cfg, "")
-		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+		if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 			b.Fatal(err)
 		}
 		from := connector.Checkpoint{}

@@ -14,8 +14,8 @@ import (
 
 var _ txn.CheckpointAdmin = (*Store)(nil)
 
-// setOffsetsScript sets "<gen>:<next>" fields of the offsets hash, keeping
-// each field's generation ("0" for a new field): ARGV is field, next pairs.
+// setOffsetsScript sets "<epoch>:<next>" fields of the offsets hash, keeping
+// each field's claim epoch ("0" for a new field): ARGV is field, next pairs.
 // With next -1 for every existing field it is a reset.
 var setOffsetsScript = redis.NewScript(`#!lua
 for i = 1, #ARGV, 2 do
@@ -58,7 +58,7 @@ func (s *Store) SetCheckpoints(ctx context.Context, group string, cp connector.C
 }
 
 // ResetCheckpoints sets every partition's offset to none (-1), keeping the
-// generations.
+// claim epochs.
 func (s *Store) ResetCheckpoints(ctx context.Context, group string) error {
 	fields, err := s.client.HKeys(ctx, s.OffsetsKey(group)).Result()
 	if err != nil {

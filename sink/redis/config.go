@@ -8,7 +8,7 @@
 //
 // Every key the sink writes starts with key_prefix: the data keys, the
 // offsets hash (offsets_key, one per consumer group, a field
-// "<topic>/<partition>" = "<generation>:<next offset>" per partition), the
+// "<topic>/<partition>" = "<claim epoch>:<next offset>" per partition), the
 // dead-letter stream, the test apply counters and the audit log. Scripts
 // use Redis 7 script flags (a "#!lua" shebang), so the server must be
 // Redis 7.0 or newer; the sink's user needs permission to run EVALSHA and

@@ -196,7 +196,7 @@ func TestCommitArgsLayout(t *testing.T) {
 	}
 	t0, t1 := connector.TopicPartition{Topic: "t", Partition: 0}, connector.TopicPartition{Topic: "t", Partition: 1}
 	keys, args, err := p.commitArgs("p:connectd:offsets:g",
-		map[connector.TopicPartition]int32{t0: 3, t1: 3},
+		map[connector.TopicPartition]int64{t0: 3, t1: 3},
 		connector.Checkpoint{t0: 5}, connector.Checkpoint{t0: 6, t1: 10}, ops)
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestCommitArgsLayout(t *testing.T) {
 	if s := strings.Join(got, " "); s != want {
 		t.Errorf("args\n%s\nwant\n%s", s, want)
 	}
-	_, _, err = p.commitArgs("k", map[connector.TopicPartition]int32{}, nil, connector.Checkpoint{t0: 1}, nil)
+	_, _, err = p.commitArgs("k", map[connector.TopicPartition]int64{}, nil, connector.Checkpoint{t0: 1}, nil)
 	if connector.KindOf(err) != connector.Fatal {
 		t.Errorf("missing generation: %v", err)
 	}

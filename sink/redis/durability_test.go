@@ -41,12 +41,12 @@ func TestRedisKilledDataAndOffsetsAgree(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				gen := int32(round + 1)
-				cp, err := s.Claim(ctx, "g", gen, []connector.TopicPartition{tp0})
+				claims, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0})
 				if err != nil {
 					t.Fatal(err)
 				}
-				next, has := cp[tp0]
+				gen := claims[tp0].Epoch
+				next, has := claims.Checkpoint()[tp0]
 				var acked atomic.Int64
 				acked.Store(next)
 				done := make(chan error, 1)

@@ -91,21 +91,18 @@ func (e *WrongTypeError) Error() string {
 	return fmt.Sprintf("key %q holds a %s, %s needs a %s; nothing of the batch was written", e.Key, e.Found, who, e.Wanted)
 }
 
-// FencedError is a commit or claim refused because a partition is owned
-// at a newer generation, or its checkpoint moved.
+// FencedError is a commit refused because a partition was claimed again
+// since our claim (a newer claim epoch), or its checkpoint moved.
 type FencedError struct {
 	Partition string
-	Stored    string // "<gen>:<next>" or, for a claim, the stored generation
+	Stored    string // "<epoch>:<next>"
 	Expected  string
 }
 
 func (e *FencedError) Error() string {
-	if e.Expected == "" {
-		return fmt.Sprintf("partition %s is claimed at generation %s, newer than ours", e.Partition, e.Stored)
-	}
 	stored := e.Stored
 	if stored == "" {
 		stored = "nothing"
 	}
-	return fmt.Sprintf("partition %s: stored %s, expected %s (generation:next offset): a newer owner or a commit we did not see", e.Partition, stored, e.Expected)
+	return fmt.Sprintf("partition %s: stored %s, expected %s (claim epoch:next offset): a newer claim or a commit we did not see", e.Partition, stored, e.Expected)
 }

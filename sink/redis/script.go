@@ -9,41 +9,36 @@ import (
 )
 
 // The offsets hash has one field per partition, "<topic>/<partition>",
-// whose value is "<generation>:<next offset>"; next is -1 for a partition
+// whose value is "<claim epoch>:<next offset>"; next is -1 for a partition
 // claimed but never committed. Comparing the stored string with the one
-// expected compares generation and checkpoint at once.
+// expected compares claim epoch and checkpoint at once.
 
-// claimScript claims partitions for a generation.
+// claimScript claims partitions: it raises each one's claim epoch (a new
+// field starts at 1) and keeps its checkpoint. A script runs alone, so
+// concurrent claims get distinct epochs.
 //
 //	KEYS[1]  the group's offsets hash
-//	ARGV[1]  generation; ARGV[2..] partition fields
+//	ARGV     partition fields
 //
-// Replies {"ok", {next per field}} or {"fenced", {field, stored gen, ...}}
-// (nothing written), or {"wrongtype", "0", key, type}.
+// Replies {"ok", {next, epoch per field}}, or {"wrongtype", "0", key, type}.
 var claimScript = redis.NewScript(`#!lua
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t ~= 'none' and t ~= 'hash' then return {'wrongtype', '0', KEYS[1], t, 'hash'} end
-local gen = tonumber(ARGV[1])
-local nexts, fenced = {}, {}
-for i = 2, #ARGV do
+local out = {}
+for i = 1, #ARGV do
   local v = redis.call('HGET', KEYS[1], ARGV[i])
-  local n = '-1'
+  local epoch, n = 0, '-1'
   if v then
     local c = string.find(v, ':', 1, true)
-    local g = tonumber(string.sub(v, 1, c - 1))
+    epoch = tonumber(string.sub(v, 1, c - 1))
     n = string.sub(v, c + 1)
-    if g > gen then
-      fenced[#fenced + 1] = ARGV[i]
-      fenced[#fenced + 1] = string.sub(v, 1, c - 1)
-    end
   end
-  nexts[#nexts + 1] = n
+  local e = string.format('%d', epoch + 1)
+  redis.call('HSET', KEYS[1], ARGV[i], e .. ':' .. n)
+  out[#out + 1] = n
+  out[#out + 1] = e
 end
-if #fenced > 0 then return {'fenced', fenced} end
-for i = 2, #ARGV do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[1] .. ':' .. nexts[i - 1])
-end
-return {'ok', nexts}
+return {'ok', out}
 `)
 
 // commitScript applies one batch and moves its checkpoints, all or nothing.
@@ -65,7 +60,7 @@ return {'ok', nexts}
 //	KEYS[3+n+i] record i's apply counter (test_apply_counter only)
 //	ARGV[1] partitions P   ARGV[2] records n   ARGV[3] ttl ms (0 none)
 //	ARGV[4] audit log 0/1  ARGV[5] apply counters 0/1
-//	then P times: field, expected "<gen>:<next>", new "<gen>:<next>"
+//	then P times: field, expected "<epoch>:<next>", new "<epoch>:<next>"
 //	then n times: kind (s h x d), audit entry, m, m values
 //
 // Replies {"ok"}, {"fenced", field, stored} or
@@ -168,8 +163,8 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
 `)
 
 // commitArgs lays out the commit script's KEYS and ARGV for ops, moving
-// each partition of to from from (absent: -1) to to, at gens.
-func (p *planner) commitArgs(offsetsKey string, gens map[connector.TopicPartition]int32, from, to connector.Checkpoint, ops []op) ([]string, []any, error) {
+// each partition of to from from (absent: -1) to to, at its claim epoch.
+func (p *planner) commitArgs(offsetsKey string, epochs map[connector.TopicPartition]int64, from, to connector.Checkpoint, ops []op) ([]string, []any, error) {
 	tps := to.Partitions()
 	counters := p.cfg.TestApplyCounter
 	nkeys := 3 + len(ops)
@@ -185,12 +180,12 @@ func (p *planner) commitArgs(offsetsKey string, gens map[connector.TopicPartitio
 	args := make([]any, 0, nargs)
 	args = append(args, len(tps), len(ops), p.cfg.TTL.Milliseconds(), flag(p.cfg.AuditLog), flag(counters))
 	for _, tp := range tps {
-		gen, ok := gens[tp]
+		epoch, ok := epochs[tp]
 		if !ok {
 			return nil, nil, connector.NewCommitError(connector.Fatal, "commit",
-				&missingGenError{tp})
+				&missingClaimError{tp})
 		}
-		g := strconv.Itoa(int(gen))
+		g := strconv.FormatInt(epoch, 10)
 		want := int64(-1)
 		if f, ok := from[tp]; ok {
 			want = f
@@ -211,10 +206,10 @@ func (p *planner) commitArgs(offsetsKey string, gens map[connector.TopicPartitio
 	return keys, args, nil
 }
 
-type missingGenError struct{ tp connector.TopicPartition }
+type missingClaimError struct{ tp connector.TopicPartition }
 
-func (e *missingGenError) Error() string {
-	return "no claimed generation for partition " + e.tp.String()
+func (e *missingClaimError) Error() string {
+	return "no claim for partition " + e.tp.String()
 }
 
 func flag(b bool) string {

@@ -14,7 +14,7 @@ import (
 )
 
 // Store is the exactly-once Redis sink (txn.SinkStore): each Commit is one
-// script that checks the partitions' generations and checkpoints, writes
+// script that checks the partitions' claim epochs and checkpoints, writes
 // the batch and moves the checkpoints, all or nothing. See commitScript for
 // how "nothing" is kept when a write could fail.
 //
@@ -58,16 +58,14 @@ func (s *Store) Client() *redis.Client { return s.client }
 // OffsetsKey is the key of group's offsets hash.
 func (s *Store) OffsetsKey(group string) string { return s.plan.k.offsetsKey(group) }
 
-// Claim takes ownership of tps at generation gen and returns their stored
-// checkpoints. It writes nothing if any partition is claimed at a newer
-// generation (a Fenced error).
-func (s *Store) Claim(ctx context.Context, group string, gen int32, tps []connector.TopicPartition) (connector.Checkpoint, error) {
-	cp := connector.Checkpoint{}
+// Claim takes ownership of tps: one script raises each partition's claim
+// epoch and returns it with the stored checkpoint.
+func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (txn.Claims, error) {
+	claims := txn.Claims{}
 	if len(tps) == 0 {
-		return cp, nil
+		return claims, nil
 	}
-	args := make([]any, 0, 1+len(tps))
-	args = append(args, strconv.Itoa(int(gen)))
+	args := make([]any, 0, len(tps))
 	for _, tp := range tps {
 		args = append(args, tp.String())
 	}
@@ -75,42 +73,32 @@ func (s *Store) Claim(ctx context.Context, group string, gen int32, tps []connec
 	if err != nil {
 		return nil, classify("claim", err)
 	}
-	kind, _ := res[0].(string)
-	switch kind {
-	case "ok":
-		nexts, _ := res[1].([]any)
-		if len(nexts) != len(tps) {
-			return nil, connector.NewCommitError(connector.Fatal, "claim", fmt.Errorf("unexpected reply %v", res))
-		}
-		for i, tp := range tps {
-			next, err := strconv.ParseInt(fmt.Sprint(nexts[i]), 10, 64)
-			if err != nil {
-				return nil, connector.NewCommitError(connector.Fatal, "claim", fmt.Errorf("partition %s: bad stored offset %v", tp, nexts[i]))
-			}
-			if next >= 0 {
-				cp[tp] = next
-			}
-		}
-		return cp, nil
-	case "fenced":
-		f, _ := res[1].([]any)
-		var errs []error
-		for i := 0; i+1 < len(f); i += 2 {
-			errs = append(errs, &FencedError{Partition: fmt.Sprint(f[i]), Stored: fmt.Sprint(f[i+1])})
-		}
-		return nil, connector.NewCommitError(connector.Fenced, "claim", errors.Join(errs...))
+	if kind, _ := res[0].(string); kind != "ok" {
+		return nil, s.refusal("claim", res, nil)
 	}
-	return nil, s.refusal("claim", res, nil)
+	out, _ := res[1].([]any)
+	if len(out) != 2*len(tps) {
+		return nil, connector.NewCommitError(connector.Fatal, "claim", fmt.Errorf("unexpected reply %v", res))
+	}
+	for i, tp := range tps {
+		next, err1 := strconv.ParseInt(fmt.Sprint(out[2*i]), 10, 64)
+		epoch, err2 := strconv.ParseInt(fmt.Sprint(out[2*i+1]), 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, connector.NewCommitError(connector.Fatal, "claim", fmt.Errorf("partition %s: bad stored claim %v:%v: %w", tp, out[2*i+1], out[2*i], err))
+		}
+		claims[tp] = txn.PartitionClaim{Epoch: epoch, Next: next}
+	}
+	return claims, nil
 }
 
 // Commit writes recs and moves each partition of to from from[tp] to
-// to[tp] at gens[tp], in one script: nothing is written if any partition's
-// stored "<generation>:<next>" differs from what gens and from say
+// to[tp] at epochs[tp], in one script: nothing is written if any partition's
+// stored "<epoch>:<next>" differs from what epochs and from say
 // (Fenced), or if any key it writes holds another type (Fatal,
 // *WrongTypeError). The whole batch is one script however large: Redis
 // handles ARGV of tens of thousands of values, and splitting the batch
 // would break its atomicity.
-func (s *Store) Commit(ctx context.Context, group string, gens map[connector.TopicPartition]int32, recs []*connector.Record, from, to connector.Checkpoint) error {
+func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
 	offsetsKey := s.OffsetsKey(group)
 	ops := make([]op, len(recs))
 	for i, r := range recs {
@@ -120,7 +108,7 @@ func (s *Store) Commit(ctx context.Context, group string, gens map[connector.Top
 		}
 		ops[i] = o
 	}
-	keys, args, err := s.plan.commitArgs(offsetsKey, gens, from, to, ops)
+	keys, args, err := s.plan.commitArgs(offsetsKey, epochs, from, to, ops)
 	if err != nil {
 		return err
 	}
@@ -141,7 +129,7 @@ func (s *Store) Commit(ctx context.Context, group string, gens map[connector.Top
 				if f, ok := from[tp]; ok {
 					want = f
 				}
-				return strconv.Itoa(int(gens[tp])) + ":" + strconv.FormatInt(want, 10)
+				return strconv.FormatInt(epochs[tp], 10) + ":" + strconv.FormatInt(want, 10)
 			}
 		}
 		return ""

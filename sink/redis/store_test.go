@@ -15,6 +15,7 @@ import (
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/test/testenv"
+	"github.com/connectd/connectd/txn"
 )
 
 var (
@@ -22,8 +23,8 @@ var (
 	tp1 = connector.TopicPartition{Topic: "orders", Partition: 1}
 )
 
-func gensAt(gen int32, tps ...connector.TopicPartition) map[connector.TopicPartition]int32 {
-	m := map[connector.TopicPartition]int32{}
+func gensAt(gen int64, tps ...connector.TopicPartition) map[connector.TopicPartition]int64 {
+	m := map[connector.TopicPartition]int64{}
 	for _, tp := range tps {
 		m[tp] = gen
 	}
@@ -37,9 +38,9 @@ func TestClaimAndCommitCAS(t *testing.T) {
 	c := s.Client()
 	p := cfg.KeyPrefix
 
-	cp, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0, tp1})
-	if err != nil || len(cp) != 0 {
-		t.Fatalf("first claim: %v, %v", cp, err)
+	claims, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0, tp1})
+	if err != nil || len(claims.Checkpoint()) != 0 || claims[tp0].Epoch != 1 {
+		t.Fatalf("first claim: %v, %v", claims, err)
 	}
 	b1 := append(makeRecs(tp0, 0, 10), makeRecs(tp1, 0, 5)...)
 	if err := s.Commit(ctx, "g", gensAt(1, tp0, tp1), b1, connector.Checkpoint{}, connector.Checkpoint{tp0: 10, tp1: 5}); err != nil {
@@ -61,24 +62,20 @@ func TestClaimAndCommitCAS(t *testing.T) {
 		t.Fatalf("fenced commits wrote %d keys", n)
 	}
 
-	// A new member claims at generation 2 and sees the checkpoints.
-	cp, err = s.Claim(ctx, "g", 2, []connector.TopicPartition{tp0})
-	if err != nil || cp[tp0] != 10 || len(cp) != 1 {
-		t.Fatalf("claim at 2: %v, %v", cp, err)
+	// The heir (another member, or a static member restarted with the
+	// same group generation) claims tp0: epoch 2, and it sees the
+	// checkpoint.
+	claims, err = s.Claim(ctx, "g", []connector.TopicPartition{tp0})
+	if err != nil || claims[tp0] != (txn.PartitionClaim{Epoch: 2, Next: 10}) || len(claims) != 1 {
+		t.Fatalf("second claim: %v, %v", claims, err)
 	}
-	// The old owner (generation 1) can neither commit nor claim again.
+	// The old owner (epoch 1) cannot commit.
 	mustKind(t, s.Commit(ctx, "g", gensAt(1, tp0), b2, connector.Checkpoint{tp0: 10}, connector.Checkpoint{tp0: 20}), connector.Fenced)
-	_, err = s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0})
-	mustKind(t, err, connector.Fenced)
 	if n := countKeys(t, c, p+"orders-0-1?"); n != 0 {
 		t.Fatalf("the fenced owner wrote %d keys", n)
 	}
-	// tp1 is still owned at 1: a claim of both at 1 fails and changes nothing.
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0, tp1}); connector.KindOf(err) != connector.Fenced {
-		t.Fatalf("claim of a newer-owned partition: %v", err)
-	}
 	if v := c.HGet(ctx, s.OffsetsKey("g"), "orders/1").Val(); v != "1:5" {
-		t.Fatalf("tp1 after a refused claim: %q", v)
+		t.Fatalf("tp1 after another partition's claim: %q", v)
 	}
 
 	// The new owner commits.
@@ -106,9 +103,17 @@ func TestClaimAndCommitCAS(t *testing.T) {
 		t.Fatalf("apply counters %v", counts)
 	}
 	// Another group's checkpoints are its own.
-	if cp, err := s.Claim(ctx, "other", 1, []connector.TopicPartition{tp0}); err != nil || len(cp) != 0 {
-		t.Fatalf("other group: %v, %v", cp, err)
+	if c, err := s.Claim(ctx, "other", []connector.TopicPartition{tp0}); err != nil || c[tp0] != (txn.PartitionClaim{Epoch: 1, Next: txn.NoCheckpoint}) {
+		t.Fatalf("other group: %v, %v", c, err)
 	}
+	// A zombie that claims after its heir (it missed the rebalance) takes
+	// tp0 back at epoch 3 and fences the heir; every commit still moves
+	// the checkpoint from where the store has it.
+	claims, err = s.Claim(ctx, "g", []connector.TopicPartition{tp0})
+	if err != nil || claims[tp0] != (txn.PartitionClaim{Epoch: 3, Next: 20}) {
+		t.Fatalf("third claim: %v, %v", claims, err)
+	}
+	mustKind(t, s.Commit(ctx, "g", gensAt(2, tp0), makeRecs(tp0, 20, 5), connector.Checkpoint{tp0: 20}, connector.Checkpoint{tp0: 25}), connector.Fenced)
 }
 
 func TestCommitWrongTypeLeavesNothing(t *testing.T) {
@@ -125,7 +130,7 @@ func TestCommitWrongTypeLeavesNothing(t *testing.T) {
 			cfg.Structure, cfg.Value, cfg.TTL = tc.structure, tc.value, time.Hour
 			s := newStore(t, cfg, "")
 			c := s.Client()
-			if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+			if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 				t.Fatal(err)
 			}
 			recs := makeRecs(tp0, 0, 100)
@@ -172,7 +177,7 @@ func TestCommitWrongTypeLeavesNothing(t *testing.T) {
 		cfg := sharedConfig(t)
 		s := newStore(t, cfg, "")
 		c := s.Client()
-		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+		if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 			t.Fatal(err)
 		}
 		recs := makeRecs(tp0, 0, 100)
@@ -199,7 +204,7 @@ func TestCommitWrongTypeLeavesNothing(t *testing.T) {
 		cfg := sharedConfig(t)
 		s := newStore(t, cfg, "")
 		c := s.Client()
-		if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+		if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 			t.Fatal(err)
 		}
 		recs := makeRecs(tp0, 0, 100)
@@ -218,7 +223,7 @@ func TestStructuresAndDLQ(t *testing.T) {
 	cfg.Structure, cfg.Value, cfg.Key = StructureStream, ValueFields, "stream:{json:id}"
 	s := newStore(t, cfg, "orders-dlq")
 	c := s.Client()
-	if _, err := s.Claim(ctx, "g", 7, []connector.TopicPartition{tp0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
 	recs := makeRecs(tp0, 0, 3)
@@ -227,7 +232,7 @@ func TestStructuresAndDLQ(t *testing.T) {
 	recs[1].Topic = "orders-dlq"
 	recs[1].Headers = []connector.Header{{Key: "__connect.errors.exception.message", Value: []byte("boom")}}
 	recs[2].Value = []byte(`{"amount":2}`)
-	if err := s.Commit(ctx, "g", gensAt(7, tp0), recs, nil, connector.Checkpoint{tp0: 3}); err != nil {
+	if err := s.Commit(ctx, "g", gensAt(1, tp0), recs, nil, connector.Checkpoint{tp0: 3}); err != nil {
 		t.Fatal(err)
 	}
 	entries := c.XRange(ctx, cfg.KeyPrefix+"stream:orders-0-0", "-", "+").Val()
@@ -270,7 +275,7 @@ func TestHashAndJSONValue(t *testing.T) {
 	cfg.Structure, cfg.Value, cfg.Key = StructureHash, "json:amount", "h:{topic}:{partition}:{offset}"
 	cfg.AuditLog, cfg.TestApplyCounter = false, false
 	s := newStore(t, cfg, "")
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, 0, 4), nil, connector.Checkpoint{tp0: 4}); err != nil {
@@ -333,7 +338,7 @@ func TestNoScriptRecovery(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartRedisServer(t, "everysec")
 	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true}, "")
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Client().ScriptFlush(ctx).Err(); err != nil {
@@ -343,7 +348,7 @@ func TestNoScriptRecovery(t *testing.T) {
 		t.Fatalf("commit after SCRIPT FLUSH: %v", err)
 	}
 	s.Client().ScriptFlush(ctx)
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatalf("claim after SCRIPT FLUSH: %v", err)
 	}
 	s.Client().ScriptFlush(ctx)
@@ -360,7 +365,7 @@ func TestOutOfMemoryIsAbortable(t *testing.T) {
 	srv := testenv.StartRedisServer(t, "everysec")
 	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true}, "")
 	c := s.Client()
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
@@ -390,7 +395,7 @@ func TestServerDown(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartRedisServer(t, "always")
 	s := newStore(t, Config{Addr: srv.Addr(), Timeout: 2 * time.Second}, "")
-	if _, err := s.Claim(ctx, "g", 1, []connector.TopicPartition{tp0}); err != nil {
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill()

@@ -55,7 +55,7 @@ func sigkill(rounds int) step {
 // sigstop: a process frozen past the group session timeout and the
 // transaction timeout, then thawed: a zombie whose batch must not commit
 // (fenced by the producer epoch, the group generation or the sink's
-// generation compare-and-set). A zero freeze is the longer of the two
+// claim-epoch compare-and-set). A zero freeze is the longer of the two
 // timeouts plus 6s.
 func sigstop(freeze time.Duration) step {
 	return step{"sigstop", func(r *run) string {

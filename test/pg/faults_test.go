@@ -97,7 +97,7 @@ func (in *injector) Stop() (int, string) {
 
 // runSchedule copies n records under faults, a graceful restart
 // mid-stream, and a second instance joining and leaving (rebalances: new
-// generations claim partitions in the offsets table).
+// claims raise claim epochs in the offsets table).
 func runSchedule(t *testing.T, guarantee string, n int) (*env, verify.Report, int) {
 	e := newEnv(t)
 	e.produce("in", 0, n)
@@ -145,8 +145,8 @@ func TestExactlyOnceUnderFaultsRestartsAndRebalances(t *testing.T) {
 	if d := e.query("SELECT count(*) FROM events_dlq"); d != n/500 {
 		t.Fatalf("%d dead-letter rows, want %d", d, n/500)
 	}
-	if g := e.query("SELECT max(generation) FROM connectd_offsets"); g < 2 {
-		t.Fatalf("max claimed generation %d: the rebalances never reclaimed a partition", g)
+	if g := e.query("SELECT max(claim_epoch) FROM connectd_offsets"); g < 2 {
+		t.Fatalf("max claim epoch %d: the rebalances never reclaimed a partition", g)
 	}
 }
 

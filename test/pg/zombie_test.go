@@ -33,7 +33,7 @@ connectors:
 
 // An instance frozen in the middle of a batch (its records read, not yet
 // committed) is expelled from the group; another instance claims the
-// partitions at a newer generation and commits everything. When the frozen
+// partitions (raising their claim epochs) and commits everything. When the frozen
 // one wakes up, its commit is fenced: none of its rows land, no row is
 // applied twice.
 func TestZombieNeverCommits(t *testing.T) {

@@ -10,9 +10,9 @@ import (
 )
 
 // The PostgreSQL and Redis sinks keep the checkpoint in the sink, next to
-// the data: on assignment a member claims its partitions there with the
-// group generation, and every commit is a compare-and-set on (generation,
-// expected offset). The group's committed offsets follow each sink commit
+// the data: on assignment a member claims its partitions there (the sink
+// raises each one's claim epoch), and every commit is a compare-and-set on
+// (claim epoch, expected offset). The group's committed offsets follow each sink commit
 // for lag display only, so the tests pace themselves on them but judge the
 // result with `connectd verify`, which reads the sink's own checkpoint.
 

@@ -16,27 +16,27 @@ import (
 // TestSIGSTOPZombieKafkaToPostgres: two instances of one exactly_once
 // Kafka → PostgreSQL connector share the partitions; one is frozen with
 // SIGSTOP past the 6s session timeout while it holds a batch, the other
-// takes every partition (its claims raise the generation in the offsets
-// table) and commits past it. On SIGCONT the zombie's commit carries the
-// stale generation: the offsets compare-and-set fences it (status: a
+// takes every partition (its claims raise the claim epochs in the offsets
+// table) and commits past it. On SIGCONT the zombie's commit carries a
+// stale claim epoch: the offsets compare-and-set fences it (status: a
 // "fenced" abort), nothing of its batch lands, and verify stays clean with
 // every apply counter at 1.
 func TestSIGSTOPZombieKafkaToPostgres(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.Postgres(t)
-	runSinkZombie(t, postgresSink(dsn), func(p *pipe) (int64, error) { return pgMaxGeneration(dsn, p.group) })
+	runSinkZombie(t, postgresSink(dsn), func(p *pipe) (int64, error) { return pgMaxClaimEpoch(dsn, p.group) })
 }
 
 // TestSIGSTOPZombieKafkaToRedis: the same with the Redis sink, whose Lua
-// script checks every partition's generation before writing anything.
+// script checks every partition's claim epoch before writing anything.
 func TestSIGSTOPZombieKafkaToRedis(t *testing.T) {
 	t.Parallel()
 	runSinkZombie(t, redisSink(testenv.Redis(t)), nil)
 }
 
-// pgMaxGeneration is the highest claim generation in the offsets table for
+// pgMaxClaimEpoch is the highest claim epoch in the offsets table for
 // group (the sink's default offsets_table).
-func pgMaxGeneration(dsn, group string) (int64, error) {
+func pgMaxClaimEpoch(dsn, group string) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -44,15 +44,15 @@ func pgMaxGeneration(dsn, group string) (int64, error) {
 		return 0, err
 	}
 	defer conn.Close(context.Background())
-	var gen int64
-	err = conn.QueryRow(ctx, "SELECT coalesce(max(generation), 0) FROM connectd_offsets WHERE group_id = $1", group).Scan(&gen)
-	return gen, err
+	var epoch int64
+	err = conn.QueryRow(ctx, "SELECT coalesce(max(claim_epoch), 0) FROM connectd_offsets WHERE group_id = $1", group).Scan(&epoch)
+	return epoch, err
 }
 
 // runSinkZombie freezes one of two instances writing to sink past the
 // session timeout, wakes it, and requires its batch fenced and verify
-// clean. generation, if not nil, reads the sink's highest claim generation.
-func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, error)) {
+// clean. claimEpoch, if not nil, reads the sink's highest claim epoch.
+func runSinkZombie(t *testing.T, sink string, claimEpoch func(*pipe) (int64, error)) {
 	p := newPipe(t)
 	cfg := p.writeConfig(connectorConfig{
 		guarantee:          "exactly_once",
@@ -82,13 +82,13 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 	// A random point inside a batch (commit.interval 1s).
 	time.Sleep(time.Duration(rng.Int64N(int64(time.Second))))
 	before := zombie.mustStatus(connectorName)
-	var genBefore int64
-	if generation != nil {
-		g, err := generation(p)
+	var epochBefore int64
+	if claimEpoch != nil {
+		g, err := claimEpoch(p)
 		if err != nil {
-			t.Fatalf("read the claim generation: %v", err)
+			t.Fatalf("read the claim epoch: %v", err)
 		}
-		genBefore = g
+		epochBefore = g
 	}
 	zombie.kill(syscall.SIGSTOP)
 	frozen := time.Now()
@@ -96,19 +96,19 @@ func runSinkZombie(t *testing.T, sink string, generation func(*pipe) (int64, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%.1fs: SIGSTOP zombie (records_in %d, commits %d; claim generation %d); committed offsets %v",
-		time.Since(start).Seconds(), before.RecordsIn, before.Commits, genBefore, frozenAt)
+	t.Logf("%.1fs: SIGSTOP zombie (records_in %d, commits %d; claim epoch %d); committed offsets %v",
+		time.Since(start).Seconds(), before.RecordsIn, before.Commits, epochBefore, frozenAt)
 
 	p.waitHeirTakesOver(t, heir, frozenAt)
 	t.Logf("%.1fs: the zombie was expelled at most %.1fs after it froze", time.Since(start).Seconds(), time.Since(frozen).Seconds())
-	if generation != nil {
-		g, err := generation(p)
+	if claimEpoch != nil {
+		g, err := claimEpoch(p)
 		if err != nil {
-			t.Fatalf("read the claim generation: %v", err)
+			t.Fatalf("read the claim epoch: %v", err)
 		}
-		t.Logf("claim generation in the sink: %d before the freeze, %d after the heir took over", genBefore, g)
-		if g <= genBefore {
-			t.Errorf("the heir's claims did not raise the generation in the sink (%d -> %d)", genBefore, g)
+		t.Logf("claim epoch in the sink: %d before the freeze, %d after the heir took over", epochBefore, g)
+		if g <= epochBefore {
+			t.Errorf("the heir's claims did not raise the claim epoch in the sink (%d -> %d)", epochBefore, g)
 		}
 	}
 	t.Logf("%.1fs: the heir committed past the zombie on every partition: %s", time.Since(start).Seconds(), heir.mustStatus(connectorName))

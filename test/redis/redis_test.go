@@ -42,7 +42,7 @@ connectors:
 
 // Exactly-once into Redis under consumer-side broker faults, a restart
 // mid-stream and a second instance joining and leaving (partitions move
-// between owners, claimed in Redis with the group generation): the checker
+// between owners, claimed in Redis, each claim raising the claim epoch): the checker
 // sees every event applied once, and every apply counter is exactly 1.
 // The same at_least_once loses nothing.
 func TestKafkaToRedisUnderFaults(t *testing.T) {
