@@ -349,7 +349,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		// commits the group's offsets.
 		store := sinkpg.New(*s.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(),
 			ExactlyOnce: exactlyOnce, Logger: log})
-		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
 		if exactlyOnce {
 			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
 			src, proto = kafkasrc.New(p.Client, log), p
@@ -362,7 +362,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		// exactly_once claims partitions there and commits each batch
 		// with its offsets in one Lua script; at_least_once writes,
 		// then commits the group's offsets.
-		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
 		if exactlyOnce {
 			store := &lazyRedisStore{cfg: *s.Redis, dlq: s.DLQTopic()}
 			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
@@ -372,11 +372,11 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 			src, proto = kafkasrc.New(p.Client, log), p
 		}
 	case s.KafkaSrc != nil && exactlyOnce:
-		opts := concat(base, s.KafkaSrc.ClientOptions(), txnOpts, env.ClientOpts)
+		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), txnOpts, env.ClientOpts)
 		p := txn.NewKafkaGroupTxn(opts, topic, log, onFenced)
 		src, proto = kafkasrc.New(p.Client, log), p
 	case s.KafkaSrc != nil:
-		opts := concat(base, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
 		p := txn.NewAtLeastOnce(opts, topic, nil, nil, log)
 		src, proto = kafkasrc.New(p.Client, log), p
 	default:
@@ -407,7 +407,7 @@ func (s *Spec) buildFanout(env Env, base, txnOpts []kgo.Opt, onFenced func(), lo
 			}
 		}
 		p := txn.NewTwoPhase(txn.TwoPhaseConfig{
-			KafkaOpts:    concat(base, s.KafkaSrc.ClientOptions(), txnOpts, env.ClientOpts),
+			KafkaOpts:    concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), txnOpts, env.ClientOpts),
 			Topic:        s.KafkaSink.Topic,
 			Participants: parts,
 			Decisions:    &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: cc.Name, Brokers: env.Brokers, Opts: env.ClientOpts},
@@ -434,7 +434,7 @@ func (s *Spec) buildFanout(env Env, base, txnOpts []kgo.Opt, onFenced func(), lo
 			writers = append(writers, &lazyRedisWriter{cfg: *f.Redis, dlq: s.DLQTopic()})
 		}
 	}
-	opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(), env.ClientOpts)
+	opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
 	p := txn.NewSinkAtLeastOnce(opts, writers, log)
 	return kafkasrc.New(p.Client, log), p
 }
@@ -452,6 +452,14 @@ func (s *Spec) DLQTopic() string {
 // instance fences its own zombie, and unique across instances, so two
 // instances never fence each other.
 func TransactionalID(connectorName, instanceID string) string {
+	return "connectd-" + connectorName + "-" + instanceID
+}
+
+// GroupInstanceID is a task's group.instance.id with static membership:
+// stable across restarts of the same instance, so a restart takes the
+// task's partitions back at once, and unique per connector and instance,
+// so two connectors sharing a group never fence each other.
+func GroupInstanceID(connectorName, instanceID string) string {
 	return "connectd-" + connectorName + "-" + instanceID
 }
 

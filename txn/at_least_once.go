@@ -145,7 +145,7 @@ func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
 // Close flushes nothing further and closes the client (leaving the group).
 func (a *AtLeastOnce) Close() {
 	if a.cl != nil {
-		a.cl.CloseAllowingRebalance()
+		closeGroupClient(a.cl, a.log)
 		a.cl = nil
 	}
 }

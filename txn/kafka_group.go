@@ -187,6 +187,6 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 // comes first; nothing of it is ever visible.
 func (k *KafkaGroupTxn) Close() {
 	if s := k.sess.Swap(nil); s != nil {
-		s.CloseAllowingRebalance()
+		closeGroupClient(s.Client(), k.log)
 	}
 }

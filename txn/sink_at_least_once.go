@@ -102,7 +102,7 @@ func (s *SinkAtLeastOnce) Recover(_ context.Context, cause error) error {
 // Close closes the consumer and the writer.
 func (s *SinkAtLeastOnce) Close() {
 	if s.cl != nil {
-		s.cl.CloseAllowingRebalance()
+		closeGroupClient(s.cl, s.log)
 		s.cl = nil
 	}
 	s.writer.Close()

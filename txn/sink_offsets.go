@@ -272,7 +272,7 @@ func (s *SinkOffsets) release(_ context.Context, _ *kgo.Client, gone map[string]
 // Close closes the consumer (leaving the group) and the store.
 func (s *SinkOffsets) Close() {
 	if cl := s.cl.Swap(nil); cl != nil {
-		cl.CloseAllowingRebalance()
+		closeGroupClient(cl, s.log)
 	}
 	s.store.Close()
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
@@ -33,8 +34,20 @@ type Config struct {
 	// "earliest" (default, Kafka's auto.offset.reset=earliest) or "latest".
 	StartOffset string `yaml:"start_offset"`
 	// SessionTimeout is the group session timeout (Kafka's
-	// session.timeout.ms). Default 45s.
+	// session.timeout.ms). Default 45s. It is how long the partitions of
+	// a member that died and does not come back stay unowned; a static
+	// member that restarts takes them back at once, and a clean stop
+	// leaves the group, so neither waits for it.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// StaticMembership makes every task a static group member (Kafka's
+	// group.instance.id, KIP-345) named by its instance ID: a process
+	// restarted with the same instance_id takes its partitions back
+	// without a rebalance and without waiting for the session timeout.
+	// Default true. Two live processes must never share an instance_id:
+	// the broker fences the older one (both keep taking the partitions
+	// from each other, and both say so in their logs; the commit
+	// protocols' fencing keeps the output exactly-once meanwhile).
+	StaticMembership *bool `yaml:"static_membership"`
 	// FetchMaxBytes bounds, in bytes, one fetch response across all of a
 	// task's partitions (Kafka's fetch.max.bytes). Default
 	// DefaultFetchMaxBytes.
@@ -116,9 +129,10 @@ func (c Config) StartAt() kgo.Offset {
 
 // ClientOptions are the consumer-side kgo options for this source: the group,
 // read_committed, cooperative-sticky, no autocommit (the commit protocol
-// commits), and rebalances held back while a batch is open.
-func (c Config) ClientOptions() []kgo.Opt {
-	return []kgo.Opt{
+// commits), and rebalances held back while a batch is open. instanceID is
+// the task's group.instance.id with static membership (ignored without).
+func (c Config) ClientOptions(instanceID string) []kgo.Opt {
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -136,7 +150,18 @@ func (c Config) ClientOptions() []kgo.Opt {
 		kgo.FetchMaxBytes(int32(c.FetchMaxBytes)),
 		kgo.FetchMaxPartitionBytes(int32(c.FetchMaxPartitionBytes)),
 	}
+	if c.Static() && instanceID != "" {
+		opts = append(opts, kgo.InstanceID(instanceID))
+	}
+	return opts
 }
+
+// Static reports whether tasks join as static members (the default).
+func (c Config) Static() bool { return c.StaticMembership == nil || *c.StaticMembership }
+
+// ErrInstanceIDConflict is returned by Poll when the broker fenced this
+// member because a newer one joined with the same group.instance.id.
+var ErrInstanceIDConflict = errors.New("instance_id conflict")
 
 // Source polls a consumer-group client.
 type Source struct {
@@ -173,6 +198,18 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 	for _, fe := range fetches.Errors() {
 		if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
 			continue
+		}
+		if errors.Is(fe.Err, kerr.FencedInstanceID) {
+			// The group gave our instance ID to a newer member: another
+			// live process runs with the same instance_id. Nothing of
+			// the open batch may commit (its partitions are no longer
+			// ours); the connector aborts it and rejoins, which fences
+			// the other process in turn, until one of them is stopped.
+			err := fmt.Errorf("%w: another live process joined the group with this task's instance ID %q; "+
+				"every process needs its own instance_id (the commit protocols keep the output exactly-once meanwhile)",
+				ErrInstanceIDConflict, cl.OptValue(kgo.InstanceID))
+			s.log.Error("instance_id conflict", "err", err)
+			return nil, err
 		}
 		s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 	}

@@ -127,7 +127,7 @@ func TestClientOptionsAccepted(t *testing.T) {
 		if err := c.Validate("c"); err != nil {
 			t.Fatal(err)
 		}
-		cl, err := kgo.NewClient(append(c.ClientOptions(), kgo.SeedBrokers("127.0.0.1:1"))...)
+		cl, err := kgo.NewClient(append(c.ClientOptions(""), kgo.SeedBrokers("127.0.0.1:1"))...)
 		if err != nil {
 			t.Fatalf("%s: options rejected: %v", start, err)
 		}
@@ -178,7 +178,7 @@ func TestSourcePollsGroupClient(t *testing.T) {
 	if err := conf.Validate("src-test"); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(append(conf.ClientOptions(), kgo.SeedBrokers(brokers...))...)
+	cl, err := kgo.NewClient(append(conf.ClientOptions(""), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
