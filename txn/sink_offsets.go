@@ -166,6 +166,12 @@ func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error
 		}
 		return err
 	}
+	// The group offsets shown for lag cover every partition this member
+	// holds, not only those in the batch: a partition claimed after a
+	// restart whose group offset was never committed (the process died
+	// before its asynchronous lag commit) would otherwise show a stale lag
+	// until new input arrives on it.
+	lag := connector.Checkpoint{}
 	s.mu.Lock()
 	for tp, next := range cp {
 		if c, ok := s.owned[tp]; ok {
@@ -173,8 +179,13 @@ func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error
 			s.owned[tp] = c
 		}
 	}
+	for tp, c := range s.owned {
+		if c.has {
+			lag[tp] = c.next
+		}
+	}
 	s.mu.Unlock()
-	s.commitGroupForLag(cp)
+	s.commitGroupForLag(lag)
 	return nil
 }
 

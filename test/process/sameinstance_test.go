@@ -1,0 +1,108 @@
+package process_test
+
+import (
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSIGSTOPZombieHeirWithSameInstanceID: with static membership the heir
+// of a frozen process is usually its own restart, with the same
+// instance_id, so the same group.instance.id and transactional ID, and the
+// same group generation. A process is frozen with SIGSTOP while it holds a
+// batch; a second process starts with the same instance_id, takes every
+// partition at once (the broker replaces the static member; no session
+// timeout to wait) and commits past the frozen one. On SIGCONT the zombie
+// must not commit: for Kafka its producer epoch was bumped by the heir's
+// InitProducerID and its member ID replaced (KIP-447's checks); for
+// PostgreSQL and Redis the heir's claims raised the partitions' claim
+// epochs. The zombie is then SIGKILLed (the orchestrator took it for dead),
+// the heir drains, and verify is clean.
+func TestSIGSTOPZombieHeirWithSameInstanceID(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []struct {
+		name    string
+		section func(*pipe) string
+	}{
+		{"kafka", nil},
+		{"postgres", sharedPostgresSink(t)},
+		{"redis", sharedRedisSink(t)},
+	} {
+		t.Run(sink.name, func(t *testing.T) {
+			t.Parallel()
+			runSameInstanceZombie(t, sink.section)
+		})
+	}
+}
+
+func runSameInstanceZombie(t *testing.T, sink func(*pipe) string) {
+	p := newPipe(t)
+	c := connectorConfig{
+		guarantee:          "exactly_once",
+		commitInterval:     "1s", // long batches: the zombie holds one most of the time
+		transactionTimeout: "30s",
+		sessionTimeout:     "45s",
+		shutdownTimeout:    "10s",
+	}
+	if sink != nil {
+		c.sink = sink(p)
+	}
+	cfg := p.writeConfig(c)
+	rng := rand.New(rand.NewPCG(seed(t), 3))
+	start := time.Now()
+	const pre = 10_000
+
+	p.produce(0, pre)
+	id := p.instanceID("same")
+	zombie := startInstance(t, cfg, id)
+	in := p.startStream(pre, 1000)
+	p.waitCommitted(pre, 2*time.Minute, zombie)
+	// A random point inside a batch (commit.interval 1s), with records
+	// arriving: the zombie holds read, uncommitted records when it freezes.
+	time.Sleep(time.Duration(rng.Int64N(int64(time.Second))))
+	before := zombie.mustStatus(connectorName)
+	zombie.kill(syscall.SIGSTOP)
+	frozen := time.Now()
+	frozenAt, err := p.committedOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.1fs: SIGSTOP (records_in %d, commits %d); committed offsets %v", time.Since(start).Seconds(), before.RecordsIn, before.Commits, frozenAt)
+
+	heir := startInstance(t, cfg, id)
+	p.waitHeirTakesOver(t, heir, frozenAt)
+	took := time.Since(frozen)
+	t.Logf("%.1fs: the heir with the same instance_id committed past the zombie on every partition %.1fs after the freeze (session timeout 45s)",
+		time.Since(start).Seconds(), took.Seconds())
+
+	mark := zombie.LogSize()
+	zombie.kill(syscall.SIGCONT)
+	var after status
+	waitFor(t, 2*time.Minute, "the woken zombie to abort its batch", func() bool {
+		zombie.Alive()
+		st, err := zombie.status(connectorName)
+		after = st
+		return err == nil && st.aborts() > before.aborts()
+	})
+	logged := zombie.logSince(mark)
+	t.Logf("the woken zombie: aborts %v -> %v, commits %d -> %d; its warnings:\n%s",
+		before.Aborts, after.Aborts, before.Commits, after.Commits, logged)
+	if after.Commits != before.Commits {
+		t.Errorf("the zombie committed %d batches after it woke beside its heir", after.Commits-before.Commits)
+	}
+	if after.Aborts["fenced"] <= before.Aborts["fenced"] && !strings.Contains(logged, "instance_id conflict") {
+		t.Errorf("the zombie's batch aborted, but neither fenced nor for the instance_id conflict: aborts %v -> %v", before.Aborts, after.Aborts)
+	}
+	zombie.kill(syscall.SIGKILL)
+
+	total := in.stop(t)
+	p.waitDrained(total, 3*time.Minute, heir)
+	heir.kill(syscall.SIGTERM)
+	if code := heir.WaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("heir: exit %d after SIGTERM, want 0", code)
+	}
+	rep := verifyClean(t, cfg, connectorName, total)
+	t.Logf("%.1fs: %d events, zombie and heir with one instance_id: %s", time.Since(start).Seconds(), total, rep)
+}
