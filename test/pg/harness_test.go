@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,9 +152,16 @@ func must(t *testing.T, rep verify.Report, what string) {
 // json: column).
 func (e *env) produce(topic string, from, to int) {
 	e.t.Helper()
+	if err := e.produceErr(topic, from, to); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// produceErr is produce returning its error, for goroutines.
+func (e *env) produceErr(topic string, from, to int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.ListenAddrs()...), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
 	if err != nil {
-		e.t.Fatal(err)
+		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -170,9 +178,79 @@ func (e *env) produce(topic string, from, to int) {
 			Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", i)}},
 		})
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		e.t.Fatal(err)
+	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// feeder produces records to a topic in the background, keeping the
+// connector's backlog (records produced and not yet committed) at least
+// feedAhead records long: the connector always has a full batch in
+// flight, on a fast quiet machine as on a slow loaded one.
+type feeder struct {
+	next     int // the next record to produce; read after stop
+	err      error
+	quit     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// feedAhead is the backlog a feeder keeps, and feedChunk the records it
+// produces at a time: several batches of copyYAML's 400 records.
+const (
+	feedAhead = 5000
+	feedChunk = 1000
+)
+
+// feed starts a feeder producing records from on to topic; committed
+// reports how many input records the connector has committed. It stops at
+// the latest when the test ends.
+func (e *env) feed(topic string, from int, committed func() int) *feeder {
+	f := &feeder{next: from, quit: make(chan struct{}), done: make(chan struct{})}
+	e.t.Cleanup(f.halt)
+	go func() {
+		defer close(f.done)
+		for {
+			select {
+			case <-f.quit:
+				return
+			default:
+			}
+			if f.next-committed() >= feedAhead {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if f.err = e.produceErr(topic, f.next, f.next+feedChunk); f.err != nil {
+				return
+			}
+			f.next += feedChunk
+		}
+	}()
+	return f
+}
+
+// stop stops the feeder and returns how many records the topic holds.
+func (f *feeder) stop(t *testing.T) int {
+	t.Helper()
+	f.halt()
+	if f.err != nil {
+		t.Fatalf("feeding the input: %v", f.err)
 	}
+	return f.next
+}
+
+func (f *feeder) halt() {
+	f.stopOnce.Do(func() { close(f.quit) })
+	<-f.done
+}
+
+// checkpointed is the input records a connector on d has committed: the
+// sum of its partitions' checkpoints.
+func checkpointed(d *daemon.Daemon, name string) int {
+	st, _ := d.Status(name)
+	n := 0
+	for _, p := range st.Partitions {
+		n += int(p.Checkpoint)
+	}
+	return n
 }
 
 // query runs a one-value query on the test database.
