@@ -2,7 +2,6 @@ package process_test
 
 import (
 	"math/rand/v2"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,16 +12,13 @@ import (
 // instance mid-stream.
 const sigtermCycles = 5
 
-// strictShutdown turns the known shutdown bug's symptoms (see README.md:
-// a SIGTERM can abort the open batch instead of committing it) from logged
-// into failures; set CONNECTD_PROCESS_STRICT_SHUTDOWN=1 once it is fixed.
-func strictShutdown() bool { return os.Getenv("CONNECTD_PROCESS_STRICT_SHUTDOWN") != "" }
-
 // TestSIGTERMFinishesOpenBatch: SIGTERM in the middle of a stream (inside a
 // batch with records in it) makes connectd stop its connector and exit 0
 // within shutdown_timeout, leaving no transaction open on the broker; a
 // restart picks up where it stopped. Done sigtermCycles times, then drained:
-// exactly_once must be exactly once, at_least_once must lose nothing.
+// exactly_once must be exactly once, with every batch open at a SIGTERM
+// committed, not aborted; at_least_once must lose nothing and duplicate
+// nothing, since a clean stop commits the open batch's checkpoint with it.
 func TestSIGTERMFinishesOpenBatch(t *testing.T) {
 	t.Parallel()
 	for _, guarantee := range []string{"exactly_once", "at_least_once"} {
@@ -87,6 +83,11 @@ func runSIGTERM(t *testing.T, guarantee string) {
 		if committedAfter < committedBefore {
 			t.Fatalf("SIGTERM %d: committed input went back from %d to %d", cycle, committedBefore, committedAfter)
 		}
+		if !exactlyOnce && committedAfter == committedBefore {
+			// The stream keeps every batch non-empty: a stop that
+			// commits nothing found no batch in flight.
+			t.Errorf("SIGTERM %d: committed input stayed at %d: the stop committed no open batch", cycle, committedAfter)
+		}
 		outcome := "-"
 		if exactlyOnce {
 			// Whatever the open batch became, nothing may stay open
@@ -118,14 +119,10 @@ func runSIGTERM(t *testing.T, guarantee string) {
 		p.waitCommitted(committedAfter+2000, 2*time.Minute, inst)
 	}
 	if exactlyOnce {
-		msg := "exactly_once: of %d batches open at SIGTERM, %d committed and %d aborted"
+		t.Logf("exactly_once: of %d batches open at SIGTERM, %d committed and %d aborted", sigtermCycles, committedOpen, abortedOpen)
 		if abortedOpen > 0 {
-			msg += " (KNOWN BUG, README.md: records still buffered at SIGTERM fail with the cancelled run context, so the stop aborts the batch instead of committing it)"
-			if strictShutdown() {
-				t.Errorf(msg, sigtermCycles, committedOpen, abortedOpen)
-			}
+			t.Errorf("exactly_once: %d of %d batches open at SIGTERM were aborted, want each committed by the clean stop", abortedOpen, sigtermCycles)
 		}
-		t.Logf(msg, sigtermCycles, committedOpen, abortedOpen)
 	}
 
 	total := in.stop(t)
@@ -145,11 +142,10 @@ func runSIGTERM(t *testing.T, guarantee string) {
 	if rep.Expected != total || rep.Missing != 0 || rep.Unexpected != 0 {
 		t.Fatalf("at_least_once after clean stops: %s, want %d expected, none missing or unexpected", rep, total)
 	}
+	// The stop commits the open batch's records and its checkpoint
+	// (connector.Run writes with a context that outlives the stop by
+	// shutdown_timeout): a restart re-reads nothing already written.
 	if rep.Duplicates > 0 {
-		msg := "at_least_once: %d duplicates after %d clean stops (KNOWN BUG, README.md: a stop fails the open batch's buffered records, so its checkpoint is not stored while some of its records were written)"
-		if strictShutdown() {
-			t.Errorf(msg, rep.Duplicates, sigtermCycles)
-		}
-		t.Logf(msg, rep.Duplicates, sigtermCycles)
+		t.Errorf("at_least_once: %d duplicates after %d clean stops, want 0: a stop wrote part of a batch without its checkpoint", rep.Duplicates, sigtermCycles)
 	}
 }
