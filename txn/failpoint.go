@@ -10,11 +10,14 @@ import (
 	"time"
 )
 
-// Failure points of the two-phase commit, for the process-level failure
+// Failure points of the commit protocols, for the process-level failure
 // tests: a connectd process given KillPointEnv or FreezePointEnv sends
 // itself SIGKILL or SIGSTOP when it reaches the named point, as "POINT"
 // (the first time) or "POINT:N" (the N-th time). Points:
 //
+//   - after-sink-write: an at_least_once PostgreSQL or Redis sink wrote a
+//     batch, its group offsets not committed yet (the window in which a
+//     crash duplicates the batch, too short for an outside kill to hit);
 //   - after-prepare: every participant prepared, the Kafka transaction
 //     (and its decision) not yet committed;
 //   - after-decision: the Kafka transaction committed, no COMMIT PREPARED

@@ -69,6 +69,7 @@ func (s *SinkAtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) e
 		}
 		return connector.NewCommitError(connector.Abortable, "sink write", err)
 	}
+	reach("after-sink-write")
 	if err := commitGroupSync(ctx, s.cl, cp); err != nil {
 		return connector.NewCommitError(connector.Abortable, "commit offsets", err)
 	}

@@ -1,12 +1,15 @@
 package process_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/txn"
 )
 
 // Kill schedule of the SIGKILL tests.
@@ -38,6 +41,9 @@ func seed(t *testing.T) uint64 {
 // killResult is what a SIGKILL run did.
 type killResult struct {
 	kills int
+	// selfKills counts the kills (among kills) the process sent itself at
+	// a fail point (runSIGKILLScheduleAt).
+	selfKills int
 	// openAtKill counts kills that left a transaction open on the broker
 	// (exactly_once only): work the restart's fencing had to abort.
 	openAtKill int
@@ -67,6 +73,25 @@ func runSIGKILLScheduleTo(t *testing.T, guarantee string, sink func(*pipe) strin
 // runSIGKILLScheduleWith is runSIGKILLSchedule with the connector config
 // edited by configure.
 func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe, *connectorConfig)) killResult {
+	return runKillSchedule(t, guarantee, configure, "")
+}
+
+// selfKillEvery: with a fail point, every selfKillEvery-th kill is the
+// process's own, at the point.
+const selfKillEvery = 3
+
+// runSIGKILLScheduleAt is runSIGKILLScheduleTo where every selfKillEvery-th
+// kill is not sent from outside: the process is restarted with the fail
+// point (txn.KillPointEnv) set to point, at its 1st to 5th time there, and
+// SIGKILLs itself when it gets there. A point can be a window too short
+// for an outside kill to hit reliably.
+func runSIGKILLScheduleAt(t *testing.T, guarantee string, sink func(*pipe) string, point string) killResult {
+	return runKillSchedule(t, guarantee, func(p *pipe, c *connectorConfig) { c.sink = sink(p) }, point)
+}
+
+// runKillSchedule is runSIGKILLScheduleWith, with the process's own kills
+// at point if it is not empty (runSIGKILLScheduleAt).
+func runKillSchedule(t *testing.T, guarantee string, configure func(*pipe, *connectorConfig), point string) killResult {
 	p := newPipe(t)
 	c := connectorConfig{
 		guarantee:          guarantee,
@@ -84,8 +109,30 @@ func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe
 	in := p.startStream(preproduced, streamRate)
 	id := p.instanceID("k")
 	inst := startInstance(t, cfg, id)
-	kills, atKill, openAtKill := 0, 0, 0
+	kills, atKill, openAtKill, selfKills := 0, 0, 0, 0
+	// armed: the running process was started with the fail point set;
+	// awaitSelfKill waits for it to kill itself there.
+	armed := ""
+	awaitSelfKill := func() {
+		t.Helper()
+		inst.WaitExit(2 * time.Minute)
+		if st := inst.ExitState(); st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("started with %s, the process exited with %v, want killed by SIGKILL there\n%s", armed, st, inst.LogTail(40))
+		}
+		inst.SetEnv()
+		kills++
+		selfKills++
+		atKill = p.committed()
+		t.Logf("kill %2d at %6.1fs: SIGKILL by the process itself at %s; %d committed after it, %d produced",
+			kills, time.Since(start).Seconds(), armed, atKill, in.produced())
+		armed = ""
+	}
 	for kills < maxKills && (kills < minKills || in.produced() < minInput) {
+		if armed != "" {
+			awaitSelfKill()
+			inst.restart()
+			continue
+		}
 		step := int(float64(minInput) * (0.03 + 0.05*rng.Float64()))
 		delay := time.Duration(rng.Int64N(int64(150 * time.Millisecond)))
 		reached := p.waitCommitted(atKill+step, 2*time.Minute, inst)
@@ -107,6 +154,16 @@ func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe
 		}
 		t.Logf("kill %2d at %6.1fs: SIGKILL after %d committed (+%d, then %v); %d committed after it, %d produced; transaction left %s",
 			kills, time.Since(start).Seconds(), reached, step, delay.Round(time.Millisecond), atKill, in.produced(), txnState)
+		if point != "" && (kills+1)%selfKillEvery == 0 {
+			armed = fmt.Sprintf("%s:%d", point, 1+rng.IntN(5))
+			inst.SetEnv(txn.KillPointEnv + "=" + armed)
+			inst.startMayDie() // it may get there before its admin API answers
+			continue
+		}
+		inst.restart()
+	}
+	if armed != "" { // the loop ended with the fail point armed: let it fire
+		awaitSelfKill()
 		inst.restart()
 	}
 	if kills < minKills {
@@ -121,7 +178,7 @@ func runSIGKILLScheduleWith(t *testing.T, guarantee string, configure func(*pipe
 	if code := inst.WaitExit(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
-	return killResult{kills: kills, openAtKill: openAtKill, input: total, cfgPath: cfg}
+	return killResult{kills: kills, selfKills: selfKills, openAtKill: openAtKill, input: total, cfgPath: cfg}
 }
 
 // TestSIGKILLExactlyOnceKafkaToKafka: SIGKILL at random points of a
