@@ -22,7 +22,14 @@ import (
 // commit is on disk before Commit returns; with everysec a server crash
 // may lose the last second of commits, but Redis logs a script's effects
 // as one MULTI/EXEC block, so data and checkpoint are lost together and
-// the lost batches are simply read again.
+// the lost batches are simply read again. That needs a server that recovers
+// a torn last block (a crash during its write) by cutting it whole: Redis
+// 7.0 with aof-load-truncated yes (the default) keeps its first commands
+// behind a MULTI without EXEC, and the restart after the next one applies
+// them with the next transaction, so a batch applied again after the crash
+// counts twice (TestRedisTornAOFTailRepaired). Run aof-load-truncated no
+// and repair a refused AOF with redis-check-aof --fix, which cuts the block
+// whole.
 type Store struct {
 	cfg    Config
 	client *redis.Client
