@@ -47,8 +47,8 @@ func WithNetwork(nw *testcontainers.DockerNetwork, aliases ...string) ContainerO
 	}
 }
 
-// WithCmd replaces the image's command, e.g. redis-server with
-// --appendfsync everysec.
+// WithCmd replaces the image's command; for connectd-redis that is the
+// arguments after its fixed ones, e.g. --appendfsync everysec.
 func WithCmd(cmd ...string) ContainerOption {
 	return func(req *testcontainers.GenericContainerRequest) { req.Cmd = cmd }
 }

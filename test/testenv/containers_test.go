@@ -21,8 +21,27 @@ func TestContainersRedisAndKafka(t *testing.T) {
 		if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if cfg, err := rdb.ConfigGet(ctx, "appendonly").Result(); err != nil || cfg["appendonly"] != "yes" {
-			t.Fatalf("appendonly = %v, %v", cfg, err)
+		for key, want := range map[string]string{"appendonly": "yes", "appendfsync": "always", "aof-load-truncated": "no"} {
+			if cfg, err := rdb.ConfigGet(ctx, key).Result(); err != nil || cfg[key] != want {
+				t.Fatalf("%s = %v, %v; want %s", key, cfg, err, want)
+			}
+		}
+		// A restart runs the image's entrypoint again, this time with an
+		// AOF to check before the server loads it.
+		if err := rc.Stop(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		port, err := rc.MappedPort(ctx, "6379/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port.Port()})
+		defer again.Close()
+		if v, err := again.Get(ctx, "k").Result(); err != nil || v != "v" {
+			t.Fatalf("after a restart: k = %q, %v; want v (from the AOF)", v, err)
 		}
 	})
 	t.Run("postgres", func(t *testing.T) {
