@@ -18,6 +18,31 @@ const (
 	headerDLQMessage = "__connect.errors.exception.message"
 )
 
+// dlqColumns are the dead-letter table's columns, in insert order.
+var dlqColumns = []string{"event_id", "origin_topic", "origin_partition", "origin_offset", "error_stage", "error_message", "headers", "key", "value"}
+
+// dlqStatements returns the dead-letter table's DDL and insert, for the
+// table named by the sanitized identifier dlq. A dead letter is keyed on
+// its event ID, so a replay writes nothing twice, whatever the guarantee.
+// That would also hide a dead letter applied twice; with test_apply_counter
+// the table gets an apply_count column, as the data table does, and a
+// replay raises it instead of doing nothing (verify requires 1 everywhere).
+func dlqStatements(c *Config, dlq string) (create, insert string) {
+	counter, conflict := "", "DO NOTHING"
+	if c.TestApplyCounter {
+		counter = ", " + ApplyCountColumn + " int NOT NULL DEFAULT 1"
+		conflict = "DO UPDATE SET " + ApplyCountColumn + " = t." + ApplyCountColumn + " + 1"
+	}
+	create = "CREATE TABLE IF NOT EXISTS " + dlq + " (event_id text PRIMARY KEY, origin_topic text NOT NULL," +
+		" origin_partition int NOT NULL, origin_offset bigint NOT NULL, error_stage text, error_message text," +
+		" headers jsonb, key bytea, value bytea, created_at timestamptz NOT NULL DEFAULT now()" + counter + ")"
+	insert = "INSERT INTO " + dlq + " AS t (" + strings.Join(dlqColumns, ", ") + ")" +
+		" SELECT u.id, u.t, u.p, u.o, u.stage, u.msg, u.h::jsonb, u.k, u.v" +
+		" FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])" +
+		" AS u(id, t, p, o, stage, msg, h, k, v) ON CONFLICT (event_id) " + conflict
+	return create, insert
+}
+
 // queueDLQ queues the insert of dead-letter rows: one per record, keyed on
 // its event ID (a replay writes nothing twice), with its origin, the error
 // (from the pipeline's headers, or sinkErr for records the sink itself

@@ -24,9 +24,6 @@ type statements struct {
 	migrateOffsets                        string
 }
 
-// dlqColumns are the dead-letter table's columns, in insert order.
-var dlqColumns = []string{"event_id", "origin_topic", "origin_partition", "origin_offset", "error_stage", "error_message", "headers", "key", "value"}
-
 func ident(name string) string {
 	parts, _ := parseIdent(name) // checked by Validate
 	return pgx.Identifier(parts).Sanitize()
@@ -65,10 +62,7 @@ func buildStatements(c *Config, exactlyOnce bool) statements {
 	s.createStage = "CREATE TEMPORARY TABLE " + s.stageTable + " (" + strings.Join(stageCols, ", ") + ") ON COMMIT DROP"
 	s.mergeStage = into + sel + " FROM " + s.stageTable + " AS u" + conflict
 
-	s.insertDLQ = "INSERT INTO " + s.dlq + " (" + strings.Join(dlqColumns, ", ") + ")" +
-		" SELECT u.id, u.t, u.p, u.o, u.stage, u.msg, u.h::jsonb, u.k, u.v" +
-		" FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[])" +
-		" AS u(id, t, p, o, stage, msg, h, k, v) ON CONFLICT (event_id) DO NOTHING"
+	s.createDLQ, s.insertDLQ = dlqStatements(c, s.dlq)
 
 	// Claim: raise every partition's claim epoch (a new row starts at 1),
 	// and return it with the stored checkpoint. The row lock the upsert
@@ -103,9 +97,6 @@ func buildStatements(c *Config, exactlyOnce bool) statements {
 		defs = append(defs, ApplyCountColumn+" int NOT NULL DEFAULT 1")
 	}
 	s.createTable = "CREATE TABLE IF NOT EXISTS " + s.table + " (" + strings.Join(defs, ", ") + ")"
-	s.createDLQ = "CREATE TABLE IF NOT EXISTS " + s.dlq + " (event_id text PRIMARY KEY, origin_topic text NOT NULL," +
-		" origin_partition int NOT NULL, origin_offset bigint NOT NULL, error_stage text, error_message text," +
-		" headers jsonb, key bytea, value bytea, created_at timestamptz NOT NULL DEFAULT now())"
 	s.createOffsets = "CREATE TABLE IF NOT EXISTS " + s.offsets + " (group_id text NOT NULL, topic text NOT NULL," +
 		" partition int NOT NULL, next_offset bigint NOT NULL, claim_epoch bigint NOT NULL," +
 		" updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (group_id, topic, partition))"
