@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
 	sinkredis "github.com/connectd/connectd/sink/redis"
@@ -26,24 +29,49 @@ type OffsetStore interface {
 	Reset(ctx context.Context) error
 }
 
-// Offsets returns where s's checkpoint lives.
+// Offsets returns where s's checkpoint lives: where its commit protocol
+// resumes from (Build), so that GET shows the position a resumed connector
+// starts at, and a change or reset is what it reads next.
+//
+//   - exactly_once into PostgreSQL or Redis alone (txn.SinkOffsets): the
+//     sink's offsets table or hash, which the connector claims from on
+//     assignment. The consumer group's offsets are only a copy there, for
+//     lag display; a change is made to them too, first.
+//   - every other connector with a Kafka source: the consumer group's
+//     committed offsets. at_least_once commits them after each write
+//     (txn.SinkAtLeastOnce, txn.AtLeastOnce), whatever the sink; a Kafka
+//     sink's transaction commits them with the output (txn.KafkaGroupTxn);
+//     a two-phase fan-out's decides with them (txn.TwoPhase).
+//   - a generator source: its records in the offsets topic.
 func Offsets(s *Spec, env Env) OffsetStore {
 	env.defaults()
 	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, env.ClientOpts...)
-	switch {
-	case s.Postgres != nil:
-		return &sinkOffsets{group: s.KafkaSrc.Group, open: func(context.Context) (sinkCheckpoints, error) {
+	if s.KafkaSrc == nil {
+		return &topicOffsets{store: &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: s.Conf.Name, Brokers: env.Brokers, Opts: env.ClientOpts}, opts: base}
+	}
+	group := &groupOffsets{group: s.KafkaSrc.Group, opts: base}
+	if !SinkKeepsCheckpoint(s) {
+		return group
+	}
+	open := func(ctx context.Context) (sinkCheckpoints, error) {
+		return sinkredis.NewStore(ctx, *s.Redis, s.DLQTopic())
+	}
+	if s.Postgres != nil {
+		open = func(context.Context) (sinkCheckpoints, error) {
 			return sinkpg.New(*s.Postgres, sinkpg.Options{Connector: s.Conf.Name, DLQTopic: s.DLQTopic(), ExactlyOnce: true}), nil
-		}}
-	case s.Redis != nil:
-		return &sinkOffsets{group: s.KafkaSrc.Group, open: func(ctx context.Context) (sinkCheckpoints, error) {
-			return sinkredis.NewStore(ctx, *s.Redis, s.DLQTopic())
-		}}
+		}
 	}
-	if s.KafkaSrc != nil {
-		return &groupOffsets{group: s.KafkaSrc.Group, opts: base}
-	}
-	return &topicOffsets{store: &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: s.Conf.Name, Brokers: env.Brokers, Opts: env.ClientOpts}, opts: base}
+	return &sinkOffsets{group: s.KafkaSrc.Group, open: open, lag: group}
+}
+
+// SinkKeepsCheckpoint reports whether s's checkpoint lives in its sink: an
+// exactly_once connector writing to PostgreSQL or Redis alone. Its
+// at_least_once form resumes from the consumer group, and a two-phase
+// commit's PostgreSQL participant keeps no checkpoint (the Kafka
+// transaction that decides carries it).
+func SinkKeepsCheckpoint(s *Spec) bool {
+	return s.Conf.Guarantee == config.ExactlyOnce && !s.TwoPhase && len(s.Fanout) == 0 &&
+		(s.Postgres != nil || s.Redis != nil)
 }
 
 // groupOffsets: the checkpoint is the consumer group's committed offsets.
@@ -97,7 +125,7 @@ func (g *groupOffsets) Alter(ctx context.Context, cp connector.Checkpoint) error
 		err = resp.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("group %s: %w", g.group, err)
+		return groupError(g.group, err)
 	}
 	return nil
 }
@@ -121,9 +149,26 @@ func (g *groupOffsets) Reset(ctx context.Context) error {
 		err = resp.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("group %s: %w", g.group, err)
+		return groupError(g.group, err)
 	}
 	return nil
+}
+
+// groupError names the group of a failed offsets request and, when the
+// broker refused because the group has members, says what to do: the
+// coordinator takes offsets from outside the group only while it is empty,
+// and a member means the connector still runs somewhere (another process
+// sharing the group, or one that died as a static member and whose session
+// has not expired yet).
+func groupError(group string, err error) error {
+	for _, busy := range []error{kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.GroupSubscribedToTopic,
+		kerr.NonEmptyGroup, kerr.RebalanceInProgress} {
+		if errors.Is(err, busy) {
+			return fmt.Errorf("consumer group %s has members, so its offsets cannot be changed: stop the connector in every process sharing the group, "+
+				"or wait for the session timeout of one that died: %w", group, err)
+		}
+	}
+	return fmt.Errorf("group %s: %w", group, err)
 }
 
 // topicOffsets: the checkpoint is this connector's records in the offsets
@@ -172,11 +217,15 @@ type sinkCheckpoints interface {
 }
 
 // sinkOffsets: the checkpoint lives in the sink, the truth the connector
-// claims from on assignment; the consumer group's offsets are only for lag
-// display, so changing them would change nothing.
+// claims from on assignment. The consumer group's offsets are a copy for
+// lag display that nothing reads back; a change is made to the copy first,
+// then to the sink, so a change that fails leaves the checkpoint as it was
+// (only the copy may have moved), and a change the group refuses (it still
+// has members: the connector runs somewhere else) is not made at all.
 type sinkOffsets struct {
 	group string
 	open  func(context.Context) (sinkCheckpoints, error)
+	lag   *groupOffsets
 }
 
 func (o *sinkOffsets) with(ctx context.Context, fn func(sinkCheckpoints) error) error {
@@ -197,9 +246,15 @@ func (o *sinkOffsets) Get(ctx context.Context) (cp connector.Checkpoint, err err
 }
 
 func (o *sinkOffsets) Alter(ctx context.Context, cp connector.Checkpoint) error {
+	if err := o.lag.Alter(ctx, cp); err != nil {
+		return fmt.Errorf("the copy of the checkpoint kept for lag display: %w", err)
+	}
 	return o.with(ctx, func(s sinkCheckpoints) error { return s.SetCheckpoints(ctx, o.group, cp) })
 }
 
 func (o *sinkOffsets) Reset(ctx context.Context) error {
+	if err := o.lag.Reset(ctx); err != nil {
+		return fmt.Errorf("the copy of the checkpoint kept for lag display: %w", err)
+	}
 	return o.with(ctx, func(s sinkCheckpoints) error { return s.ResetCheckpoints(ctx, o.group) })
 }
