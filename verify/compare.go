@@ -24,7 +24,9 @@ type Report struct {
 	// Missing counts expected copies never seen.
 	Missing int `json:"missing"`
 	// Unexpected counts every occurrence of an ID that was not expected at
-	// all, e.g. output of an aborted transaction read as if committed.
+	// all, e.g. output of an aborted transaction read as if committed,
+	// and with Options.Stopped every output whose origin lies beyond the
+	// checkpoint (BeyondCheckpoint of them).
 	Unexpected int `json:"unexpected"`
 
 	// Samples of offending IDs, at most 10 each, in first-seen order.
@@ -36,6 +38,24 @@ type Report struct {
 	// (test_apply_counter) whose apply count is not 1: a write applied
 	// twice, which an UPSERT keyed on the event ID would otherwise hide.
 	ApplyCountViolations int `json:"apply_count_violations,omitempty"`
+
+	// UncheckedPartitions counts the input partitions that hold committed
+	// records but have no checkpoint at all: the connector never committed
+	// them, so none of their input is expected and none of their output
+	// is compared. On a running pipeline that is lag (a partition not
+	// reached yet, a connector that failed before its first commit) and
+	// the report stays clean; on a stopped one (Stopped) it is not.
+	// UncheckedPartitionIDs samples them as "topic/partition: offsets F to
+	// L", the input a connector should have read there.
+	UncheckedPartitions   int      `json:"unchecked_partitions,omitempty"`
+	UncheckedPartitionIDs []string `json:"unchecked_partition_ids,omitempty"`
+	// BeyondCheckpoint counts, with Options.Stopped only, the outputs whose
+	// origin lies at or beyond the checkpoint (or in a partition it does
+	// not hold): on a stopped pipeline no later batch can explain them.
+	// Each is also counted in Unexpected and Actual.
+	BeyondCheckpoint int `json:"beyond_checkpoint,omitempty"`
+	// Stopped says the report is of a stopped pipeline (Options.Stopped).
+	Stopped bool `json:"stopped,omitempty"`
 
 	// Prepared counts a two-phase connector's prepared transactions still
 	// in doubt in its PostgreSQL sinks. A running pipeline has up to one
@@ -49,9 +69,12 @@ type Report struct {
 }
 
 // Clean reports whether the output matches the expectation exactly: every
-// expected ID as many times as expected, and nothing else.
+// expected ID as many times as expected, nothing else, no event applied
+// twice, and, for a stopped pipeline, every input partition holding
+// records covered by the checkpoint.
 func (r Report) Clean() bool {
-	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0
+	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0 &&
+		(r.UncheckedPartitions == 0 || !r.Stopped)
 }
 
 // String summarises the report on one line for logs and the CLI.
@@ -59,8 +82,15 @@ func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "expected %d, actual %d: %d duplicates, %d missing, %d unexpected",
 		r.Expected, r.Actual, r.Duplicates, r.Missing, r.Unexpected)
+	if r.BeyondCheckpoint > 0 {
+		fmt.Fprintf(&b, " (%d beyond the checkpoint)", r.BeyondCheckpoint)
+	}
 	if r.ApplyCountViolations > 0 {
 		fmt.Fprintf(&b, ", %d rows with apply_count != 1", r.ApplyCountViolations)
+	}
+	if r.UncheckedPartitions > 0 {
+		fmt.Fprintf(&b, ", %d input partitions with records and no checkpoint (%s)",
+			r.UncheckedPartitions, strings.Join(r.UncheckedPartitionIDs, ", "))
 	}
 	for _, s := range []struct {
 		name string
@@ -116,6 +146,15 @@ func count(ids []string) (map[string]int, []string) {
 		n[id]++
 	}
 	return n, order
+}
+
+// addBeyond counts outputs whose origin lies beyond the checkpoint, read
+// from a stopped pipeline, as unexpected.
+func (r *Report) addBeyond(ids []string) {
+	r.Actual += len(ids)
+	r.Unexpected += len(ids)
+	r.BeyondCheckpoint += len(ids)
+	r.UnexpectedIDs = appendSamples(r.UnexpectedIDs, ids)
 }
 
 func sample(ids []string, id string) []string {

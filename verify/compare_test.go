@@ -150,3 +150,40 @@ func BenchmarkCompare(b *testing.B) {
 		}
 	}
 }
+
+// The blind-spot counts: output beyond the checkpoint is unexpected (and
+// actual) output, an input partition without a checkpoint alone makes a
+// stopped pipeline's report unclean (a running one's it leaves clean: lag),
+// and both reach the JSON line and the summary only when there are any, so
+// a clean report keeps its five-field shape.
+func TestBlindSpotCounts(t *testing.T) {
+	rep := Compare([]string{"out:a", "out:b"}, []string{"out:a", "out:b"})
+	rep.addBeyond(nil)
+	if b, _ := json.Marshal(rep); string(b) != `{"expected":2,"actual":2,"duplicates":0,"missing":0,"unexpected":0}` || !rep.Clean() {
+		t.Fatalf("clean report: %s", b)
+	}
+	rep.addBeyond([]string{"out:a", "out:z"})
+	if rep.Actual != 4 || rep.Unexpected != 2 || rep.BeyondCheckpoint != 2 || rep.Clean() {
+		t.Fatalf("after two outputs beyond the checkpoint: %+v", rep)
+	}
+	unchecked := Report{Expected: 2, Actual: 2, UncheckedPartitions: 1, UncheckedPartitionIDs: []string{"in/3: offsets 0 to 6"}}
+	if !unchecked.Clean() {
+		t.Fatal("a running pipeline's report with an unchecked partition is not clean")
+	}
+	stopped := unchecked
+	stopped.Stopped = true
+	if stopped.Clean() {
+		t.Fatal("a stopped pipeline's report with an unchecked partition is clean")
+	}
+	total := rep.add(unchecked)
+	b, _ := json.Marshal(total)
+	want := `{"expected":4,"actual":6,"duplicates":0,"missing":0,"unexpected":2,"unexpected_ids":["out:a","out:z"],` +
+		`"unchecked_partitions":1,"unchecked_partition_ids":["in/3: offsets 0 to 6"],"beyond_checkpoint":2}`
+	if string(b) != want {
+		t.Fatalf("JSON = %s\nwant   %s", b, want)
+	}
+	if s, want := total.String(), "expected 4, actual 6: 0 duplicates, 0 missing, 2 unexpected (2 beyond the checkpoint), "+
+		"1 input partitions with records and no checkpoint (in/3: offsets 0 to 6); unexpected e.g. out:a, out:z"; s != want {
+		t.Fatalf("String() = %q\nwant       %q", s, want)
+	}
+}

@@ -65,9 +65,12 @@ func (r Report) add(o Report) Report {
 	r.Unexpected += o.Unexpected
 	r.ApplyCountViolations += o.ApplyCountViolations
 	r.Prepared += o.Prepared
+	r.UncheckedPartitions += o.UncheckedPartitions
+	r.BeyondCheckpoint += o.BeyondCheckpoint
 	r.DuplicateIDs = appendSamples(r.DuplicateIDs, o.DuplicateIDs)
 	r.MissingIDs = appendSamples(r.MissingIDs, o.MissingIDs)
 	r.UnexpectedIDs = appendSamples(r.UnexpectedIDs, o.UnexpectedIDs)
+	r.UncheckedPartitionIDs = appendSamples(r.UncheckedPartitionIDs, o.UncheckedPartitionIDs)
 	return r
 }
 

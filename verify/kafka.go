@@ -23,6 +23,14 @@ type Options struct {
 	Brokers      []string
 	OffsetsTopic string    // default txn.DefaultOffsetsTopic
 	ClientOpts   []kgo.Opt // extra client options
+	// Stopped says the pipeline is stopped, or quiet (drained, no batch
+	// open): output whose origin lies beyond the checkpoint then counts as
+	// unexpected instead of being left out as a later batch's, and an
+	// input partition holding records without a checkpoint makes the
+	// report unclean instead of being lag. Tests set it after their final
+	// drain; on a running pipeline it would report the batches committed
+	// since the checkpoint was read.
+	Stopped bool
 }
 
 // Run checks a connector writing to Kafka, live or stopped:
@@ -33,13 +41,25 @@ type Options struct {
 //     Processor the connector runs (event IDs, transforms, dead-letter
 //     routing), reading a Kafka input with read_committed;
 //  3. read every output topic with read_committed to its last stable offset,
-//     keeping only records whose origin header lies below C.
+//     keeping only records whose origin header lies below C;
+//  4. list the input topics' partitions and report those that hold records
+//     but are absent from C (Report.UncheckedPartitions): lag on a running
+//     pipeline, a failure with Options.Stopped.
 //
 // Because an exactly-once commit makes output and checkpoint visible
 // together, the output of everything below C is visible once C is, and
 // output of later batches is recognised by its origin and left out; so the
-// answer is exact on a running pipeline too.
+// answer is exact on a running pipeline too. What step 3 leaves out is
+// also where a duplicate with a wrong origin, or output orphaned by a
+// checkpoint moved back, would hide: with Options.Stopped, when no later
+// batch can exist, it counts as unexpected (Report.BeyondCheckpoint).
 func Run(ctx context.Context, o Options) (Report, error) {
+	rep, err := run(ctx, o)
+	rep.Stopped = o.Stopped
+	return rep, err
+}
+
+func run(ctx context.Context, o Options) (Report, error) {
 	if o.OffsetsTopic == "" {
 		o.OffsetsTopic = txn.DefaultOffsetsTopic
 	}
@@ -71,11 +91,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if dlq := spec.DLQTopic(); dlq != "" {
 		topics[dlq] = true
 	}
-	actual, err := actualOutputs(ctx, base, topics, cp)
+	actual, beyond, err := actualOutputs(ctx, base, topics, cp, o.Stopped)
 	if err != nil {
 		return Report{}, err
 	}
-	return Compare(expected, actual), nil
+	rep := Compare(expected, actual)
+	rep.addBeyond(beyond)
+	return rep, checkPartitions(ctx, o, base, cp, &rep)
 }
 
 func checkpoint(ctx context.Context, o Options, base []kgo.Opt) (connector.Checkpoint, error) {
@@ -224,13 +246,13 @@ func stableBound(ctx context.Context, base []kgo.Opt, topics []string) (connecto
 // actualOutputs reads every output topic to its last stable offset and
 // returns the topic-qualified IDs of records whose origin is below cp.
 // A record without a parsable origin counts: it cannot be attributed, so it
-// shows up as unexpected.
-func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, cp connector.Checkpoint) ([]string, error) {
+// shows up as unexpected. Records whose origin cp does not contain are
+// left out, or with stopped returned apart (beyond).
+func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, cp connector.Checkpoint, stopped bool) (actual, beyond []string, err error) {
 	bound, err := stableBound(ctx, base, keys(topics))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var actual []string
 	err = readBelow(ctx, base, bound, func(r *kgo.Record) {
 		var id, origin string
 		for _, h := range r.Headers {
@@ -242,11 +264,14 @@ func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, 
 			}
 		}
 		if o, err := sinkkafka.OriginOf(id, origin); err == nil && !cp.Contains(o) {
-			return // output of a batch committed after cp was read
+			if stopped {
+				beyond = append(beyond, qualify(r.Topic, id))
+			}
+			return // running: output of a batch committed after cp was read
 		}
 		actual = append(actual, qualify(r.Topic, id))
 	})
-	return actual, err
+	return actual, beyond, err
 }
 
 // readBelow reads, with read_committed, every partition of bound from its
@@ -254,6 +279,12 @@ func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, 
 // record. Control records are fetched too, so reading knows it reached the
 // bound even when the last offsets below it are transaction markers.
 func readBelow(ctx context.Context, base []kgo.Opt, bound connector.Checkpoint, fn func(*kgo.Record)) error {
+	return readBelowUntil(ctx, base, bound, func(r *kgo.Record) bool { fn(r); return false })
+}
+
+// readBelowUntil is readBelow where fn returning true finishes the record's
+// partition early.
+func readBelowUntil(ctx context.Context, base []kgo.Opt, bound connector.Checkpoint, fn func(*kgo.Record) (done bool)) error {
 	parts := map[string]map[int32]kgo.Offset{}
 	remaining := map[connector.TopicPartition]int64{}
 	for tp, end := range bound {
@@ -305,8 +336,8 @@ func readBelow(ctx context.Context, base []kgo.Opt, bound connector.Checkpoint, 
 			if r.Offset >= end-1 {
 				delete(remaining, tp)
 			}
-			if r.Offset < end && !r.Attrs.IsControl() {
-				fn(r)
+			if r.Offset < end && !r.Attrs.IsControl() && fn(r) {
+				delete(remaining, tp)
 			}
 		})
 	}

@@ -24,8 +24,12 @@ import (
 //     first; rows are written before offsets are committed, so everything
 //     below it is in the snapshot read afterwards. Rows of later batches
 //     are left out by their origin where the table maps topic, partition
-//     and offset columns (the dead-letter table always has them); without
-//     them the answer is exact once the connector has caught up.
+//     and offset columns (the dead-letter table always has them), or with
+//     Options.Stopped counted as unexpected; without them the answer is
+//     exact once the connector has caught up.
+//
+// With test_apply_counter the table and the dead-letter table each have an
+// apply_count column; every row of either must show 1.
 //
 // Expected rows are recomputed from the Kafka input below the checkpoint
 // exactly as for a Kafka sink, each routed to the table or the dead-letter
@@ -46,7 +50,7 @@ func runPostgres(ctx context.Context, o Options, base []kgo.Opt) (Report, error)
 			return Report{}, err
 		}
 	}
-	snap, err := readSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp)
+	snap, err := readSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp, o.Stopped)
 	if err != nil {
 		return Report{}, fmt.Errorf("reading %s: %w", pg.Table, err)
 	}
@@ -61,22 +65,25 @@ func runPostgres(ctx context.Context, o Options, base []kgo.Opt) (Report, error)
 		return Report{}, err
 	}
 	rep := Compare(expected, snap.ids)
+	rep.addBeyond(snap.beyond)
 	rep.ApplyCountViolations = snap.applyCountViolations
-	return rep, nil
+	return rep, checkPartitions(ctx, o, base, cp, &rep)
 }
 
 // pgSnapshot is what the checker reads from the database.
 type pgSnapshot struct {
 	checkpoint           connector.Checkpoint
 	ids                  []string // qualified with the table's name
+	beyond               []string // ids left out by below, when stopped
 	applyCountViolations int
 }
 
 // readSnapshot reads the checkpoint (withCheckpoint), the qualified event
 // IDs of the table and dead-letter table, and the apply_count violations
 // in one REPEATABLE READ transaction. A non-nil below keeps only rows
-// whose origin it contains, where the origin is known.
-func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withCheckpoint bool, below connector.Checkpoint) (*pgSnapshot, error) {
+// whose origin it contains, where the origin is known; with stopped the
+// others are returned apart (beyond).
+func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool) (*pgSnapshot, error) {
 	conn, err := pgx.Connect(ctx, pg.DSN)
 	if err != nil {
 		return nil, err
@@ -141,7 +148,10 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 		if _, err := pgx.ForEachRow(rows, []any{&id, &topic, &part, &off}, func() error {
 			if below != nil && topic != nil && part != nil && off != nil &&
 				!below.Contains(connector.Origin{Topic: *topic, Partition: int32(*part), Offset: *off}) {
-				return nil // written by a batch whose offsets were not committed yet
+				if stopped {
+					snap.beyond = append(snap.beyond, qualify(t.name, id))
+				}
+				return nil // running: written by a batch whose offsets were not committed yet
 			}
 			snap.ids = append(snap.ids, qualify(t.name, id))
 			return nil
@@ -150,16 +160,22 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 		}
 	}
 
-	var hasCounter bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
-		pg.QuotedTable(), sinkpg.ApplyCountColumn).Scan(&hasCounter); err != nil {
-		return nil, err
-	}
-	if hasCounter {
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pg.QuotedTable()+" WHERE "+sinkpg.ApplyCountColumn+" <> 1").
-			Scan(&snap.applyCountViolations); err != nil {
+	// The apply counters (test_apply_counter) of rows and dead letters,
+	// where the table has one.
+	for _, table := range []string{pg.QuotedTable(), pg.QuotedDLQTable()} {
+		var hasCounter bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
+			table, sinkpg.ApplyCountColumn).Scan(&hasCounter); err != nil {
 			return nil, err
 		}
+		if !hasCounter {
+			continue
+		}
+		var n int
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE "+sinkpg.ApplyCountColumn+" <> 1").Scan(&n); err != nil {
+			return nil, fmt.Errorf("%s: %w", table, err)
+		}
+		snap.applyCountViolations += n
 	}
 	return snap, tx.Commit(ctx)
 }

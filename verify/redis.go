@@ -88,5 +88,5 @@ func runRedis(ctx context.Context, o Options, base []kgo.Opt) (Report, error) {
 			}
 		}
 	}
-	return rep, nil
+	return rep, checkPartitions(ctx, o, base, cp, &rep)
 }

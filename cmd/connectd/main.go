@@ -30,7 +30,7 @@ const usage = `connectd: exactly-once Kafka connectors
 Usage:
   connectd run      -c FILE [--log-level LEVEL]   run the connectors of FILE
   connectd validate -c FILE                       check FILE; exit 1 with every error
-  connectd verify   -c FILE --connector NAME [--timeout 2m]
+  connectd verify   -c FILE --connector NAME [--timeout 2m] [--stopped]
                                                   check a connector's output is exactly once
   connectd version                                print version, Go version and commit
 

@@ -23,13 +23,17 @@ import (
 const dialTimeout = 5 * time.Second
 
 // verifyCmd runs the exactly-once checker on one connector and prints its
-// report as one JSON line: exit 0 when clean, 1 when not, 2 when it could
-// not answer (bad config, unknown connector, unreachable Kafka).
+// report as one JSON line: exit 0 when clean, 1 when not (duplicates,
+// missing or unexpected output, an event applied twice, an input partition
+// with records and no checkpoint), 2 when it could not answer (bad config,
+// unknown connector, unreachable Kafka). --stopped does not change what
+// the codes mean, only what counts as unexpected.
 func verifyCmd(args []string, stdout, stderr io.Writer) int {
-	flags := newFlagSet("verify", "-c FILE --connector NAME [--timeout 2m]", stderr)
+	flags := newFlagSet("verify", "-c FILE --connector NAME [--timeout 2m] [--stopped]", stderr)
 	path := configFlag(flags)
 	name := flags.String("connector", "", "`NAME` of the connector to check")
 	timeout := flags.Duration("timeout", 2*time.Minute, "give up after this long (reading input and output)")
+	stopped := flags.Bool("stopped", false, "the pipeline is stopped or quiet (drained, no batch open): output whose origin lies beyond the checkpoint is unexpected, not a later batch's")
 	if code, ok := parseFlags(flags, args); !ok {
 		return code
 	}
@@ -76,7 +80,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: brokers, OffsetsTopic: cfg.OffsetsTopic})
+	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: brokers, OffsetsTopic: cfg.OffsetsTopic, Stopped: *stopped})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fail("connector %s: no answer within --timeout %s: %v%s", *name, *timeout, err, hint)
