@@ -191,15 +191,16 @@ type verifyResult struct {
 	stderr string
 }
 
-// runVerify runs `connectd verify` on connector of cfgPath. A run that
-// cannot answer (exit 2, or no JSON line) fails the test; exit 0 and 1 are
-// returned with the report.
+// runVerify runs `connectd verify --stopped` on connector of cfgPath: every
+// caller runs it after its final drain, once every instance has exited. A
+// run that cannot answer (exit 2, or no JSON line) fails the test; exit 0
+// and 1 are returned with the report.
 func runVerify(t *testing.T, cfgPath, connector string) verifyResult {
 	t.Helper()
 	within := limit(t, 4*time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, connectdBinary(t), "verify", "-c", cfgPath, "--connector", connector,
+	cmd := exec.CommandContext(ctx, connectdBinary(t), "verify", "--stopped", "-c", cfgPath, "--connector", connector,
 		"--timeout", (within - 15*time.Second).Round(time.Second).String())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
