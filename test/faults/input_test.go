@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -15,7 +16,8 @@ import (
 	"github.com/connectd/connectd/test/testenv"
 )
 
-// inputSpec is how a scenario's input is written.
+// inputSpec is how a scenario's input is written: a backlog before
+// connectd starts, then a live stream while the faults run.
 type inputSpec struct {
 	// abortEvery: every abortEvery-th input transaction aborts (its events
 	// are "ab-<i>"); 0 never.
@@ -24,50 +26,67 @@ type inputSpec struct {
 	// that is not JSON, which the set transform rejects and errors.tolerance
 	// all sends to the dead-letter queue; 0 never.
 	poisonEvery int
-	// preload is the fraction of the events written before connectd
-	// starts; the rest is streamed over stream.
-	preload float64
-	stream  time.Duration
 }
 
-// txnSize is the number of events per input transaction. A commit takes
-// hundreds of milliseconds on the three-broker cluster of a loaded 2-core
-// machine (markers replicated to min ISR), so transactions are large.
-const txnSize = 500
+// The input's shape. The backlog (the scenario's events) is written before
+// connectd starts, so every connector drains at full speed and a fault
+// meets full batches; while the faults run a live producer adds liveRate
+// events a second, and tops the input up at once whenever the fastest
+// connector gets within lowWater of its end (so the at_least_once
+// connectors, which drain fastest, still meet faults with full batches
+// after the first ones), as long as the slowest connector is less than
+// maxLag behind (so the drain after the faults stays bounded).
+const (
+	// backlogTxn events per transaction in the backlog: few, large
+	// commits (a commit takes hundreds of milliseconds on the three-broker
+	// cluster of a loaded 2-core machine, markers replicated to min ISR).
+	backlogTxn = 2000
+	// liveTxn events per transaction of the live stream.
+	liveTxn = 500
+	// liveRate is the live stream's pace, events per second.
+	liveRate = 2000
+)
 
-// producer writes the input through a transactional producer, streaming
-// it while the faults run, and remembers where each committed event landed
-// so progress can be measured in events from a checkpoint.
+// producer writes the input through a transactional producer and
+// remembers where each committed event landed, so progress can be
+// measured in events from a checkpoint.
 type producer struct {
-	t     *testing.T
-	e     *env
-	topic string
-	txnID string
-	want  int
-	spec  inputSpec
+	t       *testing.T
+	e       *env
+	topic   string
+	txnID   string
+	backlog int
+	spec    inputSpec
+	// lowWater, maxLag and lag: while the stream runs, the producer
+	// writes at once whenever the fastest connector's lag (events committed
+	// to the input and not yet by the connector) is below lowWater and
+	// the slowest connector's is below maxLag.
+	lowWater, maxLag int
+	lag              func() (fastest, slowest int)
 
 	mu        sync.Mutex
-	offsets   map[int32][]int64 // offsets of committed events, ascending, per partition
+	offsets   map[int32][]int64           // offsets of committed events, ascending, per partition
+	origins   map[string]connector.Origin // where each committed event is in the input
 	committed int
 	aborted   int
 	uncertain int // events of transactions whose commit outcome was not known
 	txns      int
+	topUps    int // live transactions written at once to keep the backlog
 	err       error
 	cancel    context.CancelFunc
 	done      chan struct{}
-	// go_ opens the stream after the preload: the scenario releases it
-	// once its connectd instances run, so the stream's pace, not their
-	// start-up, decides when the faults meet work in flight.
+	// go_ opens the live stream after the backlog: the scenario releases
+	// it once its connectd instances run.
 	go_ chan struct{}
-	// enough ends the stream once want events are committed; until it is
-	// closed the stream goes on at the same pace past want, so a fault
-	// schedule that outlasts the planned input still meets work in flight.
+	// enough ends the stream: the fault schedule is over.
 	enough chan struct{}
 }
 
-func startProducer(t *testing.T, e *env, topic, txnID string, want int, spec inputSpec) *producer {
-	p := &producer{t: t, e: e, topic: topic, txnID: txnID, want: want, spec: spec,
-		offsets: map[int32][]int64{}, done: make(chan struct{}), go_: make(chan struct{}),
+func startProducer(t *testing.T, e *env, topic, txnID string, backlog, lowWater, maxLag int,
+	lag func() (fastest, slowest int), spec inputSpec) *producer {
+	p := &producer{t: t, e: e, topic: topic, txnID: txnID, backlog: backlog, spec: spec,
+		lowWater: lowWater, maxLag: maxLag, lag: lag,
+		offsets: map[int32][]int64{}, origins: map[string]connector.Origin{}, done: make(chan struct{}), go_: make(chan struct{}),
 		enough: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -95,40 +114,50 @@ func (p *producer) run(ctx context.Context) {
 		return
 	}
 	defer func() { cl.Close() }()
-	preload := int(float64(p.want) * p.spec.preload)
-	rate := float64(p.want-preload) / max(p.spec.stream.Seconds(), 0.1)
-	var start time.Time
+	var liveStart time.Time
+	live := 0 // events attempted since the stream opened
 	seq := 0
 	failures := 0
-	for p.count() < p.want || !closed(p.enough) {
+	for {
 		if ctx.Err() != nil {
 			return
 		}
-		n := p.count()
-		if n >= preload {
-			if start.IsZero() {
+		size := backlogTxn
+		if p.count() >= p.backlog {
+			if liveStart.IsZero() {
 				select {
 				case <-ctx.Done():
 					return
 				case <-p.go_:
 				}
-				start = time.Now()
+				liveStart = time.Now()
 			}
-			// Pace the stream: event n is due at start + (n-preload)/rate.
-			due := start.Add(time.Duration(float64(n-preload) / rate * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
+			if closed(p.enough) {
+				return
+			}
+			size = liveTxn
+			if fastest, slowest := p.lag(); fastest < p.lowWater && slowest < p.maxLag {
+				// Topping up: as fast as the producer goes, in backlog-sized
+				// transactions.
+				size = backlogTxn
+				p.mu.Lock()
+				p.topUps++
+				p.mu.Unlock()
+			} else if wait := time.Until(liveStart.Add(time.Duration(float64(live) / liveRate * float64(time.Second)))); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(d):
+				case <-time.After(min(wait, 200*time.Millisecond)):
 				}
+				continue
 			}
+			live += size
 		}
 		p.mu.Lock()
 		p.txns++
 		abort := p.spec.abortEvery > 0 && p.txns%p.spec.abortEvery == 0
 		p.mu.Unlock()
-		recs := make([]*kgo.Record, txnSize)
+		recs := make([]*kgo.Record, size)
 		for j := range recs {
 			i := seq + j
 			id := EventID(i)
@@ -136,7 +165,7 @@ func (p *producer) run(ctx context.Context) {
 			if abort {
 				id = AbortedID(i)
 			} else if p.spec.poisonEvery > 0 && i%p.spec.poisonEvery == 0 {
-				value = fmt.Appendf(nil, "poison-%d", i)
+				value = fmt.Appendf(nil, "%s%d", poisonPrefix, i)
 			}
 			recs[j] = &kgo.Record{Key: []byte(Key(i)), Value: value,
 				Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte(id)}}}
@@ -144,7 +173,7 @@ func (p *producer) run(ctx context.Context) {
 		// Every attempt uses fresh sequence numbers: the events of a
 		// transaction that failed are aborted (or, if its commit outcome
 		// was unknown, perhaps committed) and never reused.
-		seq += txnSize
+		seq += size
 		err := p.transact(ctx, cl, recs, abort)
 		if err == nil {
 			failures = 0
@@ -168,6 +197,9 @@ func (p *producer) run(ctx context.Context) {
 		}
 	}
 }
+
+// poisonPrefix starts the value of a poison event (not JSON).
+const poisonPrefix = "poison-"
 
 func (p *producer) transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, abort bool) error {
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -197,6 +229,7 @@ func (p *producer) transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Rec
 	p.mu.Lock()
 	for _, r := range recs {
 		p.offsets[r.Partition] = append(p.offsets[r.Partition], r.Offset)
+		p.origins[eventID(r)] = connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	}
 	p.committed += len(recs)
 	p.mu.Unlock()
@@ -232,10 +265,18 @@ func (p *producer) below(cp connector.Checkpoint) int {
 	return n
 }
 
-// stream lets the producer write the rest of the input.
+// originOf is where committed event id is in the input.
+func (p *producer) originOf(id string) (connector.Origin, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, ok := p.origins[id]
+	return o, ok
+}
+
+// stream opens the live stream.
 func (p *producer) stream() { close(p.go_) }
 
-// finish lets the stream end once want events are committed.
+// finish ends the live stream.
 func (p *producer) finish() { close(p.enough) }
 
 func closed(ch chan struct{}) bool {
@@ -253,7 +294,7 @@ func (p *producer) wait(within time.Duration) {
 	select {
 	case <-p.done:
 	case <-time.After(within):
-		p.t.Fatalf("input producer: %d of %d events committed after %v", p.count(), p.want, within)
+		p.t.Fatalf("input producer: not done after %v (%d events committed)", within, p.count())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -263,8 +304,8 @@ func (p *producer) wait(within time.Duration) {
 }
 
 // inputBounds reads the finished input with read_committed and returns,
-// per partition, where a checkpoint must be at quiesce (Bound), and the
-// number of committed events.
+// per partition, where a checkpoint must be at quiesce (Bound), the number
+// of committed events and the IDs of the committed poison events.
 //
 // The end offsets are read first (the high watermarks, once every
 // partition's last stable offset has caught up with them), then the input
@@ -275,7 +316,7 @@ func (p *producer) wait(within time.Duration) {
 // not hold the last stable offset back) until the coordinator's timeout
 // abort appended its marker. The ends are then read again and the whole
 // input re-read, so the bounds describe the input as it finally is.
-func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartition]Bound, int) {
+func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartition]Bound, int, []string) {
 	t.Helper()
 	var ends, missing, beyond map[int32]int64
 	for attempt := 1; attempt <= 4; attempt++ {
@@ -291,12 +332,12 @@ func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartiti
 			continue
 		}
 		if len(read.left) == 0 {
-			return read.bounds, read.events
+			return read.bounds, read.events, read.poison
 		}
 		t.Logf("reading the input to its end, attempt %d: partitions not read to their end (partition: last offset read) %v; end offsets %v", attempt, read.left, ends)
 	}
 	t.Fatalf("reading the input to its end: after 4 attempts, partitions not read to their end (partition: last offset read) %v, partitions read past it (partition: offset) %v; end offsets %v", missing, beyond, ends)
-	return nil, 0
+	return nil, 0, nil
 }
 
 // stableEnds waits until no input transaction is open (every partition's
@@ -333,6 +374,7 @@ func stableEnds(t *testing.T, e *env, topic string) map[int32]int64 {
 type inputRead struct {
 	bounds map[connector.TopicPartition]Bound
 	events int             // committed events read
+	poison []string        // IDs of the committed poison events
 	left   map[int32]int64 // partitions not read to their end: last offset read, -1 for none
 	beyond map[int32]int64 // partitions with a record at or past their end: its offset
 }
@@ -372,6 +414,9 @@ func readInput(t *testing.T, e *env, topic string, ends map[int32]int64, timeout
 			}
 			if !r.Attrs.IsControl() {
 				read.events++
+				if bytes.HasPrefix(r.Value, []byte(poisonPrefix)) {
+					read.poison = append(read.poison, eventID(r))
+				}
 				b.Low = r.Offset + 1
 				read.bounds[tp] = b
 			}
@@ -384,4 +429,14 @@ func readInput(t *testing.T, e *env, topic string, ends map[int32]int64, timeout
 		})
 	}
 	return read
+}
+
+// eventID is a record's event-id header.
+func eventID(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == "event-id" {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -92,6 +92,15 @@ type Observation struct {
 	// Hanging are the connector's transactional IDs the cluster still lists
 	// as ongoing after every instance stopped.
 	Hanging []string
+	// Committed is the number of committed input events: every one is one
+	// expected output (a row, a record or a dead letter) in every sink, so
+	// verify's expected count (per sink, for a fan-out) must equal it.
+	Committed int
+	// Poison are the IDs of the committed events that must be dead
+	// letters; DeadLetters the IDs each dead-letter destination holds (a
+	// topic, a table, the Redis audit log's dlq entries), by destination.
+	Poison      []string
+	DeadLetters map[string][]string
 }
 
 // Findings are the invariant violations of one Observation.
@@ -102,7 +111,16 @@ type Findings struct {
 	WatcherDuplicates                           int
 	CheckpointGaps                              int
 	Hanging                                     int
-	Details                                     []string
+	// Expected is verify's expected count per sink; ExpectedMismatch the
+	// sinks whose count is not the committed input's.
+	Expected         []int
+	ExpectedMismatch int
+	// DeadLetters is the number of distinct dead letters per destination;
+	// DeadLetterMismatch the poison events missing from one plus the dead
+	// letters that are not poison.
+	DeadLetters        []int
+	DeadLetterMismatch int
+	Details            []string
 }
 
 // Check computes the findings of o.
@@ -157,7 +175,87 @@ func Check(o Observation) Findings {
 	if f.Hanging > 0 {
 		f.Details = append(f.Details, "hanging transactions: "+strings.Join(o.Hanging, ", "))
 	}
+	checkCounts(o, &f)
 	return f
+}
+
+// checkCounts holds verify's own expectation to the input: one expected
+// output per committed input event in every sink (a verify that
+// recomputed too few would pass a pipeline that lost events), and the dead
+// letters of every destination to exactly the poison events.
+func checkCounts(o Observation, f *Findings) {
+	reps := o.Report.Sinks
+	if len(reps) == 0 {
+		reps = []verify.Report{o.Report}
+	}
+	for _, rep := range reps {
+		f.Expected = append(f.Expected, rep.Expected)
+		if rep.Expected != o.Committed {
+			f.ExpectedMismatch++
+			where := ""
+			if rep.Sink != "" {
+				where = " in " + rep.Sink
+			}
+			f.Details = append(f.Details, fmt.Sprintf("verify expected %d outputs%s, the input has %d committed events", rep.Expected, where, o.Committed))
+		}
+	}
+	poison := map[string]bool{}
+	for _, id := range o.Poison {
+		poison[id] = true
+	}
+	dests := make([]string, 0, len(o.DeadLetters))
+	for d := range o.DeadLetters {
+		dests = append(dests, d)
+	}
+	sort.Strings(dests)
+	for _, d := range dests {
+		got := distinct(o.DeadLetters[d])
+		f.DeadLetters = append(f.DeadLetters, len(got))
+		held := map[string]bool{}
+		var extra, missing []string
+		for _, id := range got {
+			held[id] = true
+			if !poison[id] {
+				extra = append(extra, id)
+			}
+		}
+		for _, id := range o.Poison {
+			if !held[id] {
+				missing = append(missing, id)
+			}
+		}
+		if n := len(extra) + len(missing); n > 0 {
+			f.DeadLetterMismatch += n
+			f.Details = append(f.Details, fmt.Sprintf("dead letters in %s: %d of %d poison events missing (%s), %d not poison (%s)",
+				d, len(missing), len(o.Poison), sampleOf(missing), len(extra), sampleOf(extra)))
+		}
+	}
+}
+
+// ExpectedCell is the "expected" column: "= input" when every sink's
+// expected count is the committed input's.
+func (f Findings) ExpectedCell() string {
+	if f.ExpectedMismatch == 0 {
+		return "= input"
+	}
+	return "**" + joinInts(f.Expected) + "**"
+}
+
+// DeadLetterCell is the "dead letters" column: the distinct dead letters
+// per destination, bold unless they are the poison events.
+func (f Findings) DeadLetterCell() string {
+	if f.DeadLetterMismatch == 0 {
+		return joinInts(f.DeadLetters)
+	}
+	return "**" + joinInts(f.DeadLetters) + "**"
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, "+")
 }
 
 // ExactlyOnce reports whether f shows exactly-once delivery: nothing lost,
@@ -166,15 +264,16 @@ func Check(o Observation) Findings {
 func (f Findings) ExactlyOnce() bool {
 	return f.Duplicates == 0 && f.Missing == 0 && f.Unexpected == 0 && f.ApplyCount == 0 &&
 		f.AbortedVisible == 0 && f.OrderViolations == 0 && f.WatcherDuplicates == 0 &&
-		f.CheckpointGaps == 0 && f.Hanging == 0
+		f.CheckpointGaps == 0 && f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
 }
 
 // AtLeastOnce reports whether f shows at-least-once delivery: duplicates,
 // re-applications and the reordering replays cause are allowed; loss,
-// invention, aborted input, an unfinished checkpoint and open
-// transactions are not.
+// invention, aborted input, an unfinished checkpoint, open transactions and
+// dead letters other than the poison events are not.
 func (f Findings) AtLeastOnce() bool {
-	return f.Missing == 0 && f.Unexpected == 0 && f.AbortedVisible == 0 && f.CheckpointGaps == 0 && f.Hanging == 0
+	return f.Missing == 0 && f.Unexpected == 0 && f.AbortedVisible == 0 && f.CheckpointGaps == 0 && f.Hanging == 0 &&
+		f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
 }
 
 // OrderViolations counts outputs that do not follow their key's previous

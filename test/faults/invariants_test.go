@@ -21,12 +21,18 @@ const inTopic = "in"
 // cleanObservation is a correct exactly-once result over n events spread
 // over 4 output streams by key, in input order.
 func cleanObservation(n int) (Observation, []string) {
-	var expected []string
+	var expected, poison, dead []string
 	var outs []Output
 	for i := range n {
 		id := EventID(i)
 		expected = append(expected, id)
-		outs = append(outs, Output{Stream: fmt.Sprintf("out/%d", (i%Keys)%4), ID: id})
+		stream := fmt.Sprintf("out/%d", (i%Keys)%4)
+		if i%50 == 7 { // not 3 nor 3+Keys: the reorder mutation swaps those in one stream
+			stream = "dlq/0"
+			poison = append(poison, id)
+			dead = append(dead, id)
+		}
+		outs = append(outs, Output{Stream: stream, ID: id})
 	}
 	o := Observation{
 		Ordered:    true,
@@ -39,6 +45,8 @@ func cleanObservation(n int) (Observation, []string) {
 		},
 	}
 	o.Report = verify.Compare(expected, ids(outs))
+	o.Committed, o.Poison = n, poison
+	o.DeadLetters = map[string][]string{"topic dlq": dead}
 	return o, expected
 }
 
@@ -54,6 +62,12 @@ func TestCheckerMutations(t *testing.T) {
 	clean, expected := cleanObservation(1000)
 	if f := Check(clean); !f.ExactlyOnce() || !f.AtLeastOnce() {
 		t.Fatalf("the unmutated result fails: %+v", f)
+	}
+	// A dead letter at_least_once wrote twice is still the poison event.
+	dupDLQ, _ := cleanObservation(1000)
+	dupDLQ.DeadLetters["topic dlq"] = append(dupDLQ.DeadLetters["topic dlq"], dupDLQ.Poison[0])
+	if f := Check(dupDLQ); f.DeadLetterMismatch != 0 {
+		t.Fatalf("a duplicated dead letter counted as a wrong one: %+v", f)
 	}
 	// recompare refreshes the verify report after a mutation of Outputs.
 	recompare := func(o *Observation) { o.Report = verify.Compare(expected, ids(o.Outputs)) }
@@ -110,6 +124,27 @@ func TestCheckerMutations(t *testing.T) {
 		{"hanging transaction", func(o *Observation) {
 			o.Hanging = []string{"connectd-kafka-eo-x (Ongoing)"}
 		}, func(f Findings) int { return f.Hanging }, false},
+		{"verify expects fewer outputs than the input has", func(o *Observation) {
+			// A verify that recomputed its expectation from part of the
+			// input would find nothing missing: the input count catches it.
+			o.Report = verify.Compare(expected[:900], ids(o.Outputs[:900]))
+		}, func(f Findings) int { return f.ExpectedMismatch }, false},
+		{"one sink of a fan-out expects fewer", func(o *Observation) {
+			full := o.Report
+			full.Sink = "sinks[0] kafka"
+			short := verify.Compare(expected[:999], ids(o.Outputs[:999]))
+			short.Sink = "sinks[1] postgres"
+			o.Report.Sinks = []verify.Report{full, short}
+		}, func(f Findings) int { return f.ExpectedMismatch }, false},
+		{"a poison event not dead-lettered", func(o *Observation) {
+			o.DeadLetters["topic dlq"] = o.DeadLetters["topic dlq"][1:]
+		}, func(f Findings) int { return f.DeadLetterMismatch }, false},
+		{"a dead letter that is not poison", func(o *Observation) {
+			o.DeadLetters["topic dlq"] = append(o.DeadLetters["topic dlq"], EventID(8))
+		}, func(f Findings) int { return f.DeadLetterMismatch }, false},
+		{"one destination of two without its dead letters", func(o *Observation) {
+			o.DeadLetters["table dlq"] = nil
+		}, func(f Findings) int { return f.DeadLetterMismatch }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

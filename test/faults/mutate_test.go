@@ -11,6 +11,7 @@ import (
 	"github.com/connectd/connectd/connector"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
 	sinkredis "github.com/connectd/connectd/sink/redis"
+	"github.com/connectd/connectd/txn"
 )
 
 // mutateAndRecheck is the checker's test on real data: after a scenario's
@@ -18,7 +19,7 @@ import (
 // connector would and requires the corruption caught, each by the
 // invariant that claims it. It runs on the matrix's last scenario (the
 // corruption stays in that scenario's own topics, tables and keys).
-func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound) {
+func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound, committed int, poison []string) {
 	r.t.Helper()
 	for _, c := range r.conns {
 		if !c.exactlyOnce() {
@@ -28,20 +29,23 @@ func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound) {
 		switch c.setup.name {
 		case "kafka":
 			r.corruptKafka(c)
+			r.corruptKafkaDLQ(c)
 			want = map[string]func(Findings) int{
-				"duplicate":         func(f Findings) int { return f.Duplicates },
-				"watcher duplicate": func(f Findings) int { return f.WatcherDuplicates },
-				"replayed key":      func(f Findings) int { return f.OrderViolations },
-				"aborted visible":   func(f Findings) int { return f.AbortedVisible },
-				"unexpected":        func(f Findings) int { return f.Unexpected },
+				"duplicate":              func(f Findings) int { return f.Duplicates },
+				"watcher duplicate":      func(f Findings) int { return f.WatcherDuplicates },
+				"replayed key":           func(f Findings) int { return f.OrderViolations },
+				"aborted visible":        func(f Findings) int { return f.AbortedVisible },
+				"unexpected":             func(f Findings) int { return f.Unexpected },
+				"dead letter not poison": func(f Findings) int { return f.DeadLetterMismatch },
 			}
 		case "postgres":
-			r.corruptPostgres(c)
+			r.corruptPostgres(c, true)
 			want = map[string]func(Findings) int{
-				"apply counter 2": func(f Findings) int { return f.ApplyCount },
-				"deleted row":     func(f Findings) int { return f.Missing },
-				"aborted visible": func(f Findings) int { return f.AbortedVisible },
-				"checkpoint gap":  func(f Findings) int { return f.CheckpointGaps },
+				"apply counter 2":     func(f Findings) int { return f.ApplyCount },
+				"deleted row":         func(f Findings) int { return f.Missing },
+				"aborted visible":     func(f Findings) int { return f.AbortedVisible },
+				"checkpoint gap":      func(f Findings) int { return f.CheckpointGaps },
+				"dead letter deleted": func(f Findings) int { return f.DeadLetterMismatch },
 			}
 		case "redis":
 			r.corruptRedis(c)
@@ -51,10 +55,30 @@ func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound) {
 				"replayed key":    func(f Findings) int { return f.OrderViolations },
 				"aborted visible": func(f Findings) int { return f.AbortedVisible },
 			}
+		case "kafka+postgres (2PC)":
+			// Each participant on its own (a duplicate in the topic, a row
+			// the topic has and the table lost: the sinks disagree), and
+			// what only two-phase commit can leave: a prepared
+			// transaction of the connector's in doubt.
+			r.corruptKafka(c)
+			r.corruptPostgres(c, false)
+			r.prepareInDoubt(c)
+			want = map[string]func(Findings) int{
+				"duplicate in the topic":     func(f Findings) int { return f.Duplicates },
+				"watcher duplicate":          func(f Findings) int { return f.WatcherDuplicates },
+				"aborted visible":            func(f Findings) int { return f.AbortedVisible },
+				"apply counter 2":            func(f Findings) int { return f.ApplyCount },
+				"row lost in the table only": func(f Findings) int { return f.Missing },
+				"dead letter deleted":        func(f Findings) int { return f.DeadLetterMismatch },
+				"prepared in doubt":          func(f Findings) int { return f.Hanging },
+			}
 		default:
+			r.t.Errorf("checker on real data: no corruption for sink setup %q", c.setup.name)
 			continue
 		}
-		f := Check(r.observe(c, bounds))
+		o := r.observe(c, bounds)
+		o.Committed, o.Poison = committed, poison
+		f := Check(o)
 		for what, n := range want {
 			if n(f) == 0 {
 				r.t.Errorf("checker on real data: %s injected into %s not caught: %+v", what, c.name, f)
@@ -112,10 +136,29 @@ func (r *run) corruptKafka(c *conn) {
 	}
 }
 
-// corruptPostgres re-applies one row (apply_count 2), deletes another,
-// inserts an aborted event's row and moves one partition's stored
-// checkpoint back below its last record.
-func (r *run) corruptPostgres(c *conn) {
+// corruptKafkaDLQ appends a committed, non-poison event to the
+// dead-letter topic, outside any transaction.
+func (r *run) corruptKafkaDLQ(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(r.e.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer prod.Close()
+	rec := &kgo.Record{Topic: c.dlq, Partition: 0, Key: []byte(Key(1)), Value: []byte(`{"i":1}`),
+		Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte(EventID(1))}}}
+	if err := prod.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		r.t.Fatalf("corrupting %s: %v", c.dlq, err)
+	}
+}
+
+// corruptPostgres re-applies one row (apply_count 2), deletes another and
+// a dead letter, inserts an aborted event's row and, where the sink keeps
+// the checkpoint (offsets), moves one partition's back below its last
+// record.
+func (r *run) corruptPostgres(c *conn, offsets bool) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -124,17 +167,59 @@ func (r *run) corruptPostgres(c *conn) {
 		r.t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	pg := c.spec.Postgres
-	for _, q := range []string{
+	pg := pgConfig(c)
+	qs := []string{
 		"UPDATE " + pg.QuotedTable() + " SET " + sinkpg.ApplyCountColumn + " = 2 WHERE event_id = (SELECT min(event_id) FROM " + pg.QuotedTable() + ")",
 		"DELETE FROM " + pg.QuotedTable() + " WHERE event_id = (SELECT max(event_id) FROM " + pg.QuotedTable() + ")",
+		"DELETE FROM " + pg.QuotedDLQTable() + " WHERE event_id = (SELECT min(event_id) FROM " + pg.QuotedDLQTable() + ")",
 		"INSERT INTO " + pg.QuotedTable() + " (event_id, " + sinkpg.ApplyCountColumn + ") VALUES ('" + AbortedID(1) + "', 1)",
-		"UPDATE " + pg.QuotedOffsetsTable() + " SET next_offset = next_offset - 5 WHERE group_id = '" + c.group + "' AND partition = 0",
-	} {
+	}
+	if offsets {
+		qs = append(qs, "UPDATE "+pg.QuotedOffsetsTable()+" SET next_offset = next_offset - 5 WHERE group_id = '"+c.group+"' AND partition = 0")
+	}
+	for _, q := range qs {
 		if tag, err := conn.Exec(ctx, q); err != nil || tag.RowsAffected() != 1 {
 			r.t.Fatalf("corrupting %s: %s: %v (%d rows)", pg.Table, q, err, tag.RowsAffected())
 		}
 	}
+}
+
+// prepareInDoubt leaves a prepared transaction named like one of c's
+// two-phase commits in the database, as a process that died between the
+// phases and was never recovered would; it is rolled back when the test
+// ends.
+func (r *run) prepareInDoubt(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	gid := txn.GIDPrefix(c.name) + "mutation"
+	pg := pgConfig(c)
+	for _, q := range []string{
+		"BEGIN",
+		"INSERT INTO " + pg.QuotedTable() + " (event_id, " + sinkpg.ApplyCountColumn + ") VALUES ('" + AbortedID(3) + "', 1)",
+		"PREPARE TRANSACTION '" + gid + "'",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			r.t.Fatalf("preparing %s: %s: %v", gid, q, err)
+		}
+	}
+	r.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+		if err == nil {
+			_, err = conn.Exec(ctx, "ROLLBACK PREPARED '"+gid+"'")
+			conn.Close(ctx)
+		}
+		if err != nil {
+			r.t.Errorf("rolling back %s: %v", gid, err)
+		}
+	})
 }
 
 // corruptRedis applies one event a second time (audit entry behind later

@@ -19,6 +19,15 @@ type Row struct {
 	Recovery  time.Duration // from the end of the fault schedule to the drained pipeline
 	Faults    string        // what the schedule did, e.g. "3 SIGKILL"
 	Skipped   string        // why the cell did not run, if it did not
+	// Bite is what the faults hit in this connector during the fault
+	// window; Input replaces it for a scenario whose fault is its input.
+	Bite  Bite
+	Input string
+	// MustDuplicate: an at_least_once cell whose fault can duplicate
+	// output; without a duplicate the fault did not bite and the cell
+	// fails. NoDupsWhy says why an at_least_once cell need not duplicate.
+	MustDuplicate bool
+	NoDupsWhy     string
 }
 
 // Pass says whether the row meets its guarantee.
@@ -32,6 +41,14 @@ func (r Row) Pass() bool {
 	return r.Findings.ExactlyOnce()
 }
 
+// Dups are the at_least_once duplicates: output records beyond the
+// expected and writes applied more than once.
+func (r Row) Dups() int { return r.Findings.Duplicates + r.Findings.ApplyCount }
+
+// Bit says whether the cell shows its fault's bite where it must: an
+// at_least_once cell whose fault can duplicate did duplicate.
+func (r Row) Bit() bool { return r.Skipped != "" || !r.MustDuplicate || r.Dups() > 0 }
+
 // Verdict is the row's last column.
 func (r Row) Verdict() string {
 	switch {
@@ -39,15 +56,30 @@ func (r Row) Verdict() string {
 		return "not run: " + r.Skipped
 	case !r.Pass():
 		return "**FAIL**"
-	case r.Guarantee == "at_least_once" && r.Findings.Duplicates+r.Findings.ApplyCount > 0:
+	case !r.Bit():
+		return "**FAIL**: no duplicate, the fault did not bite"
+	case r.Guarantee == "at_least_once" && r.Dups() > 0:
 		return "ok (duplicates allowed)"
 	default:
 		return "ok"
 	}
 }
 
+// BiteCell is the "fault bit" column.
+func (r Row) BiteCell() string {
+	if r.Input != "" {
+		return r.Input
+	}
+	s := r.Bite.String()
+	if r.Guarantee == "at_least_once" {
+		s += fmt.Sprintf(", %d dups", r.Dups())
+	}
+	return s
+}
+
 // WriteMarkdown writes rows as the RESULTS.md table, preceded by a header
-// saying how the run was made.
+// saying how the run was made, followed by a summary per scenario and per
+// guarantee.
 func WriteMarkdown(w io.Writer, title string, header []string, rows []Row) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", title)
@@ -57,23 +89,108 @@ func WriteMarkdown(w io.Writer, title string, header []string, rows []Row) error
 	if len(header) > 0 {
 		b.WriteString("\n")
 	}
-	b.WriteString("| scenario | faults | sink | guarantee | events | duplicates | missing | aborted visible | apply≠1 | order | watcher dups | checkpoint gaps | hanging txns | recovery | result |\n")
-	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString(scenarioSummary(rows))
+	b.WriteString("| scenario | faults | sink | guarantee | events | fault bit | duplicates | missing | aborted visible | apply≠1 | order | watcher dups | checkpoint gaps | hanging txns | expected | dead letters | recovery | result |\n")
+	b.WriteString("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|\n")
 	for _, r := range rows {
 		f := r.Findings
 		if r.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | | | | | | | | | | | %s |\n", r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Verdict())
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | | | | | | | | | | | | | | %s |\n", r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Verdict())
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |\n",
-			r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Events, f.Duplicates, f.Missing+f.Unexpected, f.AbortedVisible,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s |\n",
+			r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Events, r.BiteCell(), f.Duplicates, f.Missing+f.Unexpected, f.AbortedVisible,
 			f.ApplyCount, f.OrderViolations, f.WatcherDuplicates, f.CheckpointGaps, f.Hanging,
-			r.Recovery.Round(100*time.Millisecond), r.Verdict())
+			f.ExpectedCell(), f.DeadLetterCell(), r.Recovery.Round(100*time.Millisecond), r.Verdict())
 	}
 	b.WriteString("\n")
 	b.WriteString(summary(rows))
+	b.WriteString(noDupsNotes(rows))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// scenarioSummary is one line per scenario: what its faults hit in all
+// its connectors together, and the at_least_once duplicates per sink.
+func scenarioSummary(rows []Row) string {
+	var order []string
+	type sum struct {
+		bite  Bite
+		input string
+		dups  []string
+		bit   bool
+		cells int
+	}
+	by := map[string]*sum{}
+	for _, r := range rows {
+		s := by[r.Scenario]
+		if s == nil {
+			s = &sum{}
+			by[r.Scenario] = s
+			order = append(order, r.Scenario)
+		}
+		if r.Skipped != "" {
+			continue
+		}
+		s.cells++
+		s.bite = s.bite.Add(r.Bite)
+		s.input = r.Input
+		if r.Guarantee == "at_least_once" {
+			mark := ""
+			if r.MustDuplicate {
+				mark = " (required)"
+			}
+			s.dups = append(s.dups, fmt.Sprintf("%s %d%s", r.Sink, r.Dups(), mark))
+			if r.Dups() > 0 {
+				s.bit = true
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| scenario | fault bit, all connectors (aborts/fenced/unknown, more) | at_least_once duplicates |\n|---|---|---|\n")
+	for _, name := range order {
+		s := by[name]
+		if s.cells == 0 {
+			continue
+		}
+		bit := s.bite.String()
+		if s.input != "" {
+			bit = s.input
+		} else if s.bite.Total() == 0 && !s.bit {
+			bit += " **nothing bit**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, bit, strings.Join(s.dups, ", "))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// noDupsNotes lists, per scenario, why its at_least_once cells that need
+// not duplicate cannot.
+func noDupsNotes(rows []Row) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.Skipped != "" || r.Guarantee != "at_least_once" || r.NoDupsWhy == "" {
+			continue
+		}
+		var sinks []string
+		for _, o := range rows {
+			if o.Scenario == r.Scenario && o.Guarantee == "at_least_once" && o.Skipped == "" && o.NoDupsWhy == r.NoDupsWhy {
+				sinks = append(sinks, o.Sink)
+			}
+		}
+		key := r.Scenario + "\x00" + r.NoDupsWhy
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if b.Len() == 0 {
+			b.WriteString("\nat_least_once cells whose fault cannot duplicate by design (not required to):\n")
+		}
+		fmt.Fprintf(&b, "- %s, %s: %s\n", r.Scenario, strings.Join(sinks, ", "), r.NoDupsWhy)
+	}
+	return b.String()
 }
 
 // summary totals the rows per guarantee.
@@ -90,7 +207,7 @@ func summary(rows []Row) string {
 			by[r.Guarantee] = t
 		}
 		t.cells++
-		if r.Pass() {
+		if r.Pass() && r.Bit() {
 			t.pass++
 		}
 		t.events += r.Events

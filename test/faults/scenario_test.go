@@ -2,9 +2,12 @@ package faults
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,9 +37,29 @@ type scenario struct {
 	// (default always).
 	redisFsync string
 	faults     []step
+	// inputOnly: the scenario's "fault" is its input (aborted
+	// transactions, poison events); what bit is read from the input.
+	inputOnly bool
 	// mutate: after a clean check, corrupt the sinks and require the
 	// checker to catch it (mutateAndRecheck).
 	mutate bool
+}
+
+// dupsNowhere: the fault cannot duplicate at_least_once output, for why.
+func dupsNowhere(why string) func(string) string {
+	return func(string) string { return why }
+}
+
+// dupsIn: the fault can duplicate at_least_once output of the sink setups
+// it touches (those for which touches is true); the others see nothing of
+// it.
+func dupsIn(touches func(sink string) bool, why string) func(string) string {
+	return func(sink string) string {
+		if touches(sink) {
+			return ""
+		}
+		return why
+	}
 }
 
 // step is one fault of a schedule: it injects, waits, and removes the
@@ -44,6 +67,30 @@ type scenario struct {
 type step struct {
 	name string
 	do   func(r *run) string
+	// dups says, per sink setup, whether the fault can make the sink's
+	// at_least_once connector write a duplicate ("": it can, and the cell
+	// fails without one) or why it cannot (for RESULTS.md); nil: it can in
+	// every sink.
+	dups func(sink string) string
+}
+
+// dupsWhy says whether sc's faults can duplicate sink's at_least_once
+// output: "" if one of them can, else why none can.
+func (sc scenario) dupsWhy(sink string) string {
+	var why []string
+	for _, s := range sc.faults {
+		if s.dups == nil {
+			return ""
+		}
+		w := s.dups(sink)
+		if w == "" {
+			return ""
+		}
+		if !slices.Contains(why, w) {
+			why = append(why, w)
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // run is one execution of a scenario.
@@ -64,15 +111,19 @@ type run struct {
 	rng      *rand.Rand
 
 	start time.Time
+	// window counts what the faults hit in every connectd's /metrics.
+	window *Window
 
 	mu       sync.Mutex
 	mark     int // progress (events) when the last fault step began
 	progress map[string]int
 }
 
-// runScenario runs sc with events committed input events and returns one
+// runScenario runs sc over a backlog of events committed input events
+// (plus what the live producer adds while the faults run) and returns one
 // row per cell. Scenario-level failures (a process that will not stop, a
-// pipeline that does not drain) fail t; the rows carry the invariants.
+// pipeline that does not drain, faults that bit nothing) fail t; the rows
+// carry the invariants.
 func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []Row {
 	if sc.sessionTimeout == "" {
 		sc.sessionTimeout = "6s"
@@ -85,9 +136,9 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	}
 	r := &run{t: t, e: e, sc: sc, events: events, shutdown: 10 * time.Second,
 		dir: runDir(t), start: time.Now(), watchers: map[string]*watcher{}, progress: map[string]int{},
-		rng: rand.New(rand.NewPCG(seed, seed^0x5eed))}
+		rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), window: NewWindow()}
 	r.runID = sc.id + fmt.Sprintf("%04x", r.rng.IntN(1<<16))
-	t.Logf("scenario %s (%s): run %s, seed %d, %d events", sc.id, sc.name, r.runID, seed, events)
+	t.Logf("scenario %s (%s): run %s, seed %d, backlog %d events", sc.id, sc.name, r.runID, seed, events)
 
 	// Fresh topics, groups, tables and key prefixes: the env is shared.
 	r.in = "in-" + r.runID
@@ -125,13 +176,26 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 		}
 	}
 
-	r.prod = startProducer(t, e, r.in, "faults-input-"+r.runID, events, sc.input)
-	waitFor(t, 2*time.Minute, "the preload", func() bool { return r.prod.count() >= int(float64(events)*sc.input.preload) })
+	// The backlog first, whole, so that the connectors start on it at full
+	// speed; while the faults run the fastest connector is kept a fifth of
+	// it from the end, the slowest at most all of it.
+	r.prod = startProducer(t, e, r.in, "faults-input-"+r.runID, events, events/5, events, r.inputLag, sc.input)
+	waitFor(t, 5*time.Minute, "the backlog", func() bool { return r.prod.count() >= events })
+	r.logf("backlog of %d events written", r.prod.count())
+	stopBackground := r.background()
+	defer stopBackground()
 	for i := range sc.instances {
-		r.insts = append(r.insts, startInstance(t, e, r.cfgPath, r.instanceID(i)))
+		r.addInstance(startInstance(t, e, r.cfgPath, r.instanceID(i)))
 	}
 	r.prod.stream()
 
+	// The window opens once every connector commits: what start-up costs
+	// is not the faults' doing.
+	r.waitProgress(0.02)
+	r.window.Open()
+	for _, w := range r.watchers {
+		w.openWindow()
+	}
 	var did []string
 	for _, s := range sc.faults {
 		d := s.do(r)
@@ -144,18 +208,21 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	}
 	r.prod.finish()
 	r.prod.wait(5 * time.Minute)
-	r.logf("input written")
-	bounds, committed := inputBounds(t, e, r.in)
+	r.logf("input written: %d transactions, %d of them written at once to keep a backlog", r.prod.txns, r.prod.topUps)
+	bounds, committed, poison := inputBounds(t, e, r.in)
 	r.drain(bounds, 5*time.Minute)
 	recovery := time.Since(faultsEnd)
+	r.scrapeAll()
+	r.window.Close()
 	r.logf("drained")
 	for _, in := range r.insts {
 		if in.Running() {
 			in.stop(r.shutdown)
 		}
 	}
-	t.Logf("input: %d committed events (%d aborted, %d of uncertain outcome, %d transactions); drained %v after the faults",
-		committed, r.prod.aborted, r.prod.uncertain, r.prod.txns, recovery.Round(time.Millisecond))
+	stopBackground()
+	t.Logf("input: %d committed events (%d poison, %d aborted, %d of uncertain outcome, %d transactions); drained %v after the faults",
+		committed, len(poison), r.prod.aborted, r.prod.uncertain, r.prod.txns, recovery.Round(time.Millisecond))
 	if committed < events {
 		t.Errorf("only %d committed input events, want at least %d", committed, events)
 	}
@@ -164,27 +231,160 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	}
 
 	r.logf("stopped")
+	var scenarioBite Bite
+	aloDups := 0
 	for _, c := range r.conns {
 		o := r.observe(c, bounds)
+		o.Committed, o.Poison = committed, poison
 		r.logf("observed %s", c.name)
 		f := Check(o)
 		row := Row{Scenario: sc.name, Sink: c.setup.name, Guarantee: c.guarantee, Events: committed,
 			Findings: f, Recovery: recovery, Faults: strings.Join(did, "; ")}
-		if !row.Pass() {
-			t.Errorf("%s %s: %s violated:\n%s", c.setup.name, c.guarantee, c.guarantee, strings.Join(f.Details, "\n"))
+		if sc.inputOnly {
+			row.Input = fmt.Sprintf("input: %d aborted, %d poison", r.prod.aborted, len(poison))
 		} else {
-			t.Logf("%s %s: ok: %s; order violations %d, watcher duplicates %d%s", c.setup.name, c.guarantee,
-				o.Report, f.OrderViolations, f.WatcherDuplicates, detailSuffix(f))
+			row.Bite = r.window.Bite(c.name)
+			if w := r.watchers[c.name]; w != nil {
+				row.Bite.OutputAborts = w.windowAborts()
+			}
+			scenarioBite = scenarioBite.Add(row.Bite)
+		}
+		if !c.exactlyOnce() {
+			row.NoDupsWhy = sc.dupsWhy(c.setup.name)
+			row.MustDuplicate = !sc.inputOnly && row.NoDupsWhy == ""
+			aloDups += f.Duplicates + f.ApplyCount
+		}
+		switch {
+		case !row.Pass():
+			t.Errorf("%s %s: %s violated:\n%s", c.setup.name, c.guarantee, c.guarantee, strings.Join(f.Details, "\n"))
+		case !row.Bit():
+			t.Errorf("%s %s: the faults did not bite: no duplicate under at_least_once, although %s can duplicate here (fault bit %s)",
+				c.setup.name, c.guarantee, strings.Join(did, "; "), row.Bite)
+		default:
+			t.Logf("%s %s: ok: %s; fault bit %s; order violations %d, watcher duplicates %d%s", c.setup.name, c.guarantee,
+				o.Report, row.Bite, f.OrderViolations, f.WatcherDuplicates, detailSuffix(f))
 		}
 		rows = append(rows, row)
+	}
+	switch {
+	case sc.inputOnly && r.prod.aborted+len(poison) == 0:
+		t.Errorf("scenario %s: its input has no aborted and no poison event: nothing to bite", sc.id)
+	case !sc.inputOnly && scenarioBite.Total()+aloDups == 0:
+		t.Errorf("scenario %s: the faults bit nothing: during the fault window no connector aborted a batch, was fenced, "+
+			"met an unknown commit outcome or resolved a prepared transaction, no aborted transaction reached a Kafka output, "+
+			"and no at_least_once connector wrote a duplicate (%s)", sc.id, strings.Join(did, "; "))
+	default:
+		t.Logf("scenario %s: fault bit %s, %d at_least_once duplicates", sc.id, scenarioBite, aloDups)
 	}
 	for _, p := range e.allProxies() {
 		t.Logf("%s", p)
 	}
 	if sc.mutate && !t.Failed() {
-		r.mutateAndRecheck(bounds)
+		r.mutateAndRecheck(bounds, committed, poison)
 	}
 	return sortRows(rows)
+}
+
+// background polls every connector's progress and scrapes every
+// connectd's /metrics until the returned function is called (which may be
+// called again).
+func (r *run) background() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			for _, c := range r.conns {
+				r.progressOf(c)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			r.scrapeAll()
+			select {
+			case <-done:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done); wg.Wait() })
+	}
+}
+
+var scrapeClient = &http.Client{Timeout: time.Second}
+
+// scrapeAll scrapes every running instance at once (a frozen one only
+// times out).
+func (r *run) scrapeAll() {
+	var wg sync.WaitGroup
+	for _, in := range r.instances() {
+		if in.Running() {
+			wg.Go(func() { r.scrape(in) })
+		}
+	}
+	wg.Wait()
+}
+
+// scrape reads in's fault counters into the window. A failure is not an
+// error: the process may be frozen, partitioned from nothing but dying,
+// or gone; its previous scrape stands.
+func (r *run) scrape(in *instance) {
+	admin := in.Admin()
+	if admin == "" {
+		return
+	}
+	resp, err := scrapeClient.Get(admin + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return
+	}
+	c, err := ParseCounters(string(body))
+	if err != nil {
+		r.t.Errorf("instance %s: %v", in.ID(), err)
+		return
+	}
+	r.window.Observe(admin, c)
+}
+
+// inputLag is how many committed input events the fastest and the slowest
+// connector have not committed yet (from the last progress poll).
+func (r *run) inputLag() (fastest, slowest int) {
+	n := r.prod.count()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lo, hi := -1, 0
+	for _, c := range r.conns {
+		p := r.progress[c.name]
+		if lo < 0 || p < lo {
+			lo = p
+		}
+		hi = max(hi, p)
+	}
+	return n - hi, n - max(lo, 0)
+}
+
+func (r *run) addInstance(in *instance) {
+	r.mu.Lock()
+	r.insts = append(r.insts, in)
+	r.mu.Unlock()
+}
+
+func (r *run) instances() []*instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.insts)
 }
 
 // connName turns a sink setup's name into a connector name part.
@@ -293,11 +493,13 @@ func (r *run) progressOf(c *conn) int {
 	return r.progress[c.name]
 }
 
-// minProgress is the least progress of any connector.
+// minProgress is the least progress of any connector, as last polled.
 func (r *run) minProgress() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	m := -1
 	for _, c := range r.conns {
-		if p := r.progressOf(c); m < 0 || p < m {
+		if p := r.progress[c.name]; m < 0 || p < m {
 			m = p
 		}
 	}
@@ -305,12 +507,13 @@ func (r *run) minProgress() int {
 }
 
 // waitProgress waits until every connector has committed another frac of
-// the scenario's events since the previous call (capped at all events),
-// so the next fault meets work in flight; it returns the progress as a
-// percentage for the fault log. Running instances must stay alive.
-func (r *run) waitProgress(frac float64) int {
+// the backlog's events since the previous call, so the next fault meets
+// work in flight (the input producer keeps a backlog ahead of the slowest
+// connector while the faults run); it returns the progress, in thousands
+// of events, for the fault log. Running instances must stay alive.
+func (r *run) waitProgress(frac float64) string {
 	r.t.Helper()
-	target := min(r.mark+int(frac*float64(r.events)), r.events)
+	target := r.mark + int(frac*float64(r.events))
 	var p int
 	lastLog := time.Now()
 	waitFor(r.t, 5*time.Minute, fmt.Sprintf("every connector to commit %d events", target), func() bool {
@@ -324,8 +527,8 @@ func (r *run) waitProgress(frac float64) int {
 		return p >= target
 	})
 	r.mark = p
-	r.logf("progress %d/%d", p, r.events)
-	return 100 * p / r.events
+	r.logf("progress %d events (input %d)", p, r.prod.count())
+	return fmt.Sprintf("%dk", p/1000)
 }
 
 // drain waits until every connector's checkpoint covers all committed
@@ -370,7 +573,7 @@ func (r *run) drain(bounds map[connector.TopicPartition]Bound, within time.Durat
 // running instances.
 func (r *run) running() []*instance {
 	var out []*instance
-	for _, in := range r.insts {
+	for _, in := range r.instances() {
 		if in.Running() {
 			out = append(out, in)
 		}

@@ -204,16 +204,33 @@ func (r *run) observe(c *conn, bounds map[connector.TopicPartition]Bound) Observ
 	if o.Checkpoint, err = r.checkpoint(c); err != nil {
 		r.t.Fatalf("checkpoint of %s: %v", c.name, err)
 	}
+	o.DeadLetters = map[string][]string{}
 	if c.setup.pgTable {
-		o.Scanned = r.pgIDs(c)
+		rows, dead := r.pgIDs(c)
+		o.Scanned = append(rows, dead...)
+		o.DeadLetters["table "+pgConfig(c).DLQTable] = dead
 	}
 	if c.spec.Redis != nil {
 		o.Outputs = r.redisAudit(c)
+		var dead []string
+		for _, out := range o.Outputs {
+			if out.Stream == sinkredis.AuditTargetDLQ {
+				dead = append(dead, out.ID)
+			}
+		}
+		o.DeadLetters["redis dlq"] = dead
 	}
 	if c.setup.kafkaOut {
 		w := r.watchers[c.name]
 		w.catchUp(r.t, r.e, 3*time.Minute)
 		o.Outputs, o.Watched = w.result()
+		var dead []string
+		for _, out := range o.Outputs {
+			if strings.HasPrefix(out.Stream, c.dlq+"/") {
+				dead = append(dead, out.ID)
+			}
+		}
+		o.DeadLetters["topic "+c.dlq] = dead
 	}
 	if c.exactlyOnce() && c.setup.kafkaOut {
 		hanging, err := r.e.ongoingTransactions(pipeline.TransactionalID(c.name, r.runID+"-"))
@@ -230,8 +247,8 @@ func (r *run) observe(c *conn, bounds map[connector.TopicPartition]Bound) Observ
 	return o
 }
 
-// pgIDs are the event IDs of c's table and dead-letter table.
-func (r *run) pgIDs(c *conn) []string {
+// pgIDs are the event IDs of c's table and of its dead-letter table.
+func (r *run) pgIDs(c *conn) (rows, dead []string) {
 	r.t.Helper()
 	ctx, cancel := ctxFor(time.Minute)
 	defer cancel()
@@ -240,19 +257,21 @@ func (r *run) pgIDs(c *conn) []string {
 		r.t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var ids []string
 	pg := pgConfig(c)
-	for _, tbl := range []string{pg.QuotedTable(), pg.QuotedDLQTable()} {
-		rows, _ := conn.Query(ctx, "SELECT event_id FROM "+tbl)
+	for _, t := range []struct {
+		name string
+		ids  *[]string
+	}{{pg.QuotedTable(), &rows}, {pg.QuotedDLQTable(), &dead}} {
+		res, _ := conn.Query(ctx, "SELECT event_id FROM "+t.name)
 		var id string
-		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-			ids = append(ids, id)
+		if _, err := pgx.ForEachRow(res, []any{&id}, func() error {
+			*t.ids = append(*t.ids, id)
 			return nil
 		}); err != nil && !strings.Contains(err.Error(), "does not exist") {
-			r.t.Fatalf("%s: %v", tbl, err)
+			r.t.Fatalf("%s: %v", t.name, err)
 		}
 	}
-	return ids
+	return rows, dead
 }
 
 // pgConfig is c's PostgreSQL sink, alone or in a fan-out.
@@ -304,6 +323,25 @@ type watcher struct {
 	outs    []Output
 	ids     []string
 	lastOff map[string]int64 // topic/partition → last offset seen (markers included)
+	// aborts counts the abort markers read; abortsBase their number when
+	// the fault window opened.
+	aborts, abortsBase int
+}
+
+// openWindow notes the abort markers read so far: those after it are the
+// fault window's (the watcher reads behind the writers, so a few aborted
+// just before may count; none do in practice, start-up aborts nothing).
+func (w *watcher) openWindow() {
+	w.mu.Lock()
+	w.abortsBase = w.aborts
+	w.mu.Unlock()
+}
+
+// windowAborts is the number of abort markers read since openWindow.
+func (w *watcher) windowAborts() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.aborts - w.abortsBase
 }
 
 func (r *run) startWatcher(topics ...string) *watcher {
@@ -335,6 +373,11 @@ func (r *run) startWatcher(topics ...string) *watcher {
 				tp := fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)
 				w.lastOff[tp] = rec.Offset
 				if rec.Attrs.IsControl() {
+					// A control record's key is its version and type
+					// (int16s); type 0 ends an aborted transaction.
+					if len(rec.Key) >= 4 && rec.Key[2] == 0 && rec.Key[3] == 0 {
+						w.aborts++
+					}
 					return
 				}
 				id := ""

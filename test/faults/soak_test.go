@@ -82,6 +82,7 @@ func randomScenario(rng *rand.Rand, n int) scenario {
 	catalogue := []entry{
 		{"SIGTERM", func(*scenario) step { return sigterm(1 + rng.IntN(3)) }},
 		{"SIGKILL", func(*scenario) step { return sigkill(1 + rng.IntN(3)) }},
+		{"SIGKILL in the at-least-once window", func(*scenario) step { return heldKill() }},
 		{"SIGSTOP", func(*scenario) step { return sigstop(0) }},
 		{"broker SIGKILL", func(*scenario) step { return brokerKill() }},
 		{"rolling restart", func(*scenario) step { return rollingRestart() }},
@@ -112,8 +113,6 @@ func randomScenario(rng *rand.Rand, n int) scenario {
 	sc.input = inputSpec{
 		abortEvery:  []int{0, 3, 10}[rng.IntN(3)],
 		poisonEvery: []int{0, 20, 200}[rng.IntN(3)],
-		preload:     0.2,
-		stream:      time.Duration(20+15*len(sc.faults)) * time.Second,
 	}
 	sc.name = fmt.Sprintf("%s: %s (abort 1/%d, poison 1/%d)", sc.id, strings.Join(names, " + "), sc.input.abortEvery, sc.input.poisonEvery)
 	return sc

@@ -1,0 +1,228 @@
+package faults
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/pipeline"
+	sinkredis "github.com/connectd/connectd/sink/redis"
+)
+
+// heldKill SIGKILLs an instance held inside the at-least-once window. An
+// at_least_once PostgreSQL or Redis connector writes a batch to its store,
+// then commits its group offsets: a crash in between makes the next owner
+// write the batch again, but the window is one round trip to the group
+// coordinator, which a kill at a random moment almost never hits (the
+// process suites reach it with the after-sink-write failure point,
+// txn/failpoint.go). Here the instance's broker links are cut first: each
+// of its at_least_once PostgreSQL and Redis connectors writes the batch
+// it holds (from records already fetched) to its store, then waits for an
+// offset commit that cannot arrive. The kill comes once the test sees, for
+// each of them, output in the store beyond the group's committed offsets
+// on a partition the instance owns, so it lands in the window whatever the
+// machine's speed. The instance is restarted at once with its instance_id.
+func heldKill() step {
+	return step{"held-kill", func(r *run) string {
+		when := r.waitProgress(0.15)
+		in := r.pick()
+		for _, p := range r.e.kproxy {
+			p.Set(Fault{Match: pidOf(in), Blackhole: true})
+		}
+		held := r.waitHeld(in, time.Minute)
+		r.scrape(in)
+		in.kill()
+		for _, p := range r.e.kproxy {
+			p.Clear()
+		}
+		in.Start()
+		return fmt.Sprintf("SIGKILL %s@%s with %s written and not committed", in.letter(), when, strings.Join(held, ", "))
+	}, dupsIn(writesStoreOnly, whyHeldKafka)}
+}
+
+// waitHeld waits until every at_least_once PostgreSQL and Redis connector
+// of r has output in its store beyond its group's committed offsets on a
+// partition in owns, and describes what it found per connector.
+func (r *run) waitHeld(in *instance, within time.Duration) []string {
+	r.t.Helper()
+	type probe struct {
+		c     *conn
+		audit *auditTail
+		found string
+	}
+	var probes []*probe
+	for _, c := range r.conns {
+		if !c.exactlyOnce() && (c.spec.Postgres != nil || c.spec.Redis != nil) {
+			pr := &probe{c: c}
+			if c.spec.Redis != nil {
+				pr.audit = r.newAuditTail(c)
+			}
+			probes = append(probes, pr)
+		}
+	}
+	var last string
+	ok := poll(within, 200*time.Millisecond, func() bool {
+		done := true
+		for _, pr := range probes {
+			if pr.found != "" {
+				continue
+			}
+			from, err := r.ownedFrom(pr.c, in)
+			if err == nil && len(from) == 0 {
+				err = fmt.Errorf("instance %s owns no partition of %s", in.ID(), pr.c.group)
+			}
+			if err == nil {
+				if pr.audit != nil {
+					pr.found, err = pr.audit.beyond(from)
+				} else {
+					pr.found, err = r.pgBeyond(pr.c, from)
+				}
+			}
+			if err != nil {
+				last = pr.c.name + ": " + err.Error()
+			} else if pr.found == "" {
+				last = pr.c.name + ": nothing written beyond " + fmt.Sprint(from)
+			}
+			if pr.found == "" {
+				done = false
+			}
+		}
+		return done
+	})
+	if !ok {
+		r.t.Fatalf("could not hold instance %s inside the at-least-once window within %v (its broker links cut): %s\n%s",
+			in.ID(), within, last, in.LogTail(30))
+	}
+	var out []string
+	for _, pr := range probes {
+		out = append(out, pr.c.name+" "+pr.found)
+	}
+	return out
+}
+
+// ownedFrom is, for each input partition the instance's member of c's
+// group was assigned, the group's committed offset (0 if none): output of
+// those partitions at or past it was written and not committed.
+func (r *run) ownedFrom(c *conn, in *instance) (map[int32]int64, error) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	groups, err := r.e.adm.DescribeGroups(ctx, c.group)
+	if err != nil {
+		return nil, err
+	}
+	g, ok := groups[c.group]
+	if !ok || g.Err != nil {
+		return nil, fmt.Errorf("describe %s: %v", c.group, g.Err)
+	}
+	prefix := pipeline.GroupInstanceID(c.name, in.ID())
+	from := map[int32]int64{}
+	for _, m := range g.Members {
+		if m.InstanceID == nil || !strings.HasPrefix(*m.InstanceID, prefix) {
+			continue
+		}
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				if t.Topic == r.in {
+					for _, p := range t.Partitions {
+						from[p] = 0
+					}
+				}
+			}
+		}
+	}
+	if len(from) == 0 {
+		return from, nil
+	}
+	offs, err := r.e.adm.FetchOffsets(ctx, c.group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	for p := range from {
+		if o, ok := offs.Lookup(r.in, p); ok && o.At >= 0 {
+			from[p] = o.At
+		}
+	}
+	return from, nil
+}
+
+// pgBeyond describes the rows of c's table whose origin is at or past
+// from on their partition, "" if there are none.
+func (r *run) pgBeyond(c *conn, from map[int32]int64) (string, error) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	var conds []string
+	for p, off := range from {
+		conds = append(conds, fmt.Sprintf("(src_partition = %d AND src_offset >= %d)", p, off))
+	}
+	var n int
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM "+c.spec.Postgres.QuotedTable()+" WHERE "+strings.Join(conds, " OR ")).Scan(&n)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	return fmt.Sprintf("(%d rows)", n), nil
+}
+
+// auditTail reads a Redis connector's audit log as it grows, from where
+// it stood when the tail was made.
+type auditTail struct {
+	r    *run
+	c    *conn
+	next int64
+	seen []string // IDs applied since
+}
+
+func (r *run) newAuditTail(c *conn) *auditTail {
+	r.t.Helper()
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	rdb := r.e.redisClient()
+	defer rdb.Close()
+	n, err := rdb.LLen(ctx, c.prefix+sinkredis.AuditLogKey).Result()
+	if err != nil {
+		r.t.Fatalf("audit log of %s: %v", c.name, err)
+	}
+	return &auditTail{r: r, c: c, next: n}
+}
+
+// beyond reads the entries appended since the last call and describes
+// those whose origin is at or past from on their partition, "" if none
+// was found so far.
+func (a *auditTail) beyond(from map[int32]int64) (string, error) {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	rdb := a.r.e.redisClient()
+	defer rdb.Close()
+	entries, err := rdb.LRange(ctx, a.c.prefix+sinkredis.AuditLogKey, a.next, -1).Result()
+	if err != nil {
+		return "", err
+	}
+	a.next += int64(len(entries))
+	for _, e := range entries {
+		if _, id, ok := strings.Cut(e, ":"); ok {
+			a.seen = append(a.seen, id)
+		}
+	}
+	var hits []string
+	for _, id := range a.seen {
+		o, ok := a.r.prod.originOf(id)
+		if start, owned := from[o.Partition]; ok && owned && o.Offset >= start {
+			hits = append(hits, id)
+		}
+	}
+	if len(hits) == 0 {
+		return "", nil
+	}
+	sort.Strings(hits)
+	return fmt.Sprintf("(%d applied, e.g. %s)", len(hits), hits[0]), nil
+}
