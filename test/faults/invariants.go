@@ -106,11 +106,16 @@ type Observation struct {
 // Findings are the invariant violations of one Observation.
 type Findings struct {
 	Duplicates, Missing, Unexpected, ApplyCount int
-	AbortedVisible                              int
-	OrderViolations                             int
-	WatcherDuplicates                           int
-	CheckpointGaps                              int
-	Hanging                                     int
+	// BeyondCheckpoint are the unexpected outputs whose origin lies beyond
+	// the checkpoint of the stopped pipeline (verify --stopped);
+	// Unchecked the input partitions with records and no checkpoint at
+	// all, by verify's count.
+	BeyondCheckpoint, Unchecked int
+	AbortedVisible              int
+	OrderViolations             int
+	WatcherDuplicates           int
+	CheckpointGaps              int
+	Hanging                     int
 	// Expected is verify's expected count per sink; ExpectedMismatch the
 	// sinks whose count is not the committed input's.
 	Expected         []int
@@ -126,13 +131,19 @@ type Findings struct {
 // Check computes the findings of o.
 func Check(o Observation) Findings {
 	f := Findings{
-		Duplicates: o.Report.Duplicates,
-		Missing:    o.Report.Missing,
-		Unexpected: o.Report.Unexpected,
-		ApplyCount: o.Report.ApplyCountViolations,
+		Duplicates:       o.Report.Duplicates,
+		Missing:          o.Report.Missing,
+		Unexpected:       o.Report.Unexpected,
+		ApplyCount:       o.Report.ApplyCountViolations,
+		BeyondCheckpoint: o.Report.BeyondCheckpoint,
+		Unchecked:        o.Report.UncheckedPartitions,
 	}
 	if !o.Report.Clean() {
 		f.Details = append(f.Details, "verify: "+o.Report.String())
+	}
+	if f.Unchecked > 0 {
+		f.Details = append(f.Details, fmt.Sprintf("verify: %d input partitions with records and no checkpoint: %s",
+			f.Unchecked, strings.Join(o.Report.UncheckedPartitionIDs, "; ")))
 	}
 	var aborted []string
 	for _, out := range o.Outputs {
@@ -264,7 +275,7 @@ func joinInts(ns []int) string {
 func (f Findings) ExactlyOnce() bool {
 	return f.Duplicates == 0 && f.Missing == 0 && f.Unexpected == 0 && f.ApplyCount == 0 &&
 		f.AbortedVisible == 0 && f.OrderViolations == 0 && f.WatcherDuplicates == 0 &&
-		f.CheckpointGaps == 0 && f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
+		f.CheckpointGaps == 0 && f.Unchecked == 0 && f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
 }
 
 // AtLeastOnce reports whether f shows at-least-once delivery: duplicates,
@@ -272,8 +283,8 @@ func (f Findings) ExactlyOnce() bool {
 // invention, aborted input, an unfinished checkpoint, open transactions and
 // dead letters other than the poison events are not.
 func (f Findings) AtLeastOnce() bool {
-	return f.Missing == 0 && f.Unexpected == 0 && f.AbortedVisible == 0 && f.CheckpointGaps == 0 && f.Hanging == 0 &&
-		f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
+	return f.Missing == 0 && f.Unexpected == 0 && f.AbortedVisible == 0 && f.CheckpointGaps == 0 && f.Unchecked == 0 &&
+		f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
 }
 
 // OrderViolations counts outputs that do not follow their key's previous

@@ -136,6 +136,13 @@ func TestCheckerMutations(t *testing.T) {
 			short.Sink = "sinks[1] postgres"
 			o.Report.Sinks = []verify.Report{full, short}
 		}, func(f Findings) int { return f.ExpectedMismatch }, false},
+		{"output beyond the stopped pipeline's checkpoint", func(o *Observation) {
+			o.Report.Unexpected++
+			o.Report.BeyondCheckpoint++
+		}, func(f Findings) int { return min(f.BeyondCheckpoint, f.Unexpected) }, false},
+		{"an input partition verify found without checkpoint", func(o *Observation) {
+			o.Report.UncheckedPartitions = 1
+		}, func(f Findings) int { return f.Unchecked }, false},
 		{"a poison event not dead-lettered", func(o *Observation) {
 			o.DeadLetters["topic dlq"] = o.DeadLetters["topic dlq"][1:]
 		}, func(f Findings) int { return f.DeadLetterMismatch }, false},

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
 	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/txn"
@@ -30,7 +31,9 @@ func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound, commit
 		case "kafka":
 			r.corruptKafka(c)
 			r.corruptKafkaDLQ(c)
+			r.corruptKafkaBeyond(c)
 			want = map[string]func(Findings) int{
+				"duplicate with an origin beyond the checkpoint": func(f Findings) int { return f.BeyondCheckpoint },
 				"duplicate":              func(f Findings) int { return f.Duplicates },
 				"watcher duplicate":      func(f Findings) int { return f.WatcherDuplicates },
 				"replayed key":           func(f Findings) int { return f.OrderViolations },
@@ -41,11 +44,12 @@ func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound, commit
 		case "postgres":
 			r.corruptPostgres(c, true)
 			want = map[string]func(Findings) int{
-				"apply counter 2":     func(f Findings) int { return f.ApplyCount },
-				"deleted row":         func(f Findings) int { return f.Missing },
-				"aborted visible":     func(f Findings) int { return f.AbortedVisible },
-				"checkpoint gap":      func(f Findings) int { return f.CheckpointGaps },
-				"dead letter deleted": func(f Findings) int { return f.DeadLetterMismatch },
+				"apply counter 2":                       func(f Findings) int { return f.ApplyCount },
+				"deleted row":                           func(f Findings) int { return f.Missing },
+				"aborted visible":                       func(f Findings) int { return f.AbortedVisible },
+				"checkpoint gap":                        func(f Findings) int { return f.CheckpointGaps },
+				"rows beyond the checkpoint moved back": func(f Findings) int { return f.BeyondCheckpoint },
+				"dead letter deleted":                   func(f Findings) int { return f.DeadLetterMismatch },
 			}
 		case "redis":
 			r.corruptRedis(c)
@@ -132,6 +136,27 @@ func (r *run) corruptKafka(c *conn) {
 	}
 	defer prod.Close()
 	if err := prod.ProduceSync(ctx, dup, aborted).FirstErr(); err != nil {
+		r.t.Fatalf("corrupting %s: %v", c.out, err)
+	}
+}
+
+// corruptKafkaBeyond appends, outside any transaction, a copy of the
+// output's first record whose origin header names an input offset far
+// beyond the checkpoint: what a running pipeline's verify leaves out as a
+// later batch's, and a stopped one's must count.
+func (r *run) corruptKafkaBeyond(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(r.e.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer prod.Close()
+	rec := &kgo.Record{Topic: c.out, Partition: 1, Key: []byte(Key(2)), Value: []byte(`{"i":2}`),
+		Headers: []kgo.RecordHeader{{Key: sinkkafka.HeaderEventID, Value: []byte(EventID(2))},
+			{Key: sinkkafka.HeaderOrigin, Value: []byte(r.in + "/0/1000000000")}}}
+	if err := prod.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		r.t.Fatalf("corrupting %s: %v", c.out, err)
 	}
 }

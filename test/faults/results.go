@@ -100,7 +100,7 @@ func WriteMarkdown(w io.Writer, title string, header []string, rows []Row) error
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s |\n",
 			r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Events, r.BiteCell(), f.Duplicates, f.Missing+f.Unexpected, f.AbortedVisible,
-			f.ApplyCount, f.OrderViolations, f.WatcherDuplicates, f.CheckpointGaps, f.Hanging,
+			f.ApplyCount, f.OrderViolations, f.WatcherDuplicates, f.CheckpointGaps+f.Unchecked, f.Hanging,
 			f.ExpectedCell(), f.DeadLetterCell(), r.Recovery.Round(100*time.Millisecond), r.Verdict())
 	}
 	b.WriteString("\n")
