@@ -77,7 +77,10 @@ type ConnectorStatus struct {
 	Tasks     []TaskStatus `json:"tasks"`
 	Type      string       `json:"type"`
 
-	Guarantee  string                      `json:"guarantee"`
+	Guarantee string `json:"guarantee"`
+	// Partitions are the partitions the connector's tasks in this process
+	// hold now, not every partition they ever committed (see
+	// connector.Assigner).
 	Partitions []connector.PartitionStatus `json:"partitions"`
 	LastCommit *time.Time                  `json:"last_commit"` // null until the first commit
 	RecordsIn  uint64                      `json:"records_in"`

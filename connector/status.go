@@ -49,6 +49,19 @@ type TwoPhaseStatus struct {
 	LastRecovery time.Time `json:"last_recovery,omitzero"`
 }
 
+// Assigner is implemented by sources whose partitions a consumer group
+// hands out: status then lists the partitions the task holds now, not
+// every partition it ever committed (one revoked or lost in a rebalance is
+// listed by the task or process that took it).
+type Assigner interface {
+	// Assigned returns the partitions the source holds now, each with the
+	// group's committed offset when it was assigned (-1 for none; where
+	// the sink keeps the checkpoint, that offset is the group's copy for
+	// lag display, and the task's first commit of the partition corrects
+	// it).
+	Assigned() map[TopicPartition]int64
+}
+
 // TwoPhaseReporter is implemented by protocols that prepare transactions.
 type TwoPhaseReporter interface {
 	TwoPhaseStatus() TwoPhaseStatus
@@ -87,9 +100,13 @@ func (c *Connector) Status() Status {
 	if l, ok := c.src.(Lagger); ok {
 		hwms = l.HighWatermarks()
 	}
-	for tp := range hwms {
-		if _, ok := cp[tp]; !ok {
-			cp[tp] = 0 // assigned but nothing committed yet: all of it is lag
+	if a, ok := c.src.(Assigner); ok {
+		cp = heldCheckpoint(cp, a.Assigned())
+	} else {
+		for tp := range hwms {
+			if _, ok := cp[tp]; !ok {
+				cp[tp] = 0 // assigned but nothing committed yet: all of it is lag
+			}
 		}
 	}
 	for _, tp := range cp.Partitions() {
@@ -101,6 +118,25 @@ func (c *Connector) Status() Status {
 		st.Partitions = append(st.Partitions, ps)
 	}
 	return st
+}
+
+// heldCheckpoint is the checkpoint of the partitions a task holds now,
+// given what it committed itself (committed, which keeps every partition
+// it ever committed) and what it holds (held, with the group's committed
+// offset when the task took it, -1 for none). A partition the task held
+// before, lost and took back starts where its last owner committed, which
+// may be past what this task committed then; one nobody committed shows 0,
+// all of it lag.
+func heldCheckpoint(committed Checkpoint, held map[TopicPartition]int64) Checkpoint {
+	cp := make(Checkpoint, len(held))
+	for tp, groupNext := range held {
+		next := max(groupNext, 0)
+		if own, ok := committed[tp]; ok {
+			next = max(next, own)
+		}
+		cp[tp] = next
+	}
+	return cp
 }
 
 // logProgress logs records/s and commits every ProgressInterval until the

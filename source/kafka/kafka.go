@@ -168,14 +168,28 @@ type Source struct {
 	client func() *kgo.Client
 	log    *slog.Logger
 
+	// ctx ends the questions to the group coordinator (assigned.go) at
+	// Close, which waits for them (wg).
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	mu   sync.Mutex
-	hwms map[connector.TopicPartition]int64 // last stable offsets seen in fetches
+	hwms map[connector.TopicPartition]int64 // last stable offsets seen in fetches, of held partitions
+	// held is the coordinator's last answer about this member's
+	// partitions (Assigned), heldKey the membership it was about.
+	held      map[connector.TopicPartition]int64
+	heldKey   assignmentKey
+	asking    bool // a question is under way
+	lastAsked time.Time
+	closed    bool
 }
 
 // New returns a source polling through client(), which the commit protocol
 // may replace between batches.
 func New(client func() *kgo.Client, log *slog.Logger) *Source {
-	return &Source{client: client, log: log, hwms: map[connector.TopicPartition]int64{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Source{client: client, log: log, hwms: map[connector.TopicPartition]int64{}, ctx: ctx, cancel: cancel}
 }
 
 var (
@@ -230,6 +244,9 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 		}
 	})
 	s.mu.Unlock()
+	// Polls run between rebalances (BlockRebalanceOnPoll), so this sees
+	// each new generation soon after it began.
+	s.watchAssignment()
 	return out, nil
 }
 
@@ -239,8 +256,15 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 // own checkpoint seek partitions through the protocol on assignment.
 func (s *Source) Seek(connector.Checkpoint) {}
 
-// Close is a no-op: the protocol owns and closes the client.
-func (s *Source) Close() {}
+// Close ends a question to the group coordinator still under way and
+// waits for it; the protocol owns and closes the client.
+func (s *Source) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
 
 // AllowRebalance lets a pending rebalance proceed; called between batches.
 func (s *Source) AllowRebalance() {
