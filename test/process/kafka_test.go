@@ -185,12 +185,19 @@ type stream struct {
 // startStream produces records from..∞ at about perSecond records a second.
 // It is stopped when the test ends at the latest.
 func (p *pipe) startStream(from, perSecond int) *stream {
+	const tick = 50 * time.Millisecond
+	per := max(perSecond*int(tick)/int(time.Second), 1)
+	return p.startProducing(from, tick, func(int) int { return per })
+}
+
+// startProducing produces records from..∞ until stopped (when the test ends
+// at the latest): every tick it asks next, given the index of the next
+// record, how many records to produce now (0: none this tick).
+func (p *pipe) startProducing(from int, tick time.Duration, next func(i int) int) *stream {
 	cl := p.producer()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stream{cancel: cancel, done: make(chan struct{})}
 	s.next.Store(int64(from))
-	const tick = 50 * time.Millisecond
-	per := max(perSecond*int(tick)/int(time.Second), 1)
 	go func() {
 		defer close(s.done)
 		tk := time.NewTicker(tick)
@@ -202,8 +209,12 @@ func (p *pipe) startStream(from, perSecond int) *stream {
 			case <-tk.C:
 			}
 			i := int(s.next.Load())
+			n := next(i)
+			if n <= 0 {
+				continue
+			}
 			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			err := cl.ProduceSync(pctx, inputRecords(i, i+per)...).FirstErr()
+			err := cl.ProduceSync(pctx, inputRecords(i, i+n)...).FirstErr()
 			pcancel()
 			if err != nil {
 				s.mu.Lock()
@@ -211,7 +222,7 @@ func (p *pipe) startStream(from, perSecond int) *stream {
 				s.mu.Unlock()
 				return
 			}
-			s.next.Store(int64(i + per))
+			s.next.Store(int64(i + n))
 		}
 	}()
 	p.t.Cleanup(func() { s.cancel(); <-s.done })

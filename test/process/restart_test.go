@@ -1,7 +1,6 @@
 package process_test
 
 import (
-	"context"
 	"math/rand/v2"
 	"slices"
 	"syscall"
@@ -42,14 +41,7 @@ const (
 // records in flight, the drain to finish, and verify to be clean.
 func TestSIGKILLRestartsInSeconds(t *testing.T) {
 	t.Parallel()
-	for _, sink := range []struct {
-		name    string
-		section func(*pipe) string
-	}{
-		{"kafka", nil},
-		{"postgres", sharedPostgresSink(t)},
-		{"redis", sharedRedisSink(t)},
-	} {
+	for _, sink := range everySink(t) {
 		t.Run(sink.name, func(t *testing.T) {
 			runRestarts(t, sink.section)
 		})
@@ -140,39 +132,19 @@ func firstCommit(t *testing.T, inst *instance) time.Duration {
 // keepLag of them are uncommitted (by the group's offsets), until stopped:
 // a backlog that lasts however fast the connector drains.
 func (p *pipe) startFeeder(from, keepLag int) *stream {
-	cl := p.producer()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &stream{cancel: cancel, done: make(chan struct{})}
-	s.next.Store(int64(from))
 	const chunk = 50_000
-	go func() {
-		defer close(s.done)
-		for ctx.Err() == nil {
-			offs, err := p.committedOffsets()
-			var committed int64
-			for _, o := range offs {
-				committed += o
-			}
-			i := int(s.next.Load())
-			if err != nil || i-int(committed) >= keepLag {
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
-				continue
-			}
-			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			err = cl.ProduceSync(pctx, inputRecords(i, i+chunk)...).FirstErr()
-			pcancel()
-			if err != nil {
-				s.mu.Lock()
-				s.err = err
-				s.mu.Unlock()
-				return
-			}
-			s.next.Store(int64(i + chunk))
+	return p.startProducing(from, 100*time.Millisecond, func(i int) int {
+		offs, err := p.committedOffsets()
+		if err != nil {
+			return 0
 		}
-	}()
-	p.t.Cleanup(func() { s.cancel(); <-s.done })
-	return s
+		var committed int64
+		for _, o := range offs {
+			committed += o
+		}
+		if i-int(committed) >= keepLag {
+			return 0
+		}
+		return chunk
+	})
 }

@@ -22,14 +22,7 @@ import (
 // the heir drains, and verify is clean.
 func TestSIGSTOPZombieHeirWithSameInstanceID(t *testing.T) {
 	t.Parallel()
-	for _, sink := range []struct {
-		name    string
-		section func(*pipe) string
-	}{
-		{"kafka", nil},
-		{"postgres", sharedPostgresSink(t)},
-		{"redis", sharedRedisSink(t)},
-	} {
+	for _, sink := range everySink(t) {
 		t.Run(sink.name, func(t *testing.T) {
 			t.Parallel()
 			runSameInstanceZombie(t, sink.section)

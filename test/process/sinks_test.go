@@ -67,6 +67,23 @@ func sharedRedisSink(t *testing.T) func(*pipe) string {
 	return func(*pipe) string { return redisSink(testenv.Redis(t)) }
 }
 
+// sinkCase is one of the sinks a test runs against: section writes its
+// "sink:" lines for a pipe (nil: the pipe's Kafka output topic).
+type sinkCase struct {
+	name    string
+	section func(*pipe) string
+}
+
+// everySink is Kafka, PostgreSQL and Redis, the sinks with their own
+// fencing (producer epoch; claim epochs in the sink).
+func everySink(t *testing.T) []sinkCase {
+	return []sinkCase{
+		{"kafka", nil},
+		{"postgres", sharedPostgresSink(t)},
+		{"redis", sharedRedisSink(t)},
+	}
+}
+
 // waitDrained waits until all n input records are committed: the group's
 // offsets reach n, or (where they lag the sink's checkpoint, which is the
 // real one) the checkpoints the running instances report do, each
