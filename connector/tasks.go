@@ -126,8 +126,9 @@ func (t *Tasks) Status() Status {
 				st.TwoPhase.LastRecovery = ts.TwoPhase.LastRecovery
 			}
 		}
-		// A partition that moved between tasks is listed by both; the
-		// further checkpoint is the newer one.
+		// A partition moving between tasks may be listed by both for a
+		// moment (each lists what the coordinator last said it holds);
+		// the further checkpoint is the newer one.
 		for _, ps := range ts.Partitions {
 			tp := TopicPartition{Topic: ps.Topic, Partition: ps.Partition}
 			if old, ok := latest[tp]; !ok || ps.Checkpoint > old.Checkpoint {

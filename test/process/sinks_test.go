@@ -97,9 +97,9 @@ func (p *pipe) waitDrained(n int, within time.Duration, alive ...*instance) {
 		if p.committed() >= n {
 			return true
 		}
-		// A partition that moved between instances is listed by both
-		// (a status keeps the last checkpoint of every partition its
-		// process ever committed): count each partition once, at the
+		// A partition moving between instances may be listed by both
+		// for a moment (each status lists what its member holds by the
+		// coordinator's last answer): count each partition once, at the
 		// furthest checkpoint any instance reports.
 		furthest := map[int32]int64{}
 		for _, in := range alive {
