@@ -101,6 +101,11 @@ func leaveStatic(ctx context.Context, opts []kgo.Opt, group, instance, memberID 
 	}
 	for _, m := range resp.Members {
 		if err := kerr.ErrorForCode(m.ErrorCode); err != nil {
+			if errors.Is(err, kerr.UnknownMemberID) {
+				// Already out of the group (expelled, or replaced by a
+				// restart): nothing is left to hand over.
+				return nil
+			}
 			if errors.Is(err, kerr.FencedInstanceID) {
 				return errors.New("another process with the same instance_id has replaced this member; it keeps the partitions")
 			}
