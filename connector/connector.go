@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,21 @@ func (o *Options) setDefaults() {
 // not aborted by every membership change.
 type RebalanceGate interface {
 	AllowRebalance()
+}
+
+// GroupCommitter is implemented by protocols whose commit takes part in a
+// consumer group's rebalance: a Kafka transaction commits the consumed
+// offsets with the group generation (KIP-447), and franz-go holds group
+// offset commits while this member's JoinGroup or SyncGroup is in flight.
+// The coordinator answers a JoinGroup only once every member has rejoined
+// or the rebalance timeout (60s) has passed, so such a commit can wait for
+// the slowest member of the group: one deep in a long batch or commit, or
+// paused.
+type GroupCommitter interface {
+	// GroupRebalance returns nil if a commit now would not wait for the
+	// group, or else a channel closed once this member's join and sync
+	// have completed.
+	GroupRebalance() <-chan struct{}
 }
 
 // Connector runs one pipeline: it reads batches from its Source, passes
@@ -270,13 +286,18 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 		return ctx.Err()
 	}
 
+	if err := c.awaitRebalance(ctx, in); err != nil {
+		return err
+	}
 	timeout := c.opts.CommitTimeout
 	if ctx.Err() != nil {
 		timeout = c.opts.ShutdownTimeout
 	}
-	// The commit runs on its own context: a stop request must not cancel a
-	// commit half-way (that would make its outcome unknown for no reason).
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	// The commit runs on writeCtx, not ctx: a stop request must not cancel
+	// a commit half-way (that would make its outcome unknown for no
+	// reason), but a commit under way when the stop comes gets no longer
+	// than ShutdownTimeout after it.
+	cctx, cancel := context.WithTimeout(writeCtx, timeout)
 	defer cancel()
 	start := time.Now()
 	err := c.proto.Commit(cctx, cp)
@@ -324,6 +345,58 @@ func (c *Connector) abort(began bool, cause error) error {
 	}
 	c.allowRebalance()
 	return cause
+}
+
+// awaitRebalance keeps the commit of the open batch out of a join of the
+// protocol's consumer group (GroupCommitter). Inside the commit, the wait
+// for the other members could not be interrupted by a stop, and the
+// commit would then fail anyway, carrying the generation before the join.
+//
+//   - Running: it waits, the batch still open, until the join and sync
+//     have completed (up to CommitTimeout); the commit then carries the
+//     new generation. If the rebalance took a partition of the batch, the
+//     protocol's commit aborts (GroupTransactSession records the revoke).
+//   - Stopping, or a stop during that wait: it aborts the batch at once
+//     (abortForRebalance).
+func (c *Connector) awaitRebalance(ctx context.Context, in int) error {
+	g, ok := c.proto.(GroupCommitter)
+	if !ok {
+		return nil
+	}
+	done := g.GroupRebalance()
+	if done == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return c.abortForRebalance(in)
+	}
+	t := time.NewTimer(c.opts.CommitTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return c.abortForRebalance(in)
+	case <-t.C:
+		return c.abort(true, NewCommitError(Abortable, "commit",
+			fmt.Errorf("the consumer group's rebalance did not complete within %v", c.opts.CommitTimeout)))
+	}
+}
+
+// abortForRebalance ends the open batch of a stop that finds this member
+// joining its consumer group. Committing would wait for the other members (up to the
+// whole ShutdownTimeout, then end as an unknown outcome with the
+// transaction left open until the broker's transaction timeout); aborting
+// waits for nobody. Nothing of the batch is committed: whoever owns its
+// partitions next reads it again from the committed checkpoint, so
+// exactly-once holds, and at-least-once writes again what was already
+// acknowledged. It counts as an abortable abort and returns
+// context.Canceled, a clean stop.
+func (c *Connector) abortForRebalance(records int) error {
+	c.log.Info("stopping during a consumer-group rebalance: the open batch is aborted, not committed; the partitions' next owner reads it again",
+		"records", records)
+	c.stats.Aborts[Abortable].Add(1)
+	return c.abort(true, context.Canceled)
 }
 
 func (c *Connector) allowRebalance() {

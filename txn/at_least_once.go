@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,6 +23,9 @@ import (
 //     benchmark and fault suites count.
 //   - Nothing is lost: the checkpoint is stored only after every record of
 //     the batch was acknowledged.
+//   - A stop while a join is in flight (GroupRebalance, group checkpoints
+//     only): the connector does not commit the offsets; the records already
+//     acknowledged are written again by the partitions' next owner.
 type AtLeastOnce struct {
 	opts    []kgo.Opt
 	topic   string
@@ -30,6 +34,7 @@ type AtLeastOnce struct {
 	src     connector.Source
 	log     *slog.Logger
 	cl      *kgo.Client
+	watch   *rebalanceWatch // the client's group; nil with store
 	promise *kgo.FirstErrPromise
 }
 
@@ -39,7 +44,10 @@ func NewAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, src conne
 	return &AtLeastOnce{opts: opts, topic: topic, store: store, src: src, log: log}
 }
 
-var _ connector.Protocol = (*AtLeastOnce)(nil)
+var (
+	_ connector.Protocol       = (*AtLeastOnce)(nil)
+	_ connector.GroupCommitter = (*AtLeastOnce)(nil)
+)
 
 // Client is the protocol's client, for a Kafka source to poll.
 func (a *AtLeastOnce) Client() *kgo.Client { return a.cl }
@@ -103,6 +111,12 @@ func commitGroupSync(ctx context.Context, cl *kgo.Client, cp connector.Checkpoin
 	return commitErr
 }
 
+// GroupRebalance implements connector.GroupCommitter: franz-go holds the
+// group offsets commit while this member's join and sync are in flight.
+func (a *AtLeastOnce) GroupRebalance() <-chan struct{} {
+	return a.watch.inJoin()
+}
+
 // Abort drops buffered records; acknowledged ones stay written.
 func (a *AtLeastOnce) Abort(ctx context.Context) error {
 	return a.cl.AbortBufferedRecords(ctx)
@@ -122,11 +136,16 @@ func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
 		a.cl = nil
 	}
 	if a.cl == nil {
-		cl, err := kgo.NewClient(a.opts...)
+		opts, w := a.opts, (*rebalanceWatch)(nil)
+		if a.store == nil {
+			w = newRebalanceWatch(a.log)
+			opts = slices.Concat(opts, w.opts())
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return connector.NewCommitError(connector.Fatal, "new client", err)
 		}
-		a.cl = cl
+		a.cl, a.watch = cl, w
 	}
 	if a.store == nil {
 		return nil

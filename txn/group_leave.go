@@ -38,7 +38,14 @@ func closeGroupClient(cl *kgo.Client, log *slog.Logger) {
 	group, _ := cl.OptValue(kgo.ConsumerGroup).(string)
 	instance, static := staticInstance(cl)
 	memberID, _ := cl.GroupMetadata()
-	cl.CloseAllowingRebalance()
+	var inst *string
+	if static {
+		inst = &instance
+	}
+	if closeUnblockingJoin(cl, group, inst) {
+		log.Info("left the consumer group while it was rebalancing", "group", group, "instance_id", instance)
+		return
+	}
 	if group == "" || !static || memberID == "" {
 		return
 	}
@@ -85,12 +92,18 @@ func leaveStatic(ctx context.Context, opts []kgo.Opt, group, instance, memberID 
 		return err
 	}
 	defer cl.Close()
+	return leaveGroup(ctx, cl, group, &instance, memberID)
+}
+
+// leaveGroup removes member memberID (static if instance is set) from
+// group through cl, a client of no group.
+func leaveGroup(ctx context.Context, cl *kgo.Client, group string, instance *string, memberID string) error {
 	req := kmsg.NewPtrLeaveGroupRequest()
 	req.Group = group
 	m := kmsg.NewLeaveGroupRequestMember()
 	m.MemberID = memberID
-	m.InstanceID = &instance
-	m.Reason = kmsg.StringPtr("connectd: clean stop of a static member")
+	m.InstanceID = instance
+	m.Reason = kmsg.StringPtr("connectd: clean stop")
 	req.Members = append(req.Members, m)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {

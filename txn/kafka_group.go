@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,12 +36,26 @@ import (
 //     and the new consumer resumes from the committed offsets (fetched with
 //     RequireStable, so a pending transaction is waited for), which say
 //     whether the batch committed.
+//   - Rebalances: a batch open when the group starts a rebalance holds it
+//     back (BlockRebalanceOnPoll) and commits with KIP-447 despite it (see
+//     Commit); the rebalance proceeds after the commit. A batch that meets
+//     this member's JoinGroup in flight (GroupRebalance) waits for the join
+//     and sync to complete before it commits, with the new generation;
+//     End aborts if the session saw a partition of the batch revoked, and
+//     a commit that wins that race is still safe (KIP-447: the next
+//     owner's offset fetch waits for our transaction to end). A stop
+//     during such a join aborts the batch: Abort only ends the transaction
+//     (EndTxn) and waits for no other member; nothing of the batch is
+//     visible and the partitions' next owner reads it again from the
+//     committed offsets. Close leaves without waiting for the rebalance
+//     either (closeUnblockingJoin).
 type KafkaGroupTxn struct {
 	opts     []kgo.Opt
 	topic    string
 	conv     sinkkafka.Converter // output records, carved from chunks
 	log      *slog.Logger
 	sess     atomic.Pointer[kgo.GroupTransactSession]
+	watch    atomic.Pointer[rebalanceWatch] // the current session's
 	promise  *kgo.FirstErrPromise
 	onFenced func()
 }
@@ -55,7 +70,10 @@ func NewKafkaGroupTxn(opts []kgo.Opt, topic string, log *slog.Logger, onFenced f
 	return &KafkaGroupTxn{opts: opts, topic: topic, log: log, onFenced: onFenced}
 }
 
-var _ connector.Protocol = (*KafkaGroupTxn)(nil)
+var (
+	_ connector.Protocol       = (*KafkaGroupTxn)(nil)
+	_ connector.GroupCommitter = (*KafkaGroupTxn)(nil)
+)
 
 // Client is the current session's client, for the source to poll.
 func (k *KafkaGroupTxn) Client() *kgo.Client {
@@ -97,13 +115,21 @@ func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
 func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) error {
 	s := k.sess.Load()
 	produceErr := k.promise.Err() // waits for every produce of the batch
-	// Let a rebalance held back since the last poll proceed now: End is
-	// built for it (a revoke or a lost session during End makes it abort,
-	// and KIP-447 keeps a new owner from reading our pending offsets). Kept
-	// held, a member expelled from the group would wait in End for a
-	// heartbeat the group cannot serve until the commit timed out.
-	s.AllowRebalance()
+	// The gate stays closed during End, for heldGrace even if the group
+	// manager comes to wait at it. End forces a heartbeat after committing
+	// the offsets. A manager that meets a rebalance waits at the gate with
+	// its heartbeat loop still running, which answers
+	// REBALANCE_IN_PROGRESS, and with KIP-447 End commits anyway (the next
+	// owner's offset fetch waits for our transaction). Let through, the
+	// manager would leave the heartbeat loop for a JoinGroup that waits
+	// for every member of the group, and End with it. A manager that waits
+	// at the gate after a group error (this member was removed from the
+	// group) has no heartbeat loop left, and End would wait for a
+	// heartbeat nobody serves until the commit timed out: after heldGrace
+	// it is let through, reports the partitions lost, and End aborts.
+	stopAllowing := k.watch.Load().allowWhileHeld(s.AllowRebalance, heldGrace)
 	committed, err := s.End(ctx, kgo.TransactionEndTry(produceErr == nil))
+	stopAllowing()
 	switch {
 	case err != nil:
 		return classifyKafka("end transaction", err)
@@ -115,6 +141,14 @@ func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) erro
 			errors.New("aborted: partitions were revoked or lost, or the offset commit was rejected, during the batch"))
 	}
 	return nil
+}
+
+// GroupRebalance implements connector.GroupCommitter: End commits the
+// consumed offsets with the group generation, and franz-go holds that
+// commit while this member's join and sync are in flight (after which it
+// fails, with the old generation).
+func (k *KafkaGroupTxn) GroupRebalance() <-chan struct{} {
+	return k.watch.Load().inJoin()
 }
 
 // asAbortable keeps fencing errors as they are (classifyKafka makes them
@@ -165,10 +199,12 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 		k.log.Info("closing the transactional session to start a new one", "cause", cause)
 		old.CloseAllowingRebalance()
 	}
-	s, err := kgo.NewGroupTransactSession(k.opts...)
+	w := newRebalanceWatch(k.log)
+	s, err := kgo.NewGroupTransactSession(slices.Concat(k.opts, w.opts())...)
 	if err != nil {
 		return connector.NewCommitError(connector.Fatal, "new session", fmt.Errorf("kafka client: %w", err))
 	}
+	k.watch.Store(w)
 	k.sess.Store(s)
 	// Loading the producer ID now bumps the epoch: a transaction that a
 	// previous session with our transactional ID left open is ended on the

@@ -156,6 +156,10 @@ var _ connector.Protocol = (*TwoPhase)(nil)
 // Client is the consumer of the current session, for the source to poll.
 func (t *TwoPhase) Client() *kgo.Client { return t.kafka.Client() }
 
+// GroupRebalance implements connector.GroupCommitter: the decision record
+// commits in the Kafka transaction, with the group generation.
+func (t *TwoPhase) GroupRebalance() <-chan struct{} { return t.kafka.GroupRebalance() }
+
 // TwoPhaseStatus implements connector.TwoPhaseReporter.
 func (t *TwoPhase) TwoPhaseStatus() connector.TwoPhaseStatus {
 	t.mu.Lock()
