@@ -20,9 +20,7 @@ import (
 // Which sink setups a fault can make duplicate under at_least_once, and
 // why the others cannot: steps say it (step.dups), RESULTS.md prints the
 // reasons, and a cell whose fault can duplicate fails without a duplicate.
-func writesKafka(sink string) bool    { return sink == "kafka" || sink == "kafka+postgres (2PC)" }
-func writesPostgres(sink string) bool { return sink == "postgres" || sink == "kafka+postgres (2PC)" }
-func writesRedis(sink string) bool    { return sink == "redis" }
+func writesKafka(sink string) bool { return sink == "kafka" || sink == "kafka+postgres (2PC)" }
 
 // writesStoreOnly: sinks written without the brokers.
 func writesStoreOnly(sink string) bool { return sink == "postgres" || sink == "redis" }
@@ -38,10 +36,41 @@ const (
 		"requests go to the new leader, and an offset commit that meets a moved coordinator is retried there, " +
 		"so no at_least_once batch is rewound (exactly_once transactions whose coordinator moved end unknown and count in fault bit)"
 	whyNotItsStore = "the fault hits a store this sink does not write"
-	whyNoFault     = "no fault: the input only"
-	whyHeldKafka   = "the held kill cuts the broker links first, so Kafka output is held before it is written, " +
+	whyPGRollsBack = "PostgreSQL rolls back the open transaction of a connection terminated, crashed or cut off, and at_least_once " +
+		"writes again only what was not committed: a duplicate needs the fault between COMMIT and its reply " +
+		"reaching connectd (the fan-out's Kafka side, written first, is duplicated)"
+	whyRedisAcks = "Redis replies to a write after its fsync (appendfsync always) and a SIGKILLed Redis loses what it " +
+		"had not fsynced; at_least_once writes again only what was not acknowledged, so a duplicate needs the kill " +
+		"between an fsync and its reply reaching connectd"
+	why2PCPoint = "the process kills itself at a point of the exactly_once fan-out's first two-phase commits after a " +
+		"restart, when its other connectors have barely begun: what they lose is seldom written yet (their duplicates, " +
+		"if any, are counted)"
+	whyChurn = "instances leave by SIGTERM, which commits the open batch before the process leaves the group, and " +
+		"at_least_once commits its offsets before a rebalance takes a partition away (the exactly_once batches a " +
+		"rebalance cuts are aborted instead, and count in fault bit)"
+	whyNoFault   = "no fault: the input only"
+	whyHeldKafka = "the held kill cuts the broker links first, so Kafka output is held before it is written, " +
 		"not after (random kills duplicate it)"
 )
+
+// dupsPG: a PostgreSQL fault duplicates the fan-out's Kafka side.
+func dupsPG(sink string) string {
+	switch sink {
+	case "kafka+postgres (2PC)":
+		return ""
+	case "postgres":
+		return whyPGRollsBack
+	}
+	return whyNotItsStore
+}
+
+// dupsRedis: a Redis SIGKILL duplicates nothing by design.
+func dupsRedis(sink string) string {
+	if sink == "redis" {
+		return whyRedisAcks
+	}
+	return whyNotItsStore
+}
 
 // sigterm: SIGTERM mid-transaction, rounds times; the process must exit 0
 // within shutdown_timeout (it commits or aborts its open batch), and is
@@ -160,7 +189,7 @@ func partition(hold time.Duration) step {
 func pgPartition(hold time.Duration) step {
 	return step{"pg-partition", func(r *run) string {
 		return r.partition("PostgreSQL", []*Proxy{r.e.pgProxy}, hold)
-	}, dupsIn(writesPostgres, whyNotItsStore)}
+	}, dupsPG}
 }
 
 func (r *run) partition(what string, proxies []*Proxy, hold time.Duration) string {
@@ -223,7 +252,7 @@ func pgRestart() step {
 		r.waitProgress(0.15)
 		r.e.restartPG(true)
 		return fmt.Sprintf("%d backends terminated, clean restart, crash restart", n)
-	}, dupsIn(writesPostgres, whyNotItsStore)}
+	}, dupsPG}
 }
 
 func terminateBackends(r *run) int {
@@ -250,7 +279,7 @@ func redisKill(rounds int) step {
 			r.e.restartRedis()
 		}
 		return fmt.Sprintf("%d Redis SIGKILL+restart", rounds)
-	}, dupsIn(writesRedis, whyNotItsStore)}
+	}, dupsRedis}
 }
 
 // stall freezes one instance's broker links (both directions) longer than
@@ -299,7 +328,7 @@ func churn(cycles int, every time.Duration) step {
 			}
 		}
 		return fmt.Sprintf("%d joins/leaves every %v", moves, every)
-	}, nil}
+	}, dupsNowhere(whyChurn)}
 }
 
 // steady lets the pipeline run without a fault while the input streams:
@@ -338,5 +367,5 @@ func twoPhaseKill(points ...string) step {
 			did = append(did, fmt.Sprintf("%s@%s %s", in.letter(), point, when))
 		}
 		return "SIGKILL between the phases: " + strings.Join(did, ", ")
-	}, dupsIn(writesKafka, whyRandomKill)}
+	}, dupsNowhere(why2PCPoint)}
 }
