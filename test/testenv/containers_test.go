@@ -40,6 +40,11 @@ func TestContainersRedisAndKafka(t *testing.T) {
 		}
 		again := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port.Port()})
 		defer again.Close()
+		// Start returns once the container runs; the server may still be
+		// checking and loading its AOF.
+		for again.Ping(ctx).Err() != nil && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
 		if v, err := again.Get(ctx, "k").Result(); err != nil || v != "v" {
 			t.Fatalf("after a restart: k = %q, %v; want v (from the AOF)", v, err)
 		}
