@@ -89,6 +89,9 @@ type ConnectorStatus struct {
 	// Aborts counts batches not committed, by kind (abortable, fenced,
 	// commit_unknown, fatal).
 	Aborts map[string]uint64 `json:"aborts"`
+	// LastAbort is why the last batch not committed did not (its error
+	// masked like a trace), so a connector that keeps retrying says why.
+	LastAbort *connector.AbortInfo `json:"last_abort,omitempty"`
 	// TwoPhase, for a connector committing by two-phase commit, shows its
 	// prepared transactions in doubt and what recovery did with them.
 	TwoPhase *connector.TwoPhaseStatus `json:"two_phase,omitempty"`
@@ -136,6 +139,11 @@ func (s *Server) status(st connector.Status) ConnectorStatus {
 		Commits:    st.Commits,
 		Aborts:     st.Aborts,
 		TwoPhase:   st.TwoPhase,
+	}
+	if st.LastAbort != nil {
+		a := *st.LastAbort
+		a.Error = maskString(a.Error)
+		out.LastAbort = &a
 	}
 	if len(st.Tasks) > 0 {
 		// A connector split into tasks (config key tasks) lists each.

@@ -124,6 +124,8 @@ type Connector struct {
 	paused     bool
 	resumed    chan struct{} // closed by Resume while paused
 
+	lastAbort *AbortInfo // the last batch not committed, for status
+
 	timestamps []time.Time // of the open batch's input, for the Observer
 	lastClose  time.Time   // when the previous batch stopped reading; zero after a failure
 }
@@ -204,6 +206,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 		kind := KindOf(err)
 		c.stats.Aborts[kind].Add(1)
+		c.noteAbort(kind, err)
 		if kind == Fatal {
 			return c.fail(err)
 		}
@@ -419,6 +422,15 @@ func (c *Connector) fail(err error) error {
 	c.setState(Failed, err)
 	c.log.Error("connector failed", "err", err)
 	return err
+}
+
+// noteAbort keeps the last abort for status: a connector that keeps
+// retrying (an unreachable sink, a second live process with the same
+// instance_id) says why there, not only in its log.
+func (c *Connector) noteAbort(kind CommitErrorKind, err error) {
+	c.mu.Lock()
+	c.lastAbort = &AbortInfo{Kind: kind.String(), Error: err.Error(), At: time.Now().UTC()}
+	c.mu.Unlock()
 }
 
 func (c *Connector) setState(s State, err error) {

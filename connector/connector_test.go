@@ -791,6 +791,9 @@ func TestStatusCheckpointLagAndAborts(t *testing.T) {
 	if len(st.Aborts) != len(wantAborts) {
 		t.Errorf("aborts %v, want exactly the kinds %v", st.Aborts, wantAborts)
 	}
+	if a := st.LastAbort; a == nil || a.Kind != "abortable" || !strings.Contains(a.Error, "z") || a.At.IsZero() {
+		t.Errorf("last abort %+v, want the third one (abortable, z)", a)
+	}
 	if st.Name != "lagger" || st.Guarantee != "at_least_once" {
 		t.Errorf("name %q guarantee %q", st.Name, st.Guarantee)
 	}

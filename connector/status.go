@@ -27,7 +27,9 @@ type Status struct {
 	// DeadLettered counts records routed to the dead-letter queue.
 	DeadLettered uint64            `json:"dead_lettered"`
 	Aborts       map[string]uint64 `json:"aborts"`
-	Partitions   []PartitionStatus `json:"partitions"`
+	// LastAbort is the last batch that did not commit, if any.
+	LastAbort  *AbortInfo        `json:"last_abort,omitempty"`
+	Partitions []PartitionStatus `json:"partitions"`
 	// TwoPhase is set for a connector committing by two-phase commit.
 	TwoPhase *TwoPhaseStatus `json:"two_phase,omitempty"`
 	// Tasks is set for a connector split into tasks (Tasks): each task's
@@ -62,6 +64,14 @@ type Assigner interface {
 	Assigned() map[TopicPartition]int64
 }
 
+// AbortInfo is why a batch did not commit: its kind (abortable, fenced,
+// commit_unknown, fatal), the error and when.
+type AbortInfo struct {
+	Kind  string    `json:"kind"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
+
 // TwoPhaseReporter is implemented by protocols that prepare transactions.
 type TwoPhaseReporter interface {
 	TwoPhaseStatus() TwoPhaseStatus
@@ -78,6 +88,10 @@ func (c *Connector) Status() Status {
 	}
 	if c.err != nil {
 		st.Error = c.err.Error()
+	}
+	if c.lastAbort != nil {
+		a := *c.lastAbort
+		st.LastAbort = &a
 	}
 	cp := c.checkpoint.Clone()
 	c.mu.Unlock()

@@ -115,6 +115,10 @@ func (t *Tasks) Status() Status {
 		for k, n := range ts.Aborts {
 			st.Aborts[k] += n
 		}
+		if a := ts.LastAbort; a != nil && (st.LastAbort == nil || a.At.After(st.LastAbort.At)) {
+			a.Error = fmt.Sprintf("task %d: %s", i, a.Error)
+			st.LastAbort = a
+		}
 		if ts.TwoPhase != nil {
 			if st.TwoPhase == nil {
 				st.TwoPhase = &TwoPhaseStatus{}

@@ -116,6 +116,10 @@ type status struct {
 	RecordsOut uint64            `json:"records_out"`
 	Commits    uint64            `json:"commits"`
 	Aborts     map[string]uint64 `json:"aborts"`
+	LastAbort  *struct {
+		Kind  string `json:"kind"`
+		Error string `json:"error"`
+	} `json:"last_abort"`
 	Partitions []struct {
 		Topic      string `json:"topic"`
 		Partition  int32  `json:"partition"`

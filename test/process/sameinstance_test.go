@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/test/testenv"
 )
 
 // TestSIGSTOPZombieHeirWithSameInstanceID: with static membership the heir
@@ -98,4 +100,63 @@ func runSameInstanceZombie(t *testing.T, sink func(*pipe) string) {
 	}
 	rep := verifyClean(t, cfg, connectorName, total)
 	t.Logf("%.1fs: %d events, zombie and heir with one instance_id: %s", time.Since(start).Seconds(), total, rep)
+}
+
+// TestTwoLiveProcessesWithOneInstanceID: a misconfiguration, two live
+// processes given the same instance_id, must be visible and harmless. Each
+// join with the shared group.instance.id makes the broker fence the other
+// member; the fenced process aborts its open batch and says why in its
+// status (last_abort) and its log, then rejoins and fences the other in
+// turn. Into PostgreSQL, where only the claim epochs stand between the two
+// (no shared transactional ID), nothing may be applied twice meanwhile.
+// After the conflict is seen, one process is stopped, the other drains,
+// and verify is clean.
+func TestTwoLiveProcessesWithOneInstanceID(t *testing.T) {
+	t.Parallel()
+	p := newPipe(t)
+	cfg := p.writeConfig(connectorConfig{
+		guarantee:          "exactly_once",
+		commitInterval:     "200ms",
+		transactionTimeout: "30s",
+		sessionTimeout:     "45s",
+		shutdownTimeout:    "10s",
+		sink:               postgresSink(testenv.Postgres(t)),
+	})
+	const pre = 10_000
+	p.produce(0, pre)
+	id := p.instanceID("twin")
+	first := startInstance(t, cfg, id)
+	in := p.startStream(pre, 1000)
+	p.waitCommitted(pre/2, 2*time.Minute, first)
+	second := startInstance(t, cfg, id)
+
+	var saidBy *instance
+	var abort string
+	waitFor(t, 2*time.Minute, "a process to report the instance_id conflict in its status", func() bool {
+		for _, inst := range []*instance{first, second} {
+			inst.Alive()
+			st, err := inst.status(connectorName)
+			if err == nil && st.LastAbort != nil && strings.Contains(st.LastAbort.Error, "instance_id conflict") {
+				saidBy, abort = inst, st.LastAbort.Kind+": "+st.LastAbort.Error
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("process %d status last_abort: %s", saidBy.Pid(), abort)
+	if !strings.Contains(saidBy.logSince(0), "instance_id conflict") {
+		t.Errorf("the process whose status reports the conflict did not log it")
+	}
+	second.kill(syscall.SIGTERM)
+	if code := second.WaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("second process: exit %d after SIGTERM, want 0", code)
+	}
+	total := in.stop(t)
+	p.waitDrained(total, 3*time.Minute, first)
+	first.kill(syscall.SIGTERM)
+	if code := first.WaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("first process: exit %d after SIGTERM, want 0", code)
+	}
+	rep := verifyClean(t, cfg, connectorName, total)
+	t.Logf("%d events, two live processes with one instance_id for a while: %s", total, rep)
 }
