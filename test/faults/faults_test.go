@@ -48,6 +48,10 @@ const (
 	whyChurn = "instances leave by SIGTERM, which commits the open batch before the process leaves the group, and " +
 		"at_least_once commits its offsets before a rebalance takes a partition away (the exactly_once batches a " +
 		"rebalance cuts are aborted instead, and count in fault bit)"
+	whyIdempotent = "a Kafka at_least_once batch whose produce reply is lost is retried by the idempotent producer, " +
+		"which the broker deduplicates by sequence number, and a retried offset commit changes nothing: a lost " +
+		"reply rewinds no batch unless its retries fail (the fan-out's Kafka side is written again when its " +
+		"PostgreSQL reply is lost)"
 	whyNoFault   = "no fault: the input only"
 	whyHeldKafka = "the held kill cuts the broker links first, so Kafka output is held before it is written, " +
 		"not after (random kills duplicate it)"
@@ -62,6 +66,15 @@ func dupsPG(sink string) string {
 		return whyPGRollsBack
 	}
 	return whyNotItsStore
+}
+
+// dupsLostReplies: a lost reply duplicates what is written again after
+// it, except through Kafka's idempotent producer.
+func dupsLostReplies(sink string) string {
+	if sink == "kafka" {
+		return whyIdempotent
+	}
+	return ""
 }
 
 // dupsRedis: a Redis SIGKILL duplicates nothing by design.
@@ -238,7 +251,7 @@ func latencyDrop(hold time.Duration, latency time.Duration, drop float64) step {
 			per = append(per, fmt.Sprintf("%s %d", l.name, after-before[l.name]))
 		}
 		return fmt.Sprintf("%v latency + %.0f%% of replies dropped for %v@%s (dropped: %s)", latency, drop*100, hold, when, strings.Join(per, ", "))
-	}, nil}
+	}, dupsLostReplies}
 }
 
 // pgRestart terminates connectd's PostgreSQL backends, restarts the server

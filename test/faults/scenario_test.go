@@ -273,6 +273,8 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 		t.Errorf("scenario %s: the faults bit nothing: during the fault window no connector aborted a batch, was fenced, "+
 			"met an unknown commit outcome or resolved a prepared transaction, no aborted transaction reached a Kafka output, "+
 			"and no at_least_once connector wrote a duplicate (%s)", sc.id, strings.Join(did, "; "))
+	case sc.inputOnly:
+		t.Logf("scenario %s: input: %d aborted, %d poison events", sc.id, r.prod.aborted, len(poison))
 	default:
 		t.Logf("scenario %s: fault bit %s, %d at_least_once duplicates", sc.id, scenarioBite, aloDups)
 	}
