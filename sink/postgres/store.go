@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,24 @@ import (
 // SELECT ... ON CONFLICT, instead of unnest chunks: measured with
 // BenchmarkUpsertPath (see its comment).
 const DefaultCopyThreshold = 20000
+
+// IdleInTransactionTimeout is the idle_in_transaction_session_timeout of
+// the sink's sessions, unless the DSN sets one: the server ends a session
+// that sits inside an open transaction this long without a statement.
+//
+// Why: a batch's transaction holds row locks on its event IDs from its
+// first INSERT to its COMMIT. A process frozen inside it (SIGSTOP, a VM
+// paused, a stuck host) keeps its socket open, and the kernel answers TCP
+// keepalives for it, so without this its locks block the partitions' next
+// owner, which writes the same event IDs, for as long as the freeze lasts.
+// connectd itself is never idle in a transaction for more than the time
+// it takes to map the next chunk of rows; a session ended by this timeout
+// fails its batch abortably (nothing of it committed) and it is read
+// again. Two-phase transactions are not affected: once prepared they
+// belong to no session.
+var IdleInTransactionTimeout = 10 * time.Second
+
+const idleInTransactionParam = "idle_in_transaction_session_timeout"
 
 // Options say how a Store is used by its connector.
 type Options struct {
@@ -92,6 +111,9 @@ func (s *Store) Pool(ctx context.Context) (*pgxpool.Pool, error) {
 		pc, err := pgxpool.ParseConfig(s.cfg.DSN)
 		if err != nil {
 			return nil, connector.NewCommitError(connector.Fatal, "postgres dsn", redactErr(err))
+		}
+		if _, set := pc.ConnConfig.RuntimeParams[idleInTransactionParam]; !set {
+			pc.ConnConfig.RuntimeParams[idleInTransactionParam] = strconv.FormatInt(IdleInTransactionTimeout.Milliseconds(), 10)
 		}
 		p, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {

@@ -452,6 +452,52 @@ func TestSerializationFailureIsAbortable(t *testing.T) {
 	}
 }
 
+// A process frozen inside a batch's transaction (SIGSTOP) keeps its row
+// locks while its socket stays open; the next owner of its partitions
+// writes the same event IDs and would wait on them for as long as the
+// freeze lasts. The sink's sessions carry idle_in_transaction_session_timeout,
+// so the server ends the frozen session and the heir's commit goes through.
+// The zombie here is a session of the store's own pool that began a
+// transaction, inserted one of the heir's rows and went silent.
+func TestFrozenTransactionReleasesItsLocks(t *testing.T) {
+	old := IdleInTransactionTimeout
+	IdleInTransactionTimeout = time.Second
+	t.Cleanup(func() { IdleInTransactionTimeout = old })
+	cfg := testConfig(testenv.Postgres(t))
+	zombie, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
+	heir, _ := newTestStore(t, cfg, Options{ExactlyOnce: true})
+	ctx := context.Background()
+	pool, err := zombie.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.Release()
+	if _, err := frozen.Exec(ctx, "BEGIN; INSERT INTO events (event_id, amount) VALUES ('e-0-3', -1)"); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := heir.Claim(ctx, "g", []connector.TopicPartition{p0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A deadline far above the idle timeout: without it the commit waits
+	// on the frozen session's lock until this expires.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := heir.Commit(cctx, "g", map[connector.TopicPartition]int64{p0: claims[p0].Epoch}, recs(p0, 0, 10), nil, connector.Checkpoint{p0: 10}); err != nil {
+		t.Fatalf("the heir's commit beside a frozen transaction: %v", err)
+	}
+	if _, err := frozen.Exec(ctx, "COMMIT"); err == nil {
+		t.Fatal("the frozen session survived: its transaction could still commit")
+	}
+	if n := count(t, conn, "SELECT count(*) FROM events WHERE amount >= 0 AND apply_count = 1"); n != 10 {
+		t.Fatalf("%d rows of the heir's batch, want 10 (none of the frozen one's)", n)
+	}
+}
+
 // A broken connection before COMMIT is Abortable: the server rolls back.
 func TestTerminatedBackendBeforeCommitIsAbortable(t *testing.T) {
 	cfg := testConfig(testenv.Postgres(t))
