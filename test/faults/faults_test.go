@@ -19,7 +19,8 @@ import (
 
 // Which sink setups a fault can make duplicate under at_least_once, and
 // why the others cannot: steps say it (step.dups), RESULTS.md prints the
-// reasons, and a cell whose fault can duplicate fails without a duplicate.
+// reasons, and a scenario whose fault can duplicate fails when none of
+// those cells duplicated.
 func writesKafka(sink string) bool { return sink == "kafka" || sink == "kafka+postgres (2PC)" }
 
 // writesStoreOnly: sinks written without the brokers.

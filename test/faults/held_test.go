@@ -93,12 +93,20 @@ func (r *run) waitHeld(in *instance, within time.Duration) []string {
 		return done
 	})
 	if !ok {
-		r.t.Fatalf("could not hold instance %s inside the at-least-once window within %v (its broker links cut): %s\n%s",
-			in.ID(), within, last, in.LogTail(30))
+		// The instance may hold no partition of a connector (the
+		// assignment is the group's choice) or nothing in flight: it is
+		// killed anyway, its links cut, and the scenario's own checks
+		// say whether the faults bit.
+		r.t.Logf("could not hold instance %s inside the at-least-once window of every connector within %v (its broker links cut): %s; killing it anyway",
+			in.ID(), within, last)
 	}
 	var out []string
 	for _, pr := range probes {
-		out = append(out, pr.c.name+" "+pr.found)
+		found := pr.found
+		if found == "" {
+			found = "not held"
+		}
+		out = append(out, pr.c.name+" "+found)
 	}
 	return out
 }

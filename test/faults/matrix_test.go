@@ -104,7 +104,7 @@ func TestMatrix(t *testing.T) {
 			"batches aborted / sessions fenced / commits of unknown outcome, from every connectd's /metrics",
 			"(connectd_batches_aborted_total by reason, connectd_fenced_total), prepared transactions recovery resolved,",
 			"abort markers in the Kafka output (they outlive a SIGKILLed process), and the at_least_once duplicates.",
-			"A scenario whose faults bit nothing fails, and so does an at_least_once cell whose fault can duplicate and did not.",
+			"A scenario whose faults bit nothing fails, and so does a scenario whose fault can duplicate at_least_once output and no at_least_once cell duplicated.",
 			"exactly_once cells must show 0 in every column from duplicates to hanging txns; at_least_once cells 0 missing,",
 			"0 aborted visible, no checkpoint gaps and no hanging transactions (duplicates are counted, not failed).",
 			"In every cell verify's expected count must equal the committed input (`expected`, per sink for the fan-out) and",

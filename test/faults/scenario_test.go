@@ -233,6 +233,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	r.logf("stopped")
 	var scenarioBite Bite
 	aloDups := 0
+	mustDuplicate := false // some at_least_once cell's fault can duplicate
 	for _, c := range r.conns {
 		o := r.observe(c, bounds)
 		o.Committed, o.Poison = committed, poison
@@ -254,11 +255,15 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 			row.MustDuplicate = !sc.inputOnly && row.NoDupsWhy == ""
 			aloDups += f.Duplicates + f.ApplyCount
 		}
+		mustDuplicate = mustDuplicate || row.MustDuplicate
 		switch {
 		case !row.Pass():
 			t.Errorf("%s %s: %s violated:\n%s", c.setup.name, c.guarantee, c.guarantee, strings.Join(f.Details, "\n"))
 		case !row.Bit():
-			t.Errorf("%s %s: the faults did not bite: no duplicate under at_least_once, although %s can duplicate here (fault bit %s)",
+			// Whether one cell duplicates depends on where the fault
+			// lands among that connector's batches; the scenario as a
+			// whole must duplicate (below).
+			t.Logf("%s %s: no duplicate in this cell this run, although %s can duplicate here (fault bit %s)",
 				c.setup.name, c.guarantee, strings.Join(did, "; "), row.Bite)
 		default:
 			t.Logf("%s %s: ok: %s; fault bit %s; order violations %d, watcher duplicates %d%s", c.setup.name, c.guarantee,
@@ -273,6 +278,9 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 		t.Errorf("scenario %s: the faults bit nothing: during the fault window no connector aborted a batch, was fenced, "+
 			"met an unknown commit outcome or resolved a prepared transaction, no aborted transaction reached a Kafka output, "+
 			"and no at_least_once connector wrote a duplicate (%s)", sc.id, strings.Join(did, "; "))
+	case mustDuplicate && aloDups == 0:
+		t.Errorf("scenario %s: the faults did not bite: no at_least_once connector wrote a duplicate, although %s can duplicate (fault bit %s)",
+			sc.id, strings.Join(did, "; "), scenarioBite)
 	case sc.inputOnly:
 		t.Logf("scenario %s: input: %d aborted, %d poison events", sc.id, r.prod.aborted, len(poison))
 	default:
