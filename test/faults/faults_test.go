@@ -41,8 +41,8 @@ const (
 		"writes again only what was not committed: a duplicate needs the fault between COMMIT and its reply " +
 		"reaching connectd (the fan-out's Kafka side, written first, is duplicated)"
 	whyRedisAcks = "Redis replies to a write after its fsync (appendfsync always) and a SIGKILLed Redis loses what it " +
-		"had not fsynced; at_least_once writes again only what was not acknowledged, so a duplicate needs the kill " +
-		"between an fsync and its reply reaching connectd"
+		"had not fsynced: a kill between two batches loses nothing written; one in the middle of a batch's pipelined " +
+		"chunks makes connectd write the applied ones again, which happens in some runs and not in others"
 	why2PCPoint = "the process kills itself at a point of the exactly_once fan-out's first two-phase commits after a " +
 		"restart, when its other connectors have barely begun: what they lose is seldom written yet (their duplicates, " +
 		"if any, are counted)"

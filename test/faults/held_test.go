@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/connectd/connectd/pipeline"
 	sinkredis "github.com/connectd/connectd/sink/redis"
@@ -125,21 +126,9 @@ func (r *run) ownedFrom(c *conn, in *instance) (map[int32]int64, error) {
 	if !ok || g.Err != nil {
 		return nil, fmt.Errorf("describe %s: %v", c.group, g.Err)
 	}
-	prefix := pipeline.GroupInstanceID(c.name, in.ID())
 	from := map[int32]int64{}
-	for _, m := range g.Members {
-		if m.InstanceID == nil || !strings.HasPrefix(*m.InstanceID, prefix) {
-			continue
-		}
-		if a, ok := m.Assigned.AsConsumer(); ok {
-			for _, t := range a.Topics {
-				if t.Topic == r.in {
-					for _, p := range t.Partitions {
-						from[p] = 0
-					}
-				}
-			}
-		}
+	for _, p := range memberPartitions(g, pipeline.GroupInstanceID(c.name, in.ID()), r.in) {
+		from[p] = 0
 	}
 	if len(from) == 0 {
 		return from, nil
@@ -233,4 +222,63 @@ func (a *auditTail) beyond(from map[int32]int64) (string, error) {
 	}
 	sort.Strings(hits)
 	return fmt.Sprintf("(%d applied, e.g. %s)", len(hits), hits[0]), nil
+}
+
+// waitBalanced waits until every connector's group is stable and the
+// member of every running instance owns at least one input partition:
+// then a fault aimed at an instance meets work of every connector, not an
+// instance that has just joined and holds nothing yet (on a loaded machine
+// the first rebalance after a start takes seconds).
+func (r *run) waitBalanced(within time.Duration) {
+	r.t.Helper()
+	groups := make([]string, len(r.conns))
+	for i, c := range r.conns {
+		groups[i] = c.group
+	}
+	var last string
+	ok := poll(within, 300*time.Millisecond, func() bool {
+		ctx, cancel := ctxFor(10 * time.Second)
+		defer cancel()
+		described, err := r.e.adm.DescribeGroups(ctx, groups...)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		for _, c := range r.conns {
+			g, ok := described[c.group]
+			if !ok || g.Err != nil || g.State != "Stable" {
+				last = fmt.Sprintf("%s: state %q (%v)", c.group, g.State, g.Err)
+				return false
+			}
+			for _, in := range r.running() {
+				if len(memberPartitions(g, pipeline.GroupInstanceID(c.name, in.ID()), r.in)) == 0 {
+					last = fmt.Sprintf("%s: instance %s owns no partition", c.group, in.ID())
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if !ok {
+		r.t.Fatalf("the connectors' groups did not settle with every instance owning partitions within %v: %s", within, last)
+	}
+}
+
+// memberPartitions are the partitions of topic assigned to the member of
+// g whose group.instance.id starts with prefix.
+func memberPartitions(g kadm.DescribedGroup, prefix, topic string) []int32 {
+	var out []int32
+	for _, m := range g.Members {
+		if m.InstanceID == nil || !strings.HasPrefix(*m.InstanceID, prefix) {
+			continue
+		}
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				if t.Topic == topic {
+					out = append(out, t.Partitions...)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -189,8 +189,10 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	}
 	r.prod.stream()
 
-	// The window opens once every connector commits: what start-up costs
-	// is not the faults' doing.
+	// The window opens once every instance owns partitions of every
+	// connector and every connector commits: what start-up costs is not
+	// the faults' doing.
+	r.waitBalanced(2 * time.Minute)
 	r.waitProgress(0.02)
 	r.window.Open()
 	for _, w := range r.watchers {
@@ -591,8 +593,11 @@ func (r *run) running() []*instance {
 	return out
 }
 
-// pick returns a random running instance.
+// pick returns a random running instance, once every running instance
+// owns partitions of every connector.
 func (r *run) pick() *instance {
+	r.t.Helper()
+	r.waitBalanced(2 * time.Minute)
 	rs := r.running()
 	if len(rs) == 0 {
 		r.t.Fatal("no connectd instance running")
