@@ -196,7 +196,7 @@ func noDupsNotes(rows []Row) string {
 
 // summary totals the rows per guarantee.
 func summary(rows []Row) string {
-	type tot struct{ cells, pass, events, dups, missing, aborted int }
+	type tot struct{ cells, pass, events, dups, missing, aborted, can, did int }
 	by := map[string]*tot{}
 	for _, r := range rows {
 		if r.Skipped != "" {
@@ -208,8 +208,14 @@ func summary(rows []Row) string {
 			by[r.Guarantee] = t
 		}
 		t.cells++
-		if r.Pass() && r.Bit() {
+		if r.Pass() {
 			t.pass++
+		}
+		if r.MustDuplicate {
+			t.can++
+			if r.Dups() > 0 {
+				t.did++
+			}
 		}
 		t.events += r.Events
 		t.dups += r.Findings.Duplicates + r.Findings.ApplyCount
@@ -224,8 +230,12 @@ func summary(rows []Row) string {
 	var b strings.Builder
 	for _, g := range gs {
 		t := by[g]
-		fmt.Fprintf(&b, "- %s: %d/%d cells pass; %d events; %d duplicates or re-applications, %d missing, %d aborted visible\n",
+		fmt.Fprintf(&b, "- %s: %d/%d cells pass; %d events; %d duplicates or re-applications, %d missing, %d aborted visible",
 			g, t.pass, t.cells, t.events, t.dups, t.missing, t.aborted)
+		if t.can > 0 {
+			fmt.Fprintf(&b, "; duplicates in %d of the %d cells whose faults can duplicate", t.did, t.can)
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
