@@ -91,3 +91,11 @@ func (e *RecordError) Error() string {
 }
 
 func (e *RecordError) Unwrap() error { return e.Err }
+
+// ErrInstanceIDConflict marks an abort caused by another live process that
+// joined the consumer group with this task's group.instance.id (two
+// processes given one instance_id). The broker fences the older member;
+// the commit protocols keep the output exactly-once meanwhile, but the two
+// processes take the partitions from each other until one is stopped, so
+// the status and the log must say it.
+var ErrInstanceIDConflict = errors.New("instance_id conflict")

@@ -164,7 +164,7 @@ func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error
 		if !errors.As(err, &ce) {
 			err = connector.NewCommitError(connector.CommitUnknown, "sink commit", err)
 		}
-		return err
+		return explainFence(ctx, s.cl.Load(), s.group, err)
 	}
 	// The group offsets shown for lag cover every partition this member
 	// holds, not only those in the batch: a partition claimed after a

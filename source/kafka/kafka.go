@@ -161,7 +161,7 @@ func (c Config) Static() bool { return c.StaticMembership == nil || *c.StaticMem
 
 // ErrInstanceIDConflict is returned by Poll when the broker fenced this
 // member because a newer one joined with the same group.instance.id.
-var ErrInstanceIDConflict = errors.New("instance_id conflict")
+var ErrInstanceIDConflict = connector.ErrInstanceIDConflict
 
 // Source polls a consumer-group client.
 type Source struct {
