@@ -126,6 +126,8 @@ type Connector struct {
 
 	lastAbort *AbortInfo // the last batch not committed, for status
 
+	assignment any // the source's Assignment when the state was last checked
+
 	timestamps []time.Time // of the open batch's input, for the Observer
 	lastClose  time.Time   // when the previous batch stopped reading; zero after a failure
 }
@@ -189,6 +191,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 		var err error
 		if needRecover {
+			c.discardState()
 			err = c.proto.Recover(ctx, cause)
 			if err == nil {
 				needRecover = false
@@ -254,6 +257,9 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			return c.abort(began, NewCommitError(Abortable, "poll", err))
 		}
 		if len(recs) > 0 {
+			if err := c.prepareState(writeCtx, recs); err != nil {
+				return c.abort(began, err)
+			}
 			processed, err := c.proc.Process(recs)
 			if err != nil {
 				// A record the error policy says must fail the
@@ -289,6 +295,18 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 		return ctx.Err()
 	}
 
+	if st, ok := c.proc.(Stateful); ok {
+		// The state changes of the whole batch, written once: closed
+		// windows' results and the state they leave, in the same commit.
+		flushed, err := st.Flush()
+		if err != nil {
+			return c.abort(true, NewCommitError(Fatal, "flush state", err))
+		}
+		if err := c.proto.Write(writeCtx, flushed); err != nil {
+			return c.abort(true, err)
+		}
+		out += countData(flushed)
+	}
 	if err := c.awaitRebalance(ctx, in); err != nil {
 		return err
 	}
@@ -307,6 +325,9 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 	c.allowRebalance()
 	if err != nil {
 		return err
+	}
+	if st, ok := c.proc.(Stateful); ok {
+		st.Committed()
 	}
 	c.lastClose = closed
 	c.recordCommit(cp, in, out)
@@ -339,6 +360,7 @@ func (c *Connector) batchDeadline(now time.Time) time.Time {
 // effort: whatever it leaves open is aborted by Recover (a new producer
 // epoch, a rolled-back database transaction) before the next batch.
 func (c *Connector) abort(began bool, cause error) error {
+	c.discardState()
 	if began {
 		actx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
 		if err := c.proto.Abort(actx); err != nil {
@@ -510,4 +532,50 @@ func (c *Connector) waitWhilePaused(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// prepareState readies a stateful processor for recs: its state is dropped
+// if the source's partitions may have moved since it was loaded (another
+// member may have committed them meanwhile), and the committed state of
+// the partitions of recs is loaded if not in memory.
+func (c *Connector) prepareState(ctx context.Context, recs []*Record) error {
+	st, ok := c.proc.(Stateful)
+	if !ok {
+		return nil
+	}
+	if t, ok := c.src.(AssignmentTracker); ok {
+		if a := t.Assignment(); a != c.assignment {
+			st.Discard()
+			c.assignment = a
+		}
+	}
+	if err := st.Prepare(ctx, recs); err != nil {
+		var ce *CommitError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return NewCommitError(Abortable, "load state", err)
+	}
+	return nil
+}
+
+// discardState drops a stateful processor's in-memory state: the next
+// batch re-reads its input from the committed checkpoint, so its state
+// must be the committed one too.
+func (c *Connector) discardState() {
+	if st, ok := c.proc.(Stateful); ok {
+		st.Discard()
+	}
+	c.assignment = nil
+}
+
+// countData counts the output records among recs (not state records).
+func countData(recs []*Record) int {
+	n := 0
+	for _, r := range recs {
+		if r.Kind == DataRecord {
+			n++
+		}
+	}
+	return n
 }

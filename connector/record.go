@@ -42,9 +42,31 @@ type Record struct {
 	EventID   string
 	Origin    Origin
 	// Topic is the output topic; empty means the sink's default. The route
-	// transform sets it.
+	// transform sets it. For a StateRecord it is the state namespace.
 	Topic string
+	// Kind says whether the record is output (DataRecord, the zero value)
+	// or operator state (StateRecord) that the sink keeps beside the
+	// output, in the same atomic commit.
+	Kind RecordKind
 }
+
+// RecordKind tells a sink what a record is.
+type RecordKind uint8
+
+const (
+	// DataRecord is output: a row, a Redis key, a record of the sink topic.
+	DataRecord RecordKind = iota
+	// StateRecord is an entry of a stateful stage's state (package window):
+	// Key is the state key, Value its encoding, nil to delete it; Topic is
+	// the state namespace (the connector's group); Origin.Topic and
+	// Origin.Partition name the input partition the state belongs to
+	// (Origin.Offset is unused). A sink writes state records in the same
+	// atomic unit as the batch's output and checkpoint (a Kafka
+	// transaction, a database transaction, a Redis script) and gives them
+	// back through a StateStore, so state is exactly as durable as the
+	// checkpoint it belongs to. Event IDs are not used.
+	StateRecord
+)
 
 // Header returns the value of the last header named key, and whether it exists.
 func (r *Record) Header(key string) ([]byte, bool) {

@@ -196,6 +196,8 @@ var (
 	_ connector.Source        = (*Source)(nil)
 	_ connector.Lagger        = (*Source)(nil)
 	_ connector.RebalanceGate = (*Source)(nil)
+
+	_ connector.AssignmentTracker = (*Source)(nil)
 )
 
 // Poll returns up to max records. Fetch errors other than a closed client
@@ -248,6 +250,24 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 	// each new generation soon after it began.
 	s.watchAssignment()
 	return out, nil
+}
+
+// assignmentID identifies one group membership of one client: a new
+// client or a new generation may hold other partitions.
+type assignmentID struct {
+	client     *kgo.Client
+	memberID   string
+	generation int32
+}
+
+// Assignment implements connector.AssignmentTracker.
+func (s *Source) Assignment() any {
+	cl := s.client()
+	if cl == nil {
+		return nil
+	}
+	member, gen := cl.GroupMetadata()
+	return assignmentID{client: cl, memberID: member, generation: gen}
 }
 
 // Seek is a no-op: a group source resumes where its group's committed

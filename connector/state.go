@@ -1,0 +1,48 @@
+package connector
+
+import "context"
+
+// StateStore reads back the state a stateful stage committed through a
+// sink (StateRecord). Each sink that can hold state provides one.
+type StateStore interface {
+	// LoadState returns every committed state entry of input partition tp
+	// in namespace ns, keyed by state key: exactly the state that belongs
+	// to tp's committed checkpoint, because both commit atomically. A
+	// Kafka store reads with read_committed isolation up to the last
+	// stable offset.
+	LoadState(ctx context.Context, ns string, tp TopicPartition) (map[string][]byte, error)
+	// Close releases the store's connections.
+	Close()
+}
+
+// Stateful is implemented by processors with state across batches (the
+// window stage). The coordinator drives it so that the in-memory state is
+// always the state of the last committed checkpoint plus the open batch:
+//
+//   - Prepare runs before the batch's records are processed: it loads the
+//     committed state of partitions not in memory. An error aborts the
+//     batch (abortable: nothing was written).
+//   - Flush runs once per batch after the last Process and before Commit:
+//     it returns the records the batch's state changes produce (results of
+//     windows that closed, state records for every changed entry, state
+//     deletions), written in the batch's atomic commit.
+//   - Committed runs after the commit succeeded.
+//   - Discard runs after every batch that did not commit (abort, fencing,
+//     unknown outcome), at recovery, and when the source's partition
+//     assignment changed: the in-memory state is dropped and reloaded
+//     from the sink before those partitions' next records. State is never
+//     carried over from memory into a batch whose input is re-read.
+type Stateful interface {
+	Prepare(ctx context.Context, recs []*Record) error
+	Flush() ([]*Record, error)
+	Committed()
+	Discard()
+}
+
+// AssignmentTracker is implemented by sources whose partitions can move
+// between members (consumer groups). Assignment changes whenever the
+// partitions this source reads may have changed (a new client, a new group
+// generation); the coordinator then discards a stateful processor's state.
+type AssignmentTracker interface {
+	Assignment() any
+}
