@@ -9,7 +9,8 @@
 // Every key the sink writes starts with key_prefix: the data keys, the
 // offsets hash (offsets_key, one per consumer group, a field
 // "<topic>/<partition>" = "<claim epoch>:<next offset>" per partition), the
-// dead-letter stream, the test apply counters and the audit log. Scripts
+// dead-letter stream, the test apply counters, the audit log and the state
+// hashes of stateful stages (state.go). Scripts
 // use Redis 7 script flags (a "#!lua" shebang), so the server must be
 // Redis 7.0 or newer; the sink's user needs permission to run EVALSHA and
 // every command the script calls on those keys.
@@ -232,12 +233,13 @@ func (c *Config) options() (*redis.Options, error) {
 type keys struct {
 	prefix, dlq, audit, counter string
 	offsets                     string // with {group}
+	state                       string // followed by <ns>:<topic>:<partition>
 }
 
 func (c *Config) keys() keys {
 	p := c.KeyPrefix
 	return keys{prefix: p, dlq: p + c.DLQStream, audit: p + AuditLogKey,
-		counter: p + ApplyCounterPrefix, offsets: p + c.OffsetsKey}
+		counter: p + ApplyCounterPrefix, offsets: p + c.OffsetsKey, state: p + StateKeyPrefix}
 }
 
 func (k keys) offsetsKey(group string) string {
@@ -246,8 +248,8 @@ func (k keys) offsetsKey(group string) string {
 
 // reserved reports whether a rendered data key would collide with one of
 // the sink's own keys, which would make a write fail (or corrupt the
-// checkpoint) in the middle of a script.
+// checkpoint or a stage's state) in the middle of a script.
 func (k keys) reserved(key, offsetsKey string, counters bool) bool {
 	return key == offsetsKey || key == k.dlq || key == k.audit ||
-		(counters && strings.HasPrefix(key, k.counter))
+		(counters && strings.HasPrefix(key, k.counter)) || strings.HasPrefix(key, k.state)
 }

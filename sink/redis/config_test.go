@@ -197,7 +197,7 @@ func TestCommitArgsLayout(t *testing.T) {
 	t0, t1 := connector.TopicPartition{Topic: "t", Partition: 0}, connector.TopicPartition{Topic: "t", Partition: 1}
 	keys, args, err := p.commitArgs("p:connectd:offsets:g",
 		map[connector.TopicPartition]int64{t0: 3, t1: 3},
-		connector.Checkpoint{t0: 5}, connector.Checkpoint{t0: 6, t1: 10}, ops)
+		connector.Checkpoint{t0: 5}, connector.Checkpoint{t0: 6, t1: 10}, ops, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,14 +213,14 @@ func TestCommitArgsLayout(t *testing.T) {
 		}
 		got = append(got, fmt.Sprint(a))
 	}
-	want := "2 2 2000 1 1 " +
+	want := "2 2 2000 1 1 0 " +
 		"t/0 3:5 3:6 t/1 3:-1 3:10 " +
 		"h hash:e1 4 a 1 b 2 " +
 		"d dlq:e2 10 event_id e2 origin t/1/9 key  value x __connect.errors.stage transform"
 	if s := strings.Join(got, " "); s != want {
 		t.Errorf("args\n%s\nwant\n%s", s, want)
 	}
-	_, _, err = p.commitArgs("k", map[connector.TopicPartition]int64{}, nil, connector.Checkpoint{t0: 1}, nil)
+	_, _, err = p.commitArgs("k", map[connector.TopicPartition]int64{}, nil, connector.Checkpoint{t0: 1}, nil, nil)
 	if connector.KindOf(err) != connector.Fatal {
 		t.Errorf("missing generation: %v", err)
 	}

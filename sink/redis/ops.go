@@ -113,7 +113,7 @@ func (p *planner) dataOp(r *connector.Record, offsetsKey string) (op, error) {
 type reservedKeyError struct{ key string }
 
 func (e *reservedKeyError) Error() string {
-	return "key: " + strconv.Quote(e.key) + " is one of the sink's own keys (offsets, dead letters, audit log or apply counters)"
+	return "key: " + strconv.Quote(e.key) + " is one of the sink's own keys (offsets, dead letters, audit log, apply counters or state)"
 }
 
 // dlqOp is the DLQ stream entry for r: its event ID, origin, key, value and

@@ -55,20 +55,29 @@ return {'ok', out}
 // cannot fail, as with a plain SET (and without a TTL they are written
 // with MSET, 1000 keys per call, which halves the script's cost).
 //
+// State records (state.go) come last, grouped by state hash: one HSET and
+// one HDEL per hash and chunk, whatever the mix, and checked to be hashes
+// with the other keys before anything is written.
+//
 //	KEYS[1] offsets hash   KEYS[2] DLQ stream   KEYS[3] audit log
 //	KEYS[3+i]   record i's target key (i = 1..n)
 //	KEYS[3+n+i] record i's apply counter (test_apply_counter only)
+//	then H state hashes
 //	ARGV[1] partitions P   ARGV[2] records n   ARGV[3] ttl ms (0 none)
-//	ARGV[4] audit log 0/1  ARGV[5] apply counters 0/1
+//	ARGV[4] audit log 0/1  ARGV[5] apply counters 0/1  ARGV[6] state hashes H
 //	then P times: field, expected "<epoch>:<next>", new "<epoch>:<next>"
 //	then n times: kind (s h x d), audit entry, m, m values
+//	then H times: s, d, s field/value pairs to HSET, d fields to HDEL
 //
 // Replies {"ok"}, {"fenced", field, stored} or
 // {"wrongtype", record index (0: a sink key), key, found, wanted}; in both
 // refusals nothing was written.
 var commitScript = redis.NewScript(`#!lua
+local CHUNK = ` + strconv.Itoa(stateChunk) + `
 local P, n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local audit, counters = ARGV[4] == '1', ARGV[5] == '1'
+local audit, counters, H = ARGV[4] == '1', ARGV[5] == '1', tonumber(ARGV[6])
+local sk = 3 + n
+if counters then sk = sk + n end
 local function typ(k) return redis.call('TYPE', k)['ok'] end
 local function need(i, k, want)
   local t = typ(k)
@@ -76,7 +85,7 @@ local function need(i, k, want)
 end
 local bad = need(0, KEYS[1], 'hash')
 if bad then return bad end
-local a = 6
+local a = 7
 for p = 1, P do
   local got = redis.call('HGET', KEYS[1], ARGV[a])
   if got ~= ARGV[a + 1] then return {'fenced', ARGV[a], got or ''} end
@@ -108,6 +117,12 @@ for i = 1, n do
     if v and not string.match(v, '^%-?%d+$') then return {'wrongtype', tostring(i), c, 'non-integer string', 'integer'} end
   end
   pos = pos + 3 + tonumber(ARGV[pos + 2])
+end
+local states = pos
+for h = 1, H do
+  bad = need(0, KEYS[sk + h], 'hash')
+  if bad then return bad end
+  pos = pos + 2 + 2 * tonumber(ARGV[pos]) + tonumber(ARGV[pos + 1])
 end
 local log, mset = {}, {}
 pos = recs
@@ -146,7 +161,24 @@ for i = 1, n do
 end
 if #mset > 0 then redis.call('MSET', unpack(mset)) end
 if #log > 0 then redis.call('RPUSH', KEYS[3], unpack(log)) end
-a = 6
+pos = states
+for h = 1, H do
+  local k, ns, nd = KEYS[sk + h], tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
+  local i, last = pos + 2, pos + 1 + 2 * ns
+  while i <= last do
+    local j = math.min(i + CHUNK - 1, last)
+    redis.call('HSET', k, unpack(ARGV, i, j))
+    i = j + 1
+  end
+  last = last + nd
+  while i <= last do
+    local j = math.min(i + CHUNK - 1, last)
+    redis.call('HDEL', k, unpack(ARGV, i, j))
+    i = j + 1
+  end
+  pos = last + 1
+end
+a = 7
 for p = 1, P do
   redis.call('HSET', KEYS[1], ARGV[a], ARGV[a + 2])
   a = a + 3
@@ -162,23 +194,27 @@ var snapshotScript = redis.NewScript(`#!lua flags=no-writes
 return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
 `)
 
-// commitArgs lays out the commit script's KEYS and ARGV for ops, moving
-// each partition of to from from (absent: -1) to to, at its claim epoch.
-func (p *planner) commitArgs(offsetsKey string, epochs map[connector.TopicPartition]int64, from, to connector.Checkpoint, ops []op) ([]string, []any, error) {
+// commitArgs lays out the commit script's KEYS and ARGV for ops and the
+// state changes, moving each partition of to from from (absent: -1) to
+// to, at its claim epoch.
+func (p *planner) commitArgs(offsetsKey string, epochs map[connector.TopicPartition]int64, from, to connector.Checkpoint, ops []op, state []stateHash) ([]string, []any, error) {
 	tps := to.Partitions()
 	counters := p.cfg.TestApplyCounter
-	nkeys := 3 + len(ops)
+	nkeys := 3 + len(ops) + len(state)
 	if counters {
 		nkeys += len(ops)
 	}
 	keys := make([]string, 3, nkeys)
 	keys[0], keys[1], keys[2] = offsetsKey, p.k.dlq, p.k.audit
-	nargs := 5 + 3*len(tps)
+	nargs := 6 + 3*len(tps)
 	for i := range ops {
 		nargs += 3 + len(ops[i].args)
 	}
+	for i := range state {
+		nargs += 2 + len(state[i].set) + len(state[i].del)
+	}
 	args := make([]any, 0, nargs)
-	args = append(args, len(tps), len(ops), p.cfg.TTL.Milliseconds(), flag(p.cfg.AuditLog), flag(counters))
+	args = append(args, len(tps), len(ops), p.cfg.TTL.Milliseconds(), flag(p.cfg.AuditLog), flag(counters), len(state))
 	for _, tp := range tps {
 		epoch, ok := epochs[tp]
 		if !ok {
@@ -202,6 +238,13 @@ func (p *planner) commitArgs(offsetsKey string, epochs map[connector.TopicPartit
 		for i := range ops {
 			keys = append(keys, p.counterKey(ops[i].eventID))
 		}
+	}
+	for i := range state {
+		h := &state[i]
+		keys = append(keys, h.key)
+		args = append(args, len(h.set)/2, len(h.del))
+		args = append(args, h.set...)
+		args = append(args, h.del...)
 	}
 	return keys, args, nil
 }

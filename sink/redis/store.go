@@ -105,8 +105,16 @@ func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPa
 // *WrongTypeError). The whole batch is one script however large: Redis
 // handles ARGV of tens of thousands of values, and splitting the batch
 // would break its atomicity.
+//
+// State records (connector.StateRecord) are HSETs and HDELs of state
+// hashes in the same script (state.go): applied with the batch, or not at
+// all.
 func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
 	offsetsKey := s.OffsetsKey(group)
+	state := s.plan.stateChanges(recs)
+	if state != nil {
+		recs = dataRecords(recs)
+	}
 	ops := make([]op, len(recs))
 	for i, r := range recs {
 		o, err := s.plan.op(r, offsetsKey)
@@ -115,7 +123,7 @@ func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.T
 		}
 		ops[i] = o
 	}
-	keys, args, err := s.plan.commitArgs(offsetsKey, epochs, from, to, ops)
+	keys, args, err := s.plan.commitArgs(offsetsKey, epochs, from, to, ops, state)
 	if err != nil {
 		return err
 	}

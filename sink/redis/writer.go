@@ -49,7 +49,14 @@ func (w *Writer) Client() *redis.Client { return w.client }
 // WriteBatch renders every record first (a record that cannot be rendered
 // fails the batch before anything is sent, unless it can be
 // dead-lettered), then pipelines the writes in chunks of batch_size.
+//
+// State records (connector.StateRecord) are HSETs and HDELs of state
+// hashes (state.go), pipelined after the data.
 func (w *Writer) WriteBatch(ctx context.Context, recs []*connector.Record) error {
+	state := w.plan.stateChanges(recs)
+	if state != nil {
+		recs = dataRecords(recs)
+	}
 	ops := make([]op, len(recs))
 	for i, r := range recs {
 		o, err := w.plan.op(r, "")
@@ -62,6 +69,11 @@ func (w *Writer) WriteBatch(ctx context.Context, recs []*connector.Record) error
 		if err := w.writeChunk(ctx, ops[start:min(start+w.cfg.BatchSize, len(ops))]); err != nil {
 			return err
 		}
+	}
+	if state != nil {
+		pipe := w.client.Pipeline()
+		pipeState(ctx, pipe, state)
+		return execPipeline(ctx, pipe)
 	}
 	return nil
 }
@@ -96,6 +108,11 @@ func (w *Writer) writeChunk(ctx context.Context, ops []op) error {
 	if len(entries) > 0 {
 		pipe.RPush(ctx, w.plan.k.audit, entries...)
 	}
+	return execPipeline(ctx, pipe)
+}
+
+// execPipeline runs pipe and classifies its failures.
+func execPipeline(ctx context.Context, pipe redis.Pipeliner) error {
 	cmds, err := pipe.Exec(ctx)
 	if err == nil {
 		return nil
