@@ -77,7 +77,14 @@ func (f identVisitor) Visit(n *ast.Node) {
 // value is not JSON, `value` is nil; an expression that then fails (e.g. on
 // `value.amount`) reports ErrNotJSON so the record is classified correctly.
 func (e *recordExpr) eval(r *connector.Record) (any, error) {
-	env := recordEnv{
+	env, jsonErr := newRecordEnv(r, e.usesValue, e.usesRaw, e.usesHeaders)
+	return e.run(env, jsonErr)
+}
+
+// newRecordEnv builds the environment of r, with only the costly parts
+// asked for. jsonErr says why value is nil when it was asked for.
+func newRecordEnv(r *connector.Record, value, raw, headers bool) (env recordEnv, jsonErr error) {
+	env = recordEnv{
 		Key:       string(r.Key),
 		Topic:     r.Origin.Topic,
 		Partition: int(r.Origin.Partition),
@@ -87,18 +94,17 @@ func (e *recordExpr) eval(r *connector.Record) (any, error) {
 	if !r.Timestamp.IsZero() {
 		env.Timestamp = int(r.Timestamp.UnixMilli())
 	}
-	if e.usesRaw {
+	if raw {
 		env.Raw = string(r.Value)
 	}
-	if e.usesHeaders {
+	if headers {
 		env.Headers = make(map[string]string, len(r.Headers))
 		// Later headers win, as in Record.Header.
 		for _, h := range r.Headers {
 			env.Headers[h.Key] = string(h.Value)
 		}
 	}
-	var jsonErr error
-	if e.usesValue {
+	if value {
 		v, err := decodeJSON(r.Value)
 		if err != nil {
 			jsonErr = err
@@ -106,6 +112,11 @@ func (e *recordExpr) eval(r *connector.Record) (any, error) {
 			env.Value = exprValue(v)
 		}
 	}
+	return env, jsonErr
+}
+
+// run evaluates the expression in env.
+func (e *recordExpr) run(env recordEnv, jsonErr error) (any, error) {
 	out, err := expr.Run(e.program, env)
 	if err != nil {
 		msg := oneLine(err)

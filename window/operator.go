@@ -1,0 +1,555 @@
+package window
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// Operator runs a window stage for one connector task. It is not safe for
+// concurrent use: the coordinator calls it from its one loop.
+type Operator struct {
+	spec  *Spec
+	conn  string // connector name, the prefix of result event IDs
+	ns    string // state namespace in the sink (the connector's group)
+	store connector.StateStore
+
+	parts map[connector.TopicPartition]*part
+	open  int   // open windows, all partitions
+	bytes int64 // their estimated memory
+	vals  []any
+	wins  []int64
+
+	Stats Stats
+}
+
+// Stats are the stage's counters and gauges, for metrics and status.
+// Conservation: records in = Aggregated + Late (+ records the stateless
+// transforms before the stage filtered out).
+type Stats struct {
+	Aggregated  atomic.Uint64 // records added to at least one window
+	Late        atomic.Uint64 // records whose windows had all closed
+	Emitted     atomic.Uint64 // results written (final windows or revisions)
+	OpenWindows atomic.Int64
+	StateBytes  atomic.Int64 // estimated memory of the open windows
+	Restores    atomic.Uint64
+	// LastRestore is how long the last partition restore took (ns).
+	LastRestore atomic.Int64
+}
+
+// ErrStateCap fails the connector when the open windows exceed the cap.
+var ErrStateCap = errors.New("window state cap exceeded")
+
+// New returns an operator. store may be nil (state in memory only: the
+// batch oracle, tests).
+func New(spec *Spec, connectorName, namespace string, store connector.StateStore) *Operator {
+	return &Operator{spec: spec, conn: connectorName, ns: namespace, store: store,
+		parts: map[connector.TopicPartition]*part{}, vals: make([]any, spec.exprs.Len())}
+}
+
+// Spec returns the stage's validated config.
+func (o *Operator) Spec() *Spec { return o.spec }
+
+// Late describes a late record, for the dead-letter headers.
+type Late struct {
+	Watermark  int64 // the partition's W_p when the record came
+	EventTime  int64
+	Start, End int64 // the (latest) window it belonged to
+}
+
+// Prepare loads the committed state of the partitions of recs that are
+// not in memory.
+func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error {
+	var last connector.TopicPartition
+	for i, r := range recs {
+		tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
+		if i > 0 && tp == last {
+			continue
+		}
+		last = tp
+		if _, ok := o.parts[tp]; ok {
+			continue
+		}
+		if err := o.load(ctx, tp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error {
+	if o.store == nil {
+		o.parts[tp] = newPart(tp)
+		return nil
+	}
+	start := time.Now()
+	entries, err := o.store.LoadState(ctx, o.ns, tp)
+	if err != nil {
+		return fmt.Errorf("loading the window state of %s: %w", tp, err)
+	}
+	p, bytes, err := o.spec.restore(tp, entries)
+	if err != nil {
+		return connector.NewCommitError(connector.Fatal, "load state", err)
+	}
+	for id, a := range p.wins {
+		heap.Push(&p.closing, pending{end: a.end, id: id})
+	}
+	o.parts[tp] = p
+	o.open += len(p.wins)
+	o.bytes += bytes
+	o.Stats.Restores.Add(1)
+	o.Stats.LastRestore.Store(int64(time.Since(start)))
+	o.publish()
+	if o.open > o.spec.MaxOpenWindows {
+		return connector.NewCommitError(connector.Fatal, "load state", o.capErr())
+	}
+	return nil
+}
+
+func (o *Operator) capErr() error {
+	return fmt.Errorf("%w: %d open windows > max_open_windows %d (about %d MiB); raise max_open_windows (and the memory it needs), shorten the windows or the allowed lateness",
+		ErrStateCap, o.open, o.spec.MaxOpenWindows, o.bytes>>20)
+}
+
+func (o *Operator) publish() {
+	o.Stats.OpenWindows.Store(int64(o.open))
+	o.Stats.StateBytes.Store(o.bytes)
+}
+
+// Add aggregates r into its windows. It returns a non-nil *Late when every
+// window of r was already closed by its partition's watermark (nothing was
+// changed), an error naming the failing expression when r cannot be
+// aggregated (the caller applies errors.tolerance), or an error wrapping
+// ErrStateCap, which must fail the connector.
+func (o *Operator) Add(r *connector.Record) (*Late, error) {
+	tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
+	p := o.parts[tp]
+	if p == nil { // Prepare was not called: state in memory only
+		p = newPart(tp)
+		o.parts[tp] = p
+	}
+	s := o.spec
+	if err := s.exprs.Eval(r, o.vals); err != nil {
+		return nil, err
+	}
+	t, err := s.eventTime(r, o.vals)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.groupKey(r, o.vals)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range s.Aggs {
+		if a.idx >= 0 {
+			if _, err := number(o.vals[a.idx]); err != nil {
+				return nil, fmt.Errorf("aggregate %s: %s(%s): %w", a.Name, a.Func, a.Expr, err)
+			}
+		}
+	}
+	var late *Late
+	if s.Kind == Session {
+		late = o.addSession(p, r, t, key)
+	} else {
+		late = o.addTime(p, r, t, key)
+	}
+	if late != nil {
+		o.Stats.Late.Add(1)
+		return late, nil
+	}
+	o.Stats.Aggregated.Add(1)
+	if t > p.maxTs {
+		p.maxTs = t
+		p.wm = t - s.OutOfOrder
+		p.metaDirty = true
+	}
+	o.publish()
+	if o.open > s.MaxOpenWindows {
+		return nil, o.capErr()
+	}
+	return nil, nil
+}
+
+func (o *Operator) addTime(p *part, r *connector.Record, t int64, key string) *Late {
+	s := o.spec
+	o.wins = s.windowsOf(t, o.wins[:0])
+	var late *Late
+	added := false
+	for _, start := range o.wins {
+		end := start + s.Size
+		if s.closed(end, p.wm) {
+			late = &Late{Watermark: p.wm, EventTime: t, Start: start, End: end}
+			continue
+		}
+		id := winID{key: key, start: start}
+		a := p.wins[id]
+		if a == nil {
+			a = o.newAcc(p, id, end)
+		}
+		o.fold(a, r)
+		p.dirty[id] = true
+		added = true
+	}
+	if added {
+		return nil
+	}
+	return late
+}
+
+// addSession merges the record's session [t, t+gap) with the key's open
+// sessions it overlaps. The record is late when the merged session would
+// already be closed (Flink's rule for merging windows).
+func (o *Operator) addSession(p *part, r *connector.Record, t int64, key string) *Late {
+	s := o.spec
+	start, end := t, t+s.Gap
+	starts := p.sessions[key]
+	var merged []int64
+	for _, st := range starts {
+		a := p.wins[winID{key: key, start: st}]
+		// A session the watermark closed is final even before the
+		// flush emits it: merging into it would make the results
+		// depend on where batches end.
+		if s.closed(a.end, p.wm) {
+			continue
+		}
+		if st < t+s.Gap && t < a.end {
+			merged = append(merged, st)
+			start, end = min(start, st), max(end, a.end)
+		}
+	}
+	if s.closed(end, p.wm) {
+		return &Late{Watermark: p.wm, EventTime: t, Start: start, End: end}
+	}
+	id := winID{key: key, start: start}
+	var into *acc
+	if len(merged) == 1 && merged[0] == start {
+		into = p.wins[id] // extends one session without moving its start
+	} else {
+		// The merged sessions go; one session under the earliest start
+		// takes their place. Its state key may be one of theirs: then
+		// the sink's entry is overwritten, not deleted.
+		olds := make([]*acc, len(merged))
+		stored := false
+		for i, st := range merged {
+			old := winID{key: key, start: st}
+			olds[i] = p.wins[old]
+			stored = stored || (old == id && olds[i].stored)
+			o.drop(p, old)
+		}
+		into = o.newAcc(p, id, end)
+		into.stored = stored
+		delete(p.gone, id)
+		for _, a := range olds {
+			o.combine(into, a)
+		}
+		p.sessions[key] = insertSorted(removeAll(p.sessions[key], merged), start)
+	}
+	if into.end != end {
+		into.end = end
+		heap.Push(&p.closing, pending{end: end, id: id})
+	}
+	o.fold(into, r)
+	p.dirty[id] = true
+	return nil
+}
+
+func (o *Operator) newAcc(p *part, id winID, end int64) *acc {
+	a := &acc{end: end, vals: make([]float64, len(o.spec.Aggs))}
+	for i, ag := range o.spec.Aggs {
+		switch ag.Func {
+		case "min":
+			a.vals[i] = math.Inf(1)
+		case "max":
+			a.vals[i] = math.Inf(-1)
+		}
+	}
+	p.wins[id] = a
+	heap.Push(&p.closing, pending{end: end, id: id})
+	o.open++
+	o.bytes += o.spec.windowBytes(id.key)
+	return a
+}
+
+// drop removes a window from memory; the sink forgets it at the next
+// flush if it held it.
+func (o *Operator) drop(p *part, id winID) {
+	a := p.wins[id]
+	if a.stored {
+		p.gone[id] = true
+	}
+	delete(p.dirty, id)
+	delete(p.wins, id)
+	o.open--
+	o.bytes -= o.spec.windowBytes(id.key)
+}
+
+// fold adds the record (whose expressions are in o.vals) to a.
+func (o *Operator) fold(a *acc, r *connector.Record) {
+	a.count++
+	a.lastOffset = r.Origin.Offset
+	for i, ag := range o.spec.Aggs {
+		if ag.idx < 0 {
+			continue
+		}
+		v, _ := number(o.vals[ag.idx]) // checked in Add
+		switch ag.Func {
+		case "sum", "avg":
+			a.vals[i] += v
+		case "min":
+			a.vals[i] = math.Min(a.vals[i], v)
+		case "max":
+			a.vals[i] = math.Max(a.vals[i], v)
+		}
+	}
+}
+
+// combine merges session b into a.
+func (o *Operator) combine(a, b *acc) {
+	a.count += b.count
+	a.lastOffset = max(a.lastOffset, b.lastOffset)
+	for i, ag := range o.spec.Aggs {
+		switch ag.Func {
+		case "sum", "avg":
+			a.vals[i] += b.vals[i]
+		case "min":
+			a.vals[i] = math.Min(a.vals[i], b.vals[i])
+		case "max":
+			a.vals[i] = math.Max(a.vals[i], b.vals[i])
+		}
+	}
+}
+
+// Flush returns the batch's results and state records: per partition (in
+// topic, partition order) the results of the windows its watermark closed,
+// ordered by (window end, key, start), or with emit: updates a revision of
+// every window the batch changed; then the state of every changed window,
+// a deletion for every window closed or merged away, and the watermark.
+func (o *Operator) Flush() ([]*connector.Record, error) {
+	tps := make([]connector.TopicPartition, 0, len(o.parts))
+	for tp, p := range o.parts {
+		if len(p.dirty) > 0 || len(p.gone) > 0 || p.metaDirty || (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, p.wm)) {
+			tps = append(tps, tp)
+		}
+	}
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+	var out []*connector.Record
+	for _, tp := range tps {
+		out = o.flushPart(o.parts[tp], out)
+	}
+	o.publish()
+	return out, nil
+}
+
+func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Record {
+	s := o.spec
+	if s.Emit == EmitUpdates {
+		ids := make([]winID, 0, len(p.dirty))
+		for id := range p.dirty {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return lessWin(p, ids[i], ids[j]) })
+		for _, id := range ids {
+			a := p.wins[id]
+			a.rev++
+			out = append(out, o.result(p, id, a))
+		}
+	}
+	var closing []winID
+	seen := map[winID]bool{}
+	for p.closing.Len() > 0 && s.closed(p.closing[0].end, p.wm) {
+		e := heap.Pop(&p.closing).(pending)
+		// A window recreated under the same ID and end has two entries.
+		if a, ok := p.wins[e.id]; ok && a.end == e.end && !seen[e.id] {
+			seen[e.id] = true
+			closing = append(closing, e.id)
+		}
+	}
+	sort.Slice(closing, func(i, j int) bool { return lessWin(p, closing[i], closing[j]) })
+	for _, id := range closing {
+		if s.Emit == EmitFinal {
+			out = append(out, o.result(p, id, p.wins[id]))
+		}
+		if s.Kind == Session {
+			p.sessions[id.key] = removeAll(p.sessions[id.key], []int64{id.start})
+			if len(p.sessions[id.key]) == 0 {
+				delete(p.sessions, id.key)
+			}
+		}
+		o.drop(p, id)
+	}
+	kind := byte('w')
+	if s.Kind == Session {
+		kind = 's'
+	}
+	for id := range p.dirty {
+		a := p.wins[id]
+		a.stored = true
+		out = append(out, o.stateRecord(p, stateKey(kind, id), encodeAcc(a)))
+	}
+	for id := range p.gone {
+		out = append(out, o.stateRecord(p, stateKey(kind, id), nil))
+	}
+	if p.metaDirty {
+		out = append(out, o.stateRecord(p, metaKey, encodeMeta(p)))
+	}
+	clear(p.dirty)
+	clear(p.gone)
+	p.metaDirty = false
+	return out
+}
+
+func lessWin(p *part, a, b winID) bool {
+	ea, eb := p.wins[a].end, p.wins[b].end
+	if ea != eb {
+		return ea < eb
+	}
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	return a.start < b.start
+}
+
+func (o *Operator) stateRecord(p *part, key string, value []byte) *connector.Record {
+	return &connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(key), Value: value,
+		Origin: connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: -1}}
+}
+
+// result is the output record of window id: key = the grouping key, value
+// = {"key", "window_start", "window_end", aggregates...} (RFC 3339 times,
+// aggregates in name order), timestamp = the window end, event ID =
+// <connector>/<key>/<start unix ms>, plus /r<revision> with emit: updates.
+func (o *Operator) result(p *part, id winID, a *acc) *connector.Record {
+	o.Stats.Emitted.Add(1)
+	eid := o.conn + "/" + id.key + "/" + strconv.FormatInt(id.start, 10)
+	if o.spec.Emit == EmitUpdates {
+		eid += "/r" + strconv.FormatInt(a.rev, 10)
+	}
+	return &connector.Record{
+		Key:       []byte(id.key),
+		Value:     o.spec.ResultValue(id.key, id.start, a.end, a.count, a.vals),
+		Timestamp: time.UnixMilli(a.end).UTC(),
+		EventID:   eid,
+		Origin:    connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: a.lastOffset},
+	}
+}
+
+// ResultValue renders a window's result. vals holds one value per Agg:
+// the sum for sum and avg, the minimum or maximum for min and max.
+func (s *Spec) ResultValue(key string, start, end, count int64, vals []float64) []byte {
+	b := make([]byte, 0, 96+len(key)+24*len(s.Aggs))
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, key)
+	b = append(b, `,"window_start":"`...)
+	b = time.UnixMilli(start).UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","window_end":"`...)
+	b = time.UnixMilli(end).UTC().AppendFormat(b, timeLayout)
+	b = append(b, '"')
+	for i, ag := range s.Aggs {
+		b = append(b, ',')
+		b = appendJSONString(b, ag.Name)
+		b = append(b, ':')
+		switch ag.Func {
+		case "count":
+			b = strconv.AppendInt(b, count, 10)
+		case "avg":
+			b = appendFloat(b, vals[i]/float64(count))
+		default:
+			b = appendFloat(b, vals[i])
+		}
+	}
+	return append(b, '}')
+}
+
+// timeLayout is RFC 3339 with milliseconds, always three digits.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// Committed is called after the batch committed: the flushed state is the
+// sink's now (Flush already marked it).
+func (o *Operator) Committed() {}
+
+// Discard drops all state; it is reloaded from the sink per partition.
+func (o *Operator) Discard() {
+	clear(o.parts)
+	o.open, o.bytes = 0, 0
+	o.publish()
+}
+
+// Watermark returns partition tp's W_p, or NoWatermark.
+func (o *Operator) Watermark(tp connector.TopicPartition) int64 {
+	if p := o.parts[tp]; p != nil {
+		return p.wm
+	}
+	return NoWatermark
+}
+
+func insertSorted(xs []int64, v int64) []int64 {
+	i := sort.Search(len(xs), func(i int) bool { return xs[i] >= v })
+	xs = append(xs, 0)
+	copy(xs[i+1:], xs[i:])
+	xs[i] = v
+	return xs
+}
+
+func removeAll(xs, drop []int64) []int64 {
+	out := xs[:0]
+	for _, x := range xs {
+		keep := true
+		for _, d := range drop {
+			if x == d {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// pending is a window waiting for the watermark to pass its end; entries
+// whose window has since moved (a session extended or merged) are skipped
+// when popped.
+type pending struct {
+	end int64
+	id  winID
+}
+
+type closingHeap []pending
+
+func (h closingHeap) Len() int           { return len(h) }
+func (h closingHeap) Less(i, j int) bool { return h[i].end < h[j].end }
+func (h closingHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *closingHeap) Push(x any)        { *h = append(*h, x.(pending)) }
+func (h *closingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

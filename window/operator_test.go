@@ -1,0 +1,320 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// memStore is a StateStore whose commits are the flushed state records,
+// as a sink applies them in the batch's transaction.
+type memStore struct {
+	m     map[string]map[string][]byte // ns/topic/partition -> key -> value
+	loads int
+}
+
+func newMemStore() *memStore { return &memStore{m: map[string]map[string][]byte{}} }
+
+func (s *memStore) apply(recs []*connector.Record) {
+	for _, r := range recs {
+		if r.Kind != connector.StateRecord {
+			continue
+		}
+		k := fmt.Sprintf("%s/%s/%d", r.Topic, r.Origin.Topic, r.Origin.Partition)
+		if s.m[k] == nil {
+			s.m[k] = map[string][]byte{}
+		}
+		if r.Value == nil {
+			delete(s.m[k], string(r.Key))
+		} else {
+			s.m[k][string(r.Key)] = r.Value
+		}
+	}
+}
+
+func (s *memStore) LoadState(_ context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
+	s.loads++
+	out := map[string][]byte{}
+	for k, v := range s.m[fmt.Sprintf("%s/%s/%d", ns, tp.Topic, tp.Partition)] {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (s *memStore) Close() {}
+
+func mustSpec(t *testing.T, c Config) *Spec {
+	t.Helper()
+	s, err := Compile(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func tumbling(size time.Duration) Config {
+	var c Config
+	c.Type = "window"
+	c.Window.Type = Tumbling
+	c.Window.Size = size
+	c.Aggregate = map[string]string{"n": "count()", "total": "sum(value.amount)", "hi": "max(value.amount)", "lo": "min(value.amount)", "mean": "avg(value.amount)"}
+	return c
+}
+
+// rec is an input record of partition p at offset off: key k, event time
+// ts (ms), amount a.
+func rec(p int32, off int64, k string, ts int64, a float64) *connector.Record {
+	return &connector.Record{Key: []byte(k), Value: []byte(fmt.Sprintf(`{"amount":%v}`, a)),
+		Timestamp: time.UnixMilli(ts), Origin: connector.Origin{Topic: "in", Partition: p, Offset: off}}
+}
+
+// run feeds recs through op in batches of the given sizes, committing each
+// batch into store (or, with abortEvery, discarding every n-th batch and
+// feeding it again), and returns the results by event ID plus the late
+// records' offsets.
+func run(t *testing.T, op *Operator, store *memStore, recs []*connector.Record, batch int, abortEvery int) (map[string]string, []int64) {
+	t.Helper()
+	results := map[string]string{}
+	var late []int64
+	n := 0
+	for i := 0; i < len(recs); {
+		j := min(i+batch, len(recs))
+		b := recs[i:j]
+		if err := op.Prepare(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		var lateHere []int64
+		for _, r := range b {
+			l, err := op.Add(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l != nil {
+				lateHere = append(lateHere, r.Origin.Offset)
+			}
+		}
+		out, err := op.Flush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if abortEvery > 0 && n%abortEvery == 0 {
+			op.Discard() // the batch aborted: re-read it
+			continue
+		}
+		store.apply(out)
+		op.Committed()
+		late = append(late, lateHere...)
+		for _, r := range out {
+			if r.Kind == connector.DataRecord {
+				if prev, dup := results[r.EventID]; dup {
+					t.Fatalf("window %s emitted twice: %s and %s", r.EventID, prev, r.Value)
+				}
+				results[r.EventID] = string(r.Value)
+			}
+		}
+		i = j
+	}
+	return results, late
+}
+
+func TestTumblingOutOfOrderAndLate(t *testing.T) {
+	c := tumbling(time.Minute)
+	c.Watermark.MaxOutOfOrderness = 10 * time.Second
+	op := New(mustSpec(t, c), "c", "g", nil)
+	store := newMemStore()
+	m := int64(60_000)
+	recs := []*connector.Record{
+		rec(0, 0, "a", 5_000, 1),
+		rec(0, 1, "a", 50_000, 2),
+		rec(0, 2, "a", m+5_000, 4),  // W = 55s: [0,60s) still open
+		rec(0, 3, "a", 59_000, 8),   // out of order, in time
+		rec(0, 4, "a", m+20_000, 1), // W = 70s: [0,60s) closes
+		rec(0, 5, "a", 10_000, 100), // late
+		rec(0, 6, "b", 2*m+10_000, 3),
+	}
+	res, late := run(t, op, store, recs, 1, 0)
+	// Record 6 (b at 130s) moves W to 120s, which closes a's [60s,120s).
+	want := map[string]string{
+		"c/a/0":     `{"key":"a","window_start":"1970-01-01T00:00:00.000Z","window_end":"1970-01-01T00:01:00.000Z","hi":8,"lo":1,"mean":3.6666666666666665,"n":3,"total":11}`,
+		"c/a/60000": `{"key":"a","window_start":"1970-01-01T00:01:00.000Z","window_end":"1970-01-01T00:02:00.000Z","hi":4,"lo":1,"mean":2.5,"n":2,"total":5}`,
+	}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Fatalf("results %v\nwant %v", res, want)
+	}
+	if fmt.Sprint(late) != "[5]" {
+		t.Fatalf("late offsets %v, want [5]", late)
+	}
+	if got := op.Stats.Aggregated.Load() + op.Stats.Late.Load(); got != uint64(len(recs)) {
+		t.Fatalf("conservation: aggregated+late = %d, want %d", got, len(recs))
+	}
+}
+
+func TestAllowedLatenessKeepsWindowOpen(t *testing.T) {
+	c := tumbling(time.Minute)
+	c.AllowedLateness = 30 * time.Second
+	op := New(mustSpec(t, c), "c", "g", nil)
+	recs := []*connector.Record{
+		rec(0, 0, "a", 1_000, 1),
+		rec(0, 1, "a", 80_000, 1), // W = 80s < 60s+30s: still open
+		rec(0, 2, "a", 2_000, 1),  // counted
+		rec(0, 3, "a", 90_000, 1), // W = 90s: closes
+		rec(0, 4, "a", 3_000, 1),  // late
+	}
+	res, late := run(t, op, newMemStore(), recs, 2, 0)
+	if !strings.Contains(res["c/a/0"], `"n":2`) || fmt.Sprint(late) != "[4]" {
+		t.Fatalf("results %v late %v", res, late)
+	}
+}
+
+func TestHoppingWindows(t *testing.T) {
+	c := tumbling(0)
+	c.Window.Type = Hopping
+	c.Window.Size = 3 * time.Second
+	c.Window.Advance = time.Second
+	c.Aggregate = map[string]string{"n": "count()"}
+	op := New(mustSpec(t, c), "c", "g", nil)
+	recs := []*connector.Record{rec(0, 0, "k", 2_500, 0), rec(0, 1, "k", 10_000, 0)}
+	res, _ := run(t, op, newMemStore(), recs, 10, 0)
+	// 2.5s lies in [0,3), [1,4), [2,5); also [-1,2)? no: 2.5 >= 2.
+	var ids []string
+	for id := range res {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	if fmt.Sprint(ids) != "[c/k/0 c/k/1000 c/k/2000]" {
+		t.Fatalf("windows %v", ids)
+	}
+}
+
+func TestSessionWindowsMerge(t *testing.T) {
+	c := tumbling(0)
+	c.Window.Type = Session
+	c.Window.Size = 0
+	c.Window.Gap = 10 * time.Second
+	c.Watermark.MaxOutOfOrderness = 30 * time.Second
+	c.Aggregate = map[string]string{"n": "count()", "total": "sum(value.amount)"}
+	op := New(mustSpec(t, c), "c", "g", nil)
+	recs := []*connector.Record{
+		rec(0, 0, "u", 0, 1),      // session [0,10s)
+		rec(0, 1, "u", 25_000, 2), // session [25s,35s)
+		rec(0, 2, "u", 12_000, 4), // [12s,22s): bridges nothing yet (22 < 25)
+		rec(0, 3, "u", 8_000, 8),  // merges [0,10) and [12,22) -> [0,22)
+		rec(0, 4, "u", 18_000, 16), // merges [0,22) with [25,35) -> [0,35)
+		rec(0, 5, "u", 100_000, 0), // W = 70s closes [0,35)
+	}
+	res, _ := run(t, op, newMemStore(), recs, 1, 0)
+	got := res["c/u/0"]
+	if !strings.Contains(got, `"n":5`) || !strings.Contains(got, `"total":31`) || !strings.Contains(got, `"window_end":"1970-01-01T00:00:35.000Z"`) {
+		t.Fatalf("results %v", res)
+	}
+	if len(res) != 1 {
+		t.Fatalf("want one closed session, got %v", res)
+	}
+}
+
+// TestResultsIndependentOfBatchingAndAborts: the results are a function
+// of each partition's log. The same input through batches of 1, 7 and 500
+// records, with every third batch aborted (state discarded, reloaded from
+// the store, the batch re-read), gives byte-identical results and the same
+// late records, for every window type.
+func TestResultsIndependentOfBatchingAndAborts(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var recs []*connector.Record
+	next := map[int32]int64{}
+	clock := map[int32]int64{}
+	for i := 0; i < 3000; i++ {
+		p := int32(r.IntN(3))
+		clock[p] += int64(r.IntN(400))
+		ts := clock[p] - int64(r.IntN(9000)) // out of order, sometimes late
+		recs = append(recs, rec(p, next[p], fmt.Sprintf("p%d-k%d", p, r.IntN(20)), ts, float64(r.IntN(10000))/100))
+		next[p] += 1 + int64(r.IntN(2)) // offsets with gaps, as after transaction markers
+	}
+	for _, kind := range []string{Tumbling, Hopping, Session} {
+		t.Run(kind, func(t *testing.T) {
+			c := tumbling(0)
+			c.Watermark.MaxOutOfOrderness = time.Second
+			switch kind {
+			case Tumbling:
+				c.Window.Type, c.Window.Size = Tumbling, 5*time.Second
+			case Hopping:
+				c.Window.Type, c.Window.Size, c.Window.Advance = Hopping, 6*time.Second, 2*time.Second
+			case Session:
+				c.Window.Type, c.Window.Gap = Session, 700*time.Millisecond
+			}
+			spec := mustSpec(t, c)
+			base, baseLate := run(t, New(spec, "c", "g", nil), newMemStore(), recs, 1, 0)
+			if len(base) < 10 || len(baseLate) == 0 {
+				t.Fatalf("the input closes %d windows and has %d late records; want both", len(base), len(baseLate))
+			}
+			for _, b := range []int{7, 500} {
+				store := newMemStore()
+				got, gotLate := run(t, New(spec, "c", "g", store), store, recs, b, 3)
+				if fmt.Sprint(got) != fmt.Sprint(base) || fmt.Sprint(gotLate) != fmt.Sprint(baseLate) {
+					t.Fatalf("batches of %d with aborts: %d results, %d late; want %d, %d (same bytes)", b, len(got), len(gotLate), len(base), len(baseLate))
+				}
+				if store.loads == 0 {
+					t.Fatal("no state was reloaded after the aborts")
+				}
+			}
+		})
+	}
+}
+
+func TestEmitUpdatesRevisions(t *testing.T) {
+	c := tumbling(time.Minute)
+	c.Emit = EmitUpdates
+	c.Aggregate = map[string]string{"n": "count()"}
+	op := New(mustSpec(t, c), "c", "g", nil)
+	recs := []*connector.Record{rec(0, 0, "a", 1, 0), rec(0, 1, "a", 2, 0), rec(0, 2, "a", 3, 0)}
+	res, _ := run(t, op, newMemStore(), recs, 1, 0)
+	if !strings.Contains(res["c/a/0/r1"], `"n":1`) || !strings.Contains(res["c/a/0/r3"], `"n":3`) || len(res) != 3 {
+		t.Fatalf("revisions %v", res)
+	}
+}
+
+func TestStateCapFailsCleanly(t *testing.T) {
+	c := tumbling(0)
+	c.Window.Type, c.Window.Gap = Session, time.Second
+	c.MaxOpenWindows = 100
+	c.Watermark.MaxOutOfOrderness = time.Hour
+	c.Aggregate = map[string]string{"n": "count()"}
+	op := New(mustSpec(t, c), "c", "g", nil)
+	var err error
+	for i := 0; i < 200 && err == nil; i++ { // a session storm: one key, sessions far apart, all open
+		_, err = op.Add(rec(0, int64(i), "storm", int64(i)*10_000, 0))
+	}
+	if err == nil || !strings.Contains(err.Error(), "max_open_windows") {
+		t.Fatalf("err %v, want the state cap", err)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct {
+		edit  func(*Config)
+		field string
+	}{
+		{func(c *Config) { c.Window.Type = "sliding" }, "window.type"},
+		{func(c *Config) { c.Window.Size = 0 }, "window.size"},
+		{func(c *Config) { c.Aggregate = map[string]string{"x": "median(value.a)"} }, "aggregate.x"},
+		{func(c *Config) { c.Aggregate = map[string]string{"x": "sum(value.)"} }, "aggregate.x"},
+		{func(c *Config) { c.Emit = "sometimes" }, "emit"},
+		{func(c *Config) { c.Late = "update" }, "late"},
+		{func(c *Config) { c.Key = "value.customer" }, "key"},
+		{func(c *Config) { c.Window.Type, c.Window.Size, c.Window.Gap, c.Emit = Session, 0, time.Second, EmitUpdates }, "emit"},
+		{func(c *Config) { c.Window.Type, c.Window.Advance = Hopping, 7 * time.Second }, "window.advance"},
+	} {
+		c := tumbling(time.Minute)
+		tc.edit(&c)
+		_, err := Compile(c)
+		if err == nil || !strings.Contains(err.Error(), tc.field+":") {
+			t.Errorf("want an error on %s, got %v", tc.field, err)
+		}
+	}
+}

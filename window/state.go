@@ -1,0 +1,173 @@
+package window
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// winID names one window of one key in a partition: for time windows its
+// start; for a session its current start (a merge gives it a new one).
+type winID struct {
+	key   string
+	start int64
+}
+
+// acc is one open window's aggregate.
+type acc struct {
+	end        int64 // exclusive; for a session: last event time + gap
+	count      int64
+	vals       []float64 // per Agg: sum (sum, avg), min or max
+	lastOffset int64     // of the last record added; the result's origin offset
+	rev        int64     // revisions emitted (emit: updates)
+	stored     bool      // the sink holds a version of it
+}
+
+// part is one input partition's state.
+type part struct {
+	tp       connector.TopicPartition
+	wm       int64 // W_p: highest event time seen − max out-of-orderness
+	maxTs    int64
+	wins     map[winID]*acc
+	sessions map[string][]int64 // session starts per key, ascending
+	// The batch's changes, flushed as state records.
+	dirty     map[winID]bool
+	gone      map[winID]bool // merged or closed windows the sink holds
+	metaDirty bool
+	closing   closingHeap // open windows by end, for the watermark to close
+}
+
+func newPart(tp connector.TopicPartition) *part {
+	return &part{tp: tp, wm: NoWatermark, maxTs: NoWatermark, wins: map[winID]*acc{},
+		sessions: map[string][]int64{}, dirty: map[winID]bool{}, gone: map[winID]bool{}}
+}
+
+// perWindowBytes is the estimated memory of one open window beside its
+// key and values: the map entry, the acc and the dirty-set headroom.
+const perWindowBytes = 160
+
+func (s *Spec) windowBytes(key string) int64 {
+	return int64(len(key)) + perWindowBytes + int64(8*len(s.Aggs))
+}
+
+// State keys: "w/<start>/<key>" (time window), "s/<start>/<key>"
+// (session) and metaKey (the watermark). The key goes last: it may hold
+// any byte.
+const metaKey = "~meta"
+
+func stateKey(kind byte, id winID) string {
+	var b strings.Builder
+	b.Grow(len(id.key) + 24)
+	b.WriteByte(kind)
+	b.WriteByte('/')
+	b.WriteString(strconv.FormatInt(id.start, 10))
+	b.WriteByte('/')
+	b.WriteString(id.key)
+	return b.String()
+}
+
+func parseStateKey(k string) (kind byte, id winID, err error) {
+	if len(k) < 4 || k[1] != '/' || (k[0] != 'w' && k[0] != 's') {
+		return 0, winID{}, fmt.Errorf("state key %q is not a window key", k)
+	}
+	rest := k[2:]
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 {
+		return 0, winID{}, fmt.Errorf("state key %q has no window start", k)
+	}
+	start, err := strconv.ParseInt(rest[:slash], 10, 64)
+	if err != nil {
+		return 0, winID{}, fmt.Errorf("state key %q: window start: %v", k, err)
+	}
+	return k[0], winID{key: rest[slash+1:], start: start}, nil
+}
+
+// encodeAcc is the state value of a window: varints of end, count, last
+// offset and revision, then one float64 per aggregation.
+func encodeAcc(a *acc) []byte {
+	b := make([]byte, 0, 4*binary.MaxVarintLen64+8*len(a.vals))
+	b = binary.AppendVarint(b, a.end)
+	b = binary.AppendVarint(b, a.count)
+	b = binary.AppendVarint(b, a.lastOffset)
+	b = binary.AppendVarint(b, a.rev)
+	for _, v := range a.vals {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+func decodeAcc(b []byte, nAggs int) (*acc, error) {
+	a := &acc{vals: make([]float64, nAggs), stored: true}
+	for _, p := range []*int64{&a.end, &a.count, &a.lastOffset, &a.rev} {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, fmt.Errorf("truncated window state")
+		}
+		*p, b = v, b[n:]
+	}
+	if len(b) != 8*nAggs {
+		return nil, fmt.Errorf("window state holds %d aggregate bytes, want %d (was the aggregate list changed? a changed stage needs a new group or a replay)", len(b), 8*nAggs)
+	}
+	for i := range a.vals {
+		a.vals[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return a, nil
+}
+
+func encodeMeta(p *part) []byte {
+	b := binary.AppendVarint(nil, p.wm)
+	return binary.AppendVarint(b, p.maxTs)
+}
+
+func decodeMeta(b []byte, p *part) error {
+	wm, n := binary.Varint(b)
+	if n <= 0 {
+		return fmt.Errorf("truncated watermark state")
+	}
+	maxTs, m := binary.Varint(b[n:])
+	if m <= 0 {
+		return fmt.Errorf("truncated watermark state")
+	}
+	p.wm, p.maxTs = wm, maxTs
+	return nil
+}
+
+// restore rebuilds a partition from the entries its store returned.
+func (s *Spec) restore(tp connector.TopicPartition, entries map[string][]byte) (*part, int64, error) {
+	p := newPart(tp)
+	var bytes int64
+	for k, v := range entries {
+		if k == metaKey {
+			if err := decodeMeta(v, p); err != nil {
+				return nil, 0, fmt.Errorf("state of %s: %w", tp, err)
+			}
+			continue
+		}
+		kind, id, err := parseStateKey(k)
+		if err != nil {
+			return nil, 0, fmt.Errorf("state of %s: %w", tp, err)
+		}
+		if (kind == 's') != (s.Kind == Session) {
+			return nil, 0, fmt.Errorf("state of %s holds %q, not a %s window (was the window type changed? a changed stage needs a new group or a replay)", tp, k, s.Kind)
+		}
+		a, err := decodeAcc(v, len(s.Aggs))
+		if err != nil {
+			return nil, 0, fmt.Errorf("state of %s, key %q: %w", tp, k, err)
+		}
+		p.wins[id] = a
+		if kind == 's' {
+			p.sessions[id.key] = append(p.sessions[id.key], id.start)
+		}
+		bytes += s.windowBytes(id.key)
+	}
+	for k, starts := range p.sessions {
+		sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+		p.sessions[k] = starts
+	}
+	return p, bytes, nil
+}
