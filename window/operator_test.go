@@ -202,10 +202,10 @@ func TestSessionWindowsMerge(t *testing.T) {
 	c.Aggregate = map[string]string{"n": "count()", "total": "sum(value.amount)"}
 	op := New(mustSpec(t, c), "c", "g", nil)
 	recs := []*connector.Record{
-		rec(0, 0, "u", 0, 1),      // session [0,10s)
-		rec(0, 1, "u", 25_000, 2), // session [25s,35s)
-		rec(0, 2, "u", 12_000, 4), // [12s,22s): bridges nothing yet (22 < 25)
-		rec(0, 3, "u", 8_000, 8),  // merges [0,10) and [12,22) -> [0,22)
+		rec(0, 0, "u", 0, 1),       // session [0,10s)
+		rec(0, 1, "u", 25_000, 2),  // session [25s,35s)
+		rec(0, 2, "u", 12_000, 4),  // [12s,22s): bridges nothing yet (22 < 25)
+		rec(0, 3, "u", 8_000, 8),   // merges [0,10) and [12,22) -> [0,22)
 		rec(0, 4, "u", 18_000, 16), // merges [0,22) with [25,35) -> [0,35)
 		rec(0, 5, "u", 100_000, 0), // W = 70s closes [0,35)
 	}
@@ -307,8 +307,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{func(c *Config) { c.Emit = "sometimes" }, "emit"},
 		{func(c *Config) { c.Late = "update" }, "late"},
 		{func(c *Config) { c.Key = "value.customer" }, "key"},
-		{func(c *Config) { c.Window.Type, c.Window.Size, c.Window.Gap, c.Emit = Session, 0, time.Second, EmitUpdates }, "emit"},
-		{func(c *Config) { c.Window.Type, c.Window.Advance = Hopping, 7 * time.Second }, "window.advance"},
+		{func(c *Config) {
+			c.Window.Type, c.Window.Size, c.Window.Gap, c.Emit = Session, 0, time.Second, EmitUpdates
+		}, "emit"},
+		{func(c *Config) { c.Window.Type, c.Window.Advance = Hopping, 7*time.Second }, "window.advance"},
 	} {
 		c := tumbling(time.Minute)
 		tc.edit(&c)
