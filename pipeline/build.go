@@ -18,6 +18,7 @@ import (
 	kafkasrc "github.com/connectd/connectd/source/kafka"
 	"github.com/connectd/connectd/transform"
 	"github.com/connectd/connectd/txn"
+	"github.com/connectd/connectd/window"
 )
 
 // Env is what a connector needs from the daemon that hosts it.
@@ -246,9 +247,16 @@ func NewProcessor(cc config.Connector) (*Processor, error) {
 		errs = append(errs, &config.Error{Pos: cc.Pos, Msg: "event_id: " + err.Error()})
 	}
 	chain := make(transform.Chain, 0, len(cc.Transforms))
+	var win *window.Spec
 	for i, tc := range cc.Transforms {
 		if tc.Type == "" {
 			continue // reported by config
+		}
+		if tc.Type == "window" {
+			spec, werrs := decodeWindow(cc, i, tc)
+			win = spec
+			errs = append(errs, werrs...)
+			continue
 		}
 		if _, ok := transform.Lookup(tc.Type); !ok {
 			errs = append(errs, tc.FieldErrorf("type", "transforms[%d]: unknown transform type %q (known: %s)",
@@ -272,9 +280,12 @@ func NewProcessor(cc config.Connector) (*Processor, error) {
 	if len(errs) > 0 {
 		return nil, flatten(errs)
 	}
-	p := &Processor{connector: cc.Name, deriver: deriver, chain: chain}
+	p := &Processor{connector: cc.Name, deriver: deriver, chain: chain, window: win}
 	if cc.ErrorsTolerance == "all" && cc.DeadLetterQueue != nil {
 		p.dlqTopic = cc.DeadLetterQueue.Topic
+	}
+	if win != nil && win.Late == window.LateDeadLetter {
+		p.lateTopic = cc.DeadLetterQueue.Topic // checked by decodeWindow
 	}
 	return p, nil
 }

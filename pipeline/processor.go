@@ -14,6 +14,7 @@ import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/idempotency"
 	"github.com/connectd/connectd/transform"
+	"github.com/connectd/connectd/window"
 )
 
 // Dead-letter headers use Kafka Connect's names so tools that read a Connect
@@ -38,7 +39,16 @@ type Processor struct {
 	chain     transform.Chain
 	dlqTopic  string // "" means errors.tolerance none
 	dlq       atomic.Uint64
+
+	// window is the connector's window stage, if any: each task runs it
+	// in its own Windowed processor. lateTopic receives its late records
+	// (late: dead_letter).
+	window    *window.Spec
+	lateTopic string
 }
+
+// Window returns the connector's window stage, or nil.
+func (p *Processor) Window() *window.Spec { return p.window }
 
 var _ connector.Processor = (*Processor)(nil)
 

@@ -84,3 +84,31 @@ func number(v any) (float64, error) {
 		return 0, fmt.Errorf("gave a %T, not a number", v)
 	}
 }
+
+// Eval evaluates a record's event time, grouping key and aggregated
+// values (one per Agg; count's is 1) without touching any state: for the
+// batch oracle of `connectd verify`, which recomputes the windows on its
+// own and must read records exactly as the stage does.
+func (s *Spec) Eval(r *connector.Record) (t int64, key string, vals []float64, err error) {
+	raw := make([]any, s.exprs.Len())
+	if err = s.exprs.Eval(r, raw); err != nil {
+		return 0, "", nil, err
+	}
+	if t, err = s.eventTime(r, raw); err != nil {
+		return 0, "", nil, err
+	}
+	if key, err = s.groupKey(r, raw); err != nil {
+		return 0, "", nil, err
+	}
+	vals = make([]float64, len(s.Aggs))
+	for i, a := range s.Aggs {
+		if a.idx < 0 {
+			vals[i] = 1
+			continue
+		}
+		if vals[i], err = number(raw[a.idx]); err != nil {
+			return 0, "", nil, fmt.Errorf("aggregate %s: %s(%s): %w", a.Name, a.Func, a.Expr, err)
+		}
+	}
+	return t, key, vals, nil
+}
