@@ -32,6 +32,8 @@ type Status struct {
 	Partitions []PartitionStatus `json:"partitions"`
 	// TwoPhase is set for a connector committing by two-phase commit.
 	TwoPhase *TwoPhaseStatus `json:"two_phase,omitempty"`
+	// Window is set for a connector with a window stage.
+	Window *WindowStatus `json:"window,omitempty"`
 	// Tasks is set for a connector split into tasks (Tasks): each task's
 	// state; a single Connector leaves it empty.
 	Tasks []TaskStatus `json:"tasks,omitempty"`
@@ -49,6 +51,27 @@ type TwoPhaseStatus struct {
 	ResolvedRolledBack uint64 `json:"resolved_rolled_back"`
 	// LastRecovery is when recovery last listed them.
 	LastRecovery time.Time `json:"last_recovery,omitzero"`
+}
+
+// WindowStatus is a window stage's counters and state size. Records that
+// reached the stage = Aggregated + Late (counted in batches processed,
+// committed or not).
+type WindowStatus struct {
+	Aggregated  uint64 `json:"records_aggregated"`
+	Late        uint64 `json:"records_late"`
+	Emitted     uint64 `json:"results_emitted"`
+	OpenWindows int64  `json:"open_windows"`
+	// StateBytes estimates the memory of the open windows.
+	StateBytes int64 `json:"state_bytes"`
+	// Restores counts partition state loads from the sink; LastRestoreMS
+	// is how long the last one took.
+	Restores      uint64  `json:"state_restores"`
+	LastRestoreMS float64 `json:"last_restore_ms"`
+}
+
+// WindowReporter is implemented by processors with a window stage.
+type WindowReporter interface {
+	WindowStatus() WindowStatus
 }
 
 // Assigner is implemented by sources whose partitions a consumer group
@@ -101,6 +124,10 @@ func (c *Connector) Status() Status {
 	st.Commits = c.stats.Commits.Load()
 	if d, ok := c.proc.(interface{ DeadLettered() uint64 }); ok {
 		st.DeadLettered = d.DeadLettered()
+	}
+	if w, ok := c.proc.(WindowReporter); ok {
+		ws := w.WindowStatus()
+		st.Window = &ws
 	}
 	if r, ok := c.proto.(TwoPhaseReporter); ok {
 		tp := r.TwoPhaseStatus()

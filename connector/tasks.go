@@ -112,6 +112,18 @@ func (t *Tasks) Status() Status {
 		st.RecordsOut += ts.RecordsOut
 		st.Commits += ts.Commits
 		st.DeadLettered += ts.DeadLettered
+		if w := ts.Window; w != nil {
+			if st.Window == nil {
+				st.Window = &WindowStatus{}
+			}
+			st.Window.Aggregated += w.Aggregated
+			st.Window.Late += w.Late
+			st.Window.Emitted += w.Emitted
+			st.Window.OpenWindows += w.OpenWindows
+			st.Window.StateBytes += w.StateBytes
+			st.Window.Restores += w.Restores
+			st.Window.LastRestoreMS = max(st.Window.LastRestoreMS, w.LastRestoreMS)
+		}
 		for k, n := range ts.Aborts {
 			st.Aborts[k] += n
 		}

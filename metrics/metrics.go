@@ -116,13 +116,18 @@ var (
 	descLag        = prometheus.NewDesc("connectd_consumer_lag_records", "Offsets between the committed checkpoint and the last stable offset, per input partition.", []string{"connector", "topic", "partition"}, nil)
 	descState      = prometheus.NewDesc("connectd_connector_state", "1 for the connector's current state, 0 for the others.", []string{"connector", "state"}, nil)
 	descInDoubt    = prometheus.NewDesc("connectd_twophase_in_doubt_transactions", "Prepared transactions of a two-phase connector found by its last recovery and not resolved yet.", []string{"connector"}, nil)
+	descWinRecords = prometheus.NewDesc("connectd_window_records_total", "Records a window stage took, by outcome: aggregated, late (in batches processed, committed or not).", []string{"connector", "outcome"}, nil)
+	descWinOpen    = prometheus.NewDesc("connectd_window_open_windows", "Open windows held by a window stage.", []string{"connector"}, nil)
+	descWinBytes   = prometheus.NewDesc("connectd_window_state_bytes", "Estimated memory of a window stage's open windows.", []string{"connector"}, nil)
+	descWinEmitted = prometheus.NewDesc("connectd_window_results_total", "Window results emitted (final windows or revisions).", []string{"connector"}, nil)
 	descResolved   = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
 )
 
 var states = []connector.State{connector.Unassigned, connector.Running, connector.Paused, connector.Stopped, connector.Failed}
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved} {
+	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved,
+		descWinRecords, descWinOpen, descWinBytes, descWinEmitted} {
 		ch <- d
 	}
 }
@@ -147,6 +152,13 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descInDoubt, prometheus.GaugeValue, float64(tp.InDoubt), name)
 			ch <- prometheus.MustNewConstMetric(descResolved, prometheus.CounterValue, float64(tp.ResolvedCommitted), name, "committed")
 			ch <- prometheus.MustNewConstMetric(descResolved, prometheus.CounterValue, float64(tp.ResolvedRolledBack), name, "rolled_back")
+		}
+		if w := st.Window; w != nil {
+			ch <- prometheus.MustNewConstMetric(descWinRecords, prometheus.CounterValue, float64(w.Aggregated), name, "aggregated")
+			ch <- prometheus.MustNewConstMetric(descWinRecords, prometheus.CounterValue, float64(w.Late), name, "late")
+			ch <- prometheus.MustNewConstMetric(descWinOpen, prometheus.GaugeValue, float64(w.OpenWindows), name)
+			ch <- prometheus.MustNewConstMetric(descWinBytes, prometheus.GaugeValue, float64(w.StateBytes), name)
+			ch <- prometheus.MustNewConstMetric(descWinEmitted, prometheus.CounterValue, float64(w.Emitted), name)
 		}
 		for _, s := range states {
 			v := 0.0

@@ -350,6 +350,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 
 	var src connector.Source
 	var proto connector.Protocol
+	var state connector.StateStore // where a window stage's state commits
 	switch {
 	case len(s.Fanout) > 0:
 		src, proto = s.buildFanout(env, base, txnOpts, onFenced, log)
@@ -361,6 +362,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		store := sinkpg.New(*s.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(),
 			ExactlyOnce: exactlyOnce, Logger: log})
 		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
+		state = store
 		if exactlyOnce {
 			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
 			src, proto = kafkasrc.New(p.Client, log), p
@@ -377,10 +379,11 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		if exactlyOnce {
 			store := &lazyRedisStore{cfg: *s.Redis, dlq: s.DLQTopic()}
 			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
-			src, proto = kafkasrc.New(p.Client, log), p
+			src, proto, state = kafkasrc.New(p.Client, log), p, store
 		} else {
-			p := txn.NewSinkAtLeastOnce(opts, &lazyRedisWriter{cfg: *s.Redis, dlq: s.DLQTopic()}, log)
-			src, proto = kafkasrc.New(p.Client, log), p
+			w := &lazyRedisWriter{cfg: *s.Redis, dlq: s.DLQTopic()}
+			p := txn.NewSinkAtLeastOnce(opts, w, log)
+			src, proto, state = kafkasrc.New(p.Client, log), p, w
 		}
 	case s.KafkaSrc != nil && exactlyOnce:
 		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), txnOpts, env.ClientOpts)
@@ -399,6 +402,11 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 			proto = txn.NewAtLeastOnce(concat(base, env.ClientOpts), topic, store, g, log)
 		}
 		src = g
+	}
+	if s.Processor.Window() != nil {
+		// Each task has its own window state, kept in the sink beside
+		// the output under the group's name.
+		return connector.New(opts, src, s.Processor.NewWindowed(s.KafkaSrc.Group, state), proto)
 	}
 	return connector.New(opts, src, s.Processor, proto)
 }

@@ -86,3 +86,26 @@ func (l *lazyRedisWriter) Close() {
 		l.w = nil
 	}
 }
+
+// LoadState reads a window stage's committed state (connector.StateStore);
+// the protocol owns the connection, so Close is left to it.
+func (l *lazyRedisStore) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
+	s, err := l.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.LoadState(ctx, ns, tp)
+}
+
+// LoadState reads a window stage's state as the at-least-once writer last
+// wrote it.
+func (l *lazyRedisWriter) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
+	if l.w == nil {
+		w, err := sinkredis.NewWriter(ctx, l.cfg, l.dlq)
+		if err != nil {
+			return nil, connector.NewCommitError(connector.Abortable, "connect to redis", err)
+		}
+		l.w = w
+	}
+	return l.w.LoadState(ctx, ns, tp)
+}

@@ -127,6 +127,20 @@ func (w *Windowed) lateLetter(r *connector.Record, late *window.Late) *connector
 	return d
 }
 
+// WindowStatus reports the stage's counters (connector.WindowReporter).
+func (w *Windowed) WindowStatus() connector.WindowStatus {
+	st := &w.op.Stats
+	return connector.WindowStatus{
+		Aggregated:    st.Aggregated.Load(),
+		Late:          st.Late.Load(),
+		Emitted:       st.Emitted.Load(),
+		OpenWindows:   st.OpenWindows.Load(),
+		StateBytes:    st.StateBytes.Load(),
+		Restores:      st.Restores.Load(),
+		LastRestoreMS: float64(st.LastRestore.Load()) / 1e6,
+	}
+}
+
 // Prepare, Flush, Committed and Discard drive the operator's state
 // (connector.Stateful).
 func (w *Windowed) Prepare(ctx context.Context, recs []*connector.Record) error {
