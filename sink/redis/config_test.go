@@ -170,7 +170,7 @@ func asString(v any) string {
 	return ""
 }
 
-func testPlanner(t *testing.T, c Config, dlqTopic string) *planner {
+func testPlanner(t testing.TB, c Config, dlqTopic string) *planner {
 	t.Helper()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,28 +63,69 @@ type stateChange struct {
 	at  int
 }
 
+// stateID names a state hash before its key is rendered.
+type stateID struct {
+	ns, topic string
+	partition int32
+}
+
 // stateChanges groups the state records of recs by hash, in the order the
 // hashes first appear, so a commit sends one HSET and one HDEL per hash
 // (per chunk) whatever the mix; when a field changes more than once the
-// last change wins, as applying the records in order would give.
+// last change wins, as applying the records in order would give. It
+// returns nil when recs has no state record.
+//
+// A first pass counts each hash's changes so that the second allocates
+// every slice and map once: a batch carries thousands of state records.
 func (p *planner) stateChanges(recs []*connector.Record) []stateHash {
-	var out []stateHash
-	var idx map[string]int
+	var (
+		ids    []stateID
+		counts [][2]int // sets, deletes
+		which  []int32  // hash index of each state record, in order
+		lastID stateID
+		last   = -1
+	)
 	for _, r := range recs {
 		if r.Kind != connector.StateRecord {
 			continue
 		}
-		key := p.k.stateKey(r.Topic, connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition})
-		if idx == nil {
-			idx = map[string]int{}
+		// Consecutive records mostly share a hash: compare with the last
+		// one before searching.
+		if last < 0 || r.Topic != lastID.ns || r.Origin.Topic != lastID.topic || r.Origin.Partition != lastID.partition {
+			lastID = stateID{ns: r.Topic, topic: r.Origin.Topic, partition: r.Origin.Partition}
+			last = slices.Index(ids, lastID)
+			if last < 0 {
+				last = len(ids)
+				ids = append(ids, lastID)
+				counts = append(counts, [2]int{})
+			}
 		}
-		i, ok := idx[key]
-		if !ok {
-			i = len(out)
-			idx[key] = i
-			out = append(out, stateHash{key: key, last: map[string]stateChange{}})
+		if r.Value == nil {
+			counts[last][1]++
+		} else {
+			counts[last][0]++
 		}
-		h := &out[i]
+		which = append(which, int32(last))
+	}
+	if ids == nil {
+		return nil
+	}
+	out := make([]stateHash, len(ids))
+	for i, id := range ids {
+		out[i] = stateHash{
+			key:  p.k.stateKey(id.ns, connector.TopicPartition{Topic: id.topic, Partition: id.partition}),
+			set:  make([]any, 0, 2*counts[i][0]),
+			del:  make([]any, 0, counts[i][1]),
+			last: make(map[string]stateChange, counts[i][0]+counts[i][1]),
+		}
+	}
+	j := 0
+	for _, r := range recs {
+		if r.Kind != connector.StateRecord {
+			continue
+		}
+		h := &out[which[j]]
+		j++
 		field := string(r.Key)
 		if prev, ok := h.last[field]; ok {
 			// Rare (a stage flushes each entry once per batch): blank the
