@@ -44,18 +44,29 @@ func (c Config) Validate() error {
 // sink uses: acks=all and idempotence (franz-go's defaults, stated here
 // because exactly-once depends on them), and asking the broker to create a
 // missing output topic (it does if its auto.create.topics.enable allows).
+//
+// The partitioner is franz-go's default for every record but a state
+// record, which goes to the partition of its state topic that StateStore
+// reads (see Partitioner).
 func ProducerOptions() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.AllowAutoTopicCreation(),
+		kgo.RecordPartitioner(Partitioner(nil)),
 	}
 }
 
 // ToKgo converts r for producing; records without a Topic go to defaultTopic.
-// It allocates the record on its own; the write paths, which convert every
-// record of a batch, use a Converter instead.
+// A state record (connector.StateRecord) goes to StateTopic(r.Topic), keyed
+// by its input partition and state key, with no headers; its partition is
+// chosen by Partitioner. ToKgo allocates the record on its own; the write
+// paths, which convert every record of a batch, use a Converter instead.
 func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
 	out := &outRecord{}
+	if r.Kind == connector.StateRecord {
+		out.fillState(r, StateTopic(r.Topic), make([]byte, 0, stateKeyBytes(r)))
+		return &out.record
+	}
 	out.fill(r, defaultTopic, make([]byte, 0, headerBytes(r)))
 	return &out.record
 }
@@ -69,6 +80,8 @@ func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
 type Converter struct {
 	recs []outRecord
 	buf  []byte
+	// The state topic of the last state record's namespace.
+	stateNS, stateName string
 }
 
 const (
@@ -83,11 +96,21 @@ func (c *Converter) Convert(r *connector.Record, defaultTopic string) *kgo.Recor
 	}
 	out := &c.recs[0]
 	c.recs = c.recs[1:]
+	state := r.Kind == connector.StateRecord
 	need := headerBytes(r)
+	if state {
+		need = stateKeyBytes(r)
+	}
 	if cap(c.buf)-len(c.buf) < need {
 		c.buf = make([]byte, 0, max(chunkBytes, need))
 	}
-	used := out.fill(r, defaultTopic, c.buf[len(c.buf):len(c.buf):len(c.buf)+need])
+	buf := c.buf[len(c.buf) : len(c.buf) : len(c.buf)+need]
+	var used int
+	if state {
+		used = out.fillState(r, c.stateTopic(r.Topic), buf)
+	} else {
+		used = out.fill(r, defaultTopic, buf)
+	}
 	c.buf = c.buf[:len(c.buf)+used]
 	return &out.record
 }
