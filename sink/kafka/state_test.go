@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"reflect"
 	"strconv"
@@ -406,5 +407,33 @@ func TestLoadStateWaitsForOpenTransaction(t *testing.T) {
 				t.Errorf("LoadState = %q, want k=v2 (committed behind the open transaction)", res.state)
 			}
 		})
+	}
+}
+
+// BenchmarkStateFold folds one state record per op into a partition's
+// state, a third of them another input partition's (skipped) and a tenth
+// tombstones: the allocations per op are the map's (a key string per new
+// key, its growth), the values going into shared slabs.
+func BenchmarkStateFold(b *testing.B) {
+	const n = 1 << 16
+	keys, values := make([][]byte, n), make([][]byte, n)
+	for i := range n {
+		switch {
+		case i%3 == 2:
+			keys[i] = fmt.Appendf(nil, "in/10/w/1700000000000/key-%d", i)
+		default:
+			keys[i] = fmt.Appendf(nil, "in/0/w/1700000000000/key-%d", i%(n/2))
+		}
+		if i%10 != 9 {
+			values[i] = fmt.Appendf(nil, `{"count":%d,"sum":%d.25}`, i%1000, i)
+		}
+	}
+	b.ReportAllocs()
+	var f stateFold
+	for i := 0; b.Loop(); i++ {
+		if i%n == 0 {
+			f = stateFold{prefix: []byte("in/0/"), state: map[string][]byte{}}
+		}
+		f.apply(keys[i%n], values[i%n])
 	}
 }
