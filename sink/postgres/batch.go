@@ -22,6 +22,10 @@ type prepared struct {
 	// event ID and sorted by it.
 	recs []*connector.Record
 	dlq  []*connector.Record
+	// stateRecs are the batch's StateRecords, not rows: entries of the
+	// state table (state.go), turned into state before the write.
+	stateRecs []*connector.Record
+	state     *stateWrites
 }
 
 // split separates the pipeline's dead letters from the records to write.
@@ -35,6 +39,10 @@ func (s *Store) split(recs []*connector.Record) *prepared {
 	p := &prepared{recs: make([]*connector.Record, 0, len(recs))}
 	at := make(map[string]int, len(recs))
 	for _, r := range recs {
+		if r.Kind == connector.StateRecord {
+			p.stateRecs = append(p.stateRecs, r)
+			continue
+		}
 		if s.isDLQ(r) {
 			p.dlq = append(p.dlq, r)
 			continue

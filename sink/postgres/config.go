@@ -51,7 +51,9 @@ type Config struct {
 	// (last write wins).
 	Conflict string `yaml:"conflict"`
 	// AutoCreate creates the table, the dead-letter table and the offsets
-	// table if missing, at start. Default false.
+	// table if missing, at start, and the state table (<table>_state) of a
+	// connector with a stateful stage at its first state load or write.
+	// Default false.
 	AutoCreate bool `yaml:"auto_create"`
 	// OffsetsTable holds the checkpoints (exactly_once). Default
 	// connectd_offsets.

@@ -70,14 +70,16 @@ type Store struct {
 	cfgErr error
 	opts   Options
 	sql    statements
+	state  stateSQL
 	log    *slog.Logger
 	// CopyThreshold: batches with at least this many rows take the COPY
 	// path. Default DefaultCopyThreshold.
 	CopyThreshold int
 
-	mu    sync.Mutex
-	pool  *pgxpool.Pool
-	ready bool // auto_create done
+	mu         sync.Mutex
+	pool       *pgxpool.Pool
+	ready      bool // auto_create done
+	stateReady bool // the state table exists (see ensureStateTable)
 }
 
 var (
@@ -95,6 +97,7 @@ func New(cfg Config, o Options) *Store {
 	s := &Store{cfg: cfg, cfgErr: err, opts: o, log: o.Logger, CopyThreshold: DefaultCopyThreshold}
 	if err == nil {
 		s.sql = buildStatements(&s.cfg, o.ExactlyOnce)
+		s.state = buildStateSQL(&s.cfg)
 	}
 	return s
 }
@@ -204,8 +207,8 @@ func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPa
 }
 
 // Commit implements txn.SinkStore: one transaction holds the rows (UPSERT
-// keyed on event_id), the dead-letter rows, and the offsets compare-and-set
-// of every partition of to; it commits only if the CAS matched every
+// keyed on event_id), the dead-letter rows, the state entries (state.go),
+// and the offsets compare-and-set of every partition of to; it commits only if the CAS matched every
 // partition. Nothing is visible before COMMIT: on any error the transaction
 // is rolled back (or the connection closed, which rolls it back) and the
 // caller re-reads the checkpoint; a COMMIT without an answer is
@@ -226,6 +229,11 @@ func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.T
 // writeTx runs commitTx, and once more isolating rows if a row was
 // rejected.
 func (s *Store) writeTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending) error {
+	if len(p.stateRecs) > 0 {
+		if err := s.prepareState(ctx, pool, p); err != nil {
+			return err
+		}
+	}
 	err := s.commitTx(ctx, pool, p, end, false)
 	if err != nil && isRowError(err) {
 		// A row the table rejects (a NOT NULL or CHECK constraint, a
@@ -367,6 +375,9 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 	}
 	if len(dlq) > 0 {
 		queueDLQ(b, s.sql.insertDLQ, dlq, dlqErr)
+	}
+	if p.state != nil { // state (state.go) commits with the rows and the CAS, which stays last
+		s.queueState(b, p.state)
 	}
 	if end.gid != "" {
 		return s.prepareTx(ctx, conn.Conn(), b, end.gid, &committed)
@@ -532,7 +543,7 @@ func (s *Store) insertIsolating(ctx context.Context, c *pgx.Conn, rows []item) (
 // the batch is re-read and written again, as after any failure here.
 func (s *Store) WriteBatch(ctx context.Context, recs []*connector.Record) error {
 	p := s.split(recs)
-	if len(p.recs) == 0 && len(p.dlq) == 0 {
+	if len(p.recs) == 0 && len(p.dlq) == 0 && len(p.stateRecs) == 0 {
 		return nil
 	}
 	pool, err := s.Pool(ctx)
