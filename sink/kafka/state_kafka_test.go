@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +87,79 @@ func TestLoadStateMillionKeysKafka(t *testing.T) {
 		}
 	}
 	t.Logf("restored %d keys of input partition in/0 from %s (%d records read) in %v", len(state), topic, keys+others, took.Round(time.Millisecond))
+}
+
+// EnsureStateTopic against the real broker: creates the topic compacted,
+// is idempotent, and refuses an existing topic that deletes by retention.
+func TestEnsureStateTopicKafka(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(testenv.KafkaClient(t, brokers))
+	topic := StateTopic(testenv.UniqueName(t, "st", "-", 100))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := adm.DeleteTopic(ctx, topic); err != nil {
+			t.Logf("delete %s: %v", topic, err)
+		}
+	})
+	if n, err := EnsureStateTopic(ctx, adm, topic, 3); err != nil || n != 3 {
+		t.Fatalf("EnsureStateTopic = %d, %v; want 3 partitions", n, err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := ""
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" {
+			policy = c.MaybeValue()
+		}
+	}
+	if policy != "compact" {
+		t.Fatalf("%s created with cleanup.policy=%q, want compact", topic, policy)
+	}
+	if n, err := EnsureStateTopic(ctx, adm, topic, 6); err != nil || n != 3 {
+		t.Fatalf("EnsureStateTopic of the existing topic = %d, %v; want its 3 partitions", n, err)
+	}
+	plain := testenv.KafkaTopic(t, brokers, 1) // cleanup.policy=delete, the broker's default
+	if _, err := EnsureStateTopic(ctx, adm, plain, 1); err == nil || !strings.Contains(err.Error(), plain) {
+		t.Fatalf("EnsureStateTopic of %s (cleanup.policy=delete): %v, want an error naming it", plain, err)
+	}
+}
+
+// TestLoadStateCommitted and TestLoadStateWaitsForOpenTransaction against
+// the real broker, whose aborted-transaction index and last stable offset
+// kfake only imitates.
+func TestLoadStateCommittedKafka(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	for name, run := range map[string]func(t *testing.T, ns, out, txnID string){
+		"committed only": func(t *testing.T, ns, out, txnID string) {
+			testLoadStateCommitted(t, brokers, ns, out, txnID)
+		},
+		"open transaction commits": func(t *testing.T, ns, out, txnID string) {
+			testLoadStateWaits(t, brokers, ns, out, txnID, true)
+		},
+		"open transaction aborts": func(t *testing.T, ns, out, txnID string) {
+			testLoadStateWaits(t, brokers, ns, out, txnID, false)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ns := testenv.UniqueName(t, "st", "-", 100)
+			adm := kadm.NewClient(testenv.KafkaClient(t, brokers))
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if _, err := adm.DeleteTopic(ctx, StateTopic(ns)); err != nil {
+					t.Logf("delete %s: %v", StateTopic(ns), err)
+				}
+			})
+			run(t, ns, testenv.KafkaTopic(t, brokers, 1), testenv.UniqueTransactionalID(t))
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,9 +97,9 @@ func newCluster(t *testing.T, topics ...string) *kfake.Cluster {
 	return c
 }
 
-func newClient(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+func newClient(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +109,8 @@ func newClient(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 
 // txnProducer is a transactional producer configured as the sink's
 // (ProducerOptions).
-func txnProducer(t *testing.T, c *kfake.Cluster, id string) *kgo.Client {
-	return newClient(t, c, append(ProducerOptions(), kgo.TransactionalID(id))...)
+func txnProducer(t *testing.T, seeds []string, id string) *kgo.Client {
+	return newClient(t, seeds, append(ProducerOptions(), kgo.TransactionalID(id))...)
 }
 
 // produceTxn writes recs through a Converter in one transaction of cl and
@@ -134,9 +135,9 @@ func produceTxn(ctx context.Context, t *testing.T, cl *kgo.Client, commit bool, 
 
 // readAll returns every record of topic with read_committed, markers
 // included, as they are at the time of the call.
-func readAll(ctx context.Context, t *testing.T, c *kfake.Cluster, topic string) []*kgo.Record {
+func readAll(ctx context.Context, t *testing.T, seeds []string, topic string) []*kgo.Record {
 	t.Helper()
-	cl := newClient(t, c, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	cl := newClient(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
@@ -171,7 +172,7 @@ func TestPartitionerPlacesStateRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := newCluster(t, "out", "x-state", "conn-state")
-	prod := txnProducer(t, c, "p")
+	prod := txnProducer(t, c.ListenAddrs(), "p")
 	var recs []*connector.Record
 	for p := range int32(8) {
 		recs = append(recs, stateRec("conn", "in", p, "k", []byte("v")))
@@ -183,7 +184,7 @@ func TestPartitionerPlacesStateRecords(t *testing.T) {
 	}
 	produceTxn(ctx, t, prod, true, recs...)
 
-	state := readAll(ctx, t, c, "conn-state")
+	state := readAll(ctx, t, c.ListenAddrs(), "conn-state")
 	seen := 0
 	for _, r := range state {
 		if r.Attrs.IsControl() {
@@ -205,7 +206,7 @@ func TestPartitionerPlacesStateRecords(t *testing.T) {
 	hash := kgo.StickyKeyPartitioner(nil)
 	for _, topic := range []string{"out", "x-state"} {
 		n := 0
-		for _, r := range readAll(ctx, t, c, topic) {
+		for _, r := range readAll(ctx, t, c.ListenAddrs(), topic) {
 			if r.Attrs.IsControl() {
 				continue
 			}
@@ -224,7 +225,7 @@ func TestEnsureStateTopic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := newCluster(t)
-	adm := kadm.NewClient(newClient(t, c))
+	adm := kadm.NewClient(newClient(t, c.ListenAddrs()))
 
 	n, err := EnsureStateTopic(ctx, adm, "conn-state", 4)
 	if err != nil || n != 4 {
@@ -271,45 +272,52 @@ func TestEnsureStateTopic(t *testing.T) {
 // same state partition is left out, and the read ends although the
 // partition ends in a transaction marker, which is no record.
 func TestLoadStateCommitted(t *testing.T) {
+	c := newCluster(t, "out")
+	testLoadStateCommitted(t, c.ListenAddrs(), "conn", "out", "p")
+}
+
+// testLoadStateCommitted is TestLoadStateCommitted on the cluster at
+// seeds, with namespace ns (whose state topic it creates), the existing
+// output topic out and a transactional ID of its own.
+func testLoadStateCommitted(t *testing.T, seeds []string, ns, out, txnID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := newCluster(t, "out")
-	adm := kadm.NewClient(newClient(t, c))
-	if _, err := EnsureStateTopic(ctx, adm, StateTopic("conn"), 2); err != nil {
+	adm := kadm.NewClient(newClient(t, seeds))
+	if _, err := EnsureStateTopic(ctx, adm, StateTopic(ns), 2); err != nil {
 		t.Fatal(err)
 	}
-	prod := txnProducer(t, c, "p")
-	data := &connector.Record{Key: []byte("d"), Value: []byte("out"), EventID: "e"}
+	prod := txnProducer(t, seeds, txnID)
+	data := &connector.Record{Key: []byte("d"), Value: []byte("out"), EventID: "e", Topic: out}
 	// in/0, in/2 and in/10 share state partition 0 with other/0; in/1
 	// is in partition 1.
 	produceTxn(ctx, t, prod, true, data,
-		stateRec("conn", "in", 0, "a", []byte("a1")),
-		stateRec("conn", "in", 0, "b", []byte("b1")),
-		stateRec("conn", "in", 0, "e", []byte{}),
-		stateRec("conn", "in", 2, "a", []byte("in2")),
-		stateRec("conn", "in", 10, "a", []byte("in10")),
-		stateRec("conn", "other", 0, "a", []byte("other")),
-		stateRec("conn", "in", 1, "a", []byte("in1")),
+		stateRec(ns, "in", 0, "a", []byte("a1")),
+		stateRec(ns, "in", 0, "b", []byte("b1")),
+		stateRec(ns, "in", 0, "e", []byte{}),
+		stateRec(ns, "in", 2, "a", []byte("in2")),
+		stateRec(ns, "in", 10, "a", []byte("in10")),
+		stateRec(ns, "other", 0, "a", []byte("other")),
+		stateRec(ns, "in", 1, "a", []byte("in1")),
 	)
 	produceTxn(ctx, t, prod, false, data,
-		stateRec("conn", "in", 0, "a", []byte("aborted")),
-		stateRec("conn", "in", 0, "c", []byte("aborted")),
-		stateRec("conn", "in", 0, "b", nil),
-		stateRec("conn", "in", 2, "a", nil),
+		stateRec(ns, "in", 0, "a", []byte("aborted")),
+		stateRec(ns, "in", 0, "c", []byte("aborted")),
+		stateRec(ns, "in", 0, "b", nil),
+		stateRec(ns, "in", 2, "a", nil),
 	)
 	produceTxn(ctx, t, prod, true, data,
-		stateRec("conn", "in", 0, "b", nil),
-		stateRec("conn", "in", 0, "a", []byte("a2")),
-		stateRec("conn", "in", 0, "d", []byte("d1")),
-		stateRec("conn", "in", 0, "d", nil),
-		stateRec("conn", "in", 0, "nokey", nil),
+		stateRec(ns, "in", 0, "b", nil),
+		stateRec(ns, "in", 0, "a", []byte("a2")),
+		stateRec(ns, "in", 0, "d", []byte("d1")),
+		stateRec(ns, "in", 0, "d", nil),
+		stateRec(ns, "in", 0, "nokey", nil),
 	)
-	recs := readAll(ctx, t, c, StateTopic("conn"))
+	recs := readAll(ctx, t, seeds, StateTopic(ns))
 	if last := recs[len(recs)-1]; !last.Attrs.IsControl() {
 		t.Fatalf("the state topic ends in record %q at %d, want a transaction marker: the test would not show that LoadState stops on one", last.Key, last.Offset)
 	}
 
-	store, err := NewStateStore([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)})
+	store, err := NewStateStore([]kgo.Opt{kgo.SeedBrokers(seeds...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +335,7 @@ func TestLoadStateCommitted(t *testing.T) {
 		{"in", 4, map[string][]byte{}},
 		{"in", 3, map[string][]byte{}},
 	} {
-		got, err := store.LoadState(ctx, "conn", connector.TopicPartition{Topic: tt.topic, Partition: tt.partition})
+		got, err := store.LoadState(ctx, ns, connector.TopicPartition{Topic: tt.topic, Partition: tt.partition})
 		if err != nil {
 			t.Fatalf("LoadState(%s/%d): %v", tt.topic, tt.partition, err)
 		}
@@ -335,7 +343,7 @@ func TestLoadStateCommitted(t *testing.T) {
 			t.Errorf("LoadState(%s/%d) = %q, want %q", tt.topic, tt.partition, got, tt.want)
 		}
 	}
-	if _, err := store.LoadState(ctx, "nobody", connector.TopicPartition{Topic: "in"}); err == nil || !strings.Contains(err.Error(), "nobody-state") {
+	if _, err := store.LoadState(ctx, ns+"-nobody", connector.TopicPartition{Topic: "in"}); err == nil || !strings.Contains(err.Error(), ns+"-nobody-state") {
 		t.Errorf("LoadState of a namespace without state topic: %v, want an error naming the topic", err)
 	}
 }
@@ -347,66 +355,79 @@ func TestLoadStateCommitted(t *testing.T) {
 func TestLoadStateWaitsForOpenTransaction(t *testing.T) {
 	for _, commit := range []bool{true, false} {
 		t.Run(map[bool]string{true: "other commits", false: "other aborts"}[commit], func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
 			c := newCluster(t, "out")
-			adm := kadm.NewClient(newClient(t, c))
-			if _, err := EnsureStateTopic(ctx, adm, StateTopic("conn"), 1); err != nil {
-				t.Fatal(err)
-			}
-			a, b := txnProducer(t, c, "a"), txnProducer(t, c, "b")
-			produceTxn(ctx, t, a, true, stateRec("conn", "in", 0, "k", []byte("v1")))
-			// b's transaction opens, then a commits behind it.
-			if err := b.BeginTransaction(); err != nil {
-				t.Fatal(err)
-			}
-			var conv Converter
-			if err := b.ProduceSync(ctx, conv.Convert(stateRec("conn", "in", 1, "k", []byte("b")), "out")).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			produceTxn(ctx, t, a, true, stateRec("conn", "in", 0, "k", []byte("v2")))
-
-			fetching := make(chan struct{})
-			var once bool
-			c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
-				if !once {
-					once = true
-					close(fetching)
-				}
-				return nil, nil, false
-			})
-			store, err := NewStateStore([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			type result struct {
-				state map[string][]byte
-				err   error
-			}
-			done := make(chan result, 1)
-			go func() {
-				s, err := store.LoadState(ctx, "conn", connector.TopicPartition{Topic: "in", Partition: 0})
-				done <- result{s, err}
-			}()
-			var res result
-			select {
-			case <-fetching:
-				// LoadState has listed its end and reads: end b's transaction.
-				if err := b.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-					t.Fatal(err)
-				}
-				res = <-done
-			case res = <-done:
-				t.Errorf("LoadState returned before reading while a transaction was open")
-			}
-			if res.err != nil {
-				t.Fatal(res.err)
-			}
-			if got := string(res.state["k"]); got != "v2" || len(res.state) != 1 {
-				t.Errorf("LoadState = %q, want k=v2 (committed behind the open transaction)", res.state)
-			}
+			testLoadStateWaits(t, c.ListenAddrs(), "conn", "out", "tx", commit)
 		})
+	}
+}
+
+// firstFetch closes its channel when its client first writes a fetch
+// request.
+type firstFetch struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (f *firstFetch) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key == int16(kmsg.Fetch) {
+		f.once.Do(func() { close(f.ch) })
+	}
+}
+
+// testLoadStateWaits is TestLoadStateWaitsForOpenTransaction on the
+// cluster at seeds, with namespace ns (whose state topic it creates), the
+// existing output topic out and transactional IDs starting with txnID; the
+// open transaction ends in a commit or an abort.
+func testLoadStateWaits(t *testing.T, seeds []string, ns, out, txnID string, commit bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, seeds))
+	if _, err := EnsureStateTopic(ctx, adm, StateTopic(ns), 1); err != nil {
+		t.Fatal(err)
+	}
+	a, b := txnProducer(t, seeds, txnID+"-a"), txnProducer(t, seeds, txnID+"-b")
+	produceTxn(ctx, t, a, true, stateRec(ns, "in", 0, "k", []byte("v1")))
+	// b's transaction opens, then a commits behind it.
+	if err := b.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var conv Converter
+	if err := b.ProduceSync(ctx, conv.Convert(stateRec(ns, "in", 1, "k", []byte("b")), out)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(ctx, t, a, true, stateRec(ns, "in", 0, "k", []byte("v2")))
+
+	fetching := &firstFetch{ch: make(chan struct{})}
+	store, err := NewStateStore([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.WithHooks(fetching)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	type result struct {
+		state map[string][]byte
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := store.LoadState(ctx, ns, connector.TopicPartition{Topic: "in", Partition: 0})
+		done <- result{s, err}
+	}()
+	var res result
+	select {
+	case <-fetching.ch:
+		// LoadState has listed its end and reads: end b's transaction.
+		if err := b.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+		res = <-done
+	case res = <-done:
+		t.Errorf("LoadState returned before reading while a transaction was open")
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if got := string(res.state["k"]); got != "v2" || len(res.state) != 1 {
+		t.Errorf("LoadState = %q, want k=v2 (committed behind the open transaction)", res.state)
 	}
 }
 
