@@ -95,6 +95,9 @@ type ConnectorStatus struct {
 	// TwoPhase, for a connector committing by two-phase commit, shows its
 	// prepared transactions in doubt and what recovery did with them.
 	TwoPhase *connector.TwoPhaseStatus `json:"two_phase,omitempty"`
+	// Window, for a connector with a window stage, shows its counters
+	// and state size.
+	Window *connector.WindowStatus `json:"window,omitempty"`
 }
 
 // StateInfo is Connect's {state, worker_id, trace} object.
@@ -139,6 +142,7 @@ func (s *Server) status(st connector.Status) ConnectorStatus {
 		Commits:    st.Commits,
 		Aborts:     st.Aborts,
 		TwoPhase:   st.TwoPhase,
+		Window:     st.Window,
 	}
 	if st.LastAbort != nil {
 		a := *st.LastAbort

@@ -72,6 +72,11 @@ type connectorConfig struct {
 	// sinks, when set, replaces sink: the list under "sinks:", its items
 	// indented with three tabs.
 	sinks string
+	// transforms, when set, replaces the set transform: the items under
+	// "transforms:", indented with three tabs.
+	transforms string
+	// extra lines at the connector's level (two tabs), e.g. a dead-letter queue.
+	extra string
 }
 
 // writeConfig writes the daemon config: input → set {copied: true} →
@@ -89,6 +94,10 @@ func (p *pipe) writeConfig(c connectorConfig) string {
 	batchMax := c.batchMaxRecords
 	if batchMax == 0 {
 		batchMax = 10_000
+	}
+	transforms := c.transforms
+	if transforms == "" {
+		transforms = "\t\t\t- type: set\n\t\t\t\tfields: {copied: true}"
 	}
 	sinkKey := "sink:"
 	if c.sinks != "" {
@@ -114,12 +123,11 @@ connectors:
 			group: %s
 			session_timeout: %s
 		transforms:
-			- type: set
-				fields: {copied: true}
-		%s
+%s
+%s		%s
 %s
 `, testenv.InstanceIDEnv, strings.Join(quoted, ", "), connectorName, c.guarantee, c.commitInterval,
-		c.transactionTimeout, c.shutdownTimeout, batchMax, p.in, p.group, c.sessionTimeout, sinkKey, sink)
+		c.transactionTimeout, c.shutdownTimeout, batchMax, p.in, p.group, c.sessionTimeout, transforms, c.extra, sinkKey, sink)
 	path := writeFile(p.t, p.dir, "connectd.yaml", yaml)
 	p.t.Logf("config %s:%s", path, strings.ReplaceAll(yaml, "\t", "  "))
 	return path
