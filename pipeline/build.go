@@ -389,10 +389,12 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), txnOpts, env.ClientOpts)
 		p := txn.NewKafkaGroupTxn(opts, topic, log, onFenced)
 		src, proto = kafkasrc.New(p.Client, log), p
+		state = s.kafkaState(env)
 	case s.KafkaSrc != nil:
 		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
 		p := txn.NewAtLeastOnce(opts, topic, nil, nil, log)
 		src, proto = kafkasrc.New(p.Client, log), p
+		state = s.kafkaState(env)
 	default:
 		g, _ := generator.New(cc.Name, *s.Generator) // checked by Decode
 		store := &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: cc.Name, Brokers: env.Brokers, Opts: env.ClientOpts}
@@ -409,6 +411,17 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		return connector.New(opts, src, s.Processor.NewWindowed(s.KafkaSrc.Group, state), proto)
 	}
 	return connector.New(opts, src, s.Processor, proto)
+}
+
+// kafkaState is the window state store of a Kafka-sink connector (nil
+// without a window stage): the compacted topic <group>-state, written in
+// the batch's transaction by the protocol's producer.
+func (s *Spec) kafkaState(env Env) connector.StateStore {
+	if s.Processor.Window() == nil {
+		return nil
+	}
+	return &kafkaStateStore{opts: concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, env.ClientOpts),
+		ns: s.KafkaSrc.Group, inputs: s.KafkaSrc.Topics}
 }
 
 // buildFanout builds a connector with several sinks. exactly_once: a

@@ -33,6 +33,9 @@ type pipe struct {
 	group   string
 	adm     *kadm.Client
 	dir     string
+	// The sinks a test configured, for reading them back.
+	dsn                    string
+	redisAddr, redisPrefix string
 }
 
 // newPipe needs the Kafka of `make services` (the test skips with -short)

@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
+	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/test/testenv"
 )
 
@@ -23,19 +28,78 @@ const (
 	windowSize = 1000
 )
 
-// TestWindowedSIGKILLIntoPostgres: a windowed exactly_once connector
-// (tumbling 1s windows, count and sum per key) into PostgreSQL, SIGKILLed
-// repeatedly while it drains a backlog and new input arrives, restarted
-// each time with the same instance_id. Its window state lives in the
-// sink's state table and commits with the rows and offsets; after every
-// restart it is restored from there. In the end every window the input
-// closed must be in the table exactly once (its apply counter at 1), with
-// the count and sum computed here from the input, and no window that the
-// input cannot have closed may be there.
-func TestWindowedSIGKILLIntoPostgres(t *testing.T) {
+// windowResult is one window as a sink holds it: count, sum, and how many
+// times it was applied (or, for Kafka, written).
+type windowResult struct {
+	n, total float64
+	applies  int
+}
+
+// windowedSink is a sink under test: its config section and a reader of
+// the windows it holds, by event ID.
+type windowedSink struct {
+	section func(p *pipe) string
+	read    func(t *testing.T, p *pipe) map[string]windowResult
+}
+
+// TestWindowedSIGKILL: a windowed exactly_once connector (tumbling 1s
+// windows, count and sum per key) into Kafka, PostgreSQL and Redis,
+// SIGKILLed 10 times while it drains a backlog and new input arrives,
+// restarted each time with the same instance_id. Its window state commits
+// with the output and the offsets (the compacted state topic in the Kafka
+// transaction, the state table in the PostgreSQL transaction, the state
+// hash in the Redis script) and is restored from there after every
+// restart. In the end every window the input closed must be in the sink
+// exactly once, with the count and sum computed here from the input, and
+// no window the input cannot have closed may be there.
+func TestWindowedSIGKILL(t *testing.T) {
 	t.Parallel()
+	sinks := map[string]windowedSink{
+		"kafka": {
+			section: func(p *pipe) string { return "\t\t\ttype: kafka\n\t\t\ttopic: " + p.out },
+			read:    readKafkaWindows,
+		},
+		"postgres": {
+			section: func(p *pipe) string {
+				p.dsn = testenv.Postgres(p.t)
+				return sinkSection(
+					"type: postgres",
+					fmt.Sprintf("dsn: %q", p.dsn),
+					"table: public.windows",
+					"auto_create: true",
+					"test_apply_counter: true",
+					"columns:",
+					"\twkey: json:key",
+					"\tn: json:n::bigint",
+					"\ttotal: json:total::numeric",
+				)
+			},
+			read: readPostgresWindows,
+		},
+		"redis": {
+			section: func(p *pipe) string {
+				p.redisAddr, p.redisPrefix = testenv.Redis(p.t)
+				return sinkSection(
+					"type: redis",
+					fmt.Sprintf("addr: %q", p.redisAddr),
+					fmt.Sprintf("key_prefix: %q", p.redisPrefix),
+					`key: "win:{event_id}"`,
+					"test_apply_counter: true",
+				)
+			},
+			read: readRedisWindows,
+		},
+	}
+	for name, sink := range sinks {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runWindowedSIGKILL(t, sink)
+		})
+	}
+}
+
+func runWindowedSIGKILL(t *testing.T, sink windowedSink) {
 	p := newPipe(t)
-	dsn := testenv.Postgres(t)
 	cfg := p.writeConfig(connectorConfig{
 		guarantee:          "exactly_once",
 		commitInterval:     "100ms",
@@ -47,35 +111,26 @@ func TestWindowedSIGKILLIntoPostgres(t *testing.T) {
 			fmt.Sprintf("\t\t\t\twindow: {type: tumbling, size: %dms}\n", windowSize) +
 			"\t\t\t\tlate: drop\n" +
 			"\t\t\t\taggregate:\n\t\t\t\t\tn: count()\n\t\t\t\t\ttotal: sum(value.amount)",
-		sink: sinkSection(
-			"type: postgres",
-			fmt.Sprintf("dsn: %q", dsn),
-			"table: public.windows",
-			"auto_create: true",
-			"test_apply_counter: true",
-			"columns:",
-			"\twkey: json:key",
-			"\tn: json:n::bigint",
-			"\ttotal: json:total::numeric",
-		),
+		sink: sink.section(p),
 	})
-	const pre = 60_000
+	// A backlog, then input streaming while the kills come: every kill
+	// finds open windows (asserted), most find a batch in flight.
+	const pre = 100_000
+	const kills = 10
 	p.produce(0, pre)
 	id := p.instanceID("win")
 	inst := startInstance(t, cfg, id)
 	in := p.startStream(pre, streamRate)
 	r := rand.New(rand.NewPCG(seed(t), 0))
-	kills := 0
-	for kills < 6 {
-		time.Sleep(time.Duration(700+r.IntN(1500)) * time.Millisecond)
+	for k := 1; k <= kills; k++ {
+		time.Sleep(time.Duration(300+r.IntN(1200)) * time.Millisecond)
 		st := inst.mustStatus(connectorName)
 		ws := windowStatus(t, st)
 		if ws.OpenWindows == 0 {
-			t.Fatalf("kill %d would find no open window: %s", kills+1, st.raw)
+			t.Fatalf("kill %d would find no open window: %s", k, st.raw)
 		}
 		inst.kill(syscall.SIGKILL)
-		kills++
-		t.Logf("SIGKILL %d: records_in %d, commits %d, open windows %d", kills, st.RecordsIn, st.Commits, ws.OpenWindows)
+		t.Logf("SIGKILL %d: records_in %d, commits %d, open windows %d", k, st.RecordsIn, st.Commits, ws.OpenWindows)
 		inst.restart()
 		// The restarted process must take its state from the sink.
 		waitFor(t, time.Minute, "the restarted process to restore window state", func() bool {
@@ -91,55 +146,29 @@ func TestWindowedSIGKILLIntoPostgres(t *testing.T) {
 	if code := inst.WaitExit(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
-	t.Logf("%d kills, %d input records; final status %s", kills, total, st.raw)
+	t.Logf("%d kills, %d input records; window status %+v", kills, total, windowStatus(t, st))
+	got := sink.read(t, p)
+	checkWindows(t, got, total)
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT event_id, n, total::float8, apply_count FROM public.windows")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][2]float64{}
-	applied := 0
-	for rows.Next() {
-		var id string
-		var n int64
-		var sum float64
-		var applies int
-		if err := rows.Scan(&id, &n, &sum, &applies); err != nil {
-			t.Fatal(err)
-		}
-		if applies != 1 {
-			applied++
-			t.Errorf("window %s applied %d times", id, applies)
-		}
-		got[id] = [2]float64{float64(n), sum}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	// The expected windows: key k's records in window w are the i in
-	// [w*per, (w+1)*per) with i%97 == k. A partition's watermark is the
-	// event time of its last record, and every partition receives a
-	// record at least every 97 indexes, so every window ending 2 windows
-	// before the last event time has closed; none ending after it can
-	// have.
+// checkWindows compares the windows a sink holds with those computed from
+// input records 0..total-1.
+func checkWindows(t *testing.T, got map[string]windowResult, total int) {
+	t.Helper()
+	// Key k's records in window w are the i in [w*per, (w+1)*per) with
+	// i%97 == k. A partition's watermark is the event time of its last
+	// record, and every partition receives a record at least every 97
+	// indexes, so every window ending 2 windows before the last event
+	// time has closed; none ending after it can have.
 	per := windowSize / windowTick
 	lastT := int64(total-1) * windowTick
 	want := map[string][2]float64{}
 	for i := 0; i < total; i++ {
-		w := i / per
-		key := fmt.Sprintf("k-%d", i%97)
-		id := fmt.Sprintf("%s/%s/%d", connectorName, key, w*windowSize)
+		id := fmt.Sprintf("%s/k-%d/%d", connectorName, i%97, (i/per)*windowSize)
 		v := want[id]
 		want[id] = [2]float64{v[0] + 1, v[1] + float64(i%1000)}
 	}
-	checked := 0
+	checked, twice := 0, 0
 	for id, v := range want {
 		g, ok := got[id]
 		end := windowEnd(id)
@@ -148,22 +177,129 @@ func TestWindowedSIGKILLIntoPostgres(t *testing.T) {
 			checked++
 			if !ok {
 				t.Errorf("window %s closed but missing", id)
-			} else if g != v {
-				t.Errorf("window %s: n, total = %v, want %v", id, g, v)
+			} else if [2]float64{g.n, g.total} != v {
+				t.Errorf("window %s: n, total = %v, %v; want %v", id, g.n, g.total, v)
 			}
 		case end > lastT && ok:
 			t.Errorf("window %s ends after the last event time %d but was emitted", id, lastT)
 		}
 	}
-	for id := range got {
+	for id, g := range got {
 		if _, ok := want[id]; !ok {
 			t.Errorf("unexpected window %s", id)
 		}
+		if g.applies != 1 {
+			twice++
+			if twice <= 10 {
+				t.Errorf("window %s applied %d times", id, g.applies)
+			}
+		}
 	}
-	if kills < 6 || checked < 1000 {
-		t.Fatalf("%d kills, %d closed windows checked: the test did not exercise enough", kills, checked)
+	if twice > 0 {
+		t.Errorf("%d windows applied more than once", twice)
 	}
-	t.Logf("%d windows in the table, %d closed windows checked value for value, %d applied more than once", len(got), checked, applied)
+	if checked < 1000 {
+		t.Fatalf("only %d closed windows checked: the test did not exercise enough", checked)
+	}
+	t.Logf("%d windows in the sink, %d closed windows checked value for value, %d applied more than once", len(got), checked, twice)
+}
+
+func readPostgresWindows(t *testing.T, p *pipe) map[string]windowResult {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT event_id, n, total::float8, apply_count FROM public.windows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]windowResult{}
+	for rows.Next() {
+		var id string
+		var n int64
+		var w windowResult
+		if err := rows.Scan(&id, &n, &w.total, &w.applies); err != nil {
+			t.Fatal(err)
+		}
+		w.n = float64(n)
+		got[id] = w
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func readRedisWindows(t *testing.T, p *pipe) map[string]windowResult {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: p.redisAddr})
+	defer rdb.Close()
+	got := map[string]windowResult{}
+	prefix := p.redisPrefix + "win:"
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		id := strings.TrimPrefix(key, prefix)
+		v, err := rdb.Get(ctx, key).Bytes()
+		if err != nil {
+			t.Fatalf("GET %s: %v", key, err)
+		}
+		w := parseWindow(t, id, v)
+		applies, err := rdb.Get(ctx, p.redisPrefix+sinkredis.ApplyCounterPrefix+id).Int()
+		if err != nil {
+			t.Fatalf("apply counter of %s: %v", id, err)
+		}
+		w.applies = applies
+		got[id] = w
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func readKafkaWindows(t *testing.T, p *pipe) map[string]windowResult {
+	got := map[string]windowResult{}
+	cl := testenv.KafkaClient(t, p.brokers, kgo.ConsumeTopics(p.out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	// The connector is stopped: the output is complete once a poll finds
+	// nothing more for a few seconds.
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var id string
+			for _, h := range r.Headers {
+				if h.Key == sinkkafka.HeaderEventID {
+					id = string(h.Value)
+				}
+			}
+			w := got[id]
+			if w.applies == 0 {
+				w = parseWindow(t, id, r.Value)
+			}
+			w.applies++
+			got[id] = w
+		})
+	}
+	return got
+}
+
+func parseWindow(t *testing.T, id string, v []byte) windowResult {
+	t.Helper()
+	var w struct{ N, Total float64 }
+	if err := json.Unmarshal(v, &w); err != nil {
+		t.Fatalf("window %s: value %q: %v", id, v, err)
+	}
+	return windowResult{n: w.N, total: w.Total}
 }
 
 // windowStatus is the window part of a status.

@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
+)
+
+// kafkaStateStore is a Kafka sink's window state store, built lazily: the
+// first load creates the compacted state topic if it is missing, with as
+// many partitions as the widest input topic (state record of input
+// partition p goes to p mod n). The first load always precedes the first
+// state record (the stage loads a partition's state before it processes
+// its records), so the topic exists before anything is produced to it.
+type kafkaStateStore struct {
+	opts   []kgo.Opt // connection options only
+	ns     string
+	inputs []string
+
+	mu    sync.Mutex
+	store *sinkkafka.StateStore
+}
+
+var _ connector.StateStore = (*kafkaStateStore)(nil)
+
+func (k *kafkaStateStore) get(ctx context.Context) (*sinkkafka.StateStore, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.store != nil {
+		return k.store, nil
+	}
+	cl, err := kgo.NewClient(k.opts...)
+	if err != nil {
+		return nil, connector.NewCommitError(connector.Fatal, "state store", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var partitions int32 = -1
+	if details, err := adm.ListTopics(ctx, k.inputs...); err == nil {
+		for _, d := range details {
+			partitions = max(partitions, int32(len(d.Partitions)))
+		}
+	}
+	if partitions <= 0 {
+		partitions = -1 // the broker's default
+	}
+	if _, err := sinkkafka.EnsureStateTopic(ctx, adm, sinkkafka.StateTopic(k.ns), partitions); err != nil {
+		return nil, err
+	}
+	s, err := sinkkafka.NewStateStore(k.opts)
+	if err != nil {
+		return nil, connector.NewCommitError(connector.Fatal, "state store", err)
+	}
+	k.store = s
+	return s, nil
+}
+
+// LoadState implements connector.StateStore.
+func (k *kafkaStateStore) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
+	s, err := k.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.LoadState(ctx, ns, tp)
+}
+
+// Close closes the store's client.
+func (k *kafkaStateStore) Close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.store != nil {
+		k.store.Close()
+		k.store = nil
+	}
+}
