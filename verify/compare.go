@@ -57,6 +57,19 @@ type Report struct {
 	// Stopped says the report is of a stopped pipeline (Options.Stopped).
 	Stopped bool `json:"stopped,omitempty"`
 
+	// Windows counts the window results the batch oracle expects of a
+	// windowed connector (final windows, or each window's latest
+	// revision with emit: updates); Late the input records it found late
+	// for all their windows.
+	Windows int `json:"windows,omitempty"`
+	Late    int `json:"late,omitempty"`
+	// ValueMismatches counts window results the sink holds under an
+	// expected event ID but with other values than the oracle computed
+	// (numbers compared with a relative tolerance of 1e-9); samples name
+	// the event ID, the expected and the stored value.
+	ValueMismatches  int      `json:"value_mismatches,omitempty"`
+	ValueMismatchIDs []string `json:"value_mismatch_ids,omitempty"`
+
 	// Prepared counts a two-phase connector's prepared transactions still
 	// in doubt in its PostgreSQL sinks. A running pipeline has up to one
 	// per instance between its phases; a quiet one must have none (tests
@@ -70,10 +83,10 @@ type Report struct {
 
 // Clean reports whether the output matches the expectation exactly: every
 // expected ID as many times as expected, nothing else, no event applied
-// twice, and, for a stopped pipeline, every input partition holding
+// twice, every window result with the oracle's values, and, for a stopped pipeline, every input partition holding
 // records covered by the checkpoint.
 func (r Report) Clean() bool {
-	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0 &&
+	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0 && r.ValueMismatches == 0 &&
 		(r.UncheckedPartitions == 0 || !r.Stopped)
 }
 
@@ -88,6 +101,12 @@ func (r Report) String() string {
 	if r.ApplyCountViolations > 0 {
 		fmt.Fprintf(&b, ", %d rows with apply_count != 1", r.ApplyCountViolations)
 	}
+	if r.Windows > 0 || r.Late > 0 {
+		fmt.Fprintf(&b, " (%d windows, %d late records)", r.Windows, r.Late)
+	}
+	if r.ValueMismatches > 0 {
+		fmt.Fprintf(&b, ", %d windows with other values than the oracle's", r.ValueMismatches)
+	}
 	if r.UncheckedPartitions > 0 {
 		fmt.Fprintf(&b, ", %d input partitions with records and no checkpoint (%s)",
 			r.UncheckedPartitions, strings.Join(r.UncheckedPartitionIDs, ", "))
@@ -95,7 +114,7 @@ func (r Report) String() string {
 	for _, s := range []struct {
 		name string
 		ids  []string
-	}{{"duplicate", r.DuplicateIDs}, {"missing", r.MissingIDs}, {"unexpected", r.UnexpectedIDs}} {
+	}{{"duplicate", r.DuplicateIDs}, {"missing", r.MissingIDs}, {"unexpected", r.UnexpectedIDs}, {"differing", r.ValueMismatchIDs}} {
 		if len(s.ids) > 0 {
 			fmt.Fprintf(&b, "; %s e.g. %s", s.name, strings.Join(s.ids, ", "))
 		}

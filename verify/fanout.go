@@ -67,6 +67,10 @@ func (r Report) add(o Report) Report {
 	r.Prepared += o.Prepared
 	r.UncheckedPartitions += o.UncheckedPartitions
 	r.BeyondCheckpoint += o.BeyondCheckpoint
+	r.Windows += o.Windows
+	r.Late += o.Late
+	r.ValueMismatches += o.ValueMismatches
+	r.ValueMismatchIDs = appendSamples(r.ValueMismatchIDs, o.ValueMismatchIDs)
 	r.DuplicateIDs = appendSamples(r.DuplicateIDs, o.DuplicateIDs)
 	r.MissingIDs = appendSamples(r.MissingIDs, o.MissingIDs)
 	r.UnexpectedIDs = appendSamples(r.UnexpectedIDs, o.UnexpectedIDs)

@@ -53,6 +53,9 @@ type Options struct {
 // also where a duplicate with a wrong origin, or output orphaned by a
 // checkpoint moved back, would hide: with Options.Stopped, when no later
 // batch can exist, it counts as unexpected (Report.BeyondCheckpoint).
+//
+// A connector with a window stage is checked by the batch oracle instead
+// (runWindowed): its output is not a function of each record alone.
 func Run(ctx context.Context, o Options) (Report, error) {
 	rep, err := run(ctx, o)
 	rep.Stopped = o.Stopped
@@ -66,6 +69,9 @@ func run(ctx context.Context, o Options) (Report, error) {
 	base := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOpts...)
 	if len(o.Spec.Fanout) > 0 {
 		return runFanout(ctx, o)
+	}
+	if o.Spec.Processor.Window() != nil {
+		return runWindowed(ctx, o, base) // the batch oracle
 	}
 	if o.Spec.Postgres != nil {
 		return runPostgres(ctx, o, base)

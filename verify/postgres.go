@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,7 +52,7 @@ func runPostgres(ctx context.Context, o Options, base []kgo.Opt) (Report, error)
 			return Report{}, err
 		}
 	}
-	snap, err := readSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp, o.Stopped)
+	snap, err := readSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp, o.Stopped, nil)
 	if err != nil {
 		return Report{}, fmt.Errorf("reading %s: %w", pg.Table, err)
 	}
@@ -76,6 +78,15 @@ type pgSnapshot struct {
 	ids                  []string // qualified with the table's name
 	beyond               []string // ids left out by below, when stopped
 	applyCountViolations int
+	rows                 []pgRow // with extra columns only
+}
+
+// pgRow is one row of the table or the dead-letter table.
+type pgRow struct {
+	table  string
+	id     string
+	origin *connector.Origin // nil where the table maps none
+	extra  []*string
 }
 
 // readSnapshot reads the checkpoint (withCheckpoint), the qualified event
@@ -83,7 +94,12 @@ type pgSnapshot struct {
 // in one REPEATABLE READ transaction. A non-nil below keeps only rows
 // whose origin it contains, where the origin is known; with stopped the
 // others are returned apart (beyond).
-func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool) (*pgSnapshot, error) {
+//
+// A non-nil extra (a windowed connector's check) also returns every row of
+// both tables, unfiltered, with its origin and the table's extra columns
+// read as text (the dead-letter table's as NULL), for the batch oracle to
+// filter and compare on its own.
+func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool, extra []string) (*pgSnapshot, error) {
 	conn, err := pgx.Connect(ctx, pg.DSN)
 	if err != nil {
 		return nil, err
@@ -128,11 +144,12 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 	if ok1 && ok2 && ok3 {
 		origin = pgx.Identifier{tcol}.Sanitize() + ", " + pgx.Identifier{pcol}.Sanitize() + ", " + pgx.Identifier{ocol}.Sanitize()
 	}
+	nulls := strings.TrimSuffix(strings.Repeat("NULL::text, ", len(extra)), ", ")
 	for _, t := range []struct {
-		name, quoted, origin string
+		name, quoted, origin, extra string
 	}{
-		{pg.Table, pg.QuotedTable(), origin},
-		{pg.DLQTable, pg.QuotedDLQTable(), "origin_topic, origin_partition, origin_offset"},
+		{pg.Table, pg.QuotedTable(), origin, strings.Join(extra, ", ")},
+		{pg.DLQTable, pg.QuotedDLQTable(), "origin_topic, origin_partition, origin_offset", nulls},
 	} {
 		ok, err := exists(t.quoted)
 		if err != nil {
@@ -141,11 +158,27 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 		if !ok {
 			continue
 		}
-		rows, _ := tx.Query(ctx, "SELECT "+sinkpg.EventIDColumn+", "+t.origin+" FROM "+t.quoted)
+		cols := sinkpg.EventIDColumn + ", " + t.origin
+		if len(extra) > 0 {
+			cols += ", " + t.extra
+		}
+		rows, _ := tx.Query(ctx, "SELECT "+cols+" FROM "+t.quoted)
 		var id string
 		var topic *string
 		var part, off *int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &topic, &part, &off}, func() error {
+		vals := make([]*string, len(extra))
+		scan := []any{&id, &topic, &part, &off}
+		for i := range vals {
+			scan = append(scan, &vals[i])
+		}
+		if _, err := pgx.ForEachRow(rows, scan, func() error {
+			if extra != nil {
+				row := pgRow{table: t.name, id: id, extra: slices.Clone(vals)}
+				if topic != nil && part != nil && off != nil {
+					row.origin = &connector.Origin{Topic: *topic, Partition: int32(*part), Offset: *off}
+				}
+				snap.rows = append(snap.rows, row)
+			}
 			if below != nil && topic != nil && part != nil && off != nil &&
 				!below.Contains(connector.Origin{Topic: *topic, Partition: int32(*part), Offset: *off}) {
 				if stopped {

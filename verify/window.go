@@ -1,0 +1,252 @@
+package verify
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/window"
+)
+
+// The batch oracle: a windowed connector's results recomputed from its
+// input below the checkpoint, with the window stage's semantics written
+// out a second time, as plainly as possible, in maps of its own. It reads
+// each record with window.Spec.Eval, as the stage does, and shares nothing
+// else with window.Operator: a bug in the operator's bookkeeping (its
+// closing heap, its session merging, its restored state) shows as a
+// difference here instead of being computed twice.
+//
+// The semantics, per input partition p (records in offset order):
+//   - W_p is the highest event time seen in p minus max_out_of_orderness,
+//     and no watermark before p's first aggregated record;
+//   - a window ending at end is closed at W_p when end + allowed_lateness
+//     <= W_p;
+//   - a record at event time t belongs to the time windows [s, s+size)
+//     with s a multiple of advance and s <= t < s+size; it is added to
+//     each one not closed at W_p before it, and late when none is open;
+//   - a session record opens [t, t+gap), which takes in every open session
+//     of its key it overlaps; if the merged session is closed the record
+//     is late and nothing changes;
+//   - after a record that was not late, W_p rises to t − ooo if t is the
+//     highest event time seen.
+//
+// The stage emits a window (emit: final) at the end of the batch whose
+// records close it, so at a committed checkpoint the emitted windows are
+// exactly those closed by each W_p after all input below it.
+
+// oracleWindow is one window of one key in one input partition.
+type oracleWindow struct {
+	tp         connector.TopicPartition
+	key        string
+	start, end int64
+	count      int64
+	vals       []float64 // per window.Spec.Aggs: sum (sum, avg), min or max
+	last       int64     // offset of the last record added
+	mergedAway bool      // a session another one took in: not a result
+}
+
+// oraclePart is one input partition's recomputation.
+type oraclePart struct {
+	wm, maxTs int64
+	windows   []*oracleWindow                    // every window, in creation order
+	byStart   map[string]map[int64]*oracleWindow // time windows per key and start
+	sessions  map[string][]*oracleWindow         // sessions per key, merged-away ones left out
+}
+
+// windowOracle recomputes the windows of one connector.
+type windowOracle struct {
+	spec      *window.Spec
+	connector string
+	parts     map[connector.TopicPartition]*oraclePart
+	late      int // records late for all their windows
+}
+
+func newWindowOracle(spec *window.Spec, connectorName string) *windowOracle {
+	return &windowOracle{spec: spec, connector: connectorName, parts: map[connector.TopicPartition]*oraclePart{}}
+}
+
+// closed is the closing rule, written here again rather than borrowed.
+func (o *windowOracle) closed(end, wm int64) bool {
+	return wm != window.NoWatermark && end+o.spec.AllowedLateness <= wm
+}
+
+// add aggregates r, which must come after every record of its partition
+// added before (offset order). It returns whether r was late, or the
+// error Eval gave (the stage dead-letters the record, or fails).
+func (o *windowOracle) add(r *connector.Record) (late bool, err error) {
+	t, key, vals, err := o.spec.Eval(r)
+	if err != nil {
+		return false, err
+	}
+	tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
+	p := o.parts[tp]
+	if p == nil {
+		p = &oraclePart{wm: window.NoWatermark, maxTs: window.NoWatermark,
+			byStart: map[string]map[int64]*oracleWindow{}, sessions: map[string][]*oracleWindow{}}
+		o.parts[tp] = p
+	}
+	if o.spec.Kind == window.Session {
+		late = o.addSession(p, tp, r.Origin.Offset, t, key, vals)
+	} else {
+		late = o.addTime(p, tp, r.Origin.Offset, t, key, vals)
+	}
+	if late {
+		o.late++
+		return true, nil
+	}
+	if p.maxTs == window.NoWatermark || t > p.maxTs {
+		p.maxTs = t
+		p.wm = t - o.spec.OutOfOrder
+	}
+	return false, nil
+}
+
+func (o *windowOracle) addTime(p *oraclePart, tp connector.TopicPartition, offset, t int64, key string, vals []float64) (late bool) {
+	size, adv := o.spec.Size, o.spec.Advance
+	// The latest start at or before t, then back by advance while the
+	// window still reaches t.
+	latest := t - ((t%adv)+adv)%adv
+	added := false
+	for s := latest; s > t-size; s -= adv {
+		if o.closed(s+size, p.wm) {
+			continue
+		}
+		ws := p.byStart[key]
+		if ws == nil {
+			ws = map[int64]*oracleWindow{}
+			p.byStart[key] = ws
+		}
+		w := ws[s]
+		if w == nil {
+			w = o.newWindow(p, tp, key, s, s+size)
+			ws[s] = w
+		}
+		o.fold(w, offset, vals)
+		added = true
+	}
+	return !added
+}
+
+func (o *windowOracle) addSession(p *oraclePart, tp connector.TopicPartition, offset, t int64, key string, vals []float64) (late bool) {
+	start, end := t, t+o.spec.Gap
+	var keep, merge []*oracleWindow
+	for _, w := range p.sessions[key] {
+		if !o.closed(w.end, p.wm) && w.start < t+o.spec.Gap && t < w.end {
+			merge = append(merge, w)
+			start, end = min(start, w.start), max(end, w.end)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	if o.closed(end, p.wm) {
+		return true
+	}
+	into := o.newWindow(p, tp, key, start, end)
+	for _, w := range merge {
+		w.mergedAway = true
+		into.count += w.count
+		into.last = max(into.last, w.last)
+		for i := range into.vals {
+			into.vals[i] = o.combine(i, into.vals[i], w.vals[i])
+		}
+	}
+	o.fold(into, offset, vals)
+	p.sessions[key] = append(keep, into)
+	return false
+}
+
+func (o *windowOracle) newWindow(p *oraclePart, tp connector.TopicPartition, key string, start, end int64) *oracleWindow {
+	w := &oracleWindow{tp: tp, key: key, start: start, end: end, last: -1, vals: make([]float64, len(o.spec.Aggs))}
+	for i, a := range o.spec.Aggs {
+		switch a.Func {
+		case "min":
+			w.vals[i] = math.Inf(1)
+		case "max":
+			w.vals[i] = math.Inf(-1)
+		}
+	}
+	p.windows = append(p.windows, w)
+	return w
+}
+
+func (o *windowOracle) fold(w *oracleWindow, offset int64, vals []float64) {
+	w.count++
+	w.last = max(w.last, offset)
+	for i := range w.vals {
+		w.vals[i] = o.combine(i, w.vals[i], vals[i])
+	}
+}
+
+// combine folds b into a for aggregation i.
+func (o *windowOracle) combine(i int, a, b float64) float64 {
+	switch o.spec.Aggs[i].Func {
+	case "min":
+		return math.Min(a, b)
+	case "max":
+		return math.Max(a, b)
+	default: // count (unused: the count is kept apart), sum, avg
+		return a + b
+	}
+}
+
+// windowResult is one window the oracle found: the result record the
+// stage writes for it, and whether its partition's watermark closed it.
+type windowResult struct {
+	record *connector.Record // event ID without the /r<revision> of emit: updates
+	closed bool
+}
+
+// results lists every window (merged-away sessions left out), closed or
+// not, in (partition, end, key, start) order.
+func (o *windowOracle) results() []windowResult {
+	tps := make([]connector.TopicPartition, 0, len(o.parts))
+	for tp := range o.parts {
+		tps = append(tps, tp)
+	}
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+	var out []windowResult
+	for _, tp := range tps {
+		p := o.parts[tp]
+		ws := make([]*oracleWindow, 0, len(p.windows))
+		for _, w := range p.windows {
+			if !w.mergedAway {
+				ws = append(ws, w)
+			}
+		}
+		sort.SliceStable(ws, func(i, j int) bool {
+			a, b := ws[i], ws[j]
+			if a.end != b.end {
+				return a.end < b.end
+			}
+			if a.key != b.key {
+				return a.key < b.key
+			}
+			return a.start < b.start
+		})
+		for _, w := range ws {
+			out = append(out, windowResult{record: o.record(w), closed: o.closed(w.end, p.wm)})
+		}
+	}
+	return out
+}
+
+// record is the result record of w as the issue specifies it: key = the
+// grouping key, value = {key, window_start, window_end, aggregates...},
+// timestamp = the window end, event ID = <connector>/<key>/<start>, origin
+// = the last record added.
+func (o *windowOracle) record(w *oracleWindow) *connector.Record {
+	return &connector.Record{
+		Key:       []byte(w.key),
+		Value:     o.spec.ResultValue(w.key, w.start, w.end, w.count, w.vals),
+		Timestamp: time.UnixMilli(w.end).UTC(),
+		EventID:   o.connector + "/" + w.key + "/" + strconv.FormatInt(w.start, 10),
+		Origin:    connector.Origin{Topic: w.tp.Topic, Partition: w.tp.Partition, Offset: w.last},
+	}
+}
