@@ -16,4 +16,7 @@ var (
 	// connector, such as a restart or delete not yet finished (409, as
 	// Connect answers during a rebalance). Retrying later may succeed.
 	ErrConflict = errors.New("conflicting change in progress")
+	// ErrRefused: the request is valid but cannot be done for this
+	// connector; the error says why (400).
+	ErrRefused = errors.New("request refused")
 )

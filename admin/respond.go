@@ -54,6 +54,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, name string, err e
 			"This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/"+name+"/stop' endpoint")
 	case errors.Is(err, ErrConflict):
 		writeError(w, http.StatusConflict, "Cannot complete request for connector "+name+" momentarily: "+maskString(err.Error()))
+	case errors.Is(err, ErrRefused):
+		writeError(w, http.StatusBadRequest, maskString(err.Error()))
 	case errors.As(err, &ce):
 		writeError(w, http.StatusBadRequest, configErrorMessage(ce))
 	default:

@@ -471,6 +471,14 @@ func (d *Daemon) stoppedOffsetStore(name, what string) (pipeline.OffsetStore, er
 	if !stopped {
 		return nil, fmt.Errorf("%w: %s must be STOPPED (PUT /connectors/%s/stop) before its offsets %s", ErrNotStopped, name, name, what)
 	}
+	if e, err := d.entry(name); err == nil && e.spec.Processor.Window() != nil {
+		// The window state (open windows, watermarks) is the state of
+		// the checkpoint it committed with: moved back, the re-read
+		// input would be counted twice; moved forward, skipped input
+		// would still be missing from windows the state holds open.
+		return nil, fmt.Errorf("%w: %s has a window stage, whose state belongs to its checkpoint, so its offsets cannot be changed or reset; "+
+			"to process its input again, run the connector under a new group (source.group), which starts with empty state", admin.ErrRefused, name)
+	}
 	return store, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/daemon"
@@ -242,4 +243,39 @@ func TestOffsetsAndStateFile(t *testing.T) {
 		t.Fatalf("gen is %s after restart, want STOPPED", s)
 	}
 	_ = c
+}
+
+// A windowed connector's offsets cannot be changed or reset: its window
+// state belongs to its checkpoint. The refusal says why and what to do.
+func TestWindowedConnectorRefusesOffsetChanges(t *testing.T) {
+	_, cfg := setup(t, 300)
+	d := start(t, cfg)
+	ctx := context.Background()
+	raw := []byte(`{"name": "win", "source": {"type": "kafka", "topics": ["in"]},
+		"transforms": [{"type": "window", "time": "value.i * 1000", "key": "string(value.i % 3)", "key_partitioned": true,
+			"window": {"type": "tumbling", "size": "10s"}, "late": "drop", "aggregate": {"n": "count()"}}],
+		"sink": {"type": "kafka", "topic": "win-out"}}`)
+	cc, err := config.ParseConnector("body", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create(ctx, *cc, raw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the windowed connector to read its input", func() bool { return recordsIn(d, "win") == 300 })
+	st, _ := d.Status("win")
+	if st.Window == nil || st.Window.Emitted == 0 || st.Window.Aggregated != 300 {
+		t.Fatalf("window status %+v: want 300 records aggregated and results emitted", st.Window)
+	}
+	if err := d.StopConnector(ctx, "win"); err != nil {
+		t.Fatal(err)
+	}
+	for what, change := range map[string]func() error{
+		"alter": func() error { return d.AlterOffsets(ctx, "win", connector.Checkpoint{{Topic: "in", Partition: 0}: 0}) },
+		"reset": func() error { return d.ResetOffsets(ctx, "win") },
+	} {
+		if err := change(); !errors.Is(err, admin.ErrRefused) || !strings.Contains(err.Error(), "new group") {
+			t.Errorf("%s: %v, want a refusal naming the way out", what, err)
+		}
+	}
 }
