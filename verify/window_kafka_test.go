@@ -26,26 +26,25 @@ import (
 
 const windowBatch = 40
 
-// windowedKafka sets up the cluster and returns a check of it.
-func windowedKafka(t *testing.T, window string, cut int, mutate func([]*connector.Record) []*connector.Record) (check func(stopped bool) Report, out []*connector.Record) {
+// windowInput starts a kfake cluster with topics in, out and dlq of two
+// partitions, and produces input to in at the offsets of its origins. The
+// client it returns is closed when the test ends.
+func windowInput(t *testing.T, input []*connector.Record) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	spec := windowedConnector(t, window, "final")
-	input := randomInput(2000, 11)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.AllowAutoTopicCreation(),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(cl.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "in", "out", "dlq"); err != nil {
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, "in", "out", "dlq"); err != nil {
 		t.Fatal(err)
 	}
 	recs := make([]*kgo.Record, len(input))
@@ -68,6 +67,17 @@ func windowedKafka(t *testing.T, window string, cut int, mutate func([]*connecto
 			t.Fatalf("input %d landed at %d/%d, want %d/%d", i, r.Record.Partition, r.Record.Offset, want.Partition, want.Offset)
 		}
 	}
+	return c, cl
+}
+
+// windowedKafka sets up the cluster and returns a check of it.
+func windowedKafka(t *testing.T, window string, cut int, mutate func([]*connector.Record) []*connector.Record) (check func(stopped bool) Report, out []*connector.Record) {
+	t.Helper()
+	spec := windowedConnector(t, window, "final")
+	input := randomInput(2000, 11)
+	c, cl := windowInput(t, input)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 
 	out = runStage(t, spec, input, windowBatch)
 	written := out
@@ -91,7 +101,7 @@ func windowedKafka(t *testing.T, window string, cut int, mutate func([]*connecto
 	for tp, at := range all(input[:cut]) {
 		offsets.Add(kadm.Offset{Topic: tp.Topic, Partition: tp.Partition, At: at, LeaderEpoch: -1})
 	}
-	resp, err := adm.CommitOffsets(ctx, spec.KafkaSrc.Group, offsets)
+	resp, err := kadm.NewClient(cl).CommitOffsets(ctx, spec.KafkaSrc.Group, offsets)
 	if err == nil {
 		err = resp.Error()
 	}

@@ -204,6 +204,11 @@ func TestWindowOracleSessionOrigins(t *testing.T) {
 // windowedConnector decodes a windowed connector writing to Kafka topic
 // out, its late records and failed records to dlq.
 func windowedConnector(t *testing.T, window, emit string) *pipeline.Spec {
+	return windowedConnectorTo(t, window, emit, "{type: kafka, topic: out}")
+}
+
+// windowedConnectorTo is windowedConnector with another sink.
+func windowedConnectorTo(t *testing.T, window, emit, sink string) *pipeline.Spec {
 	t.Helper()
 	yaml := strings.ReplaceAll(`
 kafka:
@@ -227,9 +232,9 @@ connectors:
 					hi: max(value.amount)
 					lo: min(value.amount)
 					mean: avg(value.amount)
-		sink: {type: kafka, topic: out}
+		sink: SINK
 `, "\t", "  ")
-	yaml = strings.NewReplacer("WINDOW", window, "EMIT", emit).Replace(yaml)
+	yaml = strings.NewReplacer("WINDOW", window, "EMIT", emit, "SINK", sink).Replace(yaml)
 	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -273,11 +278,20 @@ func randomInput(n int, seed uint64) []*connector.Record {
 // what it writes: dead letters and results, state records left out.
 func runStage(t testing.TB, spec *pipeline.Spec, recs []*connector.Record, batch int) []*connector.Record {
 	t.Helper()
-	w := spec.Processor.NewWindowed("ns", nil)
 	var out []*connector.Record
+	eachBatch(t, spec, recs, batch, func(b []*connector.Record, _ int) { out = append(out, b...) })
+	return out
+}
+
+// eachBatch runs the stage as runStage does, handing each batch's output
+// and the number of input records it has consumed to f.
+func eachBatch(t testing.TB, spec *pipeline.Spec, recs []*connector.Record, batch int, f func(out []*connector.Record, upTo int)) {
+	t.Helper()
+	w := spec.Processor.NewWindowed("ns", nil)
 	for from := 0; from < len(recs); from += batch {
+		to := min(from+batch, len(recs))
 		in := make([]*connector.Record, 0, batch)
-		for _, r := range recs[from:min(from+batch, len(recs))] {
+		for _, r := range recs[from:to] {
 			in = append(in, r.Clone())
 		}
 		letters, err := w.Process(in)
@@ -288,13 +302,14 @@ func runStage(t testing.TB, spec *pipeline.Spec, recs []*connector.Record, batch
 		if err != nil {
 			t.Fatal(err)
 		}
+		var out []*connector.Record
 		for _, r := range append(letters, results...) {
 			if r.Kind == connector.DataRecord {
 				out = append(out, r)
 			}
 		}
+		f(out, to)
 	}
-	return out
 }
 
 // expectation is recomputeWindowed without Kafka: the same steps over recs.
@@ -381,7 +396,8 @@ func TestWindowOracleAgreesWithTheStage(t *testing.T) {
 				t.Logf("batches of %d: %s", batch, rep)
 			}
 			if c.emit == "updates" {
-				return // the faults below are of final windows
+				updateFaults(t, exp, runStage(t, spec, input, 50), cp)
+				return
 			}
 			out := runStage(t, spec, input, 50)
 			var results []int
@@ -534,4 +550,57 @@ func sameWindowCounts(got, want Report) bool {
 	return counts(got) == counts(want) &&
 		(want.DuplicateIDs == nil || slices.Equal(got.DuplicateIDs, want.DuplicateIDs)) &&
 		(want.MissingIDs == nil || slices.Equal(got.MissingIDs, want.MissingIDs))
+}
+
+// updateFaults injects faults into emit: updates output: a revision lost,
+// a revision written twice, the latest revision with a wrong count.
+func updateFaults(t *testing.T, exp *windowExpectation, out []*connector.Record, cp connector.Checkpoint) {
+	t.Helper()
+	// A window with at least two revisions: its first and its latest.
+	latest := map[string]int{}
+	first := map[string]int{}
+	for i, r := range out {
+		if r.Topic != "" {
+			continue
+		}
+		base, _, _ := splitRevision(r.EventID)
+		if _, ok := first[base]; !ok {
+			first[base] = i
+		}
+		latest[base] = i
+	}
+	var base string
+	for b, i := range first {
+		if latest[b] != i && (base == "" || b < base) {
+			base = b
+		}
+	}
+	if base == "" {
+		t.Fatal("no window with two revisions")
+	}
+	mutate := func(f func([]*connector.Record) []*connector.Record) Report {
+		recs := make([]*connector.Record, len(out))
+		for i, r := range out {
+			recs[i] = r.Clone()
+		}
+		return exp.compare(asKafka(f(recs)), kafkaCheck(cp, true))
+	}
+	n := exp.compare(asKafka(out), kafkaCheck(cp, true)).Expected
+	r1 := "out:" + out[first[base]].EventID
+	rep := mutate(func(rs []*connector.Record) []*connector.Record { return slices.Delete(rs, first[base], first[base]+1) })
+	if want := (Report{Expected: n, Actual: n - 1, Missing: 1, MissingIDs: []string{r1}}); !sameWindowCounts(rep, want) {
+		t.Fatalf("revision lost: %s, want %s", rep, want)
+	}
+	rep = mutate(func(rs []*connector.Record) []*connector.Record { return append(rs, rs[first[base]]) })
+	if want := (Report{Expected: n, Actual: n + 1, Duplicates: 1, DuplicateIDs: []string{r1}}); !sameWindowCounts(rep, want) {
+		t.Fatalf("revision written twice: %s, want %s", rep, want)
+	}
+	rep = mutate(func(rs []*connector.Record) []*connector.Record {
+		rs[latest[base]].Value = replaceField(t, rs[latest[base]].Value, "n", func(v float64) float64 { return v + 1 })
+		return rs
+	})
+	if rep.ValueMismatches != 1 || !strings.HasPrefix(rep.ValueMismatchIDs[0], "out:"+out[latest[base]].EventID+": ") {
+		t.Fatalf("latest revision with a wrong count: %s", rep)
+	}
+	t.Logf("updates: a lost revision, a repeated one and a wrong latest one caught (%s)", rep.ValueMismatchIDs[0])
 }
