@@ -471,10 +471,18 @@ func (s *Spec) buildFanout(env Env, base, txnOpts []kgo.Opt, onFenced func(), lo
 	return kafkasrc.New(p.Client, log), p
 }
 
-// DLQTopic is the connector's dead-letter topic with errors.tolerance all,
-// or "" (tolerance none).
+// DLQTopic is the connector's dead-letter topic with errors.tolerance all
+// or a window stage's late: dead_letter, or "" (neither).
 func (s *Spec) DLQTopic() string {
-	if s.Conf.ErrorsTolerance == "all" && s.Conf.DeadLetterQueue != nil {
+	if s.Conf.DeadLetterQueue == nil {
+		return ""
+	}
+	if s.Conf.ErrorsTolerance == "all" {
+		return s.Conf.DeadLetterQueue.Topic
+	}
+	// A window stage with late: dead_letter sends late records there
+	// whatever errors.tolerance says.
+	if w := s.Processor.Window(); w != nil && w.Late == window.LateDeadLetter {
 		return s.Conf.DeadLetterQueue.Topic
 	}
 	return ""
