@@ -3,7 +3,6 @@ package verify
 import (
 	"math"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/connectd/connectd/connector"
@@ -246,7 +245,7 @@ func (o *windowOracle) record(w *oracleWindow) *connector.Record {
 		Key:       []byte(w.key),
 		Value:     o.spec.ResultValue(w.key, w.start, w.end, w.count, w.vals),
 		Timestamp: time.UnixMilli(w.end).UTC(),
-		EventID:   o.connector + "/" + w.key + "/" + strconv.FormatInt(w.start, 10),
+		EventID:   o.spec.ResultID(o.connector, w.key, w.start, w.end),
 		Origin:    connector.Origin{Topic: w.tp.Topic, Partition: w.tp.Partition, Offset: w.last},
 	}
 }

@@ -168,7 +168,8 @@ func TestWindowOracleByHand(t *testing.T) {
 				}
 				// Aggregates in name order: hi, lo, mean, n, total.
 				vals := []float64{h.vals[2], h.vals[1], h.vals[0], 0, h.vals[0]}
-				want = append(want, fmt.Sprintf("%s closed=%v %s", h.id, h.closed, tt.spec.ResultValue(parts[1], start, end, h.n, vals)))
+				id := tt.spec.ResultID("c", parts[1], start, end) // a session's ID names its end too
+				want = append(want, fmt.Sprintf("%s closed=%v %s", id, h.closed, tt.spec.ResultValue(parts[1], start, end, h.n, vals)))
 			}
 			slices.Sort(got)
 			slices.Sort(want)

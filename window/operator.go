@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -100,9 +101,11 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error 
 	if err != nil {
 		return connector.NewCommitError(connector.Fatal, "load state", err)
 	}
+	p.closing = make(closingHeap, 0, len(p.wins))
 	for id, a := range p.wins {
-		heap.Push(&p.closing, pending{end: a.end, id: id})
+		p.closing = append(p.closing, pending{end: a.end, id: id})
 	}
+	heap.Init(&p.closing)
 	o.parts[tp] = p
 	o.open += len(p.wins)
 	o.bytes += bytes
@@ -230,6 +233,18 @@ func (o *Operator) addSession(p *part, r *connector.Record, t int64, key string)
 		return &Late{Watermark: p.wm, EventTime: t, Start: start, End: end}
 	}
 	id := winID{key: key, start: start}
+	displacedStored := false
+	if old, ok := p.wins[id]; ok && !slices.Contains(merged, start) {
+		displacedStored = old.stored
+		// A closed session of the key, not flushed yet, has this start:
+		// it keeps its result (emitted at the flush) and yields its
+		// place, and state key, to the new session.
+		p.closed = append(p.closed, closedWin{id: id, acc: old})
+		p.sessions[key] = removeAll(p.sessions[key], []int64{start})
+		delete(p.wins, id)
+		o.open--
+		o.bytes -= s.windowBytes(key)
+	}
 	var into *acc
 	if len(merged) == 1 && merged[0] == start {
 		into = p.wins[id] // extends one session without moving its start
@@ -253,6 +268,9 @@ func (o *Operator) addSession(p *part, r *connector.Record, t int64, key string)
 		}
 		p.sessions[key] = insertSorted(removeAll(p.sessions[key], merged), start)
 	}
+	// The sink's entry under this state key, if any, is the new
+	// session's to overwrite or delete.
+	into.stored = into.stored || displacedStored
 	if into.end != end {
 		into.end = end
 		heap.Push(&p.closing, pending{end: end, id: id})
@@ -336,7 +354,7 @@ func (o *Operator) combine(a, b *acc) {
 func (o *Operator) Flush() ([]*connector.Record, error) {
 	tps := make([]connector.TopicPartition, 0, len(o.parts))
 	for tp, p := range o.parts {
-		if len(p.dirty) > 0 || len(p.gone) > 0 || p.metaDirty || (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, p.wm)) {
+		if len(p.dirty) > 0 || len(p.gone) > 0 || p.metaDirty || len(p.closed) > 0 || (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, p.wm)) {
 			tps = append(tps, tp)
 		}
 	}
@@ -378,11 +396,19 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 			closing = append(closing, e.id)
 		}
 	}
-	sort.Slice(closing, func(i, j int) bool { return lessWin(p, closing[i], closing[j]) })
+	final := make([]closedWin, 0, len(closing)+len(p.closed))
+	final = append(final, p.closed...)
 	for _, id := range closing {
-		if s.Emit == EmitFinal {
-			out = append(out, o.result(p, id, p.wins[id]))
+		final = append(final, closedWin{id: id, acc: p.wins[id]})
+	}
+	p.closed = p.closed[:0]
+	sort.Slice(final, func(i, j int) bool { return lessClosed(final[i], final[j]) })
+	if s.Emit == EmitFinal {
+		for _, c := range final {
+			out = append(out, o.result(p, c.id, c.acc))
 		}
+	}
+	for _, id := range closing {
 		if s.Kind == Session {
 			p.sessions[id.key] = removeAll(p.sessions[id.key], []int64{id.start})
 			if len(p.sessions[id.key]) == 0 {
@@ -401,7 +427,9 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 		out = append(out, o.stateRecord(p, stateKey(kind, id), encodeAcc(a)))
 	}
 	for id := range p.gone {
-		out = append(out, o.stateRecord(p, stateKey(kind, id), nil))
+		if !p.dirty[id] { // else overwritten above by a window under the same key
+			out = append(out, o.stateRecord(p, stateKey(kind, id), nil))
+		}
 	}
 	if p.metaDirty {
 		out = append(out, o.stateRecord(p, metaKey, encodeMeta(p)))
@@ -413,14 +441,24 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 }
 
 func lessWin(p *part, a, b winID) bool {
-	ea, eb := p.wins[a].end, p.wins[b].end
-	if ea != eb {
-		return ea < eb
+	return lessClosed(closedWin{id: a, acc: p.wins[a]}, closedWin{id: b, acc: p.wins[b]})
+}
+
+// closedWin is a window whose result is due at the next flush.
+type closedWin struct {
+	id  winID
+	acc *acc
+}
+
+// lessClosed orders results by (window end, key, start).
+func lessClosed(a, b closedWin) bool {
+	if a.acc.end != b.acc.end {
+		return a.acc.end < b.acc.end
 	}
-	if a.key != b.key {
-		return a.key < b.key
+	if a.id.key != b.id.key {
+		return a.id.key < b.id.key
 	}
-	return a.start < b.start
+	return a.id.start < b.id.start
 }
 
 func (o *Operator) stateRecord(p *part, key string, value []byte) *connector.Record {
@@ -434,7 +472,7 @@ func (o *Operator) stateRecord(p *part, key string, value []byte) *connector.Rec
 // <connector>/<key>/<start unix ms>, plus /r<revision> with emit: updates.
 func (o *Operator) result(p *part, id winID, a *acc) *connector.Record {
 	o.Stats.Emitted.Add(1)
-	eid := o.conn + "/" + id.key + "/" + strconv.FormatInt(id.start, 10)
+	eid := o.spec.ResultID(o.conn, id.key, id.start, a.end)
 	if o.spec.Emit == EmitUpdates {
 		eid += "/r" + strconv.FormatInt(a.rev, 10)
 	}
@@ -445,6 +483,19 @@ func (o *Operator) result(p *part, id winID, a *acc) *connector.Record {
 		EventID:   eid,
 		Origin:    connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: a.lastOffset},
 	}
+}
+
+// ResultID is the event ID of a window's result: <connector>/<key>/<start>
+// (unix ms). A session window's adds /<end>: two sessions of one key can
+// share a start (a record merging into an open session can extend it back
+// to the start of a session of the key that had already closed), never
+// both start and end.
+func (s *Spec) ResultID(connectorName, key string, start, end int64) string {
+	id := connectorName + "/" + key + "/" + strconv.FormatInt(start, 10)
+	if s.Kind == Session {
+		id += "/" + strconv.FormatInt(end, 10)
+	}
+	return id
 }
 
 // ResultValue renders a window's result. vals holds one value per Agg:

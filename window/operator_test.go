@@ -210,7 +210,7 @@ func TestSessionWindowsMerge(t *testing.T) {
 		rec(0, 5, "u", 100_000, 0), // W = 70s closes [0,35)
 	}
 	res, _ := run(t, op, newMemStore(), recs, 1, 0)
-	got := res["c/u/0"]
+	got := res["c/u/0/35000"]
 	if !strings.Contains(got, `"n":5`) || !strings.Contains(got, `"total":31`) || !strings.Contains(got, `"window_end":"1970-01-01T00:00:35.000Z"`) {
 		t.Fatalf("results %v", res)
 	}
@@ -317,6 +317,41 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		_, err := Compile(c)
 		if err == nil || !strings.Contains(err.Error(), tc.field+":") {
 			t.Errorf("want an error on %s, got %v", tc.field, err)
+		}
+	}
+}
+
+// TestSessionSharingAClosedSessionsStart: a record merging into an open
+// session can extend it back to the start of a session of the same key that
+// has closed (found by verify's oracle). Both results must be emitted, each
+// once, under distinct event IDs, whether the closed one was flushed before
+// (batches of 1) or is still waiting for the flush (one batch).
+func TestSessionSharingAClosedSessionsStart(t *testing.T) {
+	c := tumbling(0)
+	c.Window.Type, c.Window.Size, c.Window.Gap = Session, 0, 10*time.Second
+	c.Watermark.MaxOutOfOrderness = 2 * time.Second
+	c.AllowedLateness = time.Second
+	c.Aggregate = map[string]string{"n": "count()"}
+	spec := mustSpec(t, c)
+	recs := []*connector.Record{
+		rec(0, 0, "a", 0, 0),
+		rec(0, 1, "b", 13_000, 0), // W = 11s: a's [0,10s) closes
+		rec(0, 2, "a", 5_000, 0),  // a new session [5s,15s)
+		rec(0, 3, "a", 0, 0),      // merges into it: [0,15s), the closed one's start
+		rec(0, 4, "b", 60_000, 0), // closes everything
+	}
+	var results []map[string]string
+	for _, b := range []int{1, 5, 2} {
+		store := newMemStore()
+		res, _ := run(t, New(spec, "c", "g", store), store, recs, b, 0)
+		results = append(results, res)
+	}
+	if !strings.Contains(results[0]["c/a/0/10000"], `"n":1`) || !strings.Contains(results[0]["c/a/0/15000"], `"n":2`) {
+		t.Fatalf("batches of 1: %v; want a's [0,10s) with n=1 and [0,15s) with n=2", results[0])
+	}
+	for i, b := range []int{5, 2} {
+		if fmt.Sprint(results[i+1]) != fmt.Sprint(results[0]) {
+			t.Fatalf("batches of %d: %v\nwant %v", b, results[i+1], results[0])
 		}
 	}
 }

@@ -40,6 +40,7 @@ type part struct {
 	gone      map[winID]bool // merged or closed windows the sink holds
 	metaDirty bool
 	closing   closingHeap // open windows by end, for the watermark to close
+	closed    []closedWin // closed sessions displaced before the flush (addSession)
 }
 
 func newPart(tp connector.TopicPartition) *part {
@@ -140,6 +141,7 @@ func decodeMeta(b []byte, p *part) error {
 // restore rebuilds a partition from the entries its store returned.
 func (s *Spec) restore(tp connector.TopicPartition, entries map[string][]byte) (*part, int64, error) {
 	p := newPart(tp)
+	p.wins = make(map[winID]*acc, len(entries))
 	var bytes int64
 	for k, v := range entries {
 		if k == metaKey {
