@@ -109,7 +109,9 @@ func (o *windowOracle) addTime(p *oraclePart, tp connector.TopicPartition, offse
 	latest := t - ((t%adv)+adv)%adv
 	added := false
 	for s := latest; s > t-size; s -= adv {
-		if o.closed(s+size, p.wm) {
+		// Closed windows take no record, except, with late: update,
+		// for late_retention after they closed.
+		if o.closed(s+size, p.wm) && (o.spec.Late != window.LateUpdate || o.closed(s+size+o.spec.LateRetention, p.wm)) {
 			continue
 		}
 		ws := p.byStart[key]

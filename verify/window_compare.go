@@ -146,15 +146,20 @@ type windowCheck struct {
 // oracle cannot know how many batches touched a window, but every one of
 // them must be there once, and the latest must hold the window's value at
 // cp. Only revisions below cp are compared, so the latest is cp's.
+//
+// With late: update (and emit: final) a closed window's results are <id>
+// then, for each batch that late records changed it in, <id>/r2..<id>/rN;
+// the latest must hold its value at cp.
 func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report {
 	updates := e.spec.Emit == window.EmitUpdates
+	lateUpdates := !updates && e.spec.Late == window.LateUpdate
 	want := map[string][]*connector.Record{} // qualified ID → results to compare with
 	open := map[string]bool{}
 	var expected []string
 	for _, r := range e.letters {
 		expected = append(expected, qualify(c.letterDest(r), r.EventID))
 	}
-	if !updates {
+	if !updates && !lateUpdates {
 		for _, res := range e.results {
 			q := qualify(c.resultDest(res.record), res.record.EventID)
 			if res.closed {
@@ -162,6 +167,13 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 				want[q] = append(want[q], res.record)
 			} else {
 				open[q] = true
+			}
+		}
+	}
+	if lateUpdates {
+		for _, res := range e.results {
+			if !res.closed {
+				open[qualify(c.resultDest(res.record), res.record.EventID)] = true
 			}
 		}
 	}
@@ -179,6 +191,30 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 		kept = append(kept, q)
 		if a.stored != nil {
 			compared = append(compared, a)
+		}
+	}
+	if lateUpdates {
+		latest := map[string]int64{} // qualified base ID → latest revision held
+		for _, q := range kept {
+			if base, rev, ok := splitRevision(q); ok && rev > latest[base] {
+				latest[base] = rev
+			}
+		}
+		for _, res := range e.results {
+			if !res.closed {
+				continue
+			}
+			base := qualify(c.resultDest(res.record), res.record.EventID)
+			expected = append(expected, base)
+			n := max(latest[base], 1)
+			for rev := int64(2); rev <= n; rev++ {
+				expected = append(expected, base+"/r"+strconv.FormatInt(rev, 10))
+			}
+			q := base
+			if n > 1 {
+				q = base + "/r" + strconv.FormatInt(n, 10)
+			}
+			want[q] = append(want[q], res.record)
 		}
 	}
 	if updates {

@@ -226,7 +226,7 @@ connectors:
 				watermark: {max_out_of_orderness: 2s}
 				allowed_lateness: 1s
 				emit: EMIT
-				late: dead_letter
+				late: LATE
 				aggregate:
 					n: count()
 					total: sum(value.amount)
@@ -235,7 +235,11 @@ connectors:
 					mean: avg(value.amount)
 		sink: SINK
 `, "\t", "  ")
-	yaml = strings.NewReplacer("WINDOW", window, "EMIT", emit, "SINK", sink).Replace(yaml)
+	late := "dead_letter"
+	if e, l, ok := strings.Cut(emit, "+late:"); ok { // "final+late:update, late_retention: 3s"
+		emit, late = e, l
+	}
+	yaml = strings.NewReplacer("WINDOW", window, "EMIT", emit, "LATE", late, "SINK", sink).Replace(yaml)
 	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +334,7 @@ func expectation(t testing.TB, spec *pipeline.Spec, recs []*connector.Record) *w
 				continue
 			}
 			late, err := o.add(r)
-			if err != nil || late {
+			if err != nil || (late && spec.Processor.Window().Late == window.LateDeadLetter) {
 				d := r.Clone()
 				d.Topic = "dlq"
 				exp.letters = append(exp.letters, d)
@@ -382,6 +386,7 @@ func TestWindowOracleAgreesWithTheStage(t *testing.T) {
 		{"{type: hopping, size: 6s, advance: 2s}", "final"},
 		{"{type: session, gap: 1500ms}", "final"},
 		{"{type: tumbling, size: 5s}", "updates"},
+		{"{type: hopping, size: 6s, advance: 2s}", "final+late:update\n        late_retention: 1s"},
 	}
 	for _, c := range cases {
 		t.Run(c.window+" "+c.emit, func(t *testing.T) {
@@ -398,6 +403,10 @@ func TestWindowOracleAgreesWithTheStage(t *testing.T) {
 			}
 			if c.emit == "updates" {
 				updateFaults(t, exp, runStage(t, spec, input, 50), cp)
+				return
+			}
+			if spec.Processor.Window().Late == window.LateUpdate {
+				lateUpdateFaults(t, exp, runStage(t, spec, input, 50), cp)
 				return
 			}
 			out := runStage(t, spec, input, 50)
@@ -604,4 +613,41 @@ func updateFaults(t *testing.T, exp *windowExpectation, out []*connector.Record,
 		t.Fatalf("latest revision with a wrong count: %s", rep)
 	}
 	t.Logf("updates: a lost revision, a repeated one and a wrong latest one caught (%s)", rep.ValueMismatchIDs[0])
+}
+
+// lateUpdateFaults: with late: update, a window's revisions after its first
+// emission must all be there and the latest must hold its value: a lost
+// revision and a wrong latest one are caught.
+func lateUpdateFaults(t *testing.T, exp *windowExpectation, out []*connector.Record, cp connector.Checkpoint) {
+	t.Helper()
+	revised := -1
+	for i, r := range out {
+		if r.Topic == "" && strings.HasSuffix(r.EventID, "/r2") {
+			revised = i
+			break
+		}
+	}
+	if revised < 0 {
+		t.Fatal("no window was revised by a late record: the input does not exercise late: update")
+	}
+	lost := slices.Delete(slices.Clone(out), revised, revised+1)
+	if rep := exp.compare(asKafka(lost), kafkaCheck(cp, true)); rep.Clean() {
+		t.Fatalf("a lost revision %s went unnoticed: %s", out[revised].EventID, rep)
+	}
+	// The latest revision of that window, made wrong.
+	base := strings.TrimSuffix(out[revised].EventID, "/r2")
+	last := revised
+	for i, r := range out {
+		if r.Topic == "" && strings.HasPrefix(r.EventID, base+"/r") {
+			last = i
+		}
+	}
+	wrong := make([]*connector.Record, len(out))
+	for i, r := range out {
+		wrong[i] = r.Clone()
+	}
+	wrong[last].Value = replaceField(t, wrong[last].Value, "n", func(v float64) float64 { return v + 1 })
+	if rep := exp.compare(asKafka(wrong), kafkaCheck(cp, true)); rep.ValueMismatches != 1 {
+		t.Fatalf("a wrong latest revision %s: %s, want one value mismatch", out[last].EventID, rep)
+	}
 }

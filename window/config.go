@@ -46,6 +46,9 @@ type Config struct {
 		MaxOutOfOrderness time.Duration `yaml:"max_out_of_orderness"`
 	} `yaml:"watermark"`
 	AllowedLateness time.Duration     `yaml:"allowed_lateness"`
+	// LateRetention, with late: update, is how long past its close a
+	// window keeps taking late records (default: the window size).
+	LateRetention time.Duration `yaml:"late_retention"`
 	Emit            string            `yaml:"emit"`
 	Late            string            `yaml:"late"`
 	Aggregate       map[string]string `yaml:"aggregate"`
@@ -71,6 +74,9 @@ const (
 const (
 	LateDeadLetter = "dead_letter"
 	LateDrop       = "drop"
+	// LateUpdate: a record for a window closed less than late_retention
+	// ago updates it, and the batch emits a revision.
+	LateUpdate = "update"
 )
 
 // DefaultMaxOpenWindows is the state cap when none is configured.
@@ -92,6 +98,7 @@ type Spec struct {
 	Gap             int64 // ms; session windows
 	OutOfOrder      int64 // ms
 	AllowedLateness int64 // ms
+	LateRetention   int64 // ms; late: update only
 	Emit            string
 	Late            string
 	Aggs            []Agg // sorted by name
@@ -171,8 +178,21 @@ func Compile(c Config) (*Spec, error) {
 	if s.Emit != EmitFinal && s.Emit != EmitUpdates {
 		bad(fieldErr("emit", "unknown emit mode %q (known: final, updates)", s.Emit))
 	}
-	if s.Late != LateDeadLetter && s.Late != LateDrop {
-		bad(fieldErr("late", "unknown late policy %q (known: dead_letter, drop)", s.Late))
+	switch s.Late {
+	case LateDeadLetter, LateDrop:
+		if c.LateRetention != 0 {
+			bad(fieldErr("late_retention", "applies to late: update only"))
+		}
+	case LateUpdate:
+		if s.Kind == Session {
+			bad(fieldErr("late", "late: update supports tumbling and hopping windows (a late record could merge sessions already emitted)"))
+		}
+		s.LateRetention = ms("late_retention", c.LateRetention, false)
+		if s.LateRetention == 0 {
+			s.LateRetention = s.Size
+		}
+	default:
+		bad(fieldErr("late", "unknown late policy %q (known: dead_letter, drop, update)", s.Late))
 	}
 	if s.MaxOpenWindows < 0 {
 		bad(fieldErr("max_open_windows", "must be positive"))
@@ -256,6 +276,12 @@ func (s *Spec) windowsOf(t int64, out []int64) []int64 {
 		out = append(out, start)
 	}
 	return out
+}
+
+// retained reports whether a closed window ending at end still takes late
+// records at watermark wm (late: update).
+func (s *Spec) retained(end, wm int64) bool {
+	return s.Late == LateUpdate && !s.closed(end+s.LateRetention, wm)
 }
 
 // closed reports whether a window ending at end is closed at watermark wm.

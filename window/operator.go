@@ -103,9 +103,14 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error 
 	}
 	p.closing = make(closingHeap, 0, len(p.wins))
 	for id, a := range p.wins {
+		if a.emitted { // kept for late updates: it expires, it does not close again
+			p.expiring = append(p.expiring, pending{end: a.end + o.spec.LateRetention, id: id})
+			continue
+		}
 		p.closing = append(p.closing, pending{end: a.end, id: id})
 	}
 	heap.Init(&p.closing)
+	heap.Init(&p.expiring)
 	o.parts[tp] = p
 	o.open += len(p.wins)
 	o.bytes += bytes
@@ -189,7 +194,7 @@ func (o *Operator) addTime(p *part, r *connector.Record, t int64, key string) *L
 	added := false
 	for _, start := range o.wins {
 		end := start + s.Size
-		if s.closed(end, p.wm) {
+		if s.closed(end, p.wm) && !s.retained(end, p.wm) {
 			late = &Late{Watermark: p.wm, EventTime: t, Start: start, End: end}
 			continue
 		}
@@ -374,10 +379,15 @@ func (o *Operator) Flush() ([]*connector.Record, error) {
 
 func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Record {
 	s := o.spec
-	if s.Emit == EmitUpdates {
+	if s.Emit == EmitUpdates || s.Late == LateUpdate {
+		// Revisions: with emit: updates of every window the batch
+		// changed; with late: update (and emit: final) of every window
+		// already emitted that a late record changed.
 		ids := make([]winID, 0, len(p.dirty))
 		for id := range p.dirty {
-			ids = append(ids, id)
+			if s.Emit == EmitUpdates || p.wins[id].emitted {
+				ids = append(ids, id)
+			}
 		}
 		sort.Slice(ids, func(i, j int) bool { return lessWin(p, ids[i], ids[j]) })
 		for _, id := range ids {
@@ -405,7 +415,31 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 	sort.Slice(final, func(i, j int) bool { return lessClosed(final[i], final[j]) })
 	if s.Emit == EmitFinal {
 		for _, c := range final {
-			out = append(out, o.result(p, c.id, c.acc))
+			if !c.acc.emitted {
+				out = append(out, o.result(p, c.id, c.acc))
+			}
+		}
+	}
+	if s.Late == LateUpdate {
+		// Closed windows stay, emitted, taking late records until
+		// late_retention has passed; then they go.
+		for _, id := range closing {
+			a := p.wins[id]
+			if !a.emitted {
+				a.emitted = true
+				if a.rev == 0 {
+					a.rev = 1
+				}
+				p.dirty[id] = true
+				heap.Push(&p.expiring, pending{end: a.end + s.LateRetention, id: id})
+			}
+		}
+		closing = closing[:0]
+		for p.expiring.Len() > 0 && s.closed(p.expiring[0].end, p.wm) {
+			e := heap.Pop(&p.expiring).(pending)
+			if a, ok := p.wins[e.id]; ok && a.emitted && a.end+s.LateRetention == e.end {
+				closing = append(closing, e.id)
+			}
 		}
 	}
 	for _, id := range closing {
@@ -473,7 +507,7 @@ func (o *Operator) stateRecord(p *part, key string, value []byte) *connector.Rec
 func (o *Operator) result(p *part, id winID, a *acc) *connector.Record {
 	o.Stats.Emitted.Add(1)
 	eid := o.spec.ResultID(o.conn, id.key, id.start, a.end)
-	if o.spec.Emit == EmitUpdates {
+	if o.spec.Emit == EmitUpdates || a.rev > 1 { // late: update's revisions after the first
 		eid += "/r" + strconv.FormatInt(a.rev, 10)
 	}
 	return &connector.Record{

@@ -236,11 +236,14 @@ func TestResultsIndependentOfBatchingAndAborts(t *testing.T) {
 		recs = append(recs, rec(p, next[p], fmt.Sprintf("p%d-k%d", p, r.IntN(20)), ts, float64(r.IntN(10000))/100))
 		next[p] += 1 + int64(r.IntN(2)) // offsets with gaps, as after transaction markers
 	}
-	for _, kind := range []string{Tumbling, Hopping, Session} {
+	for _, kind := range []string{Tumbling, Hopping, Session, "hopping-late-update"} {
 		t.Run(kind, func(t *testing.T) {
 			c := tumbling(0)
 			c.Watermark.MaxOutOfOrderness = time.Second
 			switch kind {
+			case "hopping-late-update": // compared by each window's latest revision
+				c.Window.Type, c.Window.Size, c.Window.Advance = Hopping, 6*time.Second, 2*time.Second
+				c.Late, c.LateRetention = LateUpdate, 3*time.Second
 			case Tumbling:
 				c.Window.Type, c.Window.Size = Tumbling, 5*time.Second
 			case Hopping:
@@ -256,6 +259,13 @@ func TestResultsIndependentOfBatchingAndAborts(t *testing.T) {
 			for _, b := range []int{7, 500} {
 				store := newMemStore()
 				got, gotLate := run(t, New(spec, "c", "g", store), store, recs, b, 3)
+				if spec.Late == LateUpdate {
+					got, base := latest(got), latest(base)
+					if fmt.Sprint(got) != fmt.Sprint(base) || fmt.Sprint(gotLate) != fmt.Sprint(baseLate) {
+						t.Fatalf("batches of %d with aborts: %d windows, %d late; want %d, %d (same latest revisions)", b, len(got), len(gotLate), len(base), len(baseLate))
+					}
+					continue
+				}
 				if fmt.Sprint(got) != fmt.Sprint(base) || fmt.Sprint(gotLate) != fmt.Sprint(baseLate) {
 					t.Fatalf("batches of %d with aborts: %d results, %d late; want %d, %d (same bytes)", b, len(got), len(gotLate), len(base), len(baseLate))
 				}
@@ -305,8 +315,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{func(c *Config) { c.Aggregate = map[string]string{"x": "median(value.a)"} }, "aggregate.x"},
 		{func(c *Config) { c.Aggregate = map[string]string{"x": "sum(value.)"} }, "aggregate.x"},
 		{func(c *Config) { c.Emit = "sometimes" }, "emit"},
-		{func(c *Config) { c.Late = "update" }, "late"},
-		{func(c *Config) { c.Key = "value.customer" }, "key"},
+		{func(c *Config) { c.Late = "sometimes" }, "late"},
+		{func(c *Config) { c.LateRetention = time.Minute }, "late_retention"},
+		{func(c *Config) { c.Window.Type, c.Window.Size, c.Window.Gap, c.Late = Session, 0, time.Second, LateUpdate }, "late"},
 		{func(c *Config) {
 			c.Window.Type, c.Window.Size, c.Window.Gap, c.Emit = Session, 0, time.Second, EmitUpdates
 		}, "emit"},
@@ -354,4 +365,58 @@ func TestSessionSharingAClosedSessionsStart(t *testing.T) {
 			t.Fatalf("batches of %d: %v\nwant %v", b, results[i+1], results[0])
 		}
 	}
+}
+
+// TestLateUpdateRevisesEmittedWindows: with late: update a window is
+// emitted when it closes and kept for late_retention; a late record within
+// it updates the window and the batch emits a revision (<id>/r2, ...); a
+// record later than that is late. The latest revision of every window is
+// the same whatever the batching.
+func TestLateUpdateRevisesEmittedWindows(t *testing.T) {
+	c := tumbling(time.Minute)
+	c.Late = LateUpdate
+	c.Aggregate = map[string]string{"n": "count()"}
+	spec := mustSpec(t, c)
+	recs := []*connector.Record{
+		rec(0, 0, "a", 5_000, 0),
+		rec(0, 1, "a", 65_000, 0),  // W = 65s: [0,60s) closes, emitted with n=1
+		rec(0, 2, "a", 10_000, 0),  // late, within retention: revision r2, n=2
+		rec(0, 3, "a", 130_000, 0), // W = 130s: [60s,120s) closes; [0,60s) expires (120s)
+		rec(0, 4, "a", 20_000, 0),  // too late: dropped
+	}
+	store := newMemStore()
+	res, late := run(t, New(spec, "c", "g", store), store, recs, 1, 0)
+	if !strings.Contains(res["c/a/0"], `"n":1`) || !strings.Contains(res["c/a/0/r2"], `"n":2`) || !strings.Contains(res["c/a/60000"], `"n":1`) {
+		t.Fatalf("results %v", res)
+	}
+	if fmt.Sprint(late) != "[4]" {
+		t.Fatalf("late offsets %v, want [4]", late)
+	}
+	// Batched differently (with aborts), the latest revision of every
+	// window holds the same value.
+	want := latest(res)
+	for _, b := range []int{2, 5} {
+		store := newMemStore()
+		got, gotLate := run(t, New(spec, "c", "g", store), store, recs, b, 2)
+		if fmt.Sprint(latest(got)) != fmt.Sprint(want) || fmt.Sprint(gotLate) != fmt.Sprint(late) {
+			t.Fatalf("batches of %d: latest %v late %v; want %v, %v", b, latest(got), gotLate, want, late)
+		}
+	}
+}
+
+// latest keeps the latest revision of every window (late: update).
+func latest(res map[string]string) map[string]string {
+	out := map[string]string{}
+	best := map[string]int{}
+	for id, v := range res {
+		base, rev := id, 1
+		if i := strings.LastIndex(id, "/r"); i > 0 {
+			fmt.Sscanf(id[i+2:], "%d", &rev)
+			base = id[:i]
+		}
+		if rev >= best[base] {
+			best[base], out[base] = rev, v
+		}
+	}
+	return out
 }

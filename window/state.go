@@ -24,7 +24,8 @@ type acc struct {
 	count      int64
 	vals       []float64 // per Agg: sum (sum, avg), min or max
 	lastOffset int64     // of the last record added; the result's origin offset
-	rev        int64     // revisions emitted (emit: updates)
+	rev        int64     // revisions emitted (emit: updates, late: update)
+	emitted    bool      // closed and emitted, kept for late updates (late: update)
 	stored     bool      // the sink holds a version of it
 }
 
@@ -41,6 +42,7 @@ type part struct {
 	metaDirty bool
 	closing   closingHeap // open windows by end, for the watermark to close
 	closed    []closedWin // closed sessions displaced before the flush (addSession)
+	expiring  closingHeap // emitted windows kept for late updates, by end + late_retention
 }
 
 func newPart(tp connector.TopicPartition) *part {
@@ -89,13 +91,19 @@ func parseStateKey(k string) (kind byte, id winID, err error) {
 }
 
 // encodeAcc is the state value of a window: varints of end, count, last
-// offset and revision, then one float64 per aggregation.
+// offset, revision and flags (1: emitted), then one float64 per
+// aggregation.
 func encodeAcc(a *acc) []byte {
-	b := make([]byte, 0, 4*binary.MaxVarintLen64+8*len(a.vals))
+	b := make([]byte, 0, 5*binary.MaxVarintLen64+8*len(a.vals))
 	b = binary.AppendVarint(b, a.end)
 	b = binary.AppendVarint(b, a.count)
 	b = binary.AppendVarint(b, a.lastOffset)
 	b = binary.AppendVarint(b, a.rev)
+	var flags int64
+	if a.emitted {
+		flags |= 1
+	}
+	b = binary.AppendVarint(b, flags)
 	for _, v := range a.vals {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 	}
@@ -104,13 +112,15 @@ func encodeAcc(a *acc) []byte {
 
 func decodeAcc(b []byte, nAggs int) (*acc, error) {
 	a := &acc{vals: make([]float64, nAggs), stored: true}
-	for _, p := range []*int64{&a.end, &a.count, &a.lastOffset, &a.rev} {
+	var flags int64
+	for _, p := range []*int64{&a.end, &a.count, &a.lastOffset, &a.rev, &flags} {
 		v, n := binary.Varint(b)
 		if n <= 0 {
 			return nil, fmt.Errorf("truncated window state")
 		}
 		*p, b = v, b[n:]
 	}
+	a.emitted = flags&1 != 0
 	if len(b) != 8*nAggs {
 		return nil, fmt.Errorf("window state holds %d aggregate bytes, want %d (was the aggregate list changed? a changed stage needs a new group or a replay)", len(b), 8*nAggs)
 	}
