@@ -72,6 +72,9 @@ type Spec struct {
 	// connector: its checkpoint is the group's, committed in the Kafka
 	// transaction that decides (verify reads it there).
 	TwoPhase bool
+	// Stage is set on the two Specs of a connector that Repartitions
+	// (StageRepartition or StageWindow, see Stages); "" otherwise.
+	Stage string
 }
 
 // SinkSpec is one decoded sink of a fan-out connector: exactly one field is
@@ -306,6 +309,9 @@ func Validate(cfg *config.Config) error {
 // instance TaskInstanceID(env.InstanceID, i).
 func Build(s *Spec, env Env) connector.Runner {
 	env.defaults()
+	if s.Repartitions() {
+		return buildStages(s, env)
+	}
 	if s.Conf.Tasks <= 1 {
 		return buildTask(s, env)
 	}

@@ -45,6 +45,11 @@ type OffsetStore interface {
 //   - a generator source: its records in the offsets topic.
 func Offsets(s *Spec, env Env) OffsetStore {
 	env.defaults()
+	if s.Repartitions() {
+		// The connector's input checkpoint is its repartition stage's:
+		// the group's offsets, committed with the repartitioned records.
+		s, _ = s.Stages()
+	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, env.ClientOpts...)
 	if s.KafkaSrc == nil {
 		return &topicOffsets{store: &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: s.Conf.Name, Brokers: env.Brokers, Opts: env.ClientOpts}, opts: base}

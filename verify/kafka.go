@@ -31,6 +31,11 @@ type Options struct {
 	// drain; on a running pipeline it would report the batches committed
 	// since the checkpoint was read.
 	Stopped bool
+
+	// foreign says an output belongs to the other stage of a
+	// repartitioned connector (see runStages), which writes to the same
+	// dead-letter topic: it is left out of this stage's check. nil: none.
+	foreign func(connector.Origin) bool
 }
 
 // Run checks a connector writing to Kafka, live or stopped:
@@ -70,6 +75,9 @@ func run(ctx context.Context, o Options) (Report, error) {
 	if len(o.Spec.Fanout) > 0 {
 		return runFanout(ctx, o)
 	}
+	if o.Spec.Repartitions() {
+		return runStages(ctx, o)
+	}
 	if o.Spec.Processor.Window() != nil {
 		return runWindowed(ctx, o, base) // the batch oracle
 	}
@@ -97,7 +105,7 @@ func run(ctx context.Context, o Options) (Report, error) {
 	if dlq := spec.DLQTopic(); dlq != "" {
 		topics[dlq] = true
 	}
-	actual, beyond, err := actualOutputs(ctx, base, topics, cp, o.Stopped)
+	actual, beyond, err := actualOutputs(ctx, base, topics, cp, o.Stopped, o.foreign)
 	if err != nil {
 		return Report{}, err
 	}
@@ -253,8 +261,9 @@ func stableBound(ctx context.Context, base []kgo.Opt, topics []string) (connecto
 // returns the topic-qualified IDs of records whose origin is below cp.
 // A record without a parsable origin counts: it cannot be attributed, so it
 // shows up as unexpected. Records whose origin cp does not contain are
-// left out, or with stopped returned apart (beyond).
-func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, cp connector.Checkpoint, stopped bool) (actual, beyond []string, err error) {
+// left out, or with stopped returned apart (beyond); so are those whose
+// origin foreign (if not nil) says belong to another stage.
+func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, cp connector.Checkpoint, stopped bool, foreign func(connector.Origin) bool) (actual, beyond []string, err error) {
 	bound, err := stableBound(ctx, base, keys(topics))
 	if err != nil {
 		return nil, nil, err
@@ -269,7 +278,11 @@ func actualOutputs(ctx context.Context, base []kgo.Opt, topics map[string]bool, 
 				origin = string(h.Value)
 			}
 		}
-		if o, err := sinkkafka.OriginOf(id, origin); err == nil && !cp.Contains(o) {
+		o, err := sinkkafka.OriginOf(id, origin)
+		if err == nil && foreign != nil && foreign(o) {
+			return
+		}
+		if err == nil && !cp.Contains(o) {
 			if stopped {
 				beyond = append(beyond, qualify(r.Topic, id))
 			}

@@ -77,6 +77,9 @@ func runKafkaWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 			}
 		}
 		if at, err := sinkkafka.OriginOf(out.id, origin); err == nil {
+			if o.foreign != nil && o.foreign(at) {
+				return // the other stage's dead letter (runStages)
+			}
 			out.origin = &at
 		}
 		if r.Topic == sinkTopic {

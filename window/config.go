@@ -34,7 +34,9 @@ type Config struct {
 	Key string `yaml:"key"`
 	// KeyPartitioned asserts that the input is partitioned by Key (every
 	// key lives in one partition), which windows need: each partition's
-	// windows are computed alone. Implied when Key is empty.
+	// windows are computed alone. Implied when Key is empty. Without it a
+	// Key makes the connector repartition its input by the key through an
+	// internal topic first (Spec.Repartition); true opts out of that.
 	KeyPartitioned bool `yaml:"key_partitioned"`
 	Window         struct {
 		Type    string        `yaml:"type"`
@@ -45,13 +47,13 @@ type Config struct {
 	Watermark struct {
 		MaxOutOfOrderness time.Duration `yaml:"max_out_of_orderness"`
 	} `yaml:"watermark"`
-	AllowedLateness time.Duration     `yaml:"allowed_lateness"`
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	// LateRetention, with late: update, is how long past its close a
 	// window keeps taking late records (default: the window size).
-	LateRetention time.Duration `yaml:"late_retention"`
-	Emit            string            `yaml:"emit"`
-	Late            string            `yaml:"late"`
-	Aggregate       map[string]string `yaml:"aggregate"`
+	LateRetention time.Duration     `yaml:"late_retention"`
+	Emit          string            `yaml:"emit"`
+	Late          string            `yaml:"late"`
+	Aggregate     map[string]string `yaml:"aggregate"`
 	// MaxOpenWindows caps the state: past it the connector fails cleanly
 	// rather than running out of memory.
 	MaxOpenWindows int `yaml:"max_open_windows"`
@@ -103,6 +105,11 @@ type Spec struct {
 	Late            string
 	Aggs            []Agg // sorted by name
 	MaxOpenWindows  int
+	// Repartition: the grouping key is an expression the input is not
+	// known to be partitioned by (key: without key_partitioned: true), so
+	// the records must first be repartitioned by it (every key in one
+	// partition); the stage then groups by the record key (ByRecordKey).
+	Repartition bool
 
 	exprs   transform.Exprs
 	timeIdx int // index in exprs, or -1 for the record timestamp
@@ -197,10 +204,7 @@ func Compile(c Config) (*Spec, error) {
 	if s.MaxOpenWindows < 0 {
 		bad(fieldErr("max_open_windows", "must be positive"))
 	}
-	if c.Key != "" && !c.KeyPartitioned {
-		bad(fieldErr("key", "grouping by %q needs the input partitioned by that key, since each input partition's windows are computed alone; "+
-			"set key_partitioned: true if the producer partitions by it, or group by the record key (omit key)", c.Key))
-	}
+	s.Repartition = c.Key != "" && !c.KeyPartitioned
 	add := func(field, src string) int {
 		i, err := s.exprs.Add(field, src)
 		if err != nil {
@@ -243,6 +247,17 @@ func Compile(c Config) (*Spec, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// ByRecordKey returns the stage as it runs after repartitioning: the same
+// windows, event time and aggregates, grouped by the record key, which the
+// repartitioning set to the grouping key's value (as a string, so the
+// results' keys are the same).
+func (s *Spec) ByRecordKey() *Spec {
+	c := *s
+	c.keyIdx = -1
+	c.Repartition = false
+	return &c
 }
 
 var reserved = map[string]bool{"key": true, "window_start": true, "window_end": true}
