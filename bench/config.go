@@ -30,6 +30,9 @@ type connectdConfig struct {
 	// Tasks, when above 1, splits connectd's connector into that many
 	// tasks (the harness's -tasks; the shipped default is 1).
 	Tasks int
+	// Window adds issue 15's window stage (windowStage) as the only
+	// transform.
+	Window bool
 }
 
 // render writes the YAML. Everything not set here is connectd's default:
@@ -67,6 +70,9 @@ func (c connectdConfig) render() string {
 	w("      start_offset: earliest")
 	if c.Crash {
 		w("      session_timeout: %s", 6*time.Second)
+	}
+	if c.Window {
+		b.WriteString(windowStage)
 	}
 	w("    sink:")
 	switch c.Scenario.Sink {

@@ -72,6 +72,11 @@ type kafkaEnv struct {
 	brokers []string
 	cl      *kgo.Client
 	adm     *kadm.Client
+
+	// keyed partitions by key, for the windowed runs (window.go).
+	keyedOnce sync.Once
+	keyed     *kgo.Client
+	keyedErr  error
 }
 
 func newKafkaEnv(brokers []string) (*kafkaEnv, error) {
@@ -88,7 +93,12 @@ func newKafkaEnv(brokers []string) (*kafkaEnv, error) {
 	return &kafkaEnv{brokers: brokers, cl: cl, adm: kadm.NewClient(cl)}, nil
 }
 
-func (k *kafkaEnv) Close() { k.cl.Close() }
+func (k *kafkaEnv) Close() {
+	if k.keyed != nil {
+		k.keyed.Close()
+	}
+	k.cl.Close()
+}
 
 // createTopic creates a fresh topic, deleting a leftover of the same name.
 func (k *kafkaEnv) createTopic(ctx context.Context, name string, partitions int) error {

@@ -87,8 +87,11 @@ func (r *Runner) ReadVersions(ctx context.Context) Versions {
 	if m, _ := filepath.Glob(filepath.Join(r.o.KafkaLibs, "kafka-clients-*.jar")); len(m) > 0 {
 		v.Kafka = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m[0]), "kafka-clients-"), ".jar") + " (broker and TransactionalMessageCopier)"
 	}
-	if m, _ := filepath.Glob(filepath.Join(r.o.StreamsDir, "target", "lib", "kafka-streams-*.jar")); len(m) > 0 {
-		v.KafkaStreams = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m[0]), "kafka-streams-"), ".jar")
+	for _, dir := range []string{r.o.StreamsDir, r.o.StreamsWindowDir} {
+		if m, _ := filepath.Glob(filepath.Join(dir, "target", "lib", "kafka-streams-*.jar")); len(m) > 0 && dir != "" {
+			v.KafkaStreams = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m[0]), "kafka-streams-"), ".jar")
+			break
+		}
 	}
 	if r.pg != nil {
 		v.PostgreSQL = r.pg.version(ctx)

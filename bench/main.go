@@ -37,11 +37,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var (
 		records      = fs.Int64("records", 200000, "pre-loaded input records per topic")
 		full         = fs.Bool("full", false, "issue 9's full size: 1,000,000 records (overrides -records)")
-		matrix       = fs.String("matrix", "default", "default (every sink and guarantee at 100ms/100B/12p + the Kafka commit-interval sweep) or full (the whole cross product)")
+		matrix       = fs.String("matrix", "default", "default (every sink and guarantee at 100ms/100B/12p + the Kafka commit-interval sweep), full (the whole cross product) or window (issue 15: windowed count+sum, connectd vs Kafka Streams)")
 		rounds       = fs.Int("rounds", 3, "repeats of every scenario, interleaved; medians are reported")
 		latRounds    = fs.Int("latency-rounds", 1, "how many of the first rounds also run the latency phase")
 		latRate      = fs.Int("latency-rate", 5000, "records/s produced during the latency phase")
 		latDur       = fs.Duration("latency-duration", 10*time.Second, "length of the latency phase")
+		closeEvery   = fs.Duration("window-close-every", time.Second, "windowed runs: a 1-minute window closes this often in the latency phase (event time runs faster than the clock)")
 		crash        = fs.Bool("crash", true, "run the crash runs (SIGKILL) per sink and guarantee")
 		crashRate    = fs.Int("crash-rate", 5000, "records/s produced during a crash run")
 		crashDur     = fs.Duration("crash-duration", 20*time.Second, "length of a crash run's production")
@@ -56,6 +57,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		connectdBin  = fs.String("connectd", "bin/connectd", "the connectd binary to measure")
 		kafkaLibs    = fs.String("kafka-libs", defaultKafkaLibs(), "Apache Kafka's jars (TransactionalMessageCopier)")
 		streamsDir   = fs.String("streams-dir", "bench/peers/streams-copy", "the Kafka Streams peer's Maven project")
+		streamsWin   = fs.String("streams-window-dir", "bench/peers/streams-window", "the windowed Kafka Streams peer's Maven project")
+		streamsEmit  = fs.String("streams-window-emit", "suppress", "how the windowed Streams peer emits final results: suppress (suppress(untilWindowCloses)) or onclose (emitStrategy(onWindowClose))")
 		outDir       = fs.String("out", "bench/results", "where the report and chart go")
 		workDir      = fs.String("work", "", "logs, configs and profiles of this run (default: a new temporary directory)")
 		noPeers      = fs.Bool("no-peers", false, "skip Kafka Streams and TransactionalMessageCopier")
@@ -83,8 +86,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		scs = DefaultMatrix()
 	case "full":
 		scs = FullMatrix()
+	case "window":
+		scs = WindowMatrix()
 	default:
-		fmt.Fprintf(stderr, "connectd-bench: -matrix %q: want default or full\n", *matrix)
+		fmt.Fprintf(stderr, "connectd-bench: -matrix %q: want default, full or window\n", *matrix)
 		return 2
 	}
 	var filter *regexp.Regexp
@@ -128,17 +133,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "connectd-bench:", err)
 		return 1
 	}
+	if *streamsEmit != "suppress" && *streamsEmit != "onclose" {
+		fmt.Fprintf(stderr, "connectd-bench: -streams-window-emit %q: want suppress or onclose\n", *streamsEmit)
+		return 2
+	}
 	if *tasks < 1 || *tasks > config.MaxTasks {
 		fmt.Fprintf(stderr, "connectd-bench: -tasks %d: want 1 to %d\n", *tasks, config.MaxTasks)
 		return 2
 	}
 	o := Options{
 		Records: *records, Scenarios: scs, Rounds: *rounds,
-		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur,
+		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur, WindowCloseEvery: *closeEvery,
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
 		Profile: *profile, Micro: *micro, Tasks: *tasks,
 		Brokers: strings.Split(*brokers, ","), PGDSN: *pgDSN, RedisAddr: *redisAddr,
 		Connectd: bin, Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
+		StreamsWindowDir: abs(*streamsWin), StreamsWindowEmit: *streamsEmit,
 		RepoDir: repo, WorkDir: *workDir, OutDir: *outDir, Filter: filter,
 		CmdLine: commandLine(args, os.Getenv("MAKELEVEL") != ""), Log: stdout,
 	}

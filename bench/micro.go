@@ -10,10 +10,10 @@ import (
 
 // MicroPackages are the hot paths with `go test -bench` microbenchmarks
 // that need no services: the transform chain, the record processor
-// (event IDs + chain), record conversion in and out of Kafka, and event-ID
-// derivation. Each benchmark handles one record per op, so allocs/op is
+// (event IDs + chain), record conversion in and out of Kafka, event-ID
+// derivation, and the window stage's Add and Flush. Each benchmark handles one record per op, so allocs/op is
 // allocations per record.
-var MicroPackages = []string{"./transform", "./pipeline", "./source/kafka", "./sink/kafka", "./idempotency"}
+var MicroPackages = []string{"./transform", "./pipeline", "./source/kafka", "./sink/kafka", "./idempotency", "./window"}
 
 // MicroResult is one benchmark line, per record.
 type MicroResult struct {

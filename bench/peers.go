@@ -41,6 +41,15 @@ func streamsArgv(classpath string, brokers []string, in, out, appID string, comm
 		strings.Join(brokers, ","), in, out, appID, strconv.FormatInt(commit.Milliseconds(), 10), "1"}
 }
 
+// streamsWindowArgv runs the windowed Kafka Streams app on one input topic
+// with the scenario's commit interval, one stream thread per core (0: the
+// app asks the JVM), its RocksDB state under stateDir, and emit mode
+// suppress or onclose.
+func streamsWindowArgv(classpath string, brokers []string, in, out, appID string, commit time.Duration, stateDir, emit string) []string {
+	return []string{"java", jvmHeap, "-cp", classpath, "io.connectd.bench.StreamsWindow",
+		strings.Join(brokers, ","), in, out, appID, strconv.FormatInt(commit.Milliseconds(), 10), "0", stateDir, emit}
+}
+
 // tmcArgv runs Apache Kafka's TransactionalMessageCopier in group mode
 // with KIP-447 group metadata. It has no commit interval: it commits one
 // transaction per poll of at most --transaction-size records, set to

@@ -33,6 +33,7 @@ type rawOptions struct {
 	Records                            int64
 	Rounds, LatencyRounds, LatencyRate int
 	LatencyDuration                    time.Duration
+	WindowCloseEvery                   time.Duration `json:",omitempty"`
 	CrashRate                          int
 	CrashDuration, CrashEvery          time.Duration
 }
@@ -42,7 +43,7 @@ func (rep *Report) raw() rawReport {
 	return rawReport{
 		Date: rep.Date, CmdLine: rep.CmdLine, Machine: rep.Machine, Versions: rep.Versions, LoadAtEnd: rep.LoadAtEnd,
 		Options: rawOptions{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
-			LatencyDuration: o.LatencyDuration, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery},
+			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery},
 		Results: rep.Results, Crashes: rep.Crashes, Micro: rep.Micro, MicroCmd: rep.MicroCmd, Profiles: rep.Profiles, Notes: rep.Notes,
 	}
 }
@@ -53,7 +54,7 @@ func fromRaw(r rawReport) *Report {
 	rep := &Report{
 		Date: r.Date, CmdLine: r.CmdLine, Machine: r.Machine, Versions: r.Versions, LoadAtEnd: r.LoadAtEnd,
 		Options: Options{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
-			LatencyDuration: o.LatencyDuration, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery},
+			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery},
 		Results: r.Results, Crashes: r.Crashes, Micro: r.Micro, MicroCmd: r.MicroCmd, Profiles: r.Profiles, Notes: r.Notes,
 	}
 	if rep.Profiles == nil {

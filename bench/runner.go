@@ -28,6 +28,9 @@ type Options struct {
 	LatencyRounds   int
 	LatencyRate     int
 	LatencyDuration time.Duration
+	// WindowCloseEvery is how often a window closes in a windowed run's
+	// latency phase (its event time runs that much faster than the clock).
+	WindowCloseEvery time.Duration
 	// Crash runs: connectd per sink and guarantee, SIGKILLed every
 	// CrashEvery while a producer writes CrashRate records/s for
 	// CrashDuration, then `connectd verify`.
@@ -50,12 +53,16 @@ type Options struct {
 	Self       string // this harness's binary, for `baseline`
 	KafkaLibs  string // Apache Kafka's jars (TransactionalMessageCopier)
 	StreamsDir string // bench/peers/streams-copy
-	RepoDir    string // for the microbenchmarks and the commit
-	WorkDir    string // logs, configs, profiles of this run
-	OutDir     string // where the report goes
-	Filter     *regexp.Regexp
-	CmdLine    string
-	Log        io.Writer
+	// StreamsWindowDir is bench/peers/streams-window, run with
+	// StreamsWindowEmit (suppress or onclose).
+	StreamsWindowDir  string
+	StreamsWindowEmit string
+	RepoDir           string // for the microbenchmarks and the commit
+	WorkDir           string // logs, configs, profiles of this run
+	OutDir            string // where the report goes
+	Filter            *regexp.Regexp
+	CmdLine           string
+	Log               io.Writer
 }
 
 // Result is one run of one scenario.
@@ -80,6 +87,9 @@ type Result struct {
 	Expected    int64
 	Profile     string
 	Err         string
+	// Window holds what a windowed run measures besides (state size, the
+	// output check); nil for the others.
+	Window *WindowResult `json:",omitempty"`
 }
 
 // Runner holds the services and inputs of one benchmark run.
@@ -89,8 +99,10 @@ type Runner struct {
 	pg       *pgEnv
 	redis    *redisEnv
 	streamCP string
-	inputs   map[Input]string
-	seq      int
+	// streamWinCP is the windowed Streams peer's classpath.
+	streamWinCP string
+	inputs      map[Input]string
+	seq         int
 }
 
 // NewRunner connects to the services the scenarios need and builds the
@@ -105,10 +117,11 @@ func NewRunner(ctx context.Context, o Options) (*Runner, error) {
 		return nil, fmt.Errorf("Kafka at %v: %w (start it with `make services`)", o.Brokers, err)
 	}
 	needs := map[Sink]bool{}
-	streams := false
+	streams, streamsWin := false, false
 	for _, s := range o.Scenarios {
 		needs[s.Sink] = true
-		streams = streams || s.System == Streams
+		streams = streams || (s.System == Streams && !s.Windowed)
+		streamsWin = streamsWin || (s.System == Streams && s.Windowed)
 	}
 	if o.Crash {
 		needs[SinkPostgres], needs[SinkRedis] = true, true
@@ -126,6 +139,12 @@ func NewRunner(ctx context.Context, o Options) (*Runner, error) {
 	if streams {
 		r.logf("building the Kafka Streams peer with Maven (%s)", o.StreamsDir)
 		if r.streamCP, err = buildStreamsPeer(ctx, o.StreamsDir, filepath.Join(o.WorkDir, "mvn-streams.log")); err != nil {
+			return nil, err
+		}
+	}
+	if streamsWin {
+		r.logf("building the windowed Kafka Streams peer with Maven (%s)", o.StreamsWindowDir)
+		if r.streamWinCP, err = buildStreamsPeer(ctx, o.StreamsWindowDir, filepath.Join(o.WorkDir, "mvn-streams-window.log")); err != nil {
 			return nil, err
 		}
 	}
@@ -158,7 +177,7 @@ func (r *Runner) logf(format string, args ...any) {
 func (r *Runner) Preload(ctx context.Context) error {
 	for _, s := range r.o.Scenarios {
 		in := s.Input()
-		if _, ok := r.inputs[in]; ok {
+		if _, ok := r.inputs[in]; ok || s.Windowed {
 			continue
 		}
 		topic := in.Topic(r.o.Records)
@@ -179,6 +198,7 @@ func (r *Runner) Preload(ctx context.Context) error {
 // live topic, so runs never see each other's state.
 type names struct {
 	id, group, live, out, table, prefix string
+	in                                  string // a windowed run's own input topic
 }
 
 func (r *Runner) names(label string) names {
@@ -191,6 +211,7 @@ func (r *Runner) names(label string) names {
 		out:    "bench-out-" + id,
 		table:  "bench_" + strings.NewReplacer("-", "_", ".", "_").Replace(id),
 		prefix: "bench:" + id + ":",
+		in:     "bench-in-" + id,
 	}
 }
 
@@ -237,7 +258,12 @@ func (r *Runner) RunAll(ctx context.Context) []Result {
 		}
 		withLatency := run.Round < r.o.LatencyRounds && run.Scenario.System != TMC
 		profile := r.o.Profile && run.Round == 0 && run.Scenario.System == Connectd
-		res := r.runOne(ctx, run, withLatency, profile)
+		var res Result
+		if run.Scenario.Windowed {
+			res = r.runWindowed(ctx, run, withLatency, profile)
+		} else {
+			res = r.runOne(ctx, run, withLatency, profile)
+		}
 		r.logf("[%d/%d] %s round %d: %s", i+1, len(runs), run.Scenario.Name(), run.Round+1, res.summary())
 		out = append(out, res)
 	}
@@ -297,33 +323,10 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 	}
 	defer c.kill() // a no-op after a clean stop
 
-	// Drain: poll the frontier until every pre-loaded record is visible.
 	front := r.frontier(s, n)
-	timeout := max(3*time.Minute, time.Duration(r.o.Records/1000)*time.Second)
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var samples []Progress
-	for {
-		f, err := front(dctx, in)
-		now := time.Now()
-		c.sampleRSS()
-		if err == nil {
-			samples = append(samples, Progress{At: now, Records: sum(f), CPU: c.cpu()})
-			if sum(f) >= r.o.Records {
-				break
-			}
-		}
-		if c.exited() && s.System != TMC {
-			return fail(fmt.Errorf("%s exited during the drain: %v\n%s", c.name, c.err, c.logTail(15)))
-		}
-		if dctx.Err() != nil {
-			last := int64(0)
-			if len(samples) > 0 {
-				last = samples[len(samples)-1].Records
-			}
-			return fail(fmt.Errorf("drain not complete after %s: %d of %d records visible\n%s", timeout, last, r.o.Records, c.logTail(15)))
-		}
-		time.Sleep(20 * time.Millisecond)
+	samples, err := r.drain(ctx, s, c, front, in, nil)
+	if err != nil {
+		return fail(err)
 	}
 	if s.System == Connectd {
 		// Commit time so far: all of it falls in the drain but the
@@ -389,7 +392,7 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 			Scenario: s, AdminListen: *admin, Brokers: r.o.Brokers,
 			InputTopics: strings.Split(topics, ","), Group: n.group, OutputTopic: n.out,
 			Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
-			Tasks: r.o.Tasks,
+			Tasks: r.o.Tasks, Window: s.Windowed,
 		}
 		if r.pg != nil {
 			cfg.PGDSN = r.pg.dsn
@@ -428,10 +431,50 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 		return startChild("TransactionalMessageCopier", logPath, nil,
 			tmcArgv(r.o.KafkaLibs, r.o.Brokers, in, n.out, n.group, "bench-tmc-"+n.id, 10000)...)
 	case Streams:
+		if s.Windowed {
+			return startChild("Kafka Streams (windowed)", logPath, nil,
+				streamsWindowArgv(r.streamWinCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval, r.streamsStateDir(n), r.o.StreamsWindowEmit)...)
+		}
 		return startChild("Kafka Streams", logPath, nil,
 			streamsArgv(r.streamCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval)...)
 	}
 	return nil, fmt.Errorf("unknown system %q", s.System)
+}
+
+// drain polls the frontier of topic every 20 ms until every pre-loaded
+// record is visible, sampling the child's RSS and CPU, and returns the
+// progress samples. onPoll, if set, runs after every poll (the windowed
+// runs scrape connectd's state gauges there).
+func (r *Runner) drain(ctx context.Context, s Scenario, c *child, front func(context.Context, string) (map[int32]int64, error), topic string, onPoll func()) ([]Progress, error) {
+	timeout := max(3*time.Minute, time.Duration(r.o.Records/1000)*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var samples []Progress
+	for {
+		f, err := front(dctx, topic)
+		now := time.Now()
+		c.sampleRSS()
+		if onPoll != nil {
+			onPoll()
+		}
+		if err == nil {
+			samples = append(samples, Progress{At: now, Records: sum(f), CPU: c.cpu()})
+			if sum(f) >= r.o.Records {
+				return samples, nil
+			}
+		}
+		if c.exited() && s.System != TMC {
+			return nil, fmt.Errorf("%s exited during the drain: %v\n%s", c.name, c.err, c.logTail(15))
+		}
+		if dctx.Err() != nil {
+			last := int64(0)
+			if len(samples) > 0 {
+				last = samples[len(samples)-1].Records
+			}
+			return nil, fmt.Errorf("drain not complete after %s: %d of %d records visible\n%s", timeout, last, r.o.Records, c.logTail(15))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // latencyWarmUp is produced at the latency rate before the measured part of

@@ -18,7 +18,8 @@ const (
 	// TMC is Apache Kafka's TransactionalMessageCopier (kafka-tools).
 	TMC System = "tmc"
 	// Streams is a minimal Kafka Streams exactly_once_v2 copy application
-	// (bench/peers/streams-copy).
+	// (bench/peers/streams-copy), or for a Windowed scenario the windowed
+	// aggregation app (bench/peers/streams-window).
 	Streams System = "streams"
 )
 
@@ -45,13 +46,21 @@ type Scenario struct {
 	CommitInterval time.Duration
 	RecordSize     int // bytes of each value
 	Partitions     int
+	// Windowed runs issue 15's windowed aggregation (window.go) instead of
+	// a copy: count and sum per key in 1-minute tumbling event-time
+	// windows, final results only.
+	Windowed bool `json:",omitempty"`
 }
 
 // Name is a short, unique, human-readable label, e.g.
-// "connectd kafka EO 100ms 100B 12p".
+// "connectd kafka EO 100ms 100B 12p", "... 12p window" for a windowed one.
 func (s Scenario) Name() string {
 	g := map[string]string{AtLeastOnce: "ALO", ExactlyOnce: "EO"}[s.Guarantee]
-	return fmt.Sprintf("%s %s %s %s %s %dp", s.System, s.Sink, g, fmtInterval(s.CommitInterval), fmtSize(s.RecordSize), s.Partitions)
+	name := fmt.Sprintf("%s %s %s %s %s %dp", s.System, s.Sink, g, fmtInterval(s.CommitInterval), fmtSize(s.RecordSize), s.Partitions)
+	if s.Windowed {
+		name += " window"
+	}
+	return name
 }
 
 // slug is Name usable in topic, table and key names.
@@ -62,6 +71,8 @@ func (s Scenario) slug() string {
 
 // Input identifies the pre-loaded input topic a scenario reads; scenarios
 // with the same Input share one topic (each run has its own group).
+// Windowed scenarios have no shared input: each run pre-loads its own
+// topic, since its live phase appends to it (see window.go).
 type Input struct {
 	RecordSize, Partitions int
 }
@@ -126,6 +137,17 @@ func FullMatrix() []Scenario {
 		}
 	}
 	return out
+}
+
+// WindowMatrix is issue 15's comparison: connectd's windowed count+sum
+// exactly_once into Kafka next to the Kafka Streams exactly_once_v2 app
+// doing the same, at a 100 ms commit interval, 100-byte JSON values, 12
+// partitions.
+func WindowMatrix() []Scenario {
+	base := Scenario{Sink: SinkKafka, Guarantee: ExactlyOnce, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12, Windowed: true}
+	cd, st := base, base
+	cd.System, st.System = Connectd, Streams
+	return []Scenario{cd, st}
 }
 
 // scenarios returns connectd at both guarantees, optionally with the bare
