@@ -26,9 +26,14 @@ type Operator struct {
 
 	parts map[connector.TopicPartition]*part
 	open  int   // open windows, all partitions
-	bytes int64 // their estimated memory
+	size  int64 // their estimated memory
 	vals  []any
 	wins  []int64
+
+	// Flush output is carved from slabs (record, bytes) through scratch.
+	slab    []connector.Record
+	buf     []byte
+	scratch []byte
 
 	Stats Stats
 }
@@ -113,7 +118,7 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error 
 	heap.Init(&p.expiring)
 	o.parts[tp] = p
 	o.open += len(p.wins)
-	o.bytes += bytes
+	o.size += bytes
 	o.Stats.Restores.Add(1)
 	o.Stats.LastRestore.Store(int64(time.Since(start)))
 	o.publish()
@@ -125,12 +130,12 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error 
 
 func (o *Operator) capErr() error {
 	return fmt.Errorf("%w: %d open windows > max_open_windows %d (about %d MiB); raise max_open_windows (and the memory it needs), shorten the windows or the allowed lateness",
-		ErrStateCap, o.open, o.spec.MaxOpenWindows, o.bytes>>20)
+		ErrStateCap, o.open, o.spec.MaxOpenWindows, o.size>>20)
 }
 
 func (o *Operator) publish() {
 	o.Stats.OpenWindows.Store(int64(o.open))
-	o.Stats.StateBytes.Store(o.bytes)
+	o.Stats.StateBytes.Store(o.size)
 }
 
 // Add aggregates r into its windows. It returns a non-nil *Late when every
@@ -248,7 +253,7 @@ func (o *Operator) addSession(p *part, r *connector.Record, t int64, key string)
 		p.sessions[key] = removeAll(p.sessions[key], []int64{start})
 		delete(p.wins, id)
 		o.open--
-		o.bytes -= s.windowBytes(key)
+		o.size -= s.windowBytes(key)
 	}
 	var into *acc
 	if len(merged) == 1 && merged[0] == start {
@@ -298,7 +303,7 @@ func (o *Operator) newAcc(p *part, id winID, end int64) *acc {
 	p.wins[id] = a
 	heap.Push(&p.closing, pending{end: end, id: id})
 	o.open++
-	o.bytes += o.spec.windowBytes(id.key)
+	o.size += o.spec.windowBytes(id.key)
 	return a
 }
 
@@ -312,7 +317,7 @@ func (o *Operator) drop(p *part, id winID) {
 	delete(p.dirty, id)
 	delete(p.wins, id)
 	o.open--
-	o.bytes -= o.spec.windowBytes(id.key)
+	o.size -= o.spec.windowBytes(id.key)
 }
 
 // fold adds the record (whose expressions are in o.vals) to a.
@@ -458,15 +463,15 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 	for id := range p.dirty {
 		a := p.wins[id]
 		a.stored = true
-		out = append(out, o.stateRecord(p, stateKey(kind, id), encodeAcc(a)))
+		out = append(out, o.stateRecord(p, kind, id, a))
 	}
 	for id := range p.gone {
 		if !p.dirty[id] { // else overwritten above by a window under the same key
-			out = append(out, o.stateRecord(p, stateKey(kind, id), nil))
+			out = append(out, o.stateRecord(p, kind, id, nil))
 		}
 	}
 	if p.metaDirty {
-		out = append(out, o.stateRecord(p, metaKey, encodeMeta(p)))
+		out = append(out, o.metaRecord(p))
 	}
 	clear(p.dirty)
 	clear(p.gone)
@@ -495,9 +500,48 @@ func lessClosed(a, b closedWin) bool {
 	return a.id.start < b.id.start
 }
 
-func (o *Operator) stateRecord(p *part, key string, value []byte) *connector.Record {
-	return &connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(key), Value: value,
+// record returns a zeroed record from the flush's slab: the records of one
+// flush are carved from one allocation (they live and die with their
+// batch).
+func (o *Operator) record() *connector.Record {
+	if len(o.slab) == 0 {
+		o.slab = make([]connector.Record, 256)
+	}
+	r := &o.slab[0]
+	o.slab = o.slab[1:]
+	return r
+}
+
+// bytes returns a copy of b carved from the flush's byte slab.
+func (o *Operator) bytes(n int) []byte {
+	if cap(o.buf)-len(o.buf) < n {
+		o.buf = make([]byte, 0, max(64<<10, n))
+	}
+	start := len(o.buf)
+	o.buf = o.buf[:start+n]
+	return o.buf[start : start+n : start+n]
+}
+
+func (o *Operator) stateRecord(p *part, kind byte, id winID, a *acc) *connector.Record {
+	r := o.record()
+	*r = connector.Record{Kind: connector.StateRecord, Topic: o.ns,
 		Origin: connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: -1}}
+	o.scratch = appendStateKey(o.scratch[:0], kind, id)
+	r.Key = o.bytes(len(o.scratch))
+	copy(r.Key, o.scratch)
+	if a != nil {
+		o.scratch = appendAcc(o.scratch[:0], a)
+		r.Value = o.bytes(len(o.scratch))
+		copy(r.Value, o.scratch)
+	}
+	return r
+}
+
+func (o *Operator) metaRecord(p *part) *connector.Record {
+	r := o.record()
+	*r = connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(metaKey), Value: encodeMeta(p),
+		Origin: connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: -1}}
+	return r
 }
 
 // result is the output record of window id: key = the grouping key, value
@@ -510,13 +554,19 @@ func (o *Operator) result(p *part, id winID, a *acc) *connector.Record {
 	if o.spec.Emit == EmitUpdates || a.rev > 1 { // late: update's revisions after the first
 		eid += "/r" + strconv.FormatInt(a.rev, 10)
 	}
-	return &connector.Record{
-		Key:       []byte(id.key),
-		Value:     o.spec.ResultValue(id.key, id.start, a.end, a.count, a.vals),
+	r := o.record()
+	o.scratch = o.spec.appendResult(o.scratch[:0], id.key, id.start, a.end, a.count, a.vals)
+	value := o.bytes(len(o.scratch) + len(id.key))
+	copy(value, o.scratch)
+	copy(value[len(o.scratch):], id.key)
+	*r = connector.Record{
+		Key:       value[len(o.scratch):],
+		Value:     value[:len(o.scratch):len(o.scratch)],
 		Timestamp: time.UnixMilli(a.end).UTC(),
 		EventID:   eid,
 		Origin:    connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: a.lastOffset},
 	}
+	return r
 }
 
 // ResultID is the event ID of a window's result: <connector>/<key>/<start>
@@ -535,7 +585,10 @@ func (s *Spec) ResultID(connectorName, key string, start, end int64) string {
 // ResultValue renders a window's result. vals holds one value per Agg:
 // the sum for sum and avg, the minimum or maximum for min and max.
 func (s *Spec) ResultValue(key string, start, end, count int64, vals []float64) []byte {
-	b := make([]byte, 0, 96+len(key)+24*len(s.Aggs))
+	return s.appendResult(make([]byte, 0, 96+len(key)+24*len(s.Aggs)), key, start, end, count, vals)
+}
+
+func (s *Spec) appendResult(b []byte, key string, start, end, count int64, vals []float64) []byte {
 	b = append(b, `{"key":`...)
 	b = appendJSONString(b, key)
 	b = append(b, `,"window_start":"`...)
@@ -569,9 +622,19 @@ func appendFloat(b []byte, f float64) []byte {
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
+// appendJSONString appends s as a JSON string: printable ASCII without
+// quotes or backslashes as is (keys and names nearly always are), anything
+// else through encoding/json.
 func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Committed is called after the batch committed: the flushed state is the
@@ -581,7 +644,7 @@ func (o *Operator) Committed() {}
 // Discard drops all state; it is reloaded from the sink per partition.
 func (o *Operator) Discard() {
 	clear(o.parts)
-	o.open, o.bytes = 0, 0
+	o.open, o.size = 0, 0
 	o.publish()
 }
 

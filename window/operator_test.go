@@ -317,7 +317,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{func(c *Config) { c.Emit = "sometimes" }, "emit"},
 		{func(c *Config) { c.Late = "sometimes" }, "late"},
 		{func(c *Config) { c.LateRetention = time.Minute }, "late_retention"},
-		{func(c *Config) { c.Window.Type, c.Window.Size, c.Window.Gap, c.Late = Session, 0, time.Second, LateUpdate }, "late"},
+		{func(c *Config) {
+			c.Window.Type, c.Window.Size, c.Window.Gap, c.Late = Session, 0, time.Second, LateUpdate
+		}, "late"},
 		{func(c *Config) {
 			c.Window.Type, c.Window.Size, c.Window.Gap, c.Emit = Session, 0, time.Second, EmitUpdates
 		}, "emit"},

@@ -63,15 +63,13 @@ func (s *Spec) windowBytes(key string) int64 {
 // any byte.
 const metaKey = "~meta"
 
-func stateKey(kind byte, id winID) string {
-	var b strings.Builder
-	b.Grow(len(id.key) + 24)
-	b.WriteByte(kind)
-	b.WriteByte('/')
-	b.WriteString(strconv.FormatInt(id.start, 10))
-	b.WriteByte('/')
-	b.WriteString(id.key)
-	return b.String()
+func stateKey(kind byte, id winID) string { return string(appendStateKey(nil, kind, id)) }
+
+func appendStateKey(b []byte, kind byte, id winID) []byte {
+	b = append(b, kind, '/')
+	b = strconv.AppendInt(b, id.start, 10)
+	b = append(b, '/')
+	return append(b, id.key...)
 }
 
 func parseStateKey(k string) (kind byte, id winID, err error) {
@@ -94,7 +92,10 @@ func parseStateKey(k string) (kind byte, id winID, err error) {
 // offset, revision and flags (1: emitted), then one float64 per
 // aggregation.
 func encodeAcc(a *acc) []byte {
-	b := make([]byte, 0, 5*binary.MaxVarintLen64+8*len(a.vals))
+	return appendAcc(make([]byte, 0, 5*binary.MaxVarintLen64+8*len(a.vals)), a)
+}
+
+func appendAcc(b []byte, a *acc) []byte {
 	b = binary.AppendVarint(b, a.end)
 	b = binary.AppendVarint(b, a.count)
 	b = binary.AppendVarint(b, a.lastOffset)

@@ -54,7 +54,19 @@ type windowedSink struct {
 // no window the input cannot have closed may be there.
 func TestWindowedSIGKILL(t *testing.T) {
 	t.Parallel()
-	sinks := map[string]windowedSink{
+	for name, sink := range windowedSinks() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runWindowedSIGKILL(t, sink)
+		})
+	}
+}
+
+// windowedSinks is every sink a windowed connector is tested against, by
+// name: the Kafka output topic, a PostgreSQL table and Redis keys, the
+// last two with the test-mode apply counter.
+func windowedSinks() map[string]windowedSink {
+	return map[string]windowedSink{
 		"kafka": {
 			section: func(p *pipe) string { return "\t\t\ttype: kafka\n\t\t\ttopic: " + p.out },
 			read:    readKafkaWindows,
@@ -90,17 +102,14 @@ func TestWindowedSIGKILL(t *testing.T) {
 			read: readRedisWindows,
 		},
 	}
-	for name, sink := range sinks {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			runWindowedSIGKILL(t, sink)
-		})
-	}
 }
 
-func runWindowedSIGKILL(t *testing.T, sink windowedSink) {
-	p := newPipe(t)
-	cfg := p.writeConfig(connectorConfig{
+// writeWindowedConfig writes the config of the windowed exactly_once
+// connector into sink: tumbling windowSize windows of count and sum per
+// record key, over event time value.i*windowTick, late records dropped.
+func (p *pipe) writeWindowedConfig(sink windowedSink) string {
+	p.t.Helper()
+	return p.writeConfig(connectorConfig{
 		guarantee:          "exactly_once",
 		commitInterval:     "100ms",
 		transactionTimeout: "30s",
@@ -113,6 +122,11 @@ func runWindowedSIGKILL(t *testing.T, sink windowedSink) {
 			"\t\t\t\taggregate:\n\t\t\t\t\tn: count()\n\t\t\t\t\ttotal: sum(value.amount)",
 		sink: sink.section(p),
 	})
+}
+
+func runWindowedSIGKILL(t *testing.T, sink windowedSink) {
+	p := newPipe(t)
+	cfg := p.writeWindowedConfig(sink)
 	// A backlog, then input streaming while the kills come: every kill
 	// finds open windows (asserted), most find a batch in flight.
 	const pre = 100_000
@@ -123,7 +137,15 @@ func runWindowedSIGKILL(t *testing.T, sink windowedSink) {
 	in := p.startStream(pre, streamRate)
 	r := rand.New(rand.NewPCG(seed(t), 0))
 	for k := 1; k <= kills; k++ {
-		time.Sleep(time.Duration(300+r.IntN(1200)) * time.Millisecond)
+		// The kill comes once the process holds open windows (a
+		// restarted one first rejoins its group and restores state),
+		// at a random moment of its work.
+		waitFor(t, time.Minute, "the process to hold open windows", func() bool {
+			inst.Alive()
+			st, err := inst.status(connectorName)
+			return err == nil && windowStatus(t, st).OpenWindows > 0
+		})
+		time.Sleep(time.Duration(r.IntN(1000)) * time.Millisecond)
 		st := inst.mustStatus(connectorName)
 		ws := windowStatus(t, st)
 		if ws.OpenWindows == 0 {
