@@ -152,6 +152,10 @@ func buildStages(s *Spec, env Env) connector.Runner {
 	repEnv := env
 	repEnv.InstanceID = repartitionInstance(env.InstanceID)
 	repEnv.Logger = env.Logger.With("stage", StageRepartition)
+	// Commit metrics are the window stage's alone: its records carry the
+	// input's timestamps, so its latencies are the connector's end to
+	// end, and stage 1's commits would count every record twice.
+	repEnv.Observer = nil
 	winEnv := env
 	winEnv.Logger = env.Logger.With("stage", StageWindow)
 	return &Staged{
