@@ -59,9 +59,11 @@ func RepartitionTopic(group string) string { return group + "-repartition" }
 func WindowGroup(group string) string { return group + "-window" }
 
 // repartitionInstance names the repartition stage's transactional ID and
-// group instance: a '/' cannot be in a host name, so it cannot meet an
-// instance ID of the window stage (which keeps the connector's own).
-func repartitionInstance(instanceID string) string { return instanceID + "/repartition" }
+// group instance (the window stage keeps the instance's own). An '_'
+// cannot be in a host name or a pod name, the usual instance IDs, so the
+// name meets no other instance's; and it is one of the characters Kafka
+// allows in a group.instance.id ('/' is not).
+func repartitionInstance(instanceID string) string { return instanceID + "_repartition" }
 
 // Stage names of a repartitioned connector's Specs.
 const (
