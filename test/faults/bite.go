@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,10 +34,18 @@ type Bite struct {
 	// aborted, by the connector or by its heir's epoch bump. They outlive
 	// the process, so they show what a SIGKILL left open.
 	OutputAborts int
+	// Restores counts a windowed connector's window state loads from its
+	// sink (status window.state_restores): after a crash or a rebalance
+	// the partitions' new owner loads them, after an abort the owner
+	// itself (it drops the batch's state), so each shows the faults
+	// reaching its state.
+	Restores int
 }
 
 // Total is everything the faults hit.
-func (b Bite) Total() int { return b.Aborts + b.Fenced + b.Unknown + b.Resolved + b.OutputAborts }
+func (b Bite) Total() int {
+	return b.Aborts + b.Fenced + b.Unknown + b.Resolved + b.OutputAborts + b.Restores
+}
 
 // String is the table cell: aborts/fenced/unknown, then what else bit.
 func (b Bite) String() string {
@@ -47,13 +56,16 @@ func (b Bite) String() string {
 	if b.OutputAborts > 0 {
 		s += fmt.Sprintf(", %d abort markers", b.OutputAborts)
 	}
+	if b.Restores > 0 {
+		s += fmt.Sprintf(", %d state restores", b.Restores)
+	}
 	return s
 }
 
 // Add sums two bites.
 func (b Bite) Add(o Bite) Bite {
 	return Bite{Aborts: b.Aborts + o.Aborts, Fenced: b.Fenced + o.Fenced, Unknown: b.Unknown + o.Unknown,
-		Resolved: b.Resolved + o.Resolved, OutputAborts: b.OutputAborts + o.OutputAborts}
+		Resolved: b.Resolved + o.Resolved, OutputAborts: b.OutputAborts + o.OutputAborts, Restores: b.Restores + o.Restores}
 }
 
 // Counters are the fault counters of one /metrics exposition, per
@@ -139,11 +151,72 @@ type Window struct {
 	state  int                 // 0 before, 1 open, 2 closed
 	latest map[string]Counters // by process
 	base   map[string]Counters // at the window's opening
+	// The window stages' counters (from each connector's status), by
+	// process and connector, latest and at the window's opening.
+	stages, stagesBase map[string]map[string]StageCounters
 }
+
+// StageCounters are a window stage's counters in one process: state loads
+// and records aggregated.
+type StageCounters struct{ Restores, Aggregated uint64 }
 
 // NewWindow returns a window not yet open.
 func NewWindow() *Window {
-	return &Window{latest: map[string]Counters{}, base: map[string]Counters{}}
+	return &Window{latest: map[string]Counters{}, base: map[string]Counters{},
+		stages: map[string]map[string]StageCounters{}, stagesBase: map[string]map[string]StageCounters{}}
+}
+
+// ObserveStage records the window stage counters of connector in process
+// proc; after Close it is ignored.
+func (w *Window) ObserveStage(proc, connector string, c StageCounters) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state >= 2 {
+		return
+	}
+	if w.stages[proc] == nil {
+		w.stages[proc] = map[string]StageCounters{}
+	}
+	w.stages[proc][connector] = c
+}
+
+// Heirs counts the processes that reported connector's stage only after
+// the window opened (restarted after a crash, or joined) and restored
+// state, and those of them that aggregated records.
+func (w *Window) Heirs(connector string) (restored, aggregated int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for proc, cs := range w.stages {
+		c, ok := cs[connector]
+		if _, before := w.stagesBase[proc][connector]; !ok || before {
+			continue
+		}
+		if c.Restores > 0 {
+			restored++
+		}
+		if c.Aggregated > 0 {
+			aggregated++
+		}
+	}
+	return restored, aggregated
+}
+
+// Unrestored lists the processes whose window stage of connector
+// aggregated records without loading any state: a process that restarted
+// after a crash, or took partitions over, and began from empty windows
+// instead of the checkpoint's. The stage loads a partition's state before
+// it adds the partition's first record, so every scrape of a correct
+// process that aggregated shows a restore.
+func (w *Window) Unrestored(connector string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for proc, cs := range w.stages {
+		if c, ok := cs[connector]; ok && c.Aggregated > 0 && c.Restores == 0 {
+			out = append(out, proc)
+		}
+	}
+	return out
 }
 
 // Observe records a scrape of process proc; after Close it is ignored.
@@ -162,6 +235,9 @@ func (w *Window) Open() {
 	defer w.mu.Unlock()
 	for proc, c := range w.latest {
 		w.base[proc] = c
+	}
+	for proc, c := range w.stages {
+		w.stagesBase[proc] = maps.Clone(c) // ObserveStage updates the inner maps
 	}
 	w.state = 1
 }
@@ -182,6 +258,13 @@ func (w *Window) Bite(connector string) Bite {
 		now, then := c[connector], w.base[proc][connector]
 		b = b.Add(Bite{Aborts: now.Aborts - then.Aborts, Fenced: now.Fenced - then.Fenced,
 			Unknown: now.Unknown - then.Unknown, Resolved: now.Resolved - then.Resolved})
+	}
+	for proc, cs := range w.stages {
+		now, ok := cs[connector]
+		if !ok {
+			continue
+		}
+		b.Restores += int(now.Restores - w.stagesBase[proc][connector].Restores)
 	}
 	return b
 }

@@ -68,3 +68,38 @@ func TestBiteString(t *testing.T) {
 		t.Fatalf("%q", s)
 	}
 }
+
+// The window stage counters: restores count from the window's opening in
+// every incarnation (an heir from zero), and a process that aggregated
+// records without loading state is named, whether it ran before the
+// window or not.
+func TestWindowStages(t *testing.T) {
+	w := NewWindow()
+	w.ObserveStage("a1", "w", StageCounters{Restores: 6, Aggregated: 900})
+	w.Open()
+	w.ObserveStage("a1", "w", StageCounters{Restores: 8, Aggregated: 1500}) // last word before a SIGKILL
+	w.ObserveStage("a2", "w", StageCounters{Restores: 3, Aggregated: 40})   // its heir
+	w.ObserveStage("b1", "w", StageCounters{Aggregated: 70})                // began from empty windows
+	w.ObserveStage("b1", "plain", StageCounters{})
+	w.ObserveStage("c1", "w", StageCounters{}) // started, aggregated nothing yet
+	w.Close()
+	w.ObserveStage("a2", "w", StageCounters{Restores: 90, Aggregated: 90})
+	if got := w.Bite("w").Restores; got != 5 {
+		t.Fatalf("restores in the window: %d, want 5 (2 by a1, 3 by its heir)", got)
+	}
+	if got := w.Unrestored("w"); len(got) != 1 || got[0] != "b1" {
+		t.Fatalf("unrestored: %v, want [b1]", got)
+	}
+	if restored, aggregated := w.Heirs("w"); restored != 1 || aggregated != 2 {
+		t.Fatalf("heirs: %d restored, %d aggregated; want 1 (a2), 2 (a2, b1)", restored, aggregated)
+	}
+	if got := w.Unrestored("plain"); len(got) != 0 {
+		t.Fatalf("unrestored of a connector that aggregated nothing: %v", got)
+	}
+	if s := (Bite{Aborts: 1, Restores: 4}).String(); s != "1/0/0, 4 state restores" {
+		t.Fatalf("%q", s)
+	}
+	if (Bite{Restores: 1}).Total() != 1 {
+		t.Fatal("a state restore is not counted as a bite")
+	}
+}

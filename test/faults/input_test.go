@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,7 +319,7 @@ func (p *producer) wait(within time.Duration) {
 // not hold the last stable offset back) until the coordinator's timeout
 // abort appended its marker. The ends are then read again and the whole
 // input re-read, so the bounds describe the input as it finally is.
-func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartition]Bound, int, []string) {
+func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartition]Bound, int, []string, eventTimes) {
 	t.Helper()
 	var ends, missing, beyond map[int32]int64
 	for attempt := 1; attempt <= 4; attempt++ {
@@ -332,12 +335,12 @@ func inputBounds(t *testing.T, e *env, topic string) (map[connector.TopicPartiti
 			continue
 		}
 		if len(read.left) == 0 {
-			return read.bounds, read.events, read.poison
+			return read.bounds, read.events, read.poison, read.seqs
 		}
 		t.Logf("reading the input to its end, attempt %d: partitions not read to their end (partition: last offset read) %v; end offsets %v", attempt, read.left, ends)
 	}
 	t.Fatalf("reading the input to its end: after 4 attempts, partitions not read to their end (partition: last offset read) %v, partitions read past it (partition: offset) %v; end offsets %v", missing, beyond, ends)
-	return nil, 0, nil
+	return nil, 0, nil, nil
 }
 
 // stableEnds waits until no input transaction is open (every partition's
@@ -375,6 +378,7 @@ type inputRead struct {
 	bounds map[connector.TopicPartition]Bound
 	events int             // committed events read
 	poison []string        // IDs of the committed poison events
+	seqs   eventTimes      // sequence numbers of the committed JSON events, per partition
 	left   map[int32]int64 // partitions not read to their end: last offset read, -1 for none
 	beyond map[int32]int64 // partitions with a record at or past their end: its offset
 }
@@ -385,7 +389,8 @@ func readInput(t *testing.T, e *env, topic string, ends map[int32]int64, timeout
 	t.Helper()
 	ctx, cancel := ctxFor(timeout)
 	defer cancel()
-	read := inputRead{bounds: map[connector.TopicPartition]Bound{}, left: map[int32]int64{}, beyond: map[int32]int64{}}
+	read := inputRead{bounds: map[connector.TopicPartition]Bound{}, left: map[int32]int64{}, beyond: map[int32]int64{},
+		seqs: eventTimes{}}
 	parts := map[int32]kgo.Offset{}
 	for part, end := range ends {
 		read.bounds[connector.TopicPartition{Topic: topic, Partition: part}] = Bound{End: end}
@@ -416,6 +421,8 @@ func readInput(t *testing.T, e *env, topic string, ends map[int32]int64, timeout
 				read.events++
 				if bytes.HasPrefix(r.Value, []byte(poisonPrefix)) {
 					read.poison = append(read.poison, eventID(r))
+				} else if i := seq(eventID(r)); i >= 0 {
+					read.seqs[r.Partition] = append(read.seqs[r.Partition], i)
 				}
 				b.Low = r.Offset + 1
 				read.bounds[tp] = b
@@ -439,4 +446,70 @@ func eventID(r *kgo.Record) string {
 		}
 	}
 	return ""
+}
+
+// eventTimes are the sequence numbers i of the committed JSON input events
+// (value.i), per input partition, in offset order: what a windowed
+// connector aggregates (poison events never reach its window stage).
+type eventTimes map[int32][]int
+
+// closedWindows counts the (key, window) pairs the input closes for the
+// windowed connectors (windowConfig), computed here from the input alone
+// rather than by the verify oracle: per partition the watermark is the
+// highest event time i*windowTick less windowOOO, and a tumbling window
+// [s, s+windowSize) of a key closes once its end is at or below it. Every
+// key lives in one partition (the producer partitions by key), so the
+// pairs of different partitions never coincide.
+func (ts eventTimes) closedWindows() int {
+	n := 0
+	for p := range ts {
+		n += len(ts.closed(p))
+	}
+	return n
+}
+
+// closed returns the (key index, window start) pairs partition p closes.
+func (ts eventTimes) closed(p int32) map[[2]int64]bool {
+	is := ts[p]
+	seen := map[[2]int64]bool{}
+	if len(is) == 0 {
+		return seen
+	}
+	wm := int64(slices.Max(is))*windowTick - windowOOO
+	for _, i := range is {
+		start := int64(i) * windowTick / windowSize * windowSize
+		if start+windowSize <= wm {
+			seen[[2]int64{int64(i % Keys), start}] = true
+		}
+	}
+	return seen
+}
+
+// missingWindows describes, per input partition, the closed windows whose
+// result IDs (<connector>/k-<key>/<start>) are not among ids: where a
+// failing windowed cell lost results, for the post-mortem.
+func (ts eventTimes) missingWindows(connector string, ids []string) string {
+	have := map[string]bool{}
+	for _, id := range ids {
+		have[id] = true
+	}
+	parts := slices.Sorted(maps.Keys(ts))
+	var out []string
+	for _, p := range parts {
+		n, lo, hi := 0, int64(-1), int64(-1)
+		for w := range ts.closed(p) {
+			if have[fmt.Sprintf("%s/k-%d/%d", connector, w[0], w[1])] {
+				continue
+			}
+			n++
+			if lo < 0 || w[1] < lo {
+				lo = w[1]
+			}
+			hi = max(hi, w[1])
+		}
+		if n > 0 {
+			out = append(out, fmt.Sprintf("input partition %d: %d of %d windows missing, starts %d..%d ms", p, n, len(ts.closed(p)), lo, hi))
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -101,6 +101,21 @@ type Observation struct {
 	// topic, a table, the Redis audit log's dlq entries), by destination.
 	Poison      []string
 	DeadLetters map[string][]string
+
+	// Windowed: the connector has a window stage, and its outputs are
+	// window results. verify must then expect Windows of them (the windows
+	// the input closes, counted by the test from the input alone:
+	// eventTimes.closedWindows) besides the dead letters, and the batch
+	// oracle must find every value equal. Unrestored are its processes
+	// that aggregated without loading window state; Struck the batches
+	// the faults undid in the fault window (aborts, fenced, unknown
+	// outcomes, abort markers) and Restores the state loads then: after
+	// one, the state must have been loaded again.
+	Windowed   bool
+	Windows    int
+	Unrestored []string
+	Struck     int
+	Restores   int
 }
 
 // Findings are the invariant violations of one Observation.
@@ -125,7 +140,16 @@ type Findings struct {
 	// letters that are not poison.
 	DeadLetters        []int
 	DeadLetterMismatch int
-	Details            []string
+	// Windowed connectors: Windows is the number of window results
+	// verify's oracle expects, ValueMismatches those the sink holds with
+	// other values, StateNotRestored the processes that aggregated
+	// without loading state (plus one if the faults undid batches and no
+	// state was loaded again).
+	Windowed         bool
+	Windows          int
+	ValueMismatches  int
+	StateNotRestored int
+	Details          []string
 }
 
 // Check computes the findings of o.
@@ -140,6 +164,19 @@ func Check(o Observation) Findings {
 	}
 	if !o.Report.Clean() {
 		f.Details = append(f.Details, "verify: "+o.Report.String())
+	}
+	f.ValueMismatches = o.Report.ValueMismatches
+	if o.Windowed {
+		f.Windowed, f.Windows = true, o.Report.Windows
+		if len(o.Unrestored) > 0 {
+			f.StateNotRestored += len(o.Unrestored)
+			f.Details = append(f.Details, fmt.Sprintf("window state not restored: processes %s aggregated records without loading any state",
+				strings.Join(o.Unrestored, ", ")))
+		}
+		if o.Struck > 0 && o.Restores == 0 {
+			f.StateNotRestored++
+			f.Details = append(f.Details, fmt.Sprintf("window state not restored: the faults undid %d batches and no process loaded state again", o.Struck))
+		}
 	}
 	if f.Unchecked > 0 {
 		f.Details = append(f.Details, fmt.Sprintf("verify: %d input partitions with records and no checkpoint: %s",
@@ -199,6 +236,16 @@ func checkCounts(o Observation, f *Findings) {
 	if len(reps) == 0 {
 		reps = []verify.Report{o.Report}
 	}
+	if o.Windowed {
+		rep := o.Report
+		f.Expected = append(f.Expected, rep.Expected)
+		if want := o.Windows + len(o.Poison); rep.Expected != want || rep.Windows != o.Windows {
+			f.ExpectedMismatch++
+			f.Details = append(f.Details, fmt.Sprintf("verify expected %d outputs (%d windows), the input closes %d windows and has %d poison events",
+				rep.Expected, rep.Windows, o.Windows, len(o.Poison)))
+		}
+		reps = nil
+	}
 	for _, rep := range reps {
 		f.Expected = append(f.Expected, rep.Expected)
 		if rep.Expected != o.Committed {
@@ -246,6 +293,9 @@ func checkCounts(o Observation, f *Findings) {
 // ExpectedCell is the "expected" column: "= input" when every sink's
 // expected count is the committed input's.
 func (f Findings) ExpectedCell() string {
+	if f.ExpectedMismatch == 0 && f.Windowed {
+		return fmt.Sprintf("= input: %d windows", f.Windows)
+	}
 	if f.ExpectedMismatch == 0 {
 		return "= input"
 	}
@@ -275,7 +325,8 @@ func joinInts(ns []int) string {
 func (f Findings) ExactlyOnce() bool {
 	return f.Duplicates == 0 && f.Missing == 0 && f.Unexpected == 0 && f.ApplyCount == 0 &&
 		f.AbortedVisible == 0 && f.OrderViolations == 0 && f.WatcherDuplicates == 0 &&
-		f.CheckpointGaps == 0 && f.Unchecked == 0 && f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0
+		f.CheckpointGaps == 0 && f.Unchecked == 0 && f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0 &&
+		f.ValueMismatches == 0 && f.StateNotRestored == 0
 }
 
 // AtLeastOnce reports whether f shows at-least-once delivery: duplicates,

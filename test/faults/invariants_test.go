@@ -210,3 +210,75 @@ func TestIDs(t *testing.T) {
 		t.Fatal("seq")
 	}
 }
+
+// A windowed connector's result: verify must expect the windows the input
+// closes (counted by the test) plus the dead letters, find every value
+// equal, and state must have been loaded by every process that aggregated
+// and again after the faults undid batches. Each mutation is caught by its
+// invariant; the clean result passes.
+func TestCheckerWindowed(t *testing.T) {
+	clean := func() Observation {
+		o := Observation{Windowed: true, Windows: 40, Poison: []string{"in-7", "in-57"},
+			DeadLetters: map[string][]string{"topic dlq": {"in-7", "in-57"}},
+			Struck:      3, Restores: 5, Committed: 1000}
+		o.Report = verify.Report{Expected: 42, Actual: 42, Windows: 40}
+		return o
+	}
+	if f := Check(clean()); !f.ExactlyOnce() || f.ExpectedCell() != "= input: 40 windows" {
+		t.Fatalf("the clean windowed result fails: %+v (%s)", f, f.ExpectedCell())
+	}
+	tests := []struct {
+		name   string
+		mutate func(o *Observation)
+		caught func(f Findings) int
+	}{
+		{"a wrong count", func(o *Observation) { o.Report.ValueMismatches = 1 }, func(f Findings) int { return f.ValueMismatches }},
+		{"verify expecting fewer windows than the input closes", func(o *Observation) {
+			o.Report.Windows, o.Report.Expected = 39, 41
+		}, func(f Findings) int { return f.ExpectedMismatch }},
+		{"verify expecting windows for records that are dead letters", func(o *Observation) {
+			o.Report.Expected = 43
+		}, func(f Findings) int { return f.ExpectedMismatch }},
+		{"a process aggregating without loading state", func(o *Observation) {
+			o.Unrestored = []string{"http://127.0.0.1:4000"}
+		}, func(f Findings) int { return f.StateNotRestored }},
+		{"batches undone and no state loaded again", func(o *Observation) { o.Restores = 0 },
+			func(f Findings) int { return f.StateNotRestored }},
+		{"a window emitted twice", func(o *Observation) { o.Report.Duplicates, o.Report.Actual = 1, 43 },
+			func(f Findings) int { return f.Duplicates }},
+	}
+	for _, tc := range tests {
+		o := clean()
+		tc.mutate(&o)
+		f := Check(o)
+		if tc.caught(f) == 0 || f.ExactlyOnce() {
+			t.Errorf("%s: not caught: %+v", tc.name, f)
+		}
+	}
+}
+
+// closedWindows counts (key, window) pairs per partition up to that
+// partition's watermark, from the input alone; a window whose end equals
+// the watermark is closed (the stage's rule: end + allowed_lateness <=
+// watermark).
+func TestClosedWindows(t *testing.T) {
+	if windowSize != 10_000 || windowTick != 10 || windowOOO != 2_000 {
+		t.Fatal("the hand-computed counts below assume 10s windows, 10ms per sequence number and 2s out of orderness")
+	}
+	ts := eventTimes{
+		// Keys 0, 1, 0, 1 in window [0, 10s); keys 30, 31 in [10s, 20s);
+		// key 66 at 22s in [20s, 30s): watermark 20s closes the first
+		// two windows (the second exactly), not the third.
+		0: {0, 1, 97, 98, 1000, 1001, 2200},
+		// Key 5 three times in [0, 10s); watermark 1.99s - 2s: none.
+		1: {5, 102, 199},
+		2: {},
+	}
+	if got := ts.closedWindows(); got != 4 {
+		t.Fatalf("closedWindows = %d, want 4", got)
+	}
+	got := ts.missingWindows("w", []string{"w/k-0/0", "w/k-30/10000", "w/k-66/20000"})
+	if want := "input partition 0: 2 of 4 windows missing, starts 0..10000 ms"; got != want {
+		t.Fatalf("missingWindows = %q, want %q", got, want)
+	}
+}

@@ -16,20 +16,31 @@ import (
 // every cell) and one event in 200 is poison for the dead-letter queue.
 var defaultInput = inputSpec{abortEvery: 10, poisonEvery: 200}
 
+// allWindowed: a scenario runs the windowed connector of every sink.
+var allWindowed = []string{"kafka", "postgres", "redis"}
+
 // matrix is the issue's fault list, one scenario each; the faults combine
-// freely (the soak draws random combinations).
+// freely (the soak draws random combinations). The windowed connectors
+// (issue 15) join the scenarios that restore their state hardest and
+// whose faults reach their sinks: connectd SIGKILLs and a network
+// partition (all three), a broker SIGKILL (Kafka), a PostgreSQL restart
+// and a Redis SIGKILL (their own stores).
 func matrix() []scenario {
 	return []scenario{
 		{id: "s01", name: "1 SIGTERM mid-transaction", input: defaultInput, faults: []step{sigterm(3)}},
-		{id: "s02", name: "2 SIGKILL ×3, then one inside the at-least-once window", input: defaultInput, faults: []step{sigkill(3), heldKill()}},
+		{id: "s02", name: "2 SIGKILL ×3, then one inside the at-least-once window", input: defaultInput, faults: []step{sigkill(3), heldKill()},
+			windowed: allWindowed},
 		{id: "s03", name: "3 SIGSTOP zombie", input: defaultInput, faults: []step{sigstop(16 * time.Second)}},
-		{id: "s04", name: "4 broker SIGKILL (coordinator, leader)", input: defaultInput, faults: []step{brokerKill()}},
+		{id: "s04", name: "4 broker SIGKILL (coordinator, leader)", input: defaultInput, faults: []step{brokerKill()},
+			windowed: []string{"kafka"}},
 		{id: "s05", name: "5 rolling broker restart", input: defaultInput, faults: []step{rollingRestart()}},
 		{id: "s06", name: "6 network partition (brokers, then PostgreSQL)", input: defaultInput,
-			faults: []step{partition(15 * time.Second), pgPartition(15 * time.Second)}},
+			faults: []step{partition(15 * time.Second), pgPartition(15 * time.Second)}, windowed: allWindowed},
 		{id: "s07", name: "7 latency + dropped replies", input: defaultInput, faults: []step{latencyDrop(15*time.Second, 30*time.Millisecond, 0.05)}},
-		{id: "s08", name: "8 PostgreSQL terminate/restart/crash", input: defaultInput, faults: []step{pgRestart()}},
-		{id: "s09", name: "9 Redis SIGKILL (appendfsync always)", input: defaultInput, faults: []step{redisKill(3)}},
+		{id: "s08", name: "8 PostgreSQL terminate/restart/crash", input: defaultInput, faults: []step{pgRestart()},
+			windowed: []string{"postgres"}},
+		{id: "s09", name: "9 Redis SIGKILL (appendfsync always)", input: defaultInput, faults: []step{redisKill(3)},
+			windowed: []string{"redis"}},
 		{id: "s09e", name: "9 Redis SIGKILL (appendfsync everysec)", input: defaultInput, faults: []step{redisKill(3)},
 			redisFsync: "everysec",
 			include:    func(sink, g string) bool { return sink != "redis" || g == "exactly_once" },
@@ -110,6 +121,10 @@ func TestMatrix(t *testing.T) {
 			"In every cell verify's expected count must equal the committed input (`expected`, per sink for the fan-out) and",
 			"the dead letters (distinct, per destination) the input's poison events.",
 			"`missing` includes unexpected IDs; `recovery` is from the end of the fault schedule to lag 0.",
+			"Windowed cells (`<sink> windowed`, exactly_once, tumbling 10s event-time windows): verify's batch oracle recomputes every window",
+			"from the input and must expect exactly the windows the input closes (`expected`, counted by the test) and find each once with its",
+			"values (`values≠` 0); `state restores` are window state loads during the fault window (each must bite: batches undone or state",
+			"restored), and every process that aggregated must have loaded state.",
 		}
 		if len(failed) > 0 {
 			header = append(header, fmt.Sprintf("\nScenarios that failed before their check: %v.", failed))

@@ -23,8 +23,8 @@ import (
 func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound, committed int, poison []string) {
 	r.t.Helper()
 	for _, c := range r.conns {
-		if !c.exactlyOnce() {
-			continue
+		if !c.exactlyOnce() || c.setup.window {
+			continue // verify's own tests corrupt window results (verify/window*_test.go)
 		}
 		var want map[string]func(Findings) int
 		switch c.setup.name {

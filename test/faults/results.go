@@ -50,6 +50,14 @@ func (r Row) Dups() int { return r.Findings.Duplicates + r.Findings.ApplyCount }
 // fails only if none of its such cells did).
 func (r Row) Bit() bool { return r.Skipped != "" || !r.MustDuplicate || r.Dups() > 0 }
 
+// WindowBit says whether a windowed cell shows its fault's bite: each
+// windowed connector runs only in scenarios whose faults reach its sink or
+// its processes, so each must have had batches undone or state restored
+// during the fault window (its own bite, not the scenario's).
+func (r Row) WindowBit() bool {
+	return r.Skipped != "" || !r.Findings.Windowed || r.Input != "" || r.Bite.Total() > 0
+}
+
 // Verdict is the row's last column.
 func (r Row) Verdict() string {
 	switch {
@@ -57,6 +65,8 @@ func (r Row) Verdict() string {
 		return "not run: " + r.Skipped
 	case !r.Pass():
 		return "**FAIL**"
+	case !r.WindowBit():
+		return "**FAIL** (nothing bit this windowed connector)"
 	case !r.Bit():
 		return "ok (no duplicate in this cell this run; the scenario must duplicate somewhere)"
 	case r.Guarantee == "at_least_once" && r.Dups() > 0:
@@ -91,18 +101,22 @@ func WriteMarkdown(w io.Writer, title string, header []string, rows []Row) error
 		b.WriteString("\n")
 	}
 	b.WriteString(scenarioSummary(rows))
-	b.WriteString("| scenario | faults | sink | guarantee | events | fault bit | duplicates | missing | aborted visible | apply≠1 | order | watcher dups | checkpoint gaps | hanging txns | expected | dead letters | recovery | result |\n")
-	b.WriteString("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|\n")
+	b.WriteString("| scenario | faults | sink | guarantee | events | fault bit | duplicates | missing | aborted visible | apply≠1 | order | watcher dups | checkpoint gaps | hanging txns | expected | dead letters | values≠ | recovery | result |\n")
+	b.WriteString("|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|\n")
 	for _, r := range rows {
 		f := r.Findings
 		if r.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | | | | | | | | | | | | | | %s |\n", r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Verdict())
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | | | | | | | | | | | | | | | %s |\n", r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Verdict())
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s |\n",
+		values := "" // only a windowed connector's results have values to compare
+		if f.Windowed {
+			values = fmt.Sprint(f.ValueMismatches)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s |\n",
 			r.Scenario, r.Faults, r.Sink, r.Guarantee, r.Events, r.BiteCell(), f.Duplicates, f.Missing+f.Unexpected, f.AbortedVisible,
 			f.ApplyCount, f.OrderViolations, f.WatcherDuplicates, f.CheckpointGaps+f.Unchecked, f.Hanging,
-			f.ExpectedCell(), f.DeadLetterCell(), r.Recovery.Round(100*time.Millisecond), r.Verdict())
+			f.ExpectedCell(), f.DeadLetterCell(), values, r.Recovery.Round(100*time.Millisecond), r.Verdict())
 	}
 	b.WriteString("\n")
 	b.WriteString(summary(rows))
@@ -222,6 +236,18 @@ func summary(rows []Row) string {
 		t.missing += r.Findings.Missing + r.Findings.Unexpected
 		t.aborted += r.Findings.AbortedVisible
 	}
+	var wcells, wpass, windows, mismatches, restores int
+	for _, r := range rows {
+		if r.Skipped == "" && r.Findings.Windowed {
+			wcells++
+			if r.Pass() && r.WindowBit() {
+				wpass++
+			}
+			windows += r.Findings.Windows
+			mismatches += r.Findings.ValueMismatches
+			restores += r.Bite.Restores
+		}
+	}
 	gs := make([]string, 0, len(by))
 	for g := range by {
 		gs = append(gs, g)
@@ -236,6 +262,10 @@ func summary(rows []Row) string {
 			fmt.Fprintf(&b, "; duplicates in %d of the %d cells whose faults can duplicate", t.did, t.can)
 		}
 		b.WriteString("\n")
+	}
+	if wcells > 0 {
+		fmt.Fprintf(&b, "- windowed connectors (exactly_once, among the above): %d/%d cells pass; %d windows checked value for value by verify's batch oracle, %d value mismatches; %d window state restores during the fault windows\n",
+			wpass, wcells, windows, mismatches, restores)
 	}
 	return b.String()
 }

@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -37,6 +38,10 @@ type scenario struct {
 	// (default always).
 	redisFsync string
 	faults     []step
+	// windowed lists the sink setups ("kafka", "postgres", "redis") whose
+	// windowed exactly_once connector joins the scenario's processes:
+	// those the faults reach, so each must show its bite.
+	windowed []string
 	// inputOnly: the scenario's "fault" is its input (aborted
 	// transactions, poison events); what bit is read from the input.
 	inputOnly bool
@@ -145,9 +150,16 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	e.createTopics(6, r.in)
 	var rows []Row
 	for _, s := range sinkSetups {
-		for _, g := range []string{"exactly_once", "at_least_once"} {
+		guarantees := []string{"exactly_once", "at_least_once"}
+		if s.window {
+			if !slices.Contains(sc.windowed, s.base) {
+				continue
+			}
+			guarantees = guarantees[:1]
+		}
+		for _, g := range guarantees {
 			abbr := map[string]string{"exactly_once": "eo", "at_least_once": "alo"}[g]
-			c := &conn{name: connName(s.name) + "-" + abbr, setup: s, guarantee: g}
+			c := &conn{name: connName(s) + "-" + abbr, setup: s, guarantee: g}
 			if sc.include != nil && !sc.include(s.name, g) {
 				rows = append(rows, Row{Scenario: sc.name, Sink: s.name, Guarantee: g, Skipped: sc.skipped})
 				continue
@@ -211,7 +223,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	r.prod.finish()
 	r.prod.wait(5 * time.Minute)
 	r.logf("input written: %d transactions, %d of them written at once to keep a backlog", r.prod.txns, r.prod.topUps)
-	bounds, committed, poison := inputBounds(t, e, r.in)
+	bounds, committed, poison, times := inputBounds(t, e, r.in)
 	r.drain(bounds, 5*time.Minute)
 	recovery := time.Since(faultsEnd)
 	r.scrapeAll()
@@ -239,6 +251,19 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	for _, c := range r.conns {
 		o := r.observe(c, bounds)
 		o.Committed, o.Poison = committed, poison
+		var bite Bite
+		if !sc.inputOnly {
+			bite = r.window.Bite(c.name)
+			if w := r.watchers[c.name]; w != nil {
+				bite.OutputAborts = w.windowAborts()
+			}
+		}
+		if c.setup.window {
+			o.Windowed, o.Windows = true, times.closedWindows()
+			o.Unrestored = r.window.Unrestored(c.name)
+			o.Struck = bite.Aborts + bite.Fenced + bite.Unknown + bite.OutputAborts
+			o.Restores = bite.Restores
+		}
 		r.logf("observed %s", c.name)
 		f := Check(o)
 		row := Row{Scenario: sc.name, Sink: c.setup.name, Guarantee: c.guarantee, Events: committed,
@@ -246,10 +271,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 		if sc.inputOnly {
 			row.Input = fmt.Sprintf("input: %d aborted, %d poison", r.prod.aborted, len(poison))
 		} else {
-			row.Bite = r.window.Bite(c.name)
-			if w := r.watchers[c.name]; w != nil {
-				row.Bite.OutputAborts = w.windowAborts()
-			}
+			row.Bite = bite
 			scenarioBite = scenarioBite.Add(row.Bite)
 		}
 		if !c.exactlyOnce() {
@@ -259,14 +281,32 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 		}
 		mustDuplicate = mustDuplicate || row.MustDuplicate
 		switch {
+		case !row.Pass() && c.setup.window:
+			var ids []string
+			for _, out := range o.Outputs {
+				ids = append(ids, out.ID)
+			}
+			if c.setup.pgTable {
+				ids = o.Scanned
+			}
+			t.Errorf("%s %s: %s violated:\n%s\nresults missing by input partition (the test's count): %s", c.setup.name, c.guarantee, c.guarantee,
+				strings.Join(f.Details, "\n"), times.missingWindows(c.name, ids))
 		case !row.Pass():
 			t.Errorf("%s %s: %s violated:\n%s", c.setup.name, c.guarantee, c.guarantee, strings.Join(f.Details, "\n"))
+		case !row.WindowBit():
+			t.Errorf("%s %s: the faults (%s) did not bite this windowed connector: during the fault window it undid no batch and restored no state",
+				c.setup.name, c.guarantee, strings.Join(did, "; "))
 		case !row.Bit():
 			// Whether one cell duplicates depends on where the fault
 			// lands among that connector's batches; the scenario as a
 			// whole must duplicate (below).
 			t.Logf("%s %s: no duplicate in this cell this run, although %s can duplicate here (fault bit %s)",
 				c.setup.name, c.guarantee, strings.Join(did, "; "), row.Bite)
+		case c.setup.window:
+			restored, aggregated := r.window.Heirs(c.name)
+			t.Logf("%s %s: ok: %s; %d windows closed by the input, all checked value for value; fault bit %s; "+
+				"processes started during the fault window: %d restored state, %d aggregated; watcher duplicates %d%s",
+				c.setup.name, c.guarantee, o.Report, o.Windows, row.Bite, restored, aggregated, f.WatcherDuplicates, detailSuffix(f))
 		default:
 			t.Logf("%s %s: ok: %s; fault bit %s; order violations %d, watcher duplicates %d%s", c.setup.name, c.guarantee,
 				o.Report, row.Bite, f.OrderViolations, f.WatcherDuplicates, detailSuffix(f))
@@ -368,6 +408,36 @@ func (r *run) scrape(in *instance) {
 		return
 	}
 	r.window.Observe(admin, c)
+	for _, c := range r.conns {
+		if c.setup.window {
+			r.scrapeStage(admin, c)
+		}
+	}
+}
+
+// scrapeStage reads the window stage counters of c from its status in
+// the process at admin. Like a scrape, a failure leaves the previous one
+// standing.
+func (r *run) scrapeStage(admin string, c *conn) {
+	resp, err := scrapeClient.Get(admin + "/connectors/" + c.name + "/status")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Window *struct {
+			Restores   uint64 `json:"state_restores"`
+			Aggregated uint64 `json:"records_aggregated"`
+		} `json:"window"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return
+	}
+	if st.Window == nil {
+		r.t.Errorf("status of windowed connector %s at %s has no window section", c.name, admin)
+		return
+	}
+	r.window.ObserveStage(admin, c.name, StageCounters{Restores: st.Window.Restores, Aggregated: st.Window.Aggregated})
 }
 
 // inputLag is how many committed input events the fastest and the slowest
@@ -399,12 +469,15 @@ func (r *run) instances() []*instance {
 	return slices.Clone(r.insts)
 }
 
-// connName turns a sink setup's name into a connector name part.
-func connName(setup string) string {
-	if setup == "kafka+postgres (2PC)" {
+// connName is a sink setup's connector name part.
+func connName(s sinkSetup) string {
+	if s.short != "" {
+		return s.short
+	}
+	if s.name == "kafka+postgres (2PC)" {
 		return "twophase"
 	}
-	return setup
+	return s.name
 }
 
 func detailSuffix(f Findings) string {

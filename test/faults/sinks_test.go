@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,14 @@ import (
 // issue 6 is meant to be one more entry here.
 type sinkSetup struct {
 	name string
+	// short names the setup in connector, topic and table names ("":
+	// name).
+	short string
+	// window: the connector aggregates its input in event-time windows
+	// (windowTransform) and writes window results, exactly_once only. It
+	// runs in the scenarios that list base (scenario.windowed).
+	window bool
+	base   string
 	// yaml is the connector's sink block for c: "sink:" or "sinks:" and
 	// the lines under it, indented with tabs from the connector's level.
 	yaml func(r *run, c *conn) string
@@ -35,7 +44,9 @@ type sinkSetup struct {
 	kafkaOut, pgTable bool
 }
 
-var sinkSetups = []sinkSetup{
+var sinkSetups = slices.Concat(plainSetups, windowedSetups)
+
+var plainSetups = []sinkSetup{
 	{name: "kafka", ordered: true, kafkaOut: true, yaml: func(r *run, c *conn) string {
 		return "\t\tsink:\n" + lines(3, kafkaSink(c)...)
 	}},
@@ -60,6 +71,64 @@ var sinkSetups = []sinkSetup{
 		return "\t\tsinks:\n" + lines(3, append([]string{"- " + k[0]}, indent(k[1:])...)...) + "\n" +
 			lines(3, append([]string{"- " + p[0]}, indent(p[1:])...)...)
 	}},
+}
+
+// The windowed setups: the same sinks behind a window stage, whose state
+// commits with the results and the offsets (the compacted state topic in
+// the Kafka transaction, the state table in the PostgreSQL transaction,
+// the state hash in the Redis script) and is restored from there after a
+// crash, an abort or a rebalance. verify's batch oracle recomputes every
+// window from the input and compares it value for value, so the
+// PostgreSQL columns and the Redis values hold the results' fields.
+var windowedSetups = []sinkSetup{
+	{name: "kafka windowed", short: "wkafka", window: true, base: "kafka", ordered: true, kafkaOut: true,
+		yaml: func(r *run, c *conn) string { return "\t\tsink:\n" + lines(3, kafkaSink(c)...) }},
+	{name: "postgres windowed", short: "wpostgres", window: true, base: "postgres", pgTable: true, yaml: func(r *run, c *conn) string {
+		return "\t\tsink:\n" + lines(3, "type: postgres",
+			fmt.Sprintf("dsn: %q", r.e.pgDSN()),
+			"table: "+c.table,
+			"auto_create: true",
+			"test_apply_counter: true",
+			"columns:",
+			"\twkey: json:key",
+			"\twindow_start: json:window_start",
+			"\tn: json:n::bigint",
+			"\ttotal: json:total::numeric")
+	}},
+	// The default key template ({event_id}): verify reads each result's
+	// value back by its event ID.
+	{name: "redis windowed", short: "wredis", window: true, base: "redis", ordered: true, yaml: func(r *run, c *conn) string {
+		return "\t\tsink:\n" + lines(3, "type: redis",
+			fmt.Sprintf("addr: %q", r.e.redisProxy.Addr()),
+			fmt.Sprintf("key_prefix: %q", c.prefix),
+			"audit_log: true",
+			"test_apply_counter: true",
+			"timeout: 5s")
+	}},
+}
+
+// The windowed connectors' event time is value.i * windowTick ms (the
+// input's sequence number, rising per partition, so windows keep closing
+// while the input grows); tumbling windows of windowSize ms (about ten
+// events per key and window: a tenth of the input's volume comes out) and
+// a watermark windowOOO behind the highest event time.
+const (
+	windowTick = 10
+	windowSize = 10_000
+	windowOOO  = 2_000
+)
+
+// windowTransform is the window stage of the windowed connectors, after
+// the set transform (which dead-letters the poison events first).
+func windowTransform() string {
+	return lines(3, "- type: window",
+		fmt.Sprintf("\ttime: value.i * %d", windowTick),
+		fmt.Sprintf("\twindow: {type: tumbling, size: %dms}", windowSize),
+		fmt.Sprintf("\twatermark: {max_out_of_orderness: %dms}", windowOOO),
+		"\tlate: drop",
+		"\taggregate:",
+		"\t\tn: count()",
+		"\t\ttotal: sum(value.amount)")
 }
 
 func kafkaSink(c *conn) []string { return []string{"type: kafka", "topic: " + c.out} }
@@ -108,8 +177,12 @@ type conn struct {
 func (c *conn) exactlyOnce() bool { return c.guarantee == "exactly_once" }
 
 // connectorYAML is c's entry in the daemon config: input → set {copied:
-// true} → sink, poison records to the dead-letter queue.
+// true} (→ window) → sink, poison records to the dead-letter queue.
 func (r *run) connectorYAML(c *conn) string {
+	window := ""
+	if c.setup.window {
+		window = windowTransform() + "\n"
+	}
 	return fmt.Sprintf(`	- name: %s
 		guarantee: %s
 		commit.interval: 100ms
@@ -127,8 +200,8 @@ func (r *run) connectorYAML(c *conn) string {
 		transforms:
 			- type: set
 				fields: {copied: true}
-%s
-`, c.name, c.guarantee, r.sc.txnTimeout, r.shutdown, c.dlq, r.in, c.group, r.sc.sessionTimeout, c.setup.yaml(r, c))
+%s%s
+`, c.name, c.guarantee, r.sc.txnTimeout, r.shutdown, c.dlq, r.in, c.group, r.sc.sessionTimeout, window, c.setup.yaml(r, c))
 }
 
 // checkpoint reads c's stored checkpoint: in the sink for an exactly-once
