@@ -100,9 +100,9 @@ connectors:
 	if decode("key_partitioned: true").Repartitions() {
 		t.Fatal("key_partitioned: true repartitions")
 	}
-	s := decode("")
+	s := decode("repartition: true")
 	if !s.Repartitions() {
-		t.Fatal("key: without key_partitioned does not repartition")
+		t.Fatal("key: with repartition: true does not repartition")
 	}
 	rep, win := s.Stages()
 	if rep.Repartitions() || win.Repartitions() || rep.Processor.Window() != nil || win.Processor.Window() == nil {

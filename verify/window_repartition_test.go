@@ -37,6 +37,7 @@ connectors:
 			- type: window
 				time: value.ts
 				key: value.customer
+				repartition: true
 				window: {type: tumbling, size: 1s}
 				watermark: {max_out_of_orderness: 2s}
 				late: dead_letter

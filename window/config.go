@@ -34,10 +34,14 @@ type Config struct {
 	Key string `yaml:"key"`
 	// KeyPartitioned asserts that the input is partitioned by Key (every
 	// key lives in one partition), which windows need: each partition's
-	// windows are computed alone. Implied when Key is empty. Without it a
-	// Key makes the connector repartition its input by the key through an
-	// internal topic first (Spec.Repartition); true opts out of that.
+	// windows are computed alone. Implied when Key is empty.
 	KeyPartitioned bool `yaml:"key_partitioned"`
+	// Repartition makes a connector grouping by a Key its input is not
+	// partitioned by repartition the input by it through an internal
+	// topic first (Spec.Repartition). Opt-in: lateness is then judged on
+	// the repartition topic's log, where a backlog's partitions interleave
+	// in chunks, so many records of a backlog come late (README, Keys).
+	Repartition bool `yaml:"repartition"`
 	Window         struct {
 		Type    string        `yaml:"type"`
 		Size    time.Duration `yaml:"size"`
@@ -204,7 +208,18 @@ func Compile(c Config) (*Spec, error) {
 	if s.MaxOpenWindows < 0 {
 		bad(fieldErr("max_open_windows", "must be positive"))
 	}
-	s.Repartition = c.Key != "" && !c.KeyPartitioned
+	switch {
+	case c.Key != "" && c.KeyPartitioned && c.Repartition:
+		bad(fieldErr("repartition", "key_partitioned: true says the input is partitioned by the key already; set one of the two"))
+	case c.Key == "" && c.Repartition:
+		bad(fieldErr("repartition", "groups by the record key, by which Kafka partitions already; set key: to repartition by an expression"))
+	case c.Key != "" && !c.KeyPartitioned && !c.Repartition:
+		bad(fieldErr("key", "grouping by %q needs every key in one input partition, since each partition's windows are computed alone: "+
+			"set key_partitioned: true if the producers partition by it, or repartition: true to repartition the input through "+
+			"the internal topic <group>-repartition first (lateness is then judged on that topic, where a backlog's partitions "+
+			"interleave in chunks and many of its records come late; see README, Windows, Keys)", c.Key))
+	}
+	s.Repartition = c.Key != "" && c.Repartition
 	add := func(field, src string) int {
 		i, err := s.exprs.Add(field, src)
 		if err != nil {

@@ -316,6 +316,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{func(c *Config) { c.Aggregate = map[string]string{"x": "sum(value.)"} }, "aggregate.x"},
 		{func(c *Config) { c.Emit = "sometimes" }, "emit"},
 		{func(c *Config) { c.Late = "sometimes" }, "late"},
+		{func(c *Config) { c.Key = "value.customer" }, "key"},
+		{func(c *Config) { c.Key, c.KeyPartitioned, c.Repartition = "value.customer", true, true }, "repartition"},
+		{func(c *Config) { c.Repartition = true }, "repartition"},
 		{func(c *Config) { c.LateRetention = time.Minute }, "late_retention"},
 		{func(c *Config) {
 			c.Window.Type, c.Window.Size, c.Window.Gap, c.Late = Session, 0, time.Second, LateUpdate

@@ -66,6 +66,7 @@ func TestRepartitionedWindowSIGKILL(t *testing.T) {
 		transforms: "\t\t\t- type: window\n" +
 			fmt.Sprintf("\t\t\t\ttime: value.i * %d\n", windowTick) +
 			fmt.Sprintf("\t\t\t\tkey: '\"c\" + string(value.i %% %d)'\n", repartitionKeys) +
+			"\t\t\t\trepartition: true\n" +
 			fmt.Sprintf("\t\t\t\twindow: {type: tumbling, size: %dms}\n", windowSize) +
 			fmt.Sprintf("\t\t\t\twatermark: {max_out_of_orderness: %dms}\n", repartitionOOO) +
 			"\t\t\t\tlate: dead_letter\n" +
