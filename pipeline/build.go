@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -414,7 +415,15 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 	if s.Processor.Window() != nil {
 		// Each task has its own window state, kept in the sink beside
 		// the output under the group's name.
-		return connector.New(opts, src, s.Processor.NewWindowed(s.KafkaSrc.Group, state), proto)
+		w := s.Processor.NewWindowed(s.KafkaSrc.Group, state)
+		if exactlyOnce {
+			var committed func(context.Context, connector.TopicPartition) (int64, bool, error)
+			if ks, ok := state.(*kafkaStateStore); ok {
+				committed = ks.Committed
+			}
+			w.Operator().SetExactlyOnce(committed)
+		}
+		return connector.New(opts, src, w, proto)
 	}
 	return connector.New(opts, src, s.Processor, proto)
 }

@@ -24,6 +24,7 @@ type kafkaStateStore struct {
 
 	mu    sync.Mutex
 	store *sinkkafka.StateStore
+	adm   *kadm.Client // reads the group's committed offsets (Committed)
 }
 
 var _ connector.StateStore = (*kafkaStateStore)(nil)
@@ -56,8 +57,34 @@ func (k *kafkaStateStore) get(ctx context.Context) (*sinkkafka.StateStore, error
 	if err != nil {
 		return nil, connector.NewCommitError(connector.Fatal, "state store", err)
 	}
-	k.store = s
+	acl, err := kgo.NewClient(k.opts...)
+	if err != nil {
+		s.Close()
+		return nil, connector.NewCommitError(connector.Fatal, "state store", err)
+	}
+	k.store, k.adm = s, kadm.NewClient(acl)
 	return s, nil
+}
+
+// Committed returns partition tp's committed next offset in the group
+// (the namespace), read stable: an offset commit of a transaction still
+// completing is waited for, not skipped (KIP-447).
+func (k *kafkaStateStore) Committed(ctx context.Context, tp connector.TopicPartition) (int64, bool, error) {
+	if _, err := k.get(ctx); err != nil {
+		return 0, false, err
+	}
+	offs, err := k.adm.FetchOffsets(kadm.RequireStable(ctx), k.ns)
+	if err != nil {
+		return 0, false, err
+	}
+	o, ok := offs.Lookup(tp.Topic, tp.Partition)
+	if !ok || o.At < 0 {
+		return 0, false, nil
+	}
+	if o.Err != nil {
+		return 0, false, o.Err
+	}
+	return o.At, true, nil
 }
 
 // LoadState implements connector.StateStore.
@@ -75,6 +102,7 @@ func (k *kafkaStateStore) Close() {
 	defer k.mu.Unlock()
 	if k.store != nil {
 		k.store.Close()
-		k.store = nil
+		k.adm.Close()
+		k.store, k.adm = nil, nil
 	}
 }

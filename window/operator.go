@@ -25,6 +25,11 @@ type Operator struct {
 	store connector.StateStore
 
 	parts map[connector.TopicPartition]*part
+	// exactlyOnce: state and checkpoint commit atomically, so restored
+	// state must name the checkpoint (SetExactlyOnce); checkpoint, if set,
+	// reads the committed checkpoint where it is kept apart from the state.
+	exactlyOnce bool
+	checkpoint  func(context.Context, connector.TopicPartition) (int64, bool, error)
 	open  int   // open windows, all partitions
 	size  int64 // their estimated memory
 	vals  []any
@@ -62,6 +67,24 @@ func New(spec *Spec, connectorName, namespace string, store connector.StateStore
 		parts: map[connector.TopicPartition]*part{}, vals: make([]any, spec.exprs.Len())}
 }
 
+// SetExactlyOnce says state and input checkpoint commit atomically (an
+// exactly_once connector), so restored state must belong to the offset the
+// input resumes at: state of a later offset fails the connector (counting
+// from it would count records twice).
+//
+// committed, if not nil, is for sinks whose state and checkpoint are read
+// back from different places, so that a read can be stale: a Kafka sink's
+// state topic and its consumer group's offsets (a state partition's
+// leader cut off by a network partition still answers with an old high
+// watermark for a while). It returns a partition's committed next offset;
+// restored state naming another offset is refused with an abortable
+// error, and the batch is re-read and the state loaded again, rather than
+// counted from. A PostgreSQL or Redis sink reads both in one transaction
+// or script: nil.
+func (o *Operator) SetExactlyOnce(committed func(context.Context, connector.TopicPartition) (int64, bool, error)) {
+	o.exactlyOnce, o.checkpoint = true, committed
+}
+
 // Spec returns the stage's validated config.
 func (o *Operator) Spec() *Spec { return o.spec }
 
@@ -74,25 +97,36 @@ type Late struct {
 
 // Prepare loads the committed state of the partitions of recs that are
 // not in memory.
+//
+// It also notes, per partition, the offset after the last record of recs
+// (every input record, including those the stateless stages drop), which
+// the flush writes into the partition's meta entry: the state then names
+// the checkpoint it belongs to.
 func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error {
 	var last connector.TopicPartition
+	var p *part
 	for i, r := range recs {
 		tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
-		if i > 0 && tp == last {
-			continue
+		if i == 0 || tp != last {
+			last = tp
+			if p = o.parts[tp]; p == nil {
+				if err := o.load(ctx, tp, r.Origin.Offset); err != nil {
+					return err
+				}
+				p = o.parts[tp]
+			}
 		}
-		last = tp
-		if _, ok := o.parts[tp]; ok {
-			continue
-		}
-		if err := o.load(ctx, tp); err != nil {
-			return err
+		if r.Origin.Offset >= p.next {
+			p.next = r.Origin.Offset + 1
+			p.metaDirty = true
 		}
 	}
 	return nil
 }
 
-func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error {
+// load restores partition tp's state; first is the offset of the first
+// record the batch read from it.
+func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first int64) error {
 	if o.store == nil {
 		o.parts[tp] = newPart(tp)
 		return nil
@@ -105,6 +139,23 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition) error 
 	p, bytes, err := o.spec.restore(tp, entries)
 	if err != nil {
 		return connector.NewCommitError(connector.Fatal, "load state", err)
+	}
+	if o.exactlyOnce && p.hasMeta && p.next > first {
+		// Reading from before the state's checkpoint would count
+		// records twice: the checkpoint was moved back, or the sink
+		// broke the atomicity of state and checkpoint.
+		return connector.NewCommitError(connector.Fatal, "load state", fmt.Errorf(
+			"the window state of %s belongs to offset %d, but the input resumes at %d, before it", tp, p.next, first))
+	}
+	if o.checkpoint != nil && p.hasMeta {
+		committed, ok, err := o.checkpoint(ctx, tp)
+		if err != nil {
+			return connector.NewCommitError(connector.Abortable, "load state", fmt.Errorf("reading the checkpoint of %s to check its window state: %w", tp, err))
+		}
+		if ok && committed != p.next {
+			return connector.NewCommitError(connector.Abortable, "load state", fmt.Errorf(
+				"the window state of %s read back belongs to offset %d, but the committed checkpoint is %d: a stale read (a lagging or cut-off leader); reading again", tp, p.next, committed))
+		}
 	}
 	p.closing = make(closingHeap, 0, len(p.wins))
 	for id, a := range p.wins {

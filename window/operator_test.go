@@ -425,3 +425,48 @@ func latest(res map[string]string) map[string]string {
 	}
 	return out
 }
+
+// TestRestoredStateMustBelongToTheCheckpoint: exactly once, state names
+// the offset it belongs to. Restored state of a later offset than the
+// input resumes at fails the connector; state that disagrees with a
+// checkpoint kept elsewhere (a stale read) is refused, abortably, so the
+// batch is re-read; at-least-once does not check.
+func TestRestoredStateMustBelongToTheCheckpoint(t *testing.T) {
+	spec := mustSpec(t, tumbling(time.Minute))
+	store := newMemStore()
+	first := New(spec, "c", "g", store)
+	batch := []*connector.Record{rec(0, 10, "a", 1_000, 1), rec(0, 11, "a", 2_000, 1)}
+	if err := first.Prepare(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range batch {
+		if _, err := first.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _ := first.Flush()
+	store.apply(out) // the state now belongs to offset 12
+
+	load := func(op *Operator, at int64) error {
+		return op.Prepare(context.Background(), []*connector.Record{rec(0, at, "a", 3_000, 1)})
+	}
+	eo := New(spec, "c", "g", store)
+	eo.SetExactlyOnce(nil)
+	if err := load(eo, 12); err != nil {
+		t.Fatalf("state of the checkpoint refused: %v", err)
+	}
+	eo = New(spec, "c", "g", store)
+	eo.SetExactlyOnce(nil)
+	if err := load(eo, 11); connector.KindOf(err) != connector.Fatal || !strings.Contains(err.Error(), "belongs to offset 12") {
+		t.Fatalf("input resuming before the state's offset: %v, want fatal", err)
+	}
+	stale := New(spec, "c", "g", store)
+	stale.SetExactlyOnce(func(context.Context, connector.TopicPartition) (int64, bool, error) { return 20, true, nil })
+	if err := load(stale, 20); connector.KindOf(err) != connector.Abortable || !strings.Contains(err.Error(), "stale read") {
+		t.Fatalf("state older than the committed checkpoint: %v, want abortable", err)
+	}
+	alo := New(spec, "c", "g", store)
+	if err := load(alo, 5); err != nil {
+		t.Fatalf("at-least-once: %v", err)
+	}
+}

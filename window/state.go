@@ -40,13 +40,18 @@ type part struct {
 	dirty     map[winID]bool
 	gone      map[winID]bool // merged or closed windows the sink holds
 	metaDirty bool
+	// next is the input offset after the last record of the partition
+	// (Prepare saw it, or the meta entry said it); hasMeta says the sink
+	// held a meta entry when the state was restored.
+	next    int64
+	hasMeta bool
 	closing   closingHeap // open windows by end, for the watermark to close
 	closed    []closedWin // closed sessions displaced before the flush (addSession)
 	expiring  closingHeap // emitted windows kept for late updates, by end + late_retention
 }
 
 func newPart(tp connector.TopicPartition) *part {
-	return &part{tp: tp, wm: NoWatermark, maxTs: NoWatermark, wins: map[winID]*acc{},
+	return &part{tp: tp, wm: NoWatermark, maxTs: NoWatermark, next: -1, wins: map[winID]*acc{},
 		sessions: map[string][]int64{}, dirty: map[winID]bool{}, gone: map[winID]bool{}}
 }
 
@@ -131,9 +136,14 @@ func decodeAcc(b []byte, nAggs int) (*acc, error) {
 	return a, nil
 }
 
+// encodeMeta is the partition's meta entry: varints of W_p, the highest
+// event time, and next, the input offset after the last record of the
+// partition in the batch that wrote it (-1: not known), which is the
+// partition's checkpoint in the same commit.
 func encodeMeta(p *part) []byte {
 	b := binary.AppendVarint(nil, p.wm)
-	return binary.AppendVarint(b, p.maxTs)
+	b = binary.AppendVarint(b, p.maxTs)
+	return binary.AppendVarint(b, p.next)
 }
 
 func decodeMeta(b []byte, p *part) error {
@@ -145,7 +155,11 @@ func decodeMeta(b []byte, p *part) error {
 	if m <= 0 {
 		return fmt.Errorf("truncated watermark state")
 	}
-	p.wm, p.maxTs = wm, maxTs
+	next, k := binary.Varint(b[n+m:])
+	if k <= 0 {
+		return fmt.Errorf("truncated watermark state")
+	}
+	p.wm, p.maxTs, p.next, p.hasMeta = wm, maxTs, next, true
 	return nil
 }
 
