@@ -43,12 +43,29 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	p("| connectd | %s |", rep.Versions.Connectd)
 	p("| Go | %s |", rep.Versions.Go)
 	p("| Apache Kafka | %s, one KRaft node on loopback |", rep.Versions.Kafka)
-	p("| Kafka Streams | %s (bench/peers/streams-copy) |", rep.Versions.KafkaStreams)
+	copies, windowed := false, false
+	for _, r := range rep.Results {
+		copies = copies || !r.Scenario.Windowed
+		windowed = windowed || r.Scenario.Windowed
+	}
+	var peers []string
+	if copies || !windowed {
+		peers = append(peers, "bench/peers/streams-copy")
+	}
+	if windowed {
+		peers = append(peers, "bench/peers/streams-window")
+	}
+	p("| Kafka Streams | %s (%s) |", rep.Versions.KafkaStreams, strings.Join(peers, ", "))
 	p("| Java | %s |", rep.Versions.Java)
 	p("| PostgreSQL | %s |", rep.Versions.PostgreSQL)
 	p("| Redis | %s |", rep.Versions.Redis)
 	o := rep.Options
-	p("| input | %d pre-loaded records per topic, JSON values padded to the record size, 1000 keys |", o.Records)
+	if copies || !windowed {
+		p("| input | %d pre-loaded records per topic, JSON values padded to the record size, 1000 keys |", o.Records)
+	}
+	if windowed {
+		p("| windowed input | %d records per run, 10,000 keys, event time one minute per %d records (see the windowed section) |", o.Records, windowBacklogPer)
+	}
 	p("| repeats | %d interleaved rounds (every other round in reverse order); medians reported, range in brackets |", o.Rounds)
 	p("| load average | %s at the start, %s at the end (2 cores: above 2 means others were running too) |", rep.Machine.Load, rep.LoadAtEnd)
 	p("| latency phase | %d records/s for %s after the backlog is drained, in the first %d round(s) |", o.LatencyRate, o.LatencyDuration, o.LatencyRounds)
