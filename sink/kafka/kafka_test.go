@@ -57,7 +57,7 @@ func TestToKgoHeadersAndTopic(t *testing.T) {
 // plus the event-id and connectd-origin headers every output carries.
 func BenchmarkToKgo(b *testing.B) {
 	r := &connector.Record{
-		Key: []byte("k-42"), Value: make([]byte, 100), EventID: "orders/7/123456789",
+		Key: []byte("k-42"), Value: make([]byte, 100), EventID: "order-123456789",
 		Headers: []connector.Header{{Key: "trace", Value: []byte("abc")}},
 		Origin:  connector.Origin{Topic: "orders", Partition: 7, Offset: 123456789},
 	}
@@ -73,7 +73,7 @@ func BenchmarkToKgo(b *testing.B) {
 // paths convert: the allocations are per chunk, not per record.
 func BenchmarkConvert(b *testing.B) {
 	r := &connector.Record{
-		Key: []byte("k-42"), Value: make([]byte, 100), EventID: "orders/7/123456789",
+		Key: []byte("k-42"), Value: make([]byte, 100), EventID: "order-123456789",
 		Headers: []connector.Header{{Key: "trace", Value: []byte("abc")}},
 		Origin:  connector.Origin{Topic: "orders", Partition: 7, Offset: 123456789},
 	}
