@@ -262,26 +262,40 @@ func readRedisWindows(t *testing.T, p *pipe) map[string]windowResult {
 	defer rdb.Close()
 	got := map[string]windowResult{}
 	prefix := p.redisPrefix + "win:"
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		key := iter.Val()
-		id := strings.TrimPrefix(key, prefix)
-		v, err := rdb.Get(ctx, key).Bytes()
+	// Each page of SCAN is read in one pipeline (a value and an apply
+	// counter per key): hundreds of thousands of windows in seconds, not
+	// a round trip each.
+	for cursor := uint64(0); ; {
+		keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 5000).Result()
 		if err != nil {
-			t.Fatalf("GET %s: %v", key, err)
+			t.Fatal(err)
 		}
-		w := parseWindow(t, id, v)
-		applies, err := rdb.Get(ctx, p.redisPrefix+sinkredis.ApplyCounterPrefix+id).Int()
-		if err != nil {
-			t.Fatalf("apply counter of %s: %v", id, err)
+		batch := rdb.Pipeline()
+		vals := make([]*redis.StringCmd, len(keys))
+		counts := make([]*redis.StringCmd, len(keys))
+		for i, key := range keys {
+			vals[i] = batch.Get(ctx, key)
+			counts[i] = batch.Get(ctx, p.redisPrefix+sinkredis.ApplyCounterPrefix+strings.TrimPrefix(key, prefix))
 		}
-		w.applies = applies
-		got[id] = w
+		if _, err := batch.Exec(ctx); err != nil {
+			t.Fatalf("reading %d window keys: %v", len(keys), err)
+		}
+		for i, key := range keys {
+			id := strings.TrimPrefix(key, prefix)
+			v, err := vals[i].Bytes()
+			if err != nil {
+				t.Fatalf("GET %s: %v", key, err)
+			}
+			w := parseWindow(t, id, v)
+			if w.applies, err = counts[i].Int(); err != nil {
+				t.Fatalf("apply counter of %s: %v", id, err)
+			}
+			got[id] = w
+		}
+		if cursor = next; cursor == 0 {
+			return got
+		}
 	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 func readKafkaWindows(t *testing.T, p *pipe) map[string]windowResult {
