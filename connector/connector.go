@@ -166,6 +166,9 @@ func (c *Connector) Stats() *Stats { return &c.stats }
 func (c *Connector) Run(ctx context.Context) error {
 	defer c.src.Close()
 	defer c.proto.Close()
+	if cl, ok := c.proc.(interface{ Close() }); ok {
+		defer cl.Close() // a stateful processor's own connections
+	}
 	c.setState(Running, nil)
 	stopProgress := c.logProgress(ctx)
 	defer stopProgress()
@@ -257,7 +260,7 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			return c.abort(began, NewCommitError(Abortable, "poll", err))
 		}
 		if len(recs) > 0 {
-			if err := c.prepareState(writeCtx, recs); err != nil {
+			if err := c.prepareState(writeCtx, recs, began); err != nil {
 				return c.abort(began, err)
 			}
 			processed, err := c.proc.Process(recs)
@@ -538,13 +541,22 @@ func (c *Connector) waitWhilePaused(ctx context.Context) bool {
 // if the source's partitions may have moved since it was loaded (another
 // member may have committed them meanwhile), and the committed state of
 // the partitions of recs is loaded if not in memory.
-func (c *Connector) prepareState(ctx context.Context, recs []*Record) error {
+//
+// A move noticed when the batch already holds records (began) aborts the
+// batch instead: franz-go holds back only the revocation, so a join and
+// sync can complete between two polls of one batch, and dropping the
+// state then would lose the changes of the records read before, which
+// the batch's checkpoint would still commit.
+func (c *Connector) prepareState(ctx context.Context, recs []*Record, began bool) error {
 	st, ok := c.proc.(Stateful)
 	if !ok {
 		return nil
 	}
 	if t, ok := c.src.(AssignmentTracker); ok {
 		if a := t.Assignment(); a != c.assignment {
+			if began && c.assignment != nil {
+				return NewCommitError(Abortable, "rebalance", errors.New("the group's assignment changed during the batch; its stateful stage re-reads it from the committed checkpoint"))
+			}
 			st.Discard()
 			c.assignment = a
 		}

@@ -423,6 +423,9 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 			}
 			w.Operator().SetExactlyOnce(committed)
 		}
+		if ks, ok := state.(*kafkaStateStore); ok {
+			w.closeStore = ks.Close
+		}
 		return connector.New(opts, src, w, proto)
 	}
 	return connector.New(opts, src, s.Processor, proto)

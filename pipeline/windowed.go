@@ -68,6 +68,18 @@ func unjoin(err error) []error {
 type Windowed struct {
 	*Processor
 	op *window.Operator
+	// closeStore closes a state store the processor owns (the Kafka
+	// sink's, which has clients of its own); a PostgreSQL or Redis store
+	// is the protocol's, closed by it.
+	closeStore func()
+}
+
+// Close closes the state store the processor owns, if any; the connector
+// calls it when it stops.
+func (w *Windowed) Close() {
+	if w.closeStore != nil {
+		w.closeStore()
+	}
 }
 
 var _ connector.Stateful = (*Windowed)(nil)
