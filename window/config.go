@@ -42,7 +42,7 @@ type Config struct {
 	// the repartition topic's log, where a backlog's partitions interleave
 	// in chunks, so many records of a backlog come late (README, Keys).
 	Repartition bool `yaml:"repartition"`
-	Window         struct {
+	Window      struct {
 		Type    string        `yaml:"type"`
 		Size    time.Duration `yaml:"size"`
 		Advance time.Duration `yaml:"advance"`

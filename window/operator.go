@@ -30,10 +30,11 @@ type Operator struct {
 	// reads the committed checkpoint where it is kept apart from the state.
 	exactlyOnce bool
 	checkpoint  func(context.Context, connector.TopicPartition) (int64, bool, error)
-	open  int   // open windows, all partitions
-	size  int64 // their estimated memory
-	vals  []any
-	wins  []int64
+
+	open int   // open windows, all partitions
+	size int64 // their estimated memory
+	vals []any
+	wins []int64
 
 	// Flush output is carved from slabs (record, bytes) through scratch.
 	slab    []connector.Record

@@ -43,11 +43,11 @@ type part struct {
 	// next is the input offset after the last record of the partition
 	// (Prepare saw it, or the meta entry said it); hasMeta says the sink
 	// held a meta entry when the state was restored.
-	next    int64
-	hasMeta bool
-	closing   closingHeap // open windows by end, for the watermark to close
-	closed    []closedWin // closed sessions displaced before the flush (addSession)
-	expiring  closingHeap // emitted windows kept for late updates, by end + late_retention
+	next     int64
+	hasMeta  bool
+	closing  closingHeap // open windows by end, for the watermark to close
+	closed   []closedWin // closed sessions displaced before the flush (addSession)
+	expiring closingHeap // emitted windows kept for late updates, by end + late_retention
 }
 
 func newPart(tp connector.TopicPartition) *part {
