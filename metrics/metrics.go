@@ -120,6 +120,7 @@ var (
 	descWinOpen    = prometheus.NewDesc("connectd_window_open_windows", "Open windows held by a window stage.", []string{"connector"}, nil)
 	descWinBytes   = prometheus.NewDesc("connectd_window_state_bytes", "Estimated memory of a window stage's open windows.", []string{"connector"}, nil)
 	descWinEmitted = prometheus.NewDesc("connectd_window_results_total", "Window results emitted (final windows or revisions).", []string{"connector"}, nil)
+	descWinRestore = prometheus.NewDesc("connectd_window_state_restores_total", "Partition states a window stage loaded from its sink (at start, after every abort and rebalance).", []string{"connector"}, nil)
 	descResolved   = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
 )
 
@@ -127,7 +128,7 @@ var states = []connector.State{connector.Unassigned, connector.Running, connecto
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved,
-		descWinRecords, descWinOpen, descWinBytes, descWinEmitted} {
+		descWinRecords, descWinOpen, descWinBytes, descWinEmitted, descWinRestore} {
 		ch <- d
 	}
 }
@@ -159,6 +160,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descWinOpen, prometheus.GaugeValue, float64(w.OpenWindows), name)
 			ch <- prometheus.MustNewConstMetric(descWinBytes, prometheus.GaugeValue, float64(w.StateBytes), name)
 			ch <- prometheus.MustNewConstMetric(descWinEmitted, prometheus.CounterValue, float64(w.Emitted), name)
+			ch <- prometheus.MustNewConstMetric(descWinRestore, prometheus.CounterValue, float64(w.Restores), name)
 		}
 		for _, s := range states {
 			v := 0.0

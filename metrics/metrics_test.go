@@ -125,3 +125,37 @@ func requireLintClean(t *testing.T, m *Metrics) {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
+
+// A connector with a window stage exports its records by outcome, open
+// windows, state bytes, results and state restores.
+func TestWindowMetrics(t *testing.T) {
+	src := fakeSource{"win": {
+		Name: "win", State: connector.Running, Aborts: map[string]uint64{},
+		Window: &connector.WindowStatus{Aggregated: 90, Late: 10, Emitted: 7, OpenWindows: 3, StateBytes: 480, Restores: 4},
+	}}
+	m := New(src)
+	requireLintClean(t, m)
+	want := `
+# HELP connectd_window_records_total Records a window stage took, by outcome: aggregated, late (in batches processed, committed or not).
+# TYPE connectd_window_records_total counter
+connectd_window_records_total{connector="win",outcome="aggregated"} 90
+connectd_window_records_total{connector="win",outcome="late"} 10
+# HELP connectd_window_open_windows Open windows held by a window stage.
+# TYPE connectd_window_open_windows gauge
+connectd_window_open_windows{connector="win"} 3
+# HELP connectd_window_state_bytes Estimated memory of a window stage's open windows.
+# TYPE connectd_window_state_bytes gauge
+connectd_window_state_bytes{connector="win"} 480
+# HELP connectd_window_results_total Window results emitted (final windows or revisions).
+# TYPE connectd_window_results_total counter
+connectd_window_results_total{connector="win"} 7
+# HELP connectd_window_state_restores_total Partition states a window stage loaded from its sink (at start, after every abort and rebalance).
+# TYPE connectd_window_state_restores_total counter
+connectd_window_state_restores_total{connector="win"} 4
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
+		"connectd_window_records_total", "connectd_window_open_windows", "connectd_window_state_bytes",
+		"connectd_window_results_total", "connectd_window_state_restores_total"); err != nil {
+		t.Fatal(err)
+	}
+}
