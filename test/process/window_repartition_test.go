@@ -88,20 +88,7 @@ func TestRepartitionedWindowSIGKILL(t *testing.T) {
 	})
 	r := rand.New(rand.NewPCG(seed(t), 0))
 	for k := 1; k <= kills; k++ {
-		time.Sleep(time.Duration(300+r.IntN(1200)) * time.Millisecond)
-		st := inst.mustStatus(connectorName)
-		ws := windowStatus(t, st)
-		if ws.OpenWindows == 0 {
-			t.Fatalf("kill %d would find no open window: %s", k, st.raw)
-		}
-		inst.kill(syscall.SIGKILL)
-		t.Logf("SIGKILL %d: records_in %d, commits %d, open windows %d", k, st.RecordsIn, st.Commits, ws.OpenWindows)
-		inst.restart()
-		waitFor(t, time.Minute, "the restarted process to restore window state", func() bool {
-			inst.Alive()
-			st, err := inst.status(connectorName)
-			return err == nil && windowStatus(t, st).Restores > 0
-		})
+		killWithOpenWindows(t, inst, r, k)
 	}
 	total := in.stop(t)
 	p.waitCommitted(total, 3*time.Minute, inst) // the repartition stage

@@ -137,29 +137,7 @@ func runWindowedSIGKILL(t *testing.T, sink windowedSink) {
 	in := p.startStream(pre, streamRate)
 	r := rand.New(rand.NewPCG(seed(t), 0))
 	for k := 1; k <= kills; k++ {
-		// The kill comes once the process holds open windows (a
-		// restarted one first rejoins its group and restores state),
-		// at a random moment of its work.
-		waitFor(t, time.Minute, "the process to hold open windows", func() bool {
-			inst.Alive()
-			st, err := inst.status(connectorName)
-			return err == nil && windowStatus(t, st).OpenWindows > 0
-		})
-		time.Sleep(time.Duration(r.IntN(1000)) * time.Millisecond)
-		st := inst.mustStatus(connectorName)
-		ws := windowStatus(t, st)
-		if ws.OpenWindows == 0 {
-			t.Fatalf("kill %d would find no open window: %s", k, st.raw)
-		}
-		inst.kill(syscall.SIGKILL)
-		t.Logf("SIGKILL %d: records_in %d, commits %d, open windows %d", k, st.RecordsIn, st.Commits, ws.OpenWindows)
-		inst.restart()
-		// The restarted process must take its state from the sink.
-		waitFor(t, time.Minute, "the restarted process to restore window state", func() bool {
-			inst.Alive()
-			st, err := inst.status(connectorName)
-			return err == nil && windowStatus(t, st).Restores > 0
-		})
+		killWithOpenWindows(t, inst, r, k)
 	}
 	total := in.stop(t)
 	p.waitDrained(total, 3*time.Minute, inst)
@@ -336,6 +314,33 @@ func parseWindow(t *testing.T, id string, v []byte) windowResult {
 		t.Fatalf("window %s: value %q: %v", id, v, err)
 	}
 	return windowResult{n: w.N, total: w.Total}
+}
+
+// killWithOpenWindows SIGKILLs inst (kill k of a schedule) at a random
+// moment once it holds open windows (a restarted process first rejoins its
+// group and restores state), asserts the kill found windows open, restarts
+// it and waits until it has restored its state from the sink.
+func killWithOpenWindows(t *testing.T, inst *instance, r *rand.Rand, k int) {
+	t.Helper()
+	waitFor(t, time.Minute, "the process to hold open windows", func() bool {
+		inst.Alive()
+		st, err := inst.status(connectorName)
+		return err == nil && windowStatus(t, st).OpenWindows > 0
+	})
+	time.Sleep(time.Duration(r.IntN(1000)) * time.Millisecond)
+	st := inst.mustStatus(connectorName)
+	ws := windowStatus(t, st)
+	if ws.OpenWindows == 0 {
+		t.Fatalf("kill %d would find no open window: %s", k, st.raw)
+	}
+	inst.kill(syscall.SIGKILL)
+	t.Logf("SIGKILL %d: records_in %d, commits %d, open windows %d", k, st.RecordsIn, st.Commits, ws.OpenWindows)
+	inst.restart()
+	waitFor(t, time.Minute, "the restarted process to restore window state", func() bool {
+		inst.Alive()
+		st, err := inst.status(connectorName)
+		return err == nil && windowStatus(t, st).Restores > 0
+	})
 }
 
 // windowStatus is the window part of a status.
