@@ -290,9 +290,15 @@ func (e *env) leaderOf(topic string, partition int32) (int, error) {
 // createTopics creates topics with the given partitions, RF 3.
 func (e *env) createTopics(partitions int32, topics ...string) {
 	e.t.Helper()
+	e.createTopicsWith(partitions, nil, topics...)
+}
+
+// createTopicsWith is createTopics with topic configs.
+func (e *env) createTopicsWith(partitions int32, configs map[string]*string, topics ...string) {
+	e.t.Helper()
 	ctx, cancel := ctxFor(time.Minute)
 	defer cancel()
-	resp, err := e.adm.CreateTopics(ctx, partitions, 3, nil, topics...)
+	resp, err := e.adm.CreateTopics(ctx, partitions, 3, configs, topics...)
 	if err == nil {
 		err = resp.Error()
 	}

@@ -171,7 +171,18 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 			c.prefix = r.runID + ":" + c.name + ":"
 			if s.kafkaOut {
 				// Output partitioning differs from the input's (6).
-				e.createTopics(4, c.out)
+				if s.window {
+					// A window result's timestamp is its window end,
+					// event time, which this input puts in 1970: with
+					// time-based retention the broker deletes every
+					// rolled segment of it (a broker restart rolls
+					// one), and verify found the first windows gone.
+					// Keep results like a table: no time retention.
+					forever := "-1"
+					e.createTopicsWith(4, map[string]*string{"retention.ms": &forever}, c.out)
+				} else {
+					e.createTopics(4, c.out)
+				}
 				e.createTopics(2, c.dlq)
 			}
 			r.conns = append(r.conns, c)
