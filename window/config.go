@@ -50,6 +50,11 @@ type Config struct {
 	} `yaml:"window"`
 	Watermark struct {
 		MaxOutOfOrderness time.Duration `yaml:"max_out_of_orderness"`
+		// IdleTimeout: a partition that sent nothing for this long
+		// (wall clock) is idle, and its watermark is raised to the
+		// lowest watermark of the task's active partitions (Flink's
+		// idleness). 0: never idle.
+		IdleTimeout time.Duration `yaml:"idle_timeout"`
 	} `yaml:"watermark"`
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	// LateRetention, with late: update, is how long past its close a
@@ -103,6 +108,7 @@ type Spec struct {
 	Size, Advance   int64 // ms; tumbling: Advance == Size
 	Gap             int64 // ms; session windows
 	OutOfOrder      int64 // ms
+	IdleTimeout     int64 // ms; 0: partitions are never idle
 	AllowedLateness int64 // ms
 	LateRetention   int64 // ms; late: update only
 	Emit            string
@@ -185,6 +191,7 @@ func Compile(c Config) (*Spec, error) {
 		bad(fieldErr("window.type", "unknown window type %q (known: tumbling, hopping, session)", s.Kind))
 	}
 	s.OutOfOrder = ms("watermark.max_out_of_orderness", c.Watermark.MaxOutOfOrderness, false)
+	s.IdleTimeout = ms("watermark.idle_timeout", c.Watermark.IdleTimeout, false)
 	s.AllowedLateness = ms("allowed_lateness", c.AllowedLateness, false)
 	if s.Emit != EmitFinal && s.Emit != EmitUpdates {
 		bad(fieldErr("emit", "unknown emit mode %q (known: final, updates)", s.Emit))

@@ -3,6 +3,7 @@ package window
 import (
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,9 @@ type Operator struct {
 	exactlyOnce bool
 	checkpoint  func(context.Context, connector.TopicPartition) (int64, bool, error)
 
+	// now is the wall clock of idle_timeout (a test's fake clock).
+	now func() time.Time
+
 	open int   // open windows, all partitions
 	size int64 // their estimated memory
 	vals []any
@@ -54,6 +58,11 @@ type Stats struct {
 	OpenWindows atomic.Int64
 	StateBytes  atomic.Int64 // estimated memory of the open windows
 	Restores    atomic.Uint64
+	// IdleAdvances counts idle advances that closed windows; IdleLate
+	// the late records among Late whose window an idle advance had
+	// closed (they came after their partition was declared idle).
+	IdleAdvances atomic.Uint64
+	IdleLate     atomic.Uint64
 	// LastRestore is how long the last partition restore took (ns).
 	LastRestore atomic.Int64
 }
@@ -65,7 +74,7 @@ var ErrStateCap = errors.New("window state cap exceeded")
 // batch oracle, tests).
 func New(spec *Spec, connectorName, namespace string, store connector.StateStore) *Operator {
 	return &Operator{spec: spec, conn: connectorName, ns: namespace, store: store,
-		parts: map[connector.TopicPartition]*part{}, vals: make([]any, spec.exprs.Len())}
+		parts: map[connector.TopicPartition]*part{}, vals: make([]any, spec.exprs.Len()), now: time.Now}
 }
 
 // SetExactlyOnce says state and input checkpoint commit atomically (an
@@ -94,6 +103,10 @@ type Late struct {
 	Watermark  int64 // the partition's W_p when the record came
 	EventTime  int64
 	Start, End int64 // the (latest) window it belonged to
+	// Idle: the window was closed by an idle advance (AdvanceIdle), not
+	// by the partition's own event time: the record came after its
+	// partition had been declared idle.
+	Idle bool
 }
 
 // Prepare loads the committed state of the partitions of recs that are
@@ -106,6 +119,7 @@ type Late struct {
 func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error {
 	var last connector.TopicPartition
 	var p *part
+	now := o.now()
 	for i, r := range recs {
 		tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
 		if i == 0 || tp != last {
@@ -116,6 +130,7 @@ func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error 
 				}
 				p = o.parts[tp]
 			}
+			p.lastSeen = now
 		}
 		if r.Origin.Offset >= p.next {
 			p.next = r.Origin.Offset + 1
@@ -126,10 +141,12 @@ func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error 
 }
 
 // load restores partition tp's state; first is the offset of the first
-// record the batch read from it.
+// record the batch read from it (noRecord: none, an idle partition).
 func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first int64) error {
 	if o.store == nil {
-		o.parts[tp] = newPart(tp)
+		p := newPart(tp)
+		p.lastSeen = o.now()
+		o.parts[tp] = p
 		return nil
 	}
 	start := time.Now()
@@ -158,6 +175,7 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 				"the window state of %s read back belongs to offset %d, but the committed checkpoint is %d: a stale read (a lagging or cut-off leader); reading again", tp, p.next, committed))
 		}
 	}
+	p.lastSeen = o.now() // idle_timeout counts from the load
 	p.closing = make(closingHeap, 0, len(p.wins))
 	for id, a := range p.wins {
 		if a.emitted { // kept for late updates: it expires, it does not close again
@@ -229,6 +247,9 @@ func (o *Operator) Add(r *connector.Record) (*Late, error) {
 	}
 	if late != nil {
 		o.Stats.Late.Add(1)
+		if late.Idle {
+			o.Stats.IdleLate.Add(1)
+		}
 		return late, nil
 	}
 	o.Stats.Aggregated.Add(1)
@@ -251,8 +272,8 @@ func (o *Operator) addTime(p *part, r *connector.Record, t int64, key string) *L
 	added := false
 	for _, start := range o.wins {
 		end := start + s.Size
-		if s.closed(end, p.wm) && !s.retained(end, p.wm) {
-			late = &Late{Watermark: p.wm, EventTime: t, Start: start, End: end}
+		if wm := p.watermark(); s.closed(end, wm) && !s.retained(end, wm) {
+			late = &Late{Watermark: wm, EventTime: t, Start: start, End: end, Idle: !s.closed(end, p.wm) || s.retained(end, p.wm)}
 			continue
 		}
 		id := winID{key: key, start: start}
@@ -283,7 +304,7 @@ func (o *Operator) addSession(p *part, r *connector.Record, t int64, key string)
 		// A session the watermark closed is final even before the
 		// flush emits it: merging into it would make the results
 		// depend on where batches end.
-		if s.closed(a.end, p.wm) {
+		if s.closed(a.end, p.watermark()) {
 			continue
 		}
 		if st < t+s.Gap && t < a.end {
@@ -291,8 +312,8 @@ func (o *Operator) addSession(p *part, r *connector.Record, t int64, key string)
 			start, end = min(start, st), max(end, a.end)
 		}
 	}
-	if s.closed(end, p.wm) {
-		return &Late{Watermark: p.wm, EventTime: t, Start: start, End: end}
+	if wm := p.watermark(); s.closed(end, wm) {
+		return &Late{Watermark: wm, EventTime: t, Start: start, End: end, Idle: !s.closed(end, p.wm)}
 	}
 	id := winID{key: key, start: start}
 	displacedStored := false
@@ -416,7 +437,7 @@ func (o *Operator) combine(a, b *acc) {
 func (o *Operator) Flush() ([]*connector.Record, error) {
 	tps := make([]connector.TopicPartition, 0, len(o.parts))
 	for tp, p := range o.parts {
-		if len(p.dirty) > 0 || len(p.gone) > 0 || p.metaDirty || len(p.closed) > 0 || (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, p.wm)) {
+		if len(p.dirty) > 0 || len(p.gone) > 0 || p.metaDirty || len(p.closed) > 0 || (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, p.watermark())) {
 			tps = append(tps, tp)
 		}
 	}
@@ -455,7 +476,7 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 	}
 	var closing []winID
 	seen := map[winID]bool{}
-	for p.closing.Len() > 0 && s.closed(p.closing[0].end, p.wm) {
+	for p.closing.Len() > 0 && s.closed(p.closing[0].end, p.watermark()) {
 		e := heap.Pop(&p.closing).(pending)
 		// A window recreated under the same ID and end has two entries.
 		if a, ok := p.wins[e.id]; ok && a.end == e.end && !seen[e.id] {
@@ -492,7 +513,7 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 			}
 		}
 		closing = closing[:0]
-		for p.expiring.Len() > 0 && s.closed(p.expiring[0].end, p.wm) {
+		for p.expiring.Len() > 0 && s.closed(p.expiring[0].end, p.watermark()) {
 			e := heap.Pop(&p.expiring).(pending)
 			if a, ok := p.wins[e.id]; ok && a.emitted && a.end+s.LateRetention == e.end {
 				closing = append(closing, e.id)
@@ -524,6 +545,10 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 	}
 	if p.metaDirty {
 		out = append(out, o.metaRecord(p))
+	}
+	if p.idleAt >= 0 {
+		out = append(out, o.idleRecord(p))
+		p.idleAt = -1
 	}
 	clear(p.dirty)
 	clear(p.gone)
@@ -592,6 +617,15 @@ func (o *Operator) stateRecord(p *part, kind byte, id winID, a *acc) *connector.
 func (o *Operator) metaRecord(p *part) *connector.Record {
 	r := o.record()
 	*r = connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(metaKey), Value: encodeMeta(p),
+		Origin: connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: -1}}
+	return r
+}
+
+// idleRecord logs the partition's pending idle advance (IdleKeyPrefix).
+func (o *Operator) idleRecord(p *part) *connector.Record {
+	r := o.record()
+	*r = connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(idleKey(p.idleAt)),
+		Value:  binary.AppendVarint(nil, p.idleWm),
 		Origin: connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: -1}}
 	return r
 }
@@ -689,6 +723,85 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// noRecord is load's first offset for a partition loaded without a
+// record: nothing is read from it, so its state's offset cannot be ahead.
+const noRecord = math.MaxInt64
+
+// AdvanceIdle applies idle_timeout (Flink's idleness) at the end of a
+// batch, before Flush. A partition is active if it had a record within
+// idle_timeout (wall clock), else idle. Every idle partition whose own
+// watermark is below the lowest watermark of the active ones is raised to
+// it, if that closes at least one of its windows; the flush then emits
+// them and logs the advance (IdleKeyPrefix). Nothing advances while no
+// partition is active: a topic that went quiet keeps its windows open, as
+// in Flink.
+//
+// assigned, if not nil, is what the task holds now (the group's view):
+// partitions not in it are neither active nor idle, and assigned
+// partitions not in memory (idle since a restart or a rebalance) are
+// loaded first, so that their open windows can close too.
+//
+// It returns the checkpoint entries of the partitions it advanced, each
+// at its unchanged committed offset: the commit must include them, so
+// that the sink fences the state and results written for them as it
+// fences any partition's (a claim epoch compare-and-set; with a Kafka
+// sink the transaction's offset commit of the batch's other partitions
+// carries the group generation). A record that reaches an advanced
+// partition later, for a window the advance closed, is late (Late.Idle):
+// the one case where results depend on timing, counted in
+// Stats.IdleLate.
+func (o *Operator) AdvanceIdle(ctx context.Context, now time.Time, assigned map[connector.TopicPartition]int64) (connector.Checkpoint, error) {
+	s := o.spec
+	if s.IdleTimeout <= 0 {
+		return nil, nil
+	}
+	for tp := range assigned {
+		if _, ok := o.parts[tp]; !ok {
+			if err := o.load(ctx, tp, noRecord); err != nil {
+				return nil, err
+			}
+		}
+	}
+	timeout := time.Duration(s.IdleTimeout) * time.Millisecond
+	held := func(tp connector.TopicPartition) bool {
+		if assigned == nil {
+			return true
+		}
+		_, ok := assigned[tp]
+		return ok
+	}
+	target, active := int64(math.MaxInt64), false
+	for tp, p := range o.parts {
+		if held(tp) && now.Sub(p.lastSeen) < timeout {
+			active = true
+			target = min(target, p.watermark())
+		}
+	}
+	if !active || target == NoWatermark {
+		return nil, nil
+	}
+	var cp connector.Checkpoint
+	for tp, p := range o.parts {
+		if !held(tp) || now.Sub(p.lastSeen) < timeout || p.next < 0 || target <= p.watermark() || !o.closesAt(p, target) {
+			continue
+		}
+		p.idleWm, p.idleAt, p.metaDirty = target, p.next, true
+		o.Stats.IdleAdvances.Add(1)
+		if cp == nil {
+			cp = connector.Checkpoint{}
+		}
+		cp[tp] = p.next
+	}
+	return cp, nil
+}
+
+// closesAt reports whether watermark wm would close (or, with late:
+// update, expire) one of p's windows.
+func (o *Operator) closesAt(p *part, wm int64) bool {
+	return (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, wm)) ||
+		(p.expiring.Len() > 0 && o.spec.closed(p.expiring[0].end, wm))
+}
+
 // Committed is called after the batch committed: the flushed state is the
 // sink's now (Flush already marked it).
 func (o *Operator) Committed() {}
@@ -700,10 +813,11 @@ func (o *Operator) Discard() {
 	o.publish()
 }
 
-// Watermark returns partition tp's W_p, or NoWatermark.
+// Watermark returns partition tp's W_p (raised by idle advances), or
+// NoWatermark.
 func (o *Operator) Watermark(tp connector.TopicPartition) int64 {
 	if p := o.parts[tp]; p != nil {
-		return p.wm
+		return p.watermark()
 	}
 	return NoWatermark
 }

@@ -327,6 +327,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			c.Window.Type, c.Window.Size, c.Window.Gap, c.Emit = Session, 0, time.Second, EmitUpdates
 		}, "emit"},
 		{func(c *Config) { c.Window.Type, c.Window.Advance = Hopping, 7*time.Second }, "window.advance"},
+		{func(c *Config) { c.Watermark.IdleTimeout = -time.Second }, "watermark.idle_timeout"},
 	} {
 		c := tumbling(time.Minute)
 		tc.edit(&c)
@@ -468,5 +469,117 @@ func TestRestoredStateMustBelongToTheCheckpoint(t *testing.T) {
 	alo := New(spec, "c", "g", store)
 	if err := load(alo, 5); err != nil {
 		t.Fatalf("at-least-once: %v", err)
+	}
+}
+
+// idleTimeout: a partition silent for idle_timeout (wall clock) has its
+// watermark raised to the lowest of the active partitions, which closes
+// and emits its windows; the advance is logged for verify, survives a
+// restore, and a record that comes to the advanced partition afterwards
+// for a closed window is late with Late.Idle (counted apart).
+func TestIdleTimeoutClosesIdlePartitionsWindows(t *testing.T) {
+	c := tumbling(time.Second)
+	c.Watermark.IdleTimeout = 30 * time.Second
+	c.Late = LateDeadLetter
+	c.Emit = EmitFinal
+	spec := mustSpec(t, c)
+	store := newMemStore()
+	t0 := time.UnixMilli(1_000_000)
+	clock := t0
+	op := New(spec, "c", "g", store)
+	op.SetExactlyOnce(nil)
+	op.now = func() time.Time { return clock }
+	p0 := connector.TopicPartition{Topic: "in", Partition: 0}
+	p1 := connector.TopicPartition{Topic: "in", Partition: 1}
+
+	// batch runs one committed batch at the clock's time: the records,
+	// then AdvanceIdle (with the assignment given), then the flush.
+	batch := func(assigned map[connector.TopicPartition]int64, recs ...*connector.Record) (results []string, late []*Late, cp connector.Checkpoint) {
+		t.Helper()
+		if err := op.Prepare(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			l, err := op.Add(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l != nil {
+				late = append(late, l)
+			}
+		}
+		cp, err := op.AdvanceIdle(context.Background(), clock, assigned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := op.Flush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.apply(out)
+		for _, r := range out {
+			if r.Kind == connector.DataRecord {
+				results = append(results, r.EventID)
+			}
+		}
+		return results, late, cp
+	}
+
+	batch(nil, rec(0, 0, "a", 500, 1), rec(1, 0, "b", 600, 2))
+	clock = t0.Add(10 * time.Second)
+	res, _, cp := batch(nil, rec(0, 1, "a", 1500, 1))
+	if fmt.Sprint(res) != "[c/a/0]" || cp != nil {
+		t.Fatalf("p1 active for 10s of 30: results %v, idle checkpoint %v; want only p0's own window", res, cp)
+	}
+	clock = t0.Add(40 * time.Second)
+	res, _, cp = batch(nil, rec(0, 2, "a", 2500, 1))
+	if fmt.Sprint(res) != "[c/a/1000 c/b/0]" {
+		t.Fatalf("after 40s of silence p1's window [0,1s) must close at p0's watermark: results %v", res)
+	}
+	if len(cp) != 1 || cp[p1] != 1 {
+		t.Fatalf("idle checkpoint %v, want p1 at its unchanged offset 1", cp)
+	}
+	if got := op.Watermark(p1); got != 2500 {
+		t.Fatalf("p1's watermark %d, want 2500 (p0's)", got)
+	}
+	log, err := ParseIdleLog(store.m["g/in/1"])
+	if err != nil || len(log) != 1 || log[1] != 2500 {
+		t.Fatalf("idle log %v (%v), want offset 1 → 2500", log, err)
+	}
+
+	// A record for the closed window comes to p1 afterwards: late, idle,
+	// also after a restore (the meta entry keeps the raised watermark).
+	op.Discard()
+	clock = t0.Add(41 * time.Second)
+	_, late, _ := batch(nil, rec(1, 1, "b", 700, 5), rec(1, 2, "b", 2600, 5))
+	if len(late) != 1 || !late[0].Idle || late[0].Watermark != 2500 {
+		t.Fatalf("late %+v, want one idle-late record at watermark 2500", late)
+	}
+	if op.Stats.IdleLate.Load() != 1 || op.Stats.IdleAdvances.Load() != 1 {
+		t.Fatalf("idle late %d, advances %d; want 1 and 1", op.Stats.IdleLate.Load(), op.Stats.IdleAdvances.Load())
+	}
+
+	// Every partition silent: nothing advances (no active watermark).
+	clock = t0.Add(200 * time.Second)
+	if cp, err := op.AdvanceIdle(context.Background(), clock, nil); err != nil || cp != nil {
+		t.Fatalf("all idle: advanced %v (%v), want nothing", cp, err)
+	}
+
+	// A new incarnation loads the assigned partitions it has no record
+	// of, so that an idle one's windows close without new input on it;
+	// partitions it does not hold are left alone.
+	op = New(spec, "c", "g", store)
+	op.SetExactlyOnce(nil)
+	op.now = func() time.Time { return clock }
+	assigned := map[connector.TopicPartition]int64{p0: 3, p1: 3}
+	batch(assigned, rec(0, 3, "a", 9000, 1))
+	clock = clock.Add(31 * time.Second)
+	res, _, cp = batch(assigned, rec(0, 4, "a", 9500, 1))
+	if fmt.Sprint(res) != "[c/b/2000]" || cp[p1] != 3 {
+		t.Fatalf("loaded idle p1: results %v, checkpoint %v; want [2s,3s) of b closed at p1's offset 3", res, cp)
+	}
+	res, _, cp = batch(map[connector.TopicPartition]int64{p0: 5}, rec(0, 5, "a", 20000, 1))
+	if cp != nil || fmt.Sprint(res) != "[c/a/9000]" {
+		t.Fatalf("p1 no longer assigned: results %v, checkpoint %v; want p0's window only", res, cp)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -31,9 +32,18 @@ type acc struct {
 
 // part is one input partition's state.
 type part struct {
-	tp       connector.TopicPartition
-	wm       int64 // W_p: highest event time seen − max out-of-orderness
-	maxTs    int64
+	tp    connector.TopicPartition
+	wm    int64 // W_p: highest event time seen − max out-of-orderness
+	maxTs int64
+	// idleWm is the highest watermark an idle advance gave the partition
+	// (NoWatermark: none); its windows close at max(wm, idleWm).
+	idleWm int64
+	// lastSeen is when the partition last had a record, or was loaded
+	// (wall clock, for idle_timeout).
+	lastSeen time.Time
+	// idleAt is the input offset the pending idle advance applies from
+	// (-1: none pending): the flush records it in the idle log.
+	idleAt   int64
 	wins     map[winID]*acc
 	sessions map[string][]int64 // session starts per key, ascending
 	// The batch's changes, flushed as state records.
@@ -50,8 +60,12 @@ type part struct {
 	expiring closingHeap // emitted windows kept for late updates, by end + late_retention
 }
 
+// watermark is the partition's W_p for closing windows: its own, or the
+// idle advance's if higher.
+func (p *part) watermark() int64 { return max(p.wm, p.idleWm) }
+
 func newPart(tp connector.TopicPartition) *part {
-	return &part{tp: tp, wm: NoWatermark, maxTs: NoWatermark, next: -1, wins: map[winID]*acc{},
+	return &part{tp: tp, wm: NoWatermark, maxTs: NoWatermark, idleWm: NoWatermark, idleAt: -1, next: -1, wins: map[winID]*acc{},
 		sessions: map[string][]int64{}, dirty: map[winID]bool{}, gone: map[winID]bool{}}
 }
 
@@ -137,13 +151,19 @@ func decodeAcc(b []byte, nAggs int) (*acc, error) {
 }
 
 // encodeMeta is the partition's meta entry: varints of W_p, the highest
-// event time, and next, the input offset after the last record of the
+// event time, next, the input offset after the last record of the
 // partition in the batch that wrote it (-1: not known), which is the
-// partition's checkpoint in the same commit.
+// partition's checkpoint in the same commit, and, once an idle advance
+// raised it, the idle watermark (state written before idle_timeout
+// existed ends after next).
 func encodeMeta(p *part) []byte {
 	b := binary.AppendVarint(nil, p.wm)
 	b = binary.AppendVarint(b, p.maxTs)
-	return binary.AppendVarint(b, p.next)
+	b = binary.AppendVarint(b, p.next)
+	if p.idleWm != NoWatermark {
+		b = binary.AppendVarint(b, p.idleWm)
+	}
+	return b
 }
 
 func decodeMeta(b []byte, p *part) error {
@@ -160,7 +180,49 @@ func decodeMeta(b []byte, p *part) error {
 		return fmt.Errorf("truncated watermark state")
 	}
 	p.wm, p.maxTs, p.next, p.hasMeta = wm, maxTs, next, true
+	if rest := b[n+m+k:]; len(rest) > 0 {
+		idle, j := binary.Varint(rest)
+		if j <= 0 {
+			return fmt.Errorf("truncated watermark state")
+		}
+		p.idleWm = idle
+	}
 	return nil
+}
+
+// The idle log: every idle advance that closed a window is kept as the
+// entry IdleKeyPrefix + <offset> = varint watermark, meaning "from input
+// offset <offset> on, the partition's watermark was at least this". The
+// operator never reads it back (the meta entry holds the watermark); it
+// is for the batch oracle of `connectd verify`, which cannot know when
+// wall-clock idleness struck and replays these decisions instead. Only
+// advances that close windows are logged, so the log grows with the
+// output, not with time; a later advance at the same offset overwrites
+// the entry with a higher watermark.
+const IdleKeyPrefix = "~idle/"
+
+func idleKey(offset int64) string { return IdleKeyPrefix + strconv.FormatInt(offset, 10) }
+
+// ParseIdleLog returns the idle advances among a partition's state
+// entries: input offset → watermark.
+func ParseIdleLog(entries map[string][]byte) (map[int64]int64, error) {
+	log := map[int64]int64{}
+	for k, v := range entries {
+		rest, ok := strings.CutPrefix(k, IdleKeyPrefix)
+		if !ok {
+			continue
+		}
+		off, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("idle log entry %q: %w", k, err)
+		}
+		wm, n := binary.Varint(v)
+		if n <= 0 {
+			return nil, fmt.Errorf("idle log entry %q: truncated watermark", k)
+		}
+		log[off] = wm
+	}
+	return log, nil
 }
 
 // restore rebuilds a partition from the entries its store returned.
@@ -174,6 +236,9 @@ func (s *Spec) restore(tp connector.TopicPartition, entries map[string][]byte) (
 				return nil, 0, fmt.Errorf("state of %s: %w", tp, err)
 			}
 			continue
+		}
+		if strings.HasPrefix(k, IdleKeyPrefix) {
+			continue // verify's record of idle advances
 		}
 		kind, id, err := parseStateKey(k)
 		if err != nil {
