@@ -297,6 +297,9 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 		c.allowRebalance()
 		return ctx.Err()
 	}
+	if err := c.advanceIdle(writeCtx, closed, cp); err != nil {
+		return c.abort(true, err)
+	}
 
 	if st, ok := c.proc.(Stateful); ok {
 		// The state changes of the whole batch, written once: closed
@@ -567,6 +570,44 @@ func (c *Connector) prepareState(ctx context.Context, recs []*Record, began bool
 			return err
 		}
 		return NewCommitError(Abortable, "load state", err)
+	}
+	return nil
+}
+
+// advanceIdle lets an IdleAdvancer raise idle partitions' watermarks at
+// the end of a batch, and adds the partitions it changed to cp at their
+// unchanged offsets. It does nothing when the group's assignment moved
+// during the batch (the view of who holds what is stale; the next batch
+// discards the state anyway).
+func (c *Connector) advanceIdle(ctx context.Context, now time.Time, cp Checkpoint) error {
+	ia, ok := c.proc.(IdleAdvancer)
+	if !ok {
+		return nil
+	}
+	var assigned func() map[TopicPartition]int64
+	if a, ok := c.src.(Assigner); ok {
+		if t, ok := c.src.(AssignmentTracker); ok && t.Assignment() != c.assignment {
+			return nil
+		}
+		assigned = func() map[TopicPartition]int64 {
+			if held := a.Assigned(); held != nil {
+				return held
+			}
+			return map[TopicPartition]int64{} // not known yet: nothing is held for sure
+		}
+	}
+	idle, err := ia.AdvanceIdle(ctx, now, assigned)
+	if err != nil {
+		var ce *CommitError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return NewCommitError(Abortable, "idle watermarks", err)
+	}
+	for tp, next := range idle {
+		if _, ok := cp[tp]; !ok {
+			cp[tp] = next
+		}
 	}
 	return nil
 }

@@ -851,3 +851,49 @@ func TestBatchDeadlineKeepsTheCommitCadence(t *testing.T) {
 		}
 	}
 }
+
+// idleProcessor is a stateful pass-through whose AdvanceIdle always
+// reports partition idle at offset at, and counts its calls.
+type idleProcessor struct {
+	fakeProcessor
+	idle  TopicPartition
+	at    int64
+	calls int
+}
+
+func (p *idleProcessor) Prepare(context.Context, []*Record) error { return nil }
+func (p *idleProcessor) Flush() ([]*Record, error)                { return nil, nil }
+func (p *idleProcessor) Committed()                               {}
+func (p *idleProcessor) Discard()                                 {}
+func (p *idleProcessor) AdvanceIdle(context.Context, time.Time, func() map[TopicPartition]int64) (Checkpoint, error) {
+	p.calls++
+	return Checkpoint{p.idle: p.at, tp("a", 0): 0}, nil
+}
+
+// A batch commits the idle partitions AdvanceIdle names at their offsets
+// (so the sink fences them), never overriding a partition the batch read;
+// batches that read nothing do not ask.
+func TestIdlePartitionsJoinTheBatchCheckpoint(t *testing.T) {
+	src := newFakeSource(3, map[TopicPartition]int{tp("a", 0): 6})
+	proto := newFakeProtocol(src)
+	proc := &idleProcessor{idle: tp("a", 1), at: 7}
+	opts := testOptions()
+	opts.MaxBatch = 3
+	c := New(opts, src, proc, proto)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopWhenDurable(proto, src.end(), cancel)
+	if err := runAsync(t, c, ctx)(); err != nil {
+		t.Fatal(err)
+	}
+	proto.mu.Lock()
+	defer proto.mu.Unlock()
+	if len(proto.committedCPs) != 2 || proc.calls != 2 {
+		t.Fatalf("%d commits, %d AdvanceIdle calls; want 2 and 2 (one per batch that read records)", len(proto.committedCPs), proc.calls)
+	}
+	for i, cp := range proto.committedCPs {
+		if cp[tp("a", 1)] != 7 || cp[tp("a", 0)] != int64(3*(i+1)) {
+			t.Errorf("commit %d: checkpoint %v, want a/1 at 7 and a/0 where the batch read to", i, cp)
+		}
+	}
+}

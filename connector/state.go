@@ -1,6 +1,9 @@
 package connector
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // StateStore reads back the state a stateful stage committed through a
 // sink (StateRecord). Each sink that can hold state provides one.
@@ -45,4 +48,18 @@ type Stateful interface {
 // generation); the coordinator then discards a stateful processor's state.
 type AssignmentTracker interface {
 	Assignment() any
+}
+
+// IdleAdvancer is implemented by stateful processors whose watermarks also
+// advance with wall-clock idleness (the window stage's idle_timeout). The
+// coordinator calls AdvanceIdle once per batch that read records, after
+// the last Process and before Flush; assigned, if not nil, returns the
+// partitions the source holds now (asked only when idleness is on). The checkpoint entries it returns (partitions
+// whose state changes without new input, at their committed offsets) are
+// added to the batch's checkpoint, so the commit fences their writes like
+// any partition's. A batch without records does not call it: with a Kafka
+// sink, the offsets a batch commits are what carries the group generation
+// that fences a member which lost its partitions.
+type IdleAdvancer interface {
+	AdvanceIdle(ctx context.Context, now time.Time, assigned func() map[TopicPartition]int64) (Checkpoint, error)
 }

@@ -67,6 +67,11 @@ type WindowStatus struct {
 	// is how long the last one took.
 	Restores      uint64  `json:"state_restores"`
 	LastRestoreMS float64 `json:"last_restore_ms"`
+	// IdleAdvances counts idle partitions whose watermark idle_timeout
+	// raised to close windows; IdleLate the late records (among Late) of
+	// windows such an advance had closed.
+	IdleAdvances uint64 `json:"idle_advances"`
+	IdleLate     uint64 `json:"records_late_idle"`
 }
 
 // WindowReporter is implemented by processors with a window stage.

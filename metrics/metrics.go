@@ -108,27 +108,29 @@ func (o *observer) Committed(commit time.Duration, at time.Time, timestamps []ti
 type statusCollector struct{ src Source }
 
 var (
-	descRecordsIn  = prometheus.NewDesc("connectd_records_in_total", "Input records in committed batches.", []string{"connector"}, nil)
-	descRecordsOut = prometheus.NewDesc("connectd_records_out_total", "Output records in committed batches (dead-lettered records included).", []string{"connector"}, nil)
-	descBatches    = prometheus.NewDesc("connectd_batches_committed_total", "Committed batches (Kafka transactions or sink transactions).", []string{"connector"}, nil)
-	descAborts     = prometheus.NewDesc("connectd_batches_aborted_total", "Batches that did not commit, by reason: abortable, fenced, commit_unknown, fatal.", []string{"connector", "reason"}, nil)
-	descDLQ        = prometheus.NewDesc("connectd_dead_letter_records_total", "Records routed to the dead-letter queue (in batches processed, committed or not).", []string{"connector"}, nil)
-	descLag        = prometheus.NewDesc("connectd_consumer_lag_records", "Offsets between the committed checkpoint and the last stable offset, per input partition.", []string{"connector", "topic", "partition"}, nil)
-	descState      = prometheus.NewDesc("connectd_connector_state", "1 for the connector's current state, 0 for the others.", []string{"connector", "state"}, nil)
-	descInDoubt    = prometheus.NewDesc("connectd_twophase_in_doubt_transactions", "Prepared transactions of a two-phase connector found by its last recovery and not resolved yet.", []string{"connector"}, nil)
-	descWinRecords = prometheus.NewDesc("connectd_window_records_total", "Records a window stage took, by outcome: aggregated, late (in batches processed, committed or not).", []string{"connector", "outcome"}, nil)
-	descWinOpen    = prometheus.NewDesc("connectd_window_open_windows", "Open windows held by a window stage.", []string{"connector"}, nil)
-	descWinBytes   = prometheus.NewDesc("connectd_window_state_bytes", "Estimated memory of a window stage's open windows.", []string{"connector"}, nil)
-	descWinEmitted = prometheus.NewDesc("connectd_window_results_total", "Window results emitted (final windows or revisions).", []string{"connector"}, nil)
-	descWinRestore = prometheus.NewDesc("connectd_window_state_restores_total", "Partition states a window stage loaded from its sink (at start, after every abort and rebalance).", []string{"connector"}, nil)
-	descResolved   = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
+	descRecordsIn   = prometheus.NewDesc("connectd_records_in_total", "Input records in committed batches.", []string{"connector"}, nil)
+	descRecordsOut  = prometheus.NewDesc("connectd_records_out_total", "Output records in committed batches (dead-lettered records included).", []string{"connector"}, nil)
+	descBatches     = prometheus.NewDesc("connectd_batches_committed_total", "Committed batches (Kafka transactions or sink transactions).", []string{"connector"}, nil)
+	descAborts      = prometheus.NewDesc("connectd_batches_aborted_total", "Batches that did not commit, by reason: abortable, fenced, commit_unknown, fatal.", []string{"connector", "reason"}, nil)
+	descDLQ         = prometheus.NewDesc("connectd_dead_letter_records_total", "Records routed to the dead-letter queue (in batches processed, committed or not).", []string{"connector"}, nil)
+	descLag         = prometheus.NewDesc("connectd_consumer_lag_records", "Offsets between the committed checkpoint and the last stable offset, per input partition.", []string{"connector", "topic", "partition"}, nil)
+	descState       = prometheus.NewDesc("connectd_connector_state", "1 for the connector's current state, 0 for the others.", []string{"connector", "state"}, nil)
+	descInDoubt     = prometheus.NewDesc("connectd_twophase_in_doubt_transactions", "Prepared transactions of a two-phase connector found by its last recovery and not resolved yet.", []string{"connector"}, nil)
+	descWinRecords  = prometheus.NewDesc("connectd_window_records_total", "Records a window stage took, by outcome: aggregated, late (in batches processed, committed or not).", []string{"connector", "outcome"}, nil)
+	descWinOpen     = prometheus.NewDesc("connectd_window_open_windows", "Open windows held by a window stage.", []string{"connector"}, nil)
+	descWinBytes    = prometheus.NewDesc("connectd_window_state_bytes", "Estimated memory of a window stage's open windows.", []string{"connector"}, nil)
+	descWinEmitted  = prometheus.NewDesc("connectd_window_results_total", "Window results emitted (final windows or revisions).", []string{"connector"}, nil)
+	descWinRestore  = prometheus.NewDesc("connectd_window_state_restores_total", "Partition states a window stage loaded from its sink (at start, after every abort and rebalance).", []string{"connector"}, nil)
+	descWinIdle     = prometheus.NewDesc("connectd_window_idle_advances_total", "Idle partitions whose watermark a window stage raised (watermark.idle_timeout) to close windows.", []string{"connector"}, nil)
+	descWinIdleLate = prometheus.NewDesc("connectd_window_idle_late_records_total", "Late records (counted among outcome=late) whose window an idle advance had closed: the input came after its partition was declared idle.", []string{"connector"}, nil)
+	descResolved    = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
 )
 
 var states = []connector.State{connector.Unassigned, connector.Running, connector.Paused, connector.Stopped, connector.Failed}
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved,
-		descWinRecords, descWinOpen, descWinBytes, descWinEmitted, descWinRestore} {
+		descWinRecords, descWinOpen, descWinBytes, descWinEmitted, descWinRestore, descWinIdle, descWinIdleLate} {
 		ch <- d
 	}
 }
@@ -161,6 +163,8 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descWinBytes, prometheus.GaugeValue, float64(w.StateBytes), name)
 			ch <- prometheus.MustNewConstMetric(descWinEmitted, prometheus.CounterValue, float64(w.Emitted), name)
 			ch <- prometheus.MustNewConstMetric(descWinRestore, prometheus.CounterValue, float64(w.Restores), name)
+			ch <- prometheus.MustNewConstMetric(descWinIdle, prometheus.CounterValue, float64(w.IdleAdvances), name)
+			ch <- prometheus.MustNewConstMetric(descWinIdleLate, prometheus.CounterValue, float64(w.IdleLate), name)
 		}
 		for _, s := range states {
 			v := 0.0

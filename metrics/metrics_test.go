@@ -127,11 +127,11 @@ func requireLintClean(t *testing.T, m *Metrics) {
 }
 
 // A connector with a window stage exports its records by outcome, open
-// windows, state bytes, results and state restores.
+// windows, state bytes, results, state restores and idle advances.
 func TestWindowMetrics(t *testing.T) {
 	src := fakeSource{"win": {
 		Name: "win", State: connector.Running, Aborts: map[string]uint64{},
-		Window: &connector.WindowStatus{Aggregated: 90, Late: 10, Emitted: 7, OpenWindows: 3, StateBytes: 480, Restores: 4},
+		Window: &connector.WindowStatus{Aggregated: 90, Late: 10, Emitted: 7, OpenWindows: 3, StateBytes: 480, Restores: 4, IdleAdvances: 2, IdleLate: 1},
 	}}
 	m := New(src)
 	requireLintClean(t, m)
@@ -152,10 +152,17 @@ connectd_window_results_total{connector="win"} 7
 # HELP connectd_window_state_restores_total Partition states a window stage loaded from its sink (at start, after every abort and rebalance).
 # TYPE connectd_window_state_restores_total counter
 connectd_window_state_restores_total{connector="win"} 4
+# HELP connectd_window_idle_advances_total Idle partitions whose watermark a window stage raised (watermark.idle_timeout) to close windows.
+# TYPE connectd_window_idle_advances_total counter
+connectd_window_idle_advances_total{connector="win"} 2
+# HELP connectd_window_idle_late_records_total Late records (counted among outcome=late) whose window an idle advance had closed: the input came after its partition was declared idle.
+# TYPE connectd_window_idle_late_records_total counter
+connectd_window_idle_late_records_total{connector="win"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
 		"connectd_window_records_total", "connectd_window_open_windows", "connectd_window_state_bytes",
-		"connectd_window_results_total", "connectd_window_state_restores_total"); err != nil {
+		"connectd_window_results_total", "connectd_window_state_restores_total",
+		"connectd_window_idle_advances_total", "connectd_window_idle_late_records_total"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
@@ -82,7 +83,22 @@ func (w *Windowed) Close() {
 	}
 }
 
-var _ connector.Stateful = (*Windowed)(nil)
+var (
+	_ connector.Stateful     = (*Windowed)(nil)
+	_ connector.IdleAdvancer = (*Windowed)(nil)
+)
+
+// AdvanceIdle applies the stage's idle_timeout (window.Operator.AdvanceIdle).
+func (w *Windowed) AdvanceIdle(ctx context.Context, now time.Time, assigned func() map[connector.TopicPartition]int64) (connector.Checkpoint, error) {
+	if w.op.Spec().IdleTimeout <= 0 {
+		return nil, nil
+	}
+	var held map[connector.TopicPartition]int64
+	if assigned != nil {
+		held = assigned()
+	}
+	return w.op.AdvanceIdle(ctx, now, held)
+}
 
 // NewWindowed returns the processor of one task: store reads the state the
 // sink committed (nil keeps it in memory only, as verify's batch oracle
@@ -132,11 +148,20 @@ func (w *Windowed) lateLetter(r *connector.Record, late *window.Late) *connector
 		late.EventTime, late.Start, late.End, late.Watermark))
 	d.Topic = w.lateTopic
 	d.Headers = append(d.Headers,
-		connector.Header{Key: HeaderLateReason, Value: []byte("late")},
+		connector.Header{Key: HeaderLateReason, Value: []byte(lateReason(late))},
 		connector.Header{Key: HeaderLateWatermark, Value: []byte(strconv.FormatInt(late.Watermark, 10))},
 		connector.Header{Key: HeaderLateWindow, Value: []byte(strconv.FormatInt(late.Start, 10) + "-" + strconv.FormatInt(late.End, 10))},
 	)
 	return d
+}
+
+// lateReason is the connectd.late.reason header: "late" (closed by the
+// partition's own watermark) or "idle" (closed by an idle advance).
+func lateReason(l *window.Late) string {
+	if l.Idle {
+		return "idle"
+	}
+	return "late"
 }
 
 // WindowStatus reports the stage's counters (connector.WindowReporter).
@@ -150,6 +175,8 @@ func (w *Windowed) WindowStatus() connector.WindowStatus {
 		StateBytes:    st.StateBytes.Load(),
 		Restores:      st.Restores.Load(),
 		LastRestoreMS: float64(st.LastRestore.Load()) / 1e6,
+		IdleAdvances:  st.IdleAdvances.Load(),
+		IdleLate:      st.IdleLate.Load(),
 	}
 }
 
