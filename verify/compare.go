@@ -69,6 +69,10 @@ type Report struct {
 	// the event ID, the expected and the stored value.
 	ValueMismatches  int      `json:"value_mismatches,omitempty"`
 	ValueMismatchIDs []string `json:"value_mismatch_ids,omitempty"`
+	// IdleLogViolations counts idle advances (watermark.idle_timeout)
+	// the window stage logged that no partition's watermark explains.
+	IdleLogViolations   int      `json:"idle_log_violations,omitempty"`
+	IdleLogViolationIDs []string `json:"idle_log_violation_ids,omitempty"`
 
 	// Prepared counts a two-phase connector's prepared transactions still
 	// in doubt in its PostgreSQL sinks. A running pipeline has up to one
@@ -86,7 +90,7 @@ type Report struct {
 // twice, every window result with the oracle's values, and, for a stopped pipeline, every input partition holding
 // records covered by the checkpoint.
 func (r Report) Clean() bool {
-	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0 && r.ValueMismatches == 0 &&
+	return r.Duplicates == 0 && r.Missing == 0 && r.Unexpected == 0 && r.ApplyCountViolations == 0 && r.ValueMismatches == 0 && r.IdleLogViolations == 0 &&
 		(r.UncheckedPartitions == 0 || !r.Stopped)
 }
 
@@ -106,6 +110,9 @@ func (r Report) String() string {
 	}
 	if r.ValueMismatches > 0 {
 		fmt.Fprintf(&b, ", %d windows with other values than the oracle's", r.ValueMismatches)
+	}
+	if r.IdleLogViolations > 0 {
+		fmt.Fprintf(&b, ", %d implausible idle advances", r.IdleLogViolations)
 	}
 	if r.UncheckedPartitions > 0 {
 		fmt.Fprintf(&b, ", %d input partitions with records and no checkpoint (%s)",

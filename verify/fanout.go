@@ -71,6 +71,8 @@ func (r Report) add(o Report) Report {
 	r.Late += o.Late
 	r.ValueMismatches += o.ValueMismatches
 	r.ValueMismatchIDs = appendSamples(r.ValueMismatchIDs, o.ValueMismatchIDs)
+	r.IdleLogViolations += o.IdleLogViolations
+	r.IdleLogViolationIDs = appendSamples(r.IdleLogViolationIDs, o.IdleLogViolationIDs)
 	r.DuplicateIDs = appendSamples(r.DuplicateIDs, o.DuplicateIDs)
 	r.MissingIDs = appendSamples(r.MissingIDs, o.MissingIDs)
 	r.UnexpectedIDs = appendSamples(r.UnexpectedIDs, o.UnexpectedIDs)

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"time"
@@ -34,6 +35,17 @@ import (
 // The stage emits a window (emit: final) at the end of the batch whose
 // records close it, so at a committed checkpoint the emitted windows are
 // exactly those closed by each W_p after all input below it.
+//
+// With watermark.idle_timeout the stage also raises an idle partition's
+// watermark when wall-clock idleness strikes, which no recomputation can
+// know. It logs each such advance in its state (window.IdleKeyPrefix: from
+// input offset o on, W_p is at least X), and the oracle replays the log:
+// before p's record at offset o, W_p becomes max(W_p, X) for every entry
+// at or below o. An entry at the checkpoint itself may have been committed
+// after the outputs were read (its partition's offset does not move), so
+// the windows only it closes are optional: compared if present, not
+// missing if absent. An entry is checked for plausibility: X comes from
+// another partition's watermark, so it cannot exceed the highest W_p.
 
 // oracleWindow is one window of one key in one input partition.
 type oracleWindow struct {
@@ -49,10 +61,21 @@ type oracleWindow struct {
 // oraclePart is one input partition's recomputation.
 type oraclePart struct {
 	wm, maxTs int64
-	windows   []*oracleWindow                    // every window, in creation order
-	byStart   map[string]map[int64]*oracleWindow // time windows per key and start
-	sessions  map[string][]*oracleWindow         // sessions per key, merged-away ones left out
+	idleWm    int64       // the highest idle advance replayed (NoWatermark: none)
+	idleLog   []idleEntry // p's logged idle advances by offset, not replayed yet
+	// optionalWm: W_p with the advances logged at the checkpoint itself
+	// (finish), which may postdate the outputs read.
+	optionalWm int64
+	windows    []*oracleWindow                    // every window, in creation order
+	byStart    map[string]map[int64]*oracleWindow // time windows per key and start
+	sessions   map[string][]*oracleWindow         // sessions per key, merged-away ones left out
 }
+
+// idleEntry is one logged idle advance: W_p ≥ wm from input offset at on.
+type idleEntry struct{ at, wm int64 }
+
+// watermark is W_p for closing windows: max(own, idle advances).
+func (p *oraclePart) watermark() int64 { return max(p.wm, p.idleWm) }
 
 // windowOracle recomputes the windows of one connector.
 type windowOracle struct {
@@ -60,6 +83,46 @@ type windowOracle struct {
 	connector string
 	parts     map[connector.TopicPartition]*oraclePart
 	late      int // records late for all their windows
+	// idle holds the logged idle advances per partition (setIdleLog)
+	// until the partition's part is made.
+	idle map[connector.TopicPartition][]idleEntry
+}
+
+// setIdleLog gives the oracle the stage's idle log (window.ParseIdleLog)
+// of partition tp, before any record of tp is added.
+func (o *windowOracle) setIdleLog(tp connector.TopicPartition, log map[int64]int64) {
+	if len(log) == 0 {
+		return
+	}
+	es := make([]idleEntry, 0, len(log))
+	for at, wm := range log {
+		es = append(es, idleEntry{at: at, wm: wm})
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].at < es[j].at })
+	if o.idle == nil {
+		o.idle = map[connector.TopicPartition][]idleEntry{}
+	}
+	o.idle[tp] = es
+}
+
+// part returns tp's recomputation, made on first use.
+func (o *windowOracle) part(tp connector.TopicPartition) *oraclePart {
+	p := o.parts[tp]
+	if p == nil {
+		p = &oraclePart{wm: window.NoWatermark, maxTs: window.NoWatermark, idleWm: window.NoWatermark, optionalWm: window.NoWatermark, idleLog: o.idle[tp],
+			byStart: map[string]map[int64]*oracleWindow{}, sessions: map[string][]*oracleWindow{}}
+		o.parts[tp] = p
+	}
+	return p
+}
+
+// replayIdle applies p's logged advances at offsets below limit (or at
+// it, with inclusive).
+func replayIdle(p *oraclePart, limit int64, inclusive bool) {
+	for len(p.idleLog) > 0 && (p.idleLog[0].at < limit || inclusive && p.idleLog[0].at == limit) {
+		p.idleWm = max(p.idleWm, p.idleLog[0].wm)
+		p.idleLog = p.idleLog[1:]
+	}
 }
 
 func newWindowOracle(spec *window.Spec, connectorName string) *windowOracle {
@@ -80,12 +143,8 @@ func (o *windowOracle) add(r *connector.Record) (late bool, err error) {
 		return false, err
 	}
 	tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
-	p := o.parts[tp]
-	if p == nil {
-		p = &oraclePart{wm: window.NoWatermark, maxTs: window.NoWatermark,
-			byStart: map[string]map[int64]*oracleWindow{}, sessions: map[string][]*oracleWindow{}}
-		o.parts[tp] = p
-	}
+	p := o.part(tp)
+	replayIdle(p, r.Origin.Offset, true)
 	if o.spec.Kind == window.Session {
 		late = o.addSession(p, tp, r.Origin.Offset, t, key, vals)
 	} else {
@@ -111,7 +170,7 @@ func (o *windowOracle) addTime(p *oraclePart, tp connector.TopicPartition, offse
 	for s := latest; s > t-size; s -= adv {
 		// Closed windows take no record, except, with late: update,
 		// for late_retention after they closed.
-		if o.closed(s+size, p.wm) && (o.spec.Late != window.LateUpdate || o.closed(s+size+o.spec.LateRetention, p.wm)) {
+		if wm := p.watermark(); o.closed(s+size, wm) && (o.spec.Late != window.LateUpdate || o.closed(s+size+o.spec.LateRetention, wm)) {
 			continue
 		}
 		ws := p.byStart[key]
@@ -134,14 +193,14 @@ func (o *windowOracle) addSession(p *oraclePart, tp connector.TopicPartition, of
 	start, end := t, t+o.spec.Gap
 	var keep, merge []*oracleWindow
 	for _, w := range p.sessions[key] {
-		if !o.closed(w.end, p.wm) && w.start < t+o.spec.Gap && t < w.end {
+		if !o.closed(w.end, p.watermark()) && w.start < t+o.spec.Gap && t < w.end {
 			merge = append(merge, w)
 			start, end = min(start, w.start), max(end, w.end)
 		} else {
 			keep = append(keep, w)
 		}
 	}
-	if o.closed(end, p.wm) {
+	if o.closed(end, p.watermark()) {
 		return true
 	}
 	into := o.newWindow(p, tp, key, start, end)
@@ -192,11 +251,51 @@ func (o *windowOracle) combine(i int, a, b float64) float64 {
 	}
 }
 
+// finish replays, after the last record below cp, the idle advances
+// logged below each partition's checkpoint; those logged at it are
+// applied too when strict (a stopped pipeline: nothing committed after the
+// outputs were read), else they only make windows optional. It returns a
+// description of every replayed advance that is not plausible: higher
+// than every partition's own watermark, where the advance must come from.
+func (o *windowOracle) finish(cp connector.Checkpoint, strict bool) []string {
+	highest := int64(window.NoWatermark)
+	for _, p := range o.parts {
+		highest = max(highest, p.wm)
+	}
+	var bad []string
+	check := func(tp connector.TopicPartition, es []idleEntry) {
+		for _, e := range es {
+			if e.wm > highest {
+				bad = append(bad, fmt.Sprintf("%s: idle advance to %d at offset %d exceeds every partition's own watermark (highest %d)", tp, e.wm, e.at, highest))
+			}
+		}
+	}
+	for tp, es := range o.idle {
+		p := o.part(tp)
+		next, ok := cp[tp]
+		if ok {
+			replayIdle(p, next, strict)
+		}
+		applied := len(es) - len(p.idleLog)
+		check(tp, es[:applied])
+		p.optionalWm = p.watermark()
+		for _, e := range p.idleLog {
+			if ok && e.at == next {
+				p.optionalWm = max(p.optionalWm, e.wm)
+			}
+		}
+	}
+	return bad
+}
+
 // windowResult is one window the oracle found: the result record the
 // stage writes for it, and whether its partition's watermark closed it.
 type windowResult struct {
 	record *connector.Record // event ID without the /r<revision> of emit: updates
 	closed bool
+	// optional: open, but closed by an idle advance logged at the
+	// checkpoint (finish): the sink may hold its result or not.
+	optional bool
 }
 
 // results lists every window (merged-away sessions left out), closed or
@@ -232,7 +331,9 @@ func (o *windowOracle) results() []windowResult {
 			return a.start < b.start
 		})
 		for _, w := range ws {
-			out = append(out, windowResult{record: o.record(w), closed: o.closed(w.end, p.wm)})
+			closed := o.closed(w.end, p.watermark())
+			out = append(out, windowResult{record: o.record(w), closed: closed,
+				optional: !closed && o.closed(w.end, p.optionalWm)})
 		}
 	}
 	return out

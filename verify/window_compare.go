@@ -33,16 +33,35 @@ type windowExpectation struct {
 	results []windowResult
 	letters []*connector.Record // Topic: the dead-letter topic
 	late    int
+	// idleViolations describes implausible idle advances (finish).
+	idleViolations []string
 }
 
 // recomputeWindowed reads the input below cp (read_committed, offset order
 // per partition), runs the connector's stateless stages with its own
 // Processor, and hands what they let through to the batch oracle, as the
 // stage would get it.
-func recomputeWindowed(ctx context.Context, o Options, base []kgo.Opt, cp connector.Checkpoint) (*windowExpectation, error) {
+//
+// With watermark.idle_timeout, state reads the stage's idle log from the
+// sink's state (window.ParseIdleLog) for the oracle to replay; it must be
+// read after cp.
+func recomputeWindowed(ctx context.Context, o Options, base []kgo.Opt, cp connector.Checkpoint, state connector.StateStore) (*windowExpectation, error) {
 	spec := o.Spec
 	ws := spec.Processor.Window()
 	oracle := newWindowOracle(ws, spec.Conf.Name)
+	if ws.IdleTimeout > 0 {
+		for _, tp := range cp.Partitions() {
+			entries, err := state.LoadState(ctx, spec.KafkaSrc.Group, tp)
+			if err != nil {
+				return nil, fmt.Errorf("reading the idle log of %s: %w", tp, err)
+			}
+			log, err := window.ParseIdleLog(entries)
+			if err != nil {
+				return nil, fmt.Errorf("the idle log of %s: %w", tp, err)
+			}
+			oracle.setIdleLog(tp, log)
+		}
+	}
 	dlq := spec.DLQTopic()
 	lateTopic := ""
 	if ws.Late == window.LateDeadLetter && spec.Conf.DeadLetterQueue != nil {
@@ -87,6 +106,7 @@ func recomputeWindowed(ctx context.Context, o Options, base []kgo.Opt, cp connec
 	if err != nil {
 		return nil, err
 	}
+	exp.idleViolations = oracle.finish(cp, o.Stopped)
 	exp.results = oracle.results()
 	exp.late = oracle.late
 	return exp, nil
@@ -159,21 +179,29 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 	for _, r := range e.letters {
 		expected = append(expected, qualify(c.letterDest(r), r.EventID))
 	}
+	optional := map[string]*connector.Record{} // closed by an idle advance at cp, maybe after the read
 	if !updates && !lateUpdates {
 		for _, res := range e.results {
 			q := qualify(c.resultDest(res.record), res.record.EventID)
-			if res.closed {
+			switch {
+			case res.closed:
 				expected = append(expected, q)
 				want[q] = append(want[q], res.record)
-			} else {
+			case res.optional:
+				optional[q] = res.record
+			default:
 				open[q] = true
 			}
 		}
 	}
 	if lateUpdates {
 		for _, res := range e.results {
-			if !res.closed {
-				open[qualify(c.resultDest(res.record), res.record.EventID)] = true
+			q := qualify(c.resultDest(res.record), res.record.EventID)
+			switch {
+			case res.optional:
+				optional[q] = res.record
+			case !res.closed:
+				open[q] = true
 			}
 		}
 	}
@@ -193,6 +221,14 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 			compared = append(compared, a)
 		}
 	}
+	present := map[string]bool{}
+	for _, q := range kept {
+		if r, ok := optional[q]; ok && !updates && !lateUpdates && !present[q] {
+			expected = append(expected, q)
+			want[q] = append(want[q], r)
+		}
+		present[q] = true
+	}
 	if lateUpdates {
 		latest := map[string]int64{} // qualified base ID → latest revision held
 		for _, q := range kept {
@@ -201,10 +237,10 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 			}
 		}
 		for _, res := range e.results {
-			if !res.closed {
+			base := qualify(c.resultDest(res.record), res.record.EventID)
+			if !res.closed && !(res.optional && present[base]) {
 				continue
 			}
-			base := qualify(c.resultDest(res.record), res.record.EventID)
 			expected = append(expected, base)
 			n := max(latest[base], 1)
 			for rev := int64(2); rev <= n; rev++ {
@@ -238,6 +274,10 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 	rep.addBeyond(beyond)
 	rep.Windows = len(want)
 	rep.Late = e.late
+	rep.IdleLogViolations = len(e.idleViolations)
+	for _, v := range e.idleViolations {
+		rep.IdleLogViolationIDs = sample(rep.IdleLogViolationIDs, v)
+	}
 	// Values: a window counts once however many of its copies differ.
 	bad := map[string]bool{}
 	for _, a := range compared {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/test/testenv"
 	"github.com/connectd/connectd/txn"
+	"github.com/connectd/connectd/window"
 )
 
 // The batch oracle on PostgreSQL and Redis sinks (the services of `make
@@ -58,6 +60,35 @@ func commitBatches(t *testing.T, spec *pipeline.Spec, input []*connector.Record,
 		out = append(out, recs...)
 	})
 	return out
+}
+
+// logImplausibleIdleAdvance commits, as a stage with idle_timeout would,
+// an idle-log entry for the first input partition at its checkpoint, with
+// a watermark no partition reached, and turns idle_timeout on in the spec
+// verify reads: verify must read the log from the sink and report it.
+func logImplausibleIdleAdvance(t *testing.T, spec *pipeline.Spec, input []*connector.Record, sink sinkCommit) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp := all(input)
+	claims, err := sink.Claim(ctx, spec.KafkaSrc.Group, cp.Partitions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	epochs := map[connector.TopicPartition]int64{}
+	for tp, c := range claims {
+		epochs[tp] = c.Epoch
+	}
+	tp := cp.Partitions()[0]
+	entry := &connector.Record{Kind: connector.StateRecord, Topic: spec.KafkaSrc.Group,
+		Key:    fmt.Appendf(nil, "%s%d", window.IdleKeyPrefix, cp[tp]),
+		Value:  binary.AppendVarint(nil, 1<<50),
+		Origin: connector.Origin{Topic: tp.Topic, Partition: tp.Partition, Offset: -1}}
+	one := connector.Checkpoint{tp: cp[tp]}
+	if err := sink.Commit(ctx, spec.KafkaSrc.Group, epochs, []*connector.Record{entry}, one, one); err != nil {
+		t.Fatal(err)
+	}
+	spec.Processor.Window().IdleTimeout = 1000
 }
 
 func TestWindowedPostgresSink(t *testing.T) {
@@ -123,6 +154,11 @@ func TestWindowedPostgresSink(t *testing.T) {
 		t.Fatalf("after the faults: %s, want %+v", rep, want)
 	}
 	t.Logf("after the faults: %s", rep)
+
+	logImplausibleIdleAdvance(t, spec, input, store)
+	if rep = check(); rep.IdleLogViolations != 1 {
+		t.Fatalf("with an implausible idle advance logged: %s, want it reported", rep)
+	}
 }
 
 func TestWindowedRedisSink(t *testing.T) {
@@ -182,4 +218,9 @@ func TestWindowedRedisSink(t *testing.T) {
 		t.Fatalf("after the faults: %s, want %+v", rep, want)
 	}
 	t.Logf("after the faults: %s", rep)
+
+	logImplausibleIdleAdvance(t, spec, input, store)
+	if rep = check(); rep.IdleLogViolations != 1 {
+		t.Fatalf("with an implausible idle advance logged: %s, want it reported", rep)
+	}
 }

@@ -45,7 +45,16 @@ func runKafkaWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 	if err != nil {
 		return Report{}, err
 	}
-	exp, err := recomputeWindowed(ctx, o, base, cp)
+	var state connector.StateStore
+	if o.Spec.Processor.Window().IdleTimeout > 0 {
+		s, err := sinkkafka.NewStateStore(base)
+		if err != nil {
+			return Report{}, err
+		}
+		defer s.Close()
+		state = s
+	}
+	exp, err := recomputeWindowed(ctx, o, base, cp, state)
 	if err != nil {
 		return Report{}, err
 	}
@@ -121,7 +130,13 @@ func runPostgresWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report
 	if exactlyOnce {
 		cp = snap.checkpoint
 	}
-	exp, err := recomputeWindowed(ctx, o, base, cp)
+	var state connector.StateStore
+	if spec.Processor.Window().IdleTimeout > 0 {
+		st := sinkpg.New(*pg, sinkpg.Options{Connector: spec.Conf.Name, ExactlyOnce: exactlyOnce})
+		defer st.Close()
+		state = st
+	}
+	exp, err := recomputeWindowed(ctx, o, base, cp, state)
 	if err != nil {
 		return Report{}, err
 	}
@@ -202,6 +217,7 @@ func runRedisWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 	var entries []string
 	var client *redis.Client
 	var counts func(context.Context, []string) (map[string]int64, error)
+	var state connector.StateStore // the sink's, for the idle log
 	if spec.Conf.Guarantee == config.AtLeastOnce {
 		var err error
 		if cp, err = checkpoint(ctx, o, base); err != nil {
@@ -215,7 +231,7 @@ func runRedisWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 		if entries, err = w.AuditLog(ctx); err != nil {
 			return Report{}, err
 		}
-		client, counts = w.Client(), w.ApplyCounts
+		client, counts, state = w.Client(), w.ApplyCounts, w
 	} else {
 		s, err := sinkredis.NewStore(ctx, rc, dlqTopic)
 		if err != nil {
@@ -225,9 +241,9 @@ func runRedisWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 		if cp, entries, err = s.Snapshot(ctx, spec.KafkaSrc.Group); err != nil {
 			return Report{}, err
 		}
-		client, counts = s.Client(), s.ApplyCounts
+		client, counts, state = s.Client(), s.ApplyCounts, s
 	}
-	exp, err := recomputeWindowed(ctx, o, base, cp)
+	exp, err := recomputeWindowed(ctx, o, base, cp, state)
 	if err != nil {
 		return Report{}, err
 	}

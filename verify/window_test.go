@@ -651,3 +651,60 @@ func lateUpdateFaults(t *testing.T, exp *windowExpectation, out []*connector.Rec
 		t.Fatalf("a wrong latest revision %s: %s, want one value mismatch", out[last].EventID, rep)
 	}
 }
+
+// The oracle replays the stage's idle log: an advance logged at offset o
+// raises W_p before p's record at o (which is then late); one logged at
+// the checkpoint makes the windows it closes optional unless the pipeline
+// is stopped; one no partition's watermark explains is reported.
+func TestWindowOracleReplaysTheIdleLog(t *testing.T) {
+	spec := compile(t, window.Tumbling, time.Second, 0, 0, 0, 0)
+	p1 := connector.TopicPartition{Topic: "in", Partition: 1}
+	input := records([]in{{0, "a", 500, 1}, {1, "b", 600, 2}, {0, "a", 2500, 3}, {1, "b", 700, 4}, {1, "b", 2600, 5}})
+	run := func(log map[int64]int64, upTo int, cp connector.Checkpoint, strict bool) (closed, optional []string, late int, bad []string) {
+		t.Helper()
+		o := newWindowOracle(spec, "c")
+		o.setIdleLog(p1, log)
+		for _, r := range input[:upTo] {
+			if _, err := o.add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bad = o.finish(cp, strict)
+		for _, res := range o.results() {
+			switch {
+			case res.closed:
+				closed = append(closed, res.record.EventID)
+			case res.optional:
+				optional = append(optional, res.record.EventID)
+			}
+		}
+		return closed, optional, o.late, bad
+	}
+	p0 := connector.TopicPartition{Topic: "in", Partition: 0}
+	log := map[int64]int64{1: 2500}
+
+	// The advance at p1's offset 1 is in the input: record 700 is late.
+	closed, optional, late, bad := run(log, 5, connector.Checkpoint{p0: 2, p1: 3}, false)
+	if fmt.Sprint(closed) != "[c/a/0 c/b/0]" || optional != nil || late != 1 || bad != nil {
+		t.Fatalf("replayed: closed %v, optional %v, late %d, bad %v", closed, optional, late, bad)
+	}
+	// Without it, 700 is aggregated (2600 closes the window later).
+	closed, _, late, _ = run(nil, 5, connector.Checkpoint{p0: 2, p1: 3}, false)
+	if fmt.Sprint(closed) != "[c/a/0 c/b/0]" || late != 0 {
+		t.Fatalf("no log: closed %v, late %d", closed, late)
+	}
+	// Logged at the checkpoint (p1 has had no record since): optional
+	// while running, closed when stopped.
+	closed, optional, _, _ = run(log, 3, connector.Checkpoint{p0: 2, p1: 1}, false)
+	if fmt.Sprint(closed) != "[c/a/0]" || fmt.Sprint(optional) != "[c/b/0]" {
+		t.Fatalf("at the checkpoint, running: closed %v, optional %v", closed, optional)
+	}
+	closed, optional, _, _ = run(log, 3, connector.Checkpoint{p0: 2, p1: 1}, true)
+	if fmt.Sprint(closed) != "[c/a/0 c/b/0]" || optional != nil {
+		t.Fatalf("at the checkpoint, stopped: closed %v, optional %v", closed, optional)
+	}
+	// An advance beyond every partition's watermark is a violation.
+	if _, _, _, bad := run(map[int64]int64{1: 99_000}, 5, connector.Checkpoint{p0: 2, p1: 3}, false); len(bad) != 1 {
+		t.Fatalf("implausible advance: %v, want one violation", bad)
+	}
+}
