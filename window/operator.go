@@ -32,8 +32,13 @@ type Operator struct {
 	exactlyOnce bool
 	checkpoint  func(context.Context, connector.TopicPartition) (int64, bool, error)
 
-	// now is the wall clock of idle_timeout (a test's fake clock).
-	now func() time.Time
+	// now is the wall clock of idle_timeout (a test's fake clock);
+	// seen is when each partition last had a record, or was first
+	// loaded. It outlives Discard: it is an observation of the input, not
+	// state, and a partition reloaded after every aborted batch must
+	// still become idle.
+	now  func() time.Time
+	seen map[connector.TopicPartition]time.Time
 
 	open int   // open windows, all partitions
 	size int64 // their estimated memory
@@ -74,7 +79,8 @@ var ErrStateCap = errors.New("window state cap exceeded")
 // batch oracle, tests).
 func New(spec *Spec, connectorName, namespace string, store connector.StateStore) *Operator {
 	return &Operator{spec: spec, conn: connectorName, ns: namespace, store: store,
-		parts: map[connector.TopicPartition]*part{}, vals: make([]any, spec.exprs.Len()), now: time.Now}
+		parts: map[connector.TopicPartition]*part{}, vals: make([]any, spec.exprs.Len()), now: time.Now,
+		seen: map[connector.TopicPartition]time.Time{}}
 }
 
 // SetExactlyOnce says state and input checkpoint commit atomically (an
@@ -130,7 +136,7 @@ func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error 
 				}
 				p = o.parts[tp]
 			}
-			p.lastSeen = now
+			o.seen[tp] = now
 		}
 		if r.Origin.Offset >= p.next {
 			p.next = r.Origin.Offset + 1
@@ -144,9 +150,8 @@ func (o *Operator) Prepare(ctx context.Context, recs []*connector.Record) error 
 // record the batch read from it (noRecord: none, an idle partition).
 func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first int64) error {
 	if o.store == nil {
-		p := newPart(tp)
-		p.lastSeen = o.now()
-		o.parts[tp] = p
+		o.parts[tp] = newPart(tp)
+		o.noteLoaded(tp)
 		return nil
 	}
 	start := time.Now()
@@ -175,7 +180,7 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 				"the window state of %s read back belongs to offset %d, but the committed checkpoint is %d: a stale read (a lagging or cut-off leader); reading again", tp, p.next, committed))
 		}
 	}
-	p.lastSeen = o.now() // idle_timeout counts from the load
+	o.noteLoaded(tp)
 	p.closing = make(closingHeap, 0, len(p.wins))
 	for id, a := range p.wins {
 		if a.emitted { // kept for late updates: it expires, it does not close again
@@ -196,6 +201,13 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 		return connector.NewCommitError(connector.Fatal, "load state", o.capErr())
 	}
 	return nil
+}
+
+// noteLoaded starts tp's idle_timeout at its first load.
+func (o *Operator) noteLoaded(tp connector.TopicPartition) {
+	if _, ok := o.seen[tp]; !ok {
+		o.seen[tp] = o.now()
+	}
 }
 
 func (o *Operator) capErr() error {
@@ -730,11 +742,11 @@ const noRecord = math.MaxInt64
 // AdvanceIdle applies idle_timeout (Flink's idleness) at the end of a
 // batch, before Flush. A partition is active if it had a record within
 // idle_timeout (wall clock), else idle. Every idle partition whose own
-// watermark is below the lowest watermark of the active ones is raised to
-// it, if that closes at least one of its windows; the flush then emits
-// them and logs the advance (IdleKeyPrefix). Nothing advances while no
-// partition is active: a topic that went quiet keeps its windows open, as
-// in Flink.
+// watermark is below the lowest watermark of the active ones (those with
+// a watermark) is raised to it, if that closes at least one of its
+// windows; the flush then emits them and logs the advance (IdleKeyPrefix).
+// Nothing advances while no partition is active: a topic that went quiet
+// keeps its windows open, as in Flink.
 //
 // assigned, if not nil, is what the task holds now (the group's view):
 // partitions not in it are neither active nor idle, and assigned
@@ -770,19 +782,21 @@ func (o *Operator) AdvanceIdle(ctx context.Context, now time.Time, assigned map[
 		_, ok := assigned[tp]
 		return ok
 	}
+	// Active partitions without a watermark (no record aggregated yet)
+	// have no windows to wait for: they do not hold the target back.
 	target, active := int64(math.MaxInt64), false
 	for tp, p := range o.parts {
-		if held(tp) && now.Sub(p.lastSeen) < timeout {
+		if held(tp) && now.Sub(o.seen[tp]) < timeout && p.watermark() != NoWatermark {
 			active = true
 			target = min(target, p.watermark())
 		}
 	}
-	if !active || target == NoWatermark {
+	if !active {
 		return nil, nil
 	}
 	var cp connector.Checkpoint
 	for tp, p := range o.parts {
-		if !held(tp) || now.Sub(p.lastSeen) < timeout || p.next < 0 || target <= p.watermark() || !o.closesAt(p, target) {
+		if !held(tp) || now.Sub(o.seen[tp]) < timeout || p.next < 0 || target <= p.watermark() || !o.closesAt(p, target) {
 			continue
 		}
 		p.idleWm, p.idleAt, p.metaDirty = target, p.next, true

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -38,9 +37,6 @@ type part struct {
 	// idleWm is the highest watermark an idle advance gave the partition
 	// (NoWatermark: none); its windows close at max(wm, idleWm).
 	idleWm int64
-	// lastSeen is when the partition last had a record, or was loaded
-	// (wall clock, for idle_timeout).
-	lastSeen time.Time
 	// idleAt is the input offset the pending idle advance applies from
 	// (-1: none pending): the flush records it in the idle log.
 	idleAt   int64
