@@ -286,6 +286,9 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			}
 			in += len(recs)
 			out += len(processed)
+			if c.resultsDue(cp) {
+				break
+			}
 		}
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			break
@@ -572,6 +575,35 @@ func (c *Connector) prepareState(ctx context.Context, recs []*Record, began bool
 		return NewCommitError(Abortable, "load state", err)
 	}
 	return nil
+}
+
+// resultsDue reports whether the batch holds due results (ResultsDue) of
+// partitions that are all caught up. A partition is caught up when the
+// batch has read it to at most one offset below the last stable offset
+// the source saw: one, because a transactional input ends in a commit
+// marker, which is no record.
+func (c *Connector) resultsDue(cp Checkpoint) bool {
+	rd, ok := c.proc.(ResultsDue)
+	if !ok {
+		return false
+	}
+	due := rd.DuePartitions()
+	if len(due) == 0 {
+		return false
+	}
+	l, ok := c.src.(Lagger)
+	if !ok {
+		return false
+	}
+	hwms := l.HighWatermarks()
+	for _, tp := range due {
+		hw, seen := hwms[tp]
+		next, read := cp[tp]
+		if !seen || !read || next+1 < hw {
+			return false
+		}
+	}
+	return true
 }
 
 // advanceIdle lets an IdleAdvancer raise idle partitions' watermarks at

@@ -897,3 +897,49 @@ func TestIdlePartitionsJoinTheBatchCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// dueProcessor reports results due in partition a/0 once it has seen
+// offset from there.
+type dueProcessor struct {
+	fakeProcessor
+	from int64
+	seen int64
+}
+
+func (p *dueProcessor) Process(in []*Record) ([]*Record, error) {
+	for _, r := range in {
+		p.seen = max(p.seen, r.Origin.Offset)
+	}
+	return p.fakeProcessor.Process(in)
+}
+
+func (p *dueProcessor) DuePartitions() []TopicPartition {
+	if p.seen >= p.from {
+		return []TopicPartition{tp("a", 0)}
+	}
+	return nil
+}
+
+// A batch whose records made results due ends once their partition is
+// caught up, not at the commit interval (an hour here); before it is
+// caught up, it keeps reading.
+func TestDueResultsEndTheBatchWhenCaughtUp(t *testing.T) {
+	base := newFakeSource(2, map[TopicPartition]int{tp("a", 0): 10})
+	base.hwms = map[TopicPartition]int64{tp("a", 0): 10}
+	proto := newFakeProtocol(base)
+	opts := testOptions()
+	opts.CommitInterval = time.Hour
+	c := New(opts, laggingSource{base}, &dueProcessor{from: 5}, proto)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopWhenDurable(proto, base.end(), cancel)
+	wait := runAsync(t, c, ctx)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	proto.mu.Lock()
+	defer proto.mu.Unlock()
+	if len(proto.batches) != 1 || len(proto.batches[0]) != 10 {
+		t.Fatalf("batches %d (first of %d records), want one of all 10: it ends when a/0 is caught up", len(proto.batches), len(proto.batches[0]))
+	}
+}

@@ -63,3 +63,14 @@ type AssignmentTracker interface {
 type IdleAdvancer interface {
 	AdvanceIdle(ctx context.Context, now time.Time, assigned func() map[TopicPartition]int64) (Checkpoint, error)
 }
+
+// ResultsDue is implemented by stateful processors whose open batch can
+// hold results that are due: a window the batch's records closed. The
+// coordinator then ends the batch as soon as every partition concerned is
+// caught up (its last read offset at the high watermark the source last
+// saw), rather than at the commit interval, so a window's result is
+// visible one commit after the record that closed it. Under a backlog the
+// partitions are not caught up and batches run their usual course.
+type ResultsDue interface {
+	DuePartitions() []TopicPartition
+}

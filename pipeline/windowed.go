@@ -86,7 +86,12 @@ func (w *Windowed) Close() {
 var (
 	_ connector.Stateful     = (*Windowed)(nil)
 	_ connector.IdleAdvancer = (*Windowed)(nil)
+	_ connector.ResultsDue   = (*Windowed)(nil)
 )
+
+// DuePartitions names the partitions with closed windows the batch will
+// emit (connector.ResultsDue).
+func (w *Windowed) DuePartitions() []connector.TopicPartition { return w.op.DuePartitions() }
 
 // AdvanceIdle applies the stage's idle_timeout (window.Operator.AdvanceIdle).
 func (w *Windowed) AdvanceIdle(ctx context.Context, now time.Time, assigned func() map[connector.TopicPartition]int64) (connector.Checkpoint, error) {

@@ -809,6 +809,18 @@ func (o *Operator) AdvanceIdle(ctx context.Context, now time.Time, assigned map[
 	return cp, nil
 }
 
+// DuePartitions returns the partitions with a window their watermark has
+// closed and the next flush will emit (connector.ResultsDue).
+func (o *Operator) DuePartitions() []connector.TopicPartition {
+	var due []connector.TopicPartition
+	for tp, p := range o.parts {
+		if len(p.closed) > 0 || (p.closing.Len() > 0 && o.spec.closed(p.closing[0].end, p.watermark())) {
+			due = append(due, tp)
+		}
+	}
+	return due
+}
+
 // closesAt reports whether watermark wm would close (or, with late:
 // update, expire) one of p's windows.
 func (o *Operator) closesAt(p *part, wm int64) bool {
