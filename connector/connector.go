@@ -34,6 +34,12 @@ type Options struct {
 	CommitInterval time.Duration
 	// MaxBatch bounds the input records of one batch. Default 10000.
 	MaxBatch int
+	// DueBatchFloor is how long a batch stays open at least when its
+	// records made results due (ResultsDue): it ends then, if caught up,
+	// instead of at the interval. The floor bounds the commit rate when
+	// results fall due all the time (session windows of many keys).
+	// Default CommitInterval/4; negative: no floor.
+	DueBatchFloor time.Duration
 	// CommitTimeout bounds one Commit call while running. Default 30s.
 	CommitTimeout time.Duration
 	// ShutdownTimeout bounds the commit of the open batch at stop. Default 10s.
@@ -64,6 +70,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 10000
+	}
+	if o.DueBatchFloor == 0 {
+		o.DueBatchFloor = o.CommitInterval / 4
 	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 30 * time.Second
@@ -244,7 +253,8 @@ func (c *Connector) Run(ctx context.Context) error {
 // ctx governs reading (a stop ends the batch); writeCtx, which outlives a
 // stop by ShutdownTimeout, governs writing.
 func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
-	deadline := c.batchDeadline(time.Now())
+	opened := time.Now()
+	deadline := c.batchDeadline(opened)
 	// A batch that fails leaves no cadence to keep: the next one, after
 	// recovery, gets a whole interval.
 	c.lastClose = time.Time{}
@@ -287,7 +297,12 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			in += len(recs)
 			out += len(processed)
 			if c.resultsDue(cp) {
-				break
+				// Results are due and their partitions caught up:
+				// end the batch now, or at the floor if sooner
+				// than the deadline.
+				if floor := opened.Add(max(c.opts.DueBatchFloor, 0)); floor.Before(deadline) {
+					deadline = floor
+				}
 			}
 		}
 		if ctx.Err() != nil || !time.Now().Before(deadline) {

@@ -921,14 +921,15 @@ func (p *dueProcessor) DuePartitions() []TopicPartition {
 }
 
 // A batch whose records made results due ends once their partition is
-// caught up, not at the commit interval (an hour here); before it is
-// caught up, it keeps reading.
+// caught up and the floor (1ms here) has passed, not at the commit
+// interval (an hour); before it is caught up, it keeps reading.
 func TestDueResultsEndTheBatchWhenCaughtUp(t *testing.T) {
 	base := newFakeSource(2, map[TopicPartition]int{tp("a", 0): 10})
 	base.hwms = map[TopicPartition]int64{tp("a", 0): 10}
 	proto := newFakeProtocol(base)
 	opts := testOptions()
 	opts.CommitInterval = time.Hour
+	opts.DueBatchFloor = time.Millisecond
 	c := New(opts, laggingSource{base}, &dueProcessor{from: 5}, proto)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
