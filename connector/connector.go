@@ -298,7 +298,7 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			}
 			in += len(recs)
 			out += len(processed)
-			if c.resultsDue(cp) {
+			if c.resultsDue(cp) && !c.rebalancing() {
 				// Results are due and their partitions caught up:
 				// end the batch now, or at the floor if sooner
 				// than the deadline.
@@ -431,6 +431,26 @@ func (c *Connector) awaitRebalance(ctx context.Context, in int) error {
 	case <-t.C:
 		return c.abort(true, NewCommitError(Abortable, "commit",
 			fmt.Errorf("the consumer group's rebalance did not complete within %v", c.opts.CommitTimeout)))
+	}
+}
+
+// rebalancing reports whether this member's consumer-group join or sync
+// is in flight: a batch ended then would only wait for it (awaitRebalance)
+// instead of reading on, so results that fell due do not end it early.
+func (c *Connector) rebalancing() bool {
+	g, ok := c.proto.(GroupCommitter)
+	if !ok {
+		return false
+	}
+	done := g.GroupRebalance()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
 	}
 }
 

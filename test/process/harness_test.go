@@ -115,6 +115,7 @@ type status struct {
 	RecordsIn  uint64            `json:"records_in"`
 	RecordsOut uint64            `json:"records_out"`
 	Commits    uint64            `json:"commits"`
+	LastCommit time.Time         `json:"last_commit"`
 	Aborts     map[string]uint64 `json:"aborts"`
 	LastAbort  *struct {
 		Kind  string `json:"kind"`
