@@ -183,6 +183,12 @@ type Source struct {
 	asking    bool // a question is under way
 	lastAsked time.Time
 	closed    bool
+
+	// Bounded reading (bounded.go): stops per partition, the partitions
+	// paused at their stop, and the client they were paused on.
+	stops    map[connector.TopicPartition]int64
+	reached  map[connector.TopicPartition]bool
+	pausedOn *kgo.Client
 }
 
 // New returns a source polling through client(), which the commit protocol
@@ -206,6 +212,12 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 	cl := s.client()
 	if cl == nil {
 		return nil, errors.New("kafka source: no client (protocol not recovered)")
+	}
+	bounded := s.bounded()
+	if bounded {
+		s.mu.Lock()
+		s.resumeRewound(cl)
+		s.mu.Unlock()
 	}
 	fetches := cl.PollRecords(ctx, max)
 	if fetches.IsClientClosed() {
@@ -234,22 +246,40 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 	// batch anyway).
 	n := fetches.NumRecords()
 	out, slab := make([]*connector.Record, 0, n), make([]connector.Record, n)
+	var over map[connector.TopicPartition]bool // partitions the poll ran past their stop
+	if bounded {
+		over = map[connector.TopicPartition]bool{}
+	}
 	s.mu.Lock()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		tp := connector.TopicPartition{Topic: p.Topic, Partition: p.Partition}
 		if p.Err == nil {
-			s.hwms[connector.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.LastStableOffset
+			s.hwms[tp] = p.LastStableOffset
 		}
 		for _, r := range p.Records {
+			if bounded && s.pastStop(tp, r, over) {
+				continue
+			}
 			rec := &slab[len(out)]
 			fromKgo(rec, r)
 			out = append(out, rec)
 		}
 	})
+	if len(over) > 0 {
+		s.holdAtStops(cl, over)
+	}
 	s.mu.Unlock()
 	// Polls run between rebalances (BlockRebalanceOnPoll), so this sees
 	// each new generation soon after it began.
 	s.watchAssignment()
 	return out, nil
+}
+
+// bounded reports whether SetStops was called.
+func (s *Source) bounded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stops != nil
 }
 
 // assignmentID identifies one group membership of one client: a new
