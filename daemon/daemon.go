@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/admin"
+	"github.com/connectd/connectd/bounded"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/embedded"
@@ -36,6 +37,10 @@ type Daemon struct {
 	// Metrics, if set before Start, receives every connector's commit
 	// observations and fencing events.
 	Metrics *metrics.Metrics
+	// Until, if set before Start, makes every connector a bounded job
+	// over its input up to where Until says (bounded.go).
+	Until *bounded.Until
+	jobs  map[string]job
 
 	mu      sync.Mutex
 	broker  *kfake.Cluster
@@ -142,6 +147,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 		Logger:       d.log,
 		OnFenced:     d.onFenced,
 		Observer:     d.observer,
+	}
+	if d.Until != nil {
+		if err := d.captureStopsLocked(ctx); err != nil {
+			return err
+		}
 	}
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	for _, e := range d.entries {

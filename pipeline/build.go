@@ -38,7 +38,11 @@ type Env struct {
 	// Observer returns the commit observer of a connector (metrics); may
 	// be nil, and may return nil.
 	Observer func(connector string) connector.Observer
-	Logger   *slog.Logger
+	// Stops, if set, returns a connector's stop offsets for a bounded
+	// run (package bounded), or nil: its Kafka sources never read past
+	// them.
+	Stops  func(connector string) connector.Checkpoint
+	Logger *slog.Logger
 }
 
 func (e *Env) defaults() {
@@ -411,6 +415,13 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 			proto = txn.NewAtLeastOnce(concat(base, env.ClientOpts), topic, store, g, log)
 		}
 		src = g
+	}
+	if env.Stops != nil {
+		if ks, ok := src.(*kafkasrc.Source); ok {
+			if stops := env.Stops(cc.Name); stops != nil {
+				ks.SetStops(stops)
+			}
+		}
 	}
 	if s.Processor.Window() != nil {
 		// Each task has its own window state, kept in the sink beside
