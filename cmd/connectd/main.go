@@ -29,6 +29,8 @@ const usage = `connectd: exactly-once Kafka connectors
 
 Usage:
   connectd run      -c FILE [--log-level LEVEL]   run the connectors of FILE
+                    [--until end|TIME [--output text|json]]
+                                                  as a bounded job: read up to WHERE, commit, exit
   connectd validate -c FILE                       check FILE; exit 1 with every error
   connectd verify   -c FILE --connector NAME [--timeout 2m] [--stopped]
                                                   check a connector's output is exactly once

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,19 +83,20 @@ func connectd(t *testing.T, timeout time.Duration, env []string, args ...string)
 // daemonProc is a `connectd run` child process.
 type daemonProc struct {
 	cmd    *exec.Cmd
+	stdout *syncBuffer
 	stderr *syncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, valid after done
 }
 
-// startRun starts `connectd run -c cfgPath`. The process is killed when the
+// startRun starts `connectd run -c cfgPath` plus extra flags. The process is killed when the
 // test ends if it is still running.
-func startRun(t *testing.T, cfgPath string) *daemonProc {
+func startRun(t *testing.T, cfgPath string, extra ...string) *daemonProc {
 	t.Helper()
-	p := &daemonProc{stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "run", "-c", cfgPath)
+	p := &daemonProc{stderr: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, append([]string{"run", "-c", cfgPath}, extra...)...)
 	p.cmd.Dir = filepath.Dir(cfgPath)
-	p.cmd.Stdout = io.Discard
+	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

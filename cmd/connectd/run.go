@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/connectd/connectd/admin"
+	"github.com/connectd/connectd/bounded"
 	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/metrics"
 )
@@ -22,17 +23,21 @@ import (
 // once the connectors have stopped.
 const adminShutdownTimeout = 5 * time.Second
 
-// runCmd runs the connectors of a config until SIGINT or SIGTERM. The first
+// runCmd runs the connectors of a config until SIGINT or SIGTERM (or, with
+// --until, until every connector has committed its input up to its stops:
+// bounded.go). The first
 // signal stops every connector, each committing or aborting its open batch
 // within its shutdown_timeout, and exits 0; a second signal while stopping
 // exits 1 at once (whatever was not committed is aborted by the broker or
 // fenced on the next start, so exactly-once still holds).
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	flags := newFlagSet("run", "-c FILE [--log-level LEVEL]", stderr)
+	flags := newFlagSet("run", "-c FILE [--log-level LEVEL] [--until end|TIME] [--output text|json]", stderr)
 	path := configFlag(flags)
 	level := logLevelFlag(flags)
 	format := logFormatFlag(flags)
 	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile to `FILE` (off by default; for the benchmark harness)")
+	until := flags.String("until", "", "run as a bounded job: read each input up to `WHERE` (\"end\": the last stable offsets at start; or an RFC 3339 time), commit it, and exit")
+	output := flags.String("output", "text", "the bounded run's summary on stdout: text or json")
 	if code, ok := parseFlags(flags, args); !ok {
 		return code
 	}
@@ -41,6 +46,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return exitUsage
 	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "connectd run: --output %q: want text or json\n", *output)
+		return exitUsage
+	}
+	var bound *bounded.Until
+	if *until != "" {
+		u, err := bounded.Parse(*until)
+		if err != nil {
+			fmt.Fprintln(stderr, "connectd run:", err)
+			return exitUsage
+		}
+		bound = &u
+	}
+	started := time.Now()
 	log, err := newLogger(stderr, level.Level, *format)
 	if err != nil {
 		fmt.Fprintln(stderr, "connectd run:", err)
@@ -68,6 +87,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	b := readBuildInfo()
 	d.Metrics = metrics.New(d)
+	d.Until = bound
 	// franz-go's own logs (rebalances, transaction aborts) go through slog
 	// too, at warnings and above unless debugging.
 	kafkaHandler, _ := newHandler(stderr, max(level.Level, slog.LevelWarn), *format) // format checked above
@@ -103,6 +123,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
+	if bound != nil {
+		code := waitBounded(d, log, sigs, started, stdout, stderr, *output)
+		shutdownAdmin(srv)
+		return code
+	}
 
 	// A connector that fails stays FAILED and inspectable through the admin
 	// API (its status carries the trace) until an operator restarts it.
