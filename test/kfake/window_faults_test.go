@@ -515,7 +515,7 @@ func TestWindowedRebalanceBetweenPolls(t *testing.T) {
 
 // inputStream produces input records at a steady pace until stopped.
 type inputStream struct {
-	next   atomic.Int64
+	next   atomic.Int64 // records produced, plus the count it started from
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -523,7 +523,23 @@ type inputStream struct {
 // streamInput produces records from.. (shaped like produceInput's), 50
 // every 10ms, until stopped (when the test ends at the latest).
 func streamInput(t *testing.T, c *kfake.Cluster, from int) *inputStream {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
+	return streamRecords(t, c, from, []kgo.Opt{kgo.DefaultProduceTopic("in")}, func(i int) []*kgo.Record {
+		var recs []*kgo.Record
+		for j := i; j < i+50; j++ {
+			recs = append(recs, &kgo.Record{
+				Key:     fmt.Appendf(nil, "k-%d", j%97),
+				Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, j, j%1000),
+				Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", j)}},
+			})
+		}
+		return recs
+	})
+}
+
+// streamRecords produces next(n)'s records every 10ms (n: the count so
+// far, starting at from) through a client made of opts, until stopped.
+func streamRecords(t *testing.T, c *kfake.Cluster, from int, opts []kgo.Opt, next func(n int) []*kgo.Record) *inputStream {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,15 +549,8 @@ func streamInput(t *testing.T, c *kfake.Cluster, from int) *inputStream {
 	go func() {
 		defer cl.Close()
 		for ctx.Err() == nil {
-			i := int(s.next.Load())
-			var recs []*kgo.Record
-			for j := i; j < i+50; j++ {
-				recs = append(recs, &kgo.Record{
-					Key:     fmt.Appendf(nil, "k-%d", j%97),
-					Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, j, j%1000),
-					Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", j)}},
-				})
-			}
+			n := int(s.next.Load())
+			recs := next(n)
 			pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := cl.ProduceSync(pctx, recs...).FirstErr()
 			pcancel()
@@ -549,7 +558,7 @@ func streamInput(t *testing.T, c *kfake.Cluster, from int) *inputStream {
 				s.done <- err
 				return
 			}
-			s.next.Store(int64(i + 50))
+			s.next.Store(int64(n + len(recs)))
 			time.Sleep(10 * time.Millisecond)
 		}
 		s.done <- nil
@@ -558,7 +567,8 @@ func streamInput(t *testing.T, c *kfake.Cluster, from int) *inputStream {
 	return s
 }
 
-// stop ends the stream and returns how many records (from 0) were produced.
+// stop ends the stream and returns the count: from plus the records
+// produced.
 func (s *inputStream) stop(t *testing.T) int {
 	t.Helper()
 	s.cancel()

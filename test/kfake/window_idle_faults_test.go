@@ -1,10 +1,8 @@
 package kfake_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,28 +101,14 @@ func TestWindowedIdleTimeoutUnderFaults(t *testing.T) {
 	t.Logf("verify: %s", rep)
 }
 
-// idleInput streams the input of TestWindowedIdleTimeoutUnderFaults until
-// stopped: every 10ms, 3 records to each of partitions 0-2 (value.i
+// streamIdleInput streams the input of TestWindowedIdleTimeoutUnderFaults
+// until stopped: every 10ms, 3 records to each of partitions 0-2 (value.i
 // rising), and, in the first 10 of every 70 rounds, 3 to partition 3 with
 // i 150 behind.
-type idleInput struct {
-	cancel context.CancelFunc
-	done   chan error
-	n      atomic.Int64
-}
-
-func streamIdleInput(t *testing.T, c *kfake.Cluster) *idleInput {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &idleInput{cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		defer cl.Close()
-		i, seq := 2000, 0
-		for round := 0; ctx.Err() == nil; round++ {
+func streamIdleInput(t *testing.T, c *kfake.Cluster) *inputStream {
+	i, round := 2000, 0
+	return streamRecords(t, c, 0, []kgo.Opt{kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.ManualPartitioner())},
+		func(seq int) []*kgo.Record {
 			var recs []*kgo.Record
 			add := func(p int32, at int) {
 				recs = append(recs, &kgo.Record{Partition: p,
@@ -142,28 +126,7 @@ func streamIdleInput(t *testing.T, c *kfake.Cluster) *idleInput {
 				}
 				i++
 			}
-			pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := cl.ProduceSync(pctx, recs...).FirstErr()
-			pcancel()
-			if err != nil {
-				s.done <- err
-				return
-			}
-			s.n.Store(int64(seq))
-			time.Sleep(10 * time.Millisecond)
-		}
-		s.done <- nil
-	}()
-	t.Cleanup(cancel)
-	return s
-}
-
-// stop ends the stream and returns how many records it produced.
-func (s *idleInput) stop(t *testing.T) int {
-	t.Helper()
-	s.cancel()
-	if err := <-s.done; err != nil {
-		t.Fatalf("input stream: %v", err)
-	}
-	return int(s.n.Load())
+			round++
+			return recs
+		})
 }
