@@ -11,6 +11,7 @@ import (
 
 	"github.com/connectd/connectd/bounded"
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/source/generator"
 )
 
 // Bounded runs (`connectd run --until`): Start captures each connector's
@@ -49,8 +50,23 @@ func (d *Daemon) captureStopsLocked(ctx context.Context) error {
 	for name, e := range d.entries {
 		s := e.spec
 		switch {
+		case s.Generator != nil && s.Generator.Count > 0:
+			// A generator with a count is bounded by it: its
+			// checkpoint (one partition, in the offsets topic) ends
+			// at count.
+			g, err := generator.New(name, *s.Generator)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			tp := connector.TopicPartition{Topic: g.Origin()}
+			d.jobs[name] = job{stops: connector.Checkpoint{tp: s.Generator.Count}, starts: connector.Checkpoint{tp: 0}}
+			continue
+		case s.Generator != nil:
+			errs = append(errs, fmt.Errorf("connector %s: --until needs a generator with a count (this one is unbounded)", name))
+			continue
 		case s.KafkaSrc == nil:
-			errs = append(errs, fmt.Errorf("connector %s: --until needs a kafka source; a %s source cannot be bounded yet", name, s.Conf.Source.Type))
+			errs = append(errs, fmt.Errorf("connector %s: --until needs a kafka source or a generator with a count; a %s source cannot be bounded yet", name, s.Conf.Source.Type))
 			continue
 		case s.Processor.Window() != nil:
 			errs = append(errs, fmt.Errorf("connector %s: --until with a window stage is not supported yet (its windows would stay open at the end)", name))

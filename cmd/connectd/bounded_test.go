@@ -138,17 +138,45 @@ kafka:
 	brokers: [`+strings.Join(c.ListenAddrs(), ",")+`]
 connectors:
 	- name: gen
-		source: {type: generator, count: 10}
+		source: {type: generator}
 		sink: {type: kafka, topic: raw}
 `)
 	r := connectd(t, time.Minute, nil, "run", "-c", path, "--until", "end")
-	if r.code != exitFail || !strings.Contains(r.stderr, "connector gen: --until needs a kafka source") {
-		t.Fatalf("generator source: exit %d, stderr %s", r.code, r.stderr)
+	if r.code != exitFail || !strings.Contains(r.stderr, "connector gen: --until needs a generator with a count") {
+		t.Fatalf("unbounded generator: exit %d, stderr %s", r.code, r.stderr)
 	}
 	for _, args := range [][]string{{"--until", "yesterday"}, {"--until", "end", "--output", "yaml"}} {
 		r := connectd(t, time.Minute, nil, append([]string{"run", "-c", path}, args...)...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, args[len(args)-1]) {
 			t.Fatalf("%v: exit %d, stderr %s; want a usage error naming it", args, r.code, r.stderr)
 		}
+	}
+}
+
+// A generator with a count is a bounded job of count events: the run ends
+// when its checkpoint reaches the count, and a second run has nothing to do.
+func TestRunBoundedGenerator(t *testing.T) {
+	c := newCluster(t)
+	path := writeConfig(t, t.TempDir(), "gen.yaml", `
+instance_id: bounded-gen
+admin:
+	listen: 127.0.0.1:0
+kafka:
+	brokers: [`+strings.Join(c.ListenAddrs(), ",")+`]
+connectors:
+	- name: gen
+		source: {type: generator, count: 5000, key_cardinality: 20}
+		sink: {type: kafka, topic: raw}
+`)
+	for i, want := range []uint64{5000, 0} {
+		code, sum := runBounded(t, path)
+		if code != 0 || sum.Outcome != "finished" || sum.Connectors[0].RecordsIn != want {
+			t.Fatalf("run %d: exit %d, %+v; want finished with %d records in", i+1, code, sum, want)
+		}
+		rep := verifyClean(t, path, "gen", "--stopped")
+		if rep.Expected != 5000 || rep.Actual != 5000 {
+			t.Fatalf("run %d: verify %s, want 5000", i+1, rep)
+		}
+		t.Logf("run %d: %.1fs, %d events; verify %s", i+1, sum.Seconds, sum.Connectors[0].RecordsIn, rep)
 	}
 }
