@@ -271,6 +271,18 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return c.abort(began, NewCommitError(Abortable, "poll", err))
 		}
+		recs, marks := splitControl(recs)
+		if len(marks) > 0 && len(recs) == 0 && !began {
+			// Markers alone still move the checkpoint: the batch
+			// commits them (nothing else).
+			if err := c.proto.Begin(writeCtx); err != nil {
+				return c.abort(false, err)
+			}
+			began = true
+		}
+		for _, m := range marks {
+			cp.Advance(m.Origin)
+		}
 		if len(recs) > 0 {
 			if err := c.prepareState(writeCtx, recs, began); err != nil {
 				return c.abort(began, err)
@@ -689,6 +701,30 @@ func (c *Connector) discardState() {
 		st.Discard()
 	}
 	c.assignment = nil
+}
+
+// splitControl separates input transaction markers (ControlRecord) from
+// the records to process. Without markers it returns recs as they are.
+func splitControl(recs []*Record) (data, marks []*Record) {
+	n := 0
+	for _, r := range recs {
+		if r.Kind == ControlRecord {
+			n++
+		}
+	}
+	if n == 0 {
+		return recs, nil
+	}
+	data = make([]*Record, 0, len(recs)-n)
+	marks = make([]*Record, 0, n)
+	for _, r := range recs {
+		if r.Kind == ControlRecord {
+			marks = append(marks, r)
+		} else {
+			data = append(data, r)
+		}
+	}
+	return data, marks
 }
 
 // countData counts the output records among recs (not state records).

@@ -944,3 +944,45 @@ func TestDueResultsEndTheBatchWhenCaughtUp(t *testing.T) {
 		t.Fatalf("batches %d (first of %d records), want one of all 10: it ends when a/0 is caught up", len(proto.batches), len(proto.batches[0]))
 	}
 }
+
+// markerSource is fakeSource whose records at marks are input
+// transaction markers (ControlRecord).
+type markerSource struct {
+	*fakeSource
+	marks map[int64]bool
+}
+
+func (s markerSource) Poll(ctx context.Context, max int) ([]*Record, error) {
+	recs, err := s.fakeSource.Poll(ctx, max)
+	for _, r := range recs {
+		if s.marks[r.Origin.Offset] {
+			r.Kind = ControlRecord
+		}
+	}
+	return recs, err
+}
+
+// Input transaction markers move the checkpoint past themselves and are
+// never processed or written, also when a batch holds nothing else.
+func TestControlRecordsOnlyMoveTheCheckpoint(t *testing.T) {
+	base := newFakeSource(1, map[TopicPartition]int{tp("a", 0): 4})
+	src := markerSource{base, map[int64]bool{1: true, 3: true}}
+	proto := newFakeProtocol(base)
+	opts := testOptions()
+	c := New(opts, src, &fakeProcessor{}, proto)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopWhenDurable(proto, base.end(), cancel)
+	if err := runAsync(t, c, ctx)(); err != nil {
+		t.Fatal(err)
+	}
+	proto.mu.Lock()
+	defer proto.mu.Unlock()
+	var ids []string
+	for _, r := range proto.outputs {
+		ids = append(ids, r.EventID)
+	}
+	if fmt.Sprint(ids) != "[a/0/0 a/0/2]" || proto.durable[tp("a", 0)] != 4 {
+		t.Fatalf("outputs %v, checkpoint %v; want the two data records and the checkpoint past the last marker", ids, proto.durable)
+	}
+}

@@ -66,6 +66,12 @@ const (
 	// back through a StateStore, so state is exactly as durable as the
 	// checkpoint it belongs to. Event IDs are not used.
 	StateRecord
+	// ControlRecord is an input transaction marker a source returns
+	// (bounded runs read with franz-go's KeepControlRecords): it only
+	// moves the checkpoint past itself, so that a partition written
+	// transactionally, which ends in a marker, can be read to its end.
+	// The coordinator never processes or writes it.
+	ControlRecord
 )
 
 // Header returns the value of the last header named key, and whether it exists.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -345,6 +346,12 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 	}
 	if env.Observer != nil {
 		opts.Observer = env.Observer(cc.Name)
+	}
+	if env.Stops != nil && env.Stops(cc.Name) != nil {
+		// A bounded run reads transaction markers too, so that the
+		// checkpoint of a partition written transactionally can reach
+		// its stop, the offset after its last marker.
+		env.ClientOpts = append(slices.Clip(env.ClientOpts), kgo.KeepControlRecords())
 	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, sinkkafka.ProducerOptions()...)
 	txnOpts := []kgo.Opt{

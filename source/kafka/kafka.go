@@ -262,6 +262,9 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 			}
 			rec := &slab[len(out)]
 			fromKgo(rec, r)
+			if r.Attrs.IsControl() { // bounded runs keep them (KeepControlRecords)
+				rec.Kind = connector.ControlRecord
+			}
 			out = append(out, rec)
 		}
 	})
