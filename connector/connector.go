@@ -271,7 +271,15 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return c.abort(began, NewCommitError(Abortable, "poll", err))
 		}
-		recs, marks := splitControl(recs)
+		all := recs
+		recs, marks := splitControl(all)
+		if len(all) > 0 {
+			// Markers too: a stateful stage's state names the
+			// offset its partition's checkpoint is at.
+			if err := c.prepareState(writeCtx, all, began); err != nil {
+				return c.abort(began, err)
+			}
+		}
 		if len(marks) > 0 && len(recs) == 0 && !began {
 			// Markers alone still move the checkpoint: the batch
 			// commits them (nothing else).
@@ -284,9 +292,6 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			cp.Advance(m.Origin)
 		}
 		if len(recs) > 0 {
-			if err := c.prepareState(writeCtx, recs, began); err != nil {
-				return c.abort(began, err)
-			}
 			processed, err := c.proc.Process(recs)
 			if err != nil {
 				// A record the error policy says must fail the

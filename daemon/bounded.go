@@ -68,8 +68,8 @@ func (d *Daemon) captureStopsLocked(ctx context.Context) error {
 		case s.KafkaSrc == nil:
 			errs = append(errs, fmt.Errorf("connector %s: --until needs a kafka source or a generator with a count; a %s source cannot be bounded yet", name, s.Conf.Source.Type))
 			continue
-		case s.Processor.Window() != nil:
-			errs = append(errs, fmt.Errorf("connector %s: --until with a window stage is not supported yet (its windows would stay open at the end)", name))
+		case s.Processor.Window() != nil && s.Processor.Window().Repartition:
+			errs = append(errs, fmt.Errorf("connector %s: --until with a repartitioned window stage (repartition: true) is not supported yet", name))
 			continue
 		}
 		stops, err := bounded.Stops(ctx, adm, s.KafkaSrc.Topics, *d.Until)

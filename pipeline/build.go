@@ -434,6 +434,11 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		// Each task has its own window state, kept in the sink beside
 		// the output under the group's name.
 		w := s.Processor.NewWindowed(s.KafkaSrc.Group, state)
+		if env.Stops != nil {
+			if stops := env.Stops(cc.Name); stops != nil {
+				w.SetStops(stops)
+			}
+		}
 		if exactlyOnce {
 			var committed func(context.Context, connector.TopicPartition) (int64, bool, error)
 			if ks, ok := state.(*kafkaStateStore); ok {

@@ -72,7 +72,10 @@ type oraclePart struct {
 }
 
 // idleEntry is one logged idle advance: W_p ≥ wm from input offset at on.
-type idleEntry struct{ at, wm int64 }
+type idleEntry struct {
+	at, wm int64
+	end    bool // the end of a bounded run's input (window.EndKeyPrefix)
+}
 
 // watermark is W_p for closing windows: max(own, idle advances).
 func (p *oraclePart) watermark() int64 { return max(p.wm, p.idleWm) }
@@ -90,13 +93,16 @@ type windowOracle struct {
 
 // setIdleLog gives the oracle the stage's idle log (window.ParseIdleLog)
 // of partition tp, before any record of tp is added.
-func (o *windowOracle) setIdleLog(tp connector.TopicPartition, log map[int64]int64) {
-	if len(log) == 0 {
+func (o *windowOracle) setIdleLog(tp connector.TopicPartition, idle, end map[int64]int64) {
+	if len(idle)+len(end) == 0 {
 		return
 	}
-	es := make([]idleEntry, 0, len(log))
-	for at, wm := range log {
+	es := make([]idleEntry, 0, len(idle)+len(end))
+	for at, wm := range idle {
 		es = append(es, idleEntry{at: at, wm: wm})
+	}
+	for at, wm := range end {
+		es = append(es, idleEntry{at: at, wm: wm, end: true})
 	}
 	sort.Slice(es, func(i, j int) bool { return es[i].at < es[j].at })
 	if o.idle == nil {
@@ -265,6 +271,14 @@ func (o *windowOracle) finish(cp connector.Checkpoint, strict bool) []string {
 	var bad []string
 	check := func(tp connector.TopicPartition, es []idleEntry) {
 		for _, e := range es {
+			if e.end {
+				// It closes the windows open at the end of the
+				// input, the last of which holds p's latest event.
+				if limit := o.part(tp).maxTs + max(o.spec.Size, o.spec.Gap) + o.spec.AllowedLateness; e.wm > limit {
+					bad = append(bad, fmt.Sprintf("%s: end of input at offset %d raised the watermark to %d, past the last window's close (%d)", tp, e.at, e.wm, limit))
+				}
+				continue
+			}
 			if e.wm > highest {
 				bad = append(bad, fmt.Sprintf("%s: idle advance to %d at offset %d exceeds every partition's own watermark (highest %d)", tp, e.wm, e.at, highest))
 			}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
@@ -42,24 +44,31 @@ type windowExpectation struct {
 // Processor, and hands what they let through to the batch oracle, as the
 // stage would get it.
 //
-// With watermark.idle_timeout, state reads the stage's idle log from the
-// sink's state (window.ParseIdleLog) for the oracle to replay; it must be
-// read after cp.
+// state reads the stage's idle log (idle advances, ends of bounded input)
+// from the sink's state (window.ParseIdleLog) for the oracle to replay; it
+// must be read after cp.
 func recomputeWindowed(ctx context.Context, o Options, base []kgo.Opt, cp connector.Checkpoint, state connector.StateStore) (*windowExpectation, error) {
 	spec := o.Spec
 	ws := spec.Processor.Window()
 	oracle := newWindowOracle(ws, spec.Conf.Name)
-	if ws.IdleTimeout > 0 {
+	if state != nil {
 		for _, tp := range cp.Partitions() {
 			entries, err := state.LoadState(ctx, spec.KafkaSrc.Group, tp)
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				// No state topic: nothing was logged (a connector
+				// that never committed state), or it was deleted;
+				// windows its advances closed then show as
+				// unexpected.
+				break
+			}
 			if err != nil {
 				return nil, fmt.Errorf("reading the idle log of %s: %w", tp, err)
 			}
-			log, err := window.ParseIdleLog(entries)
+			idle, end, err := window.ParseIdleLog(entries)
 			if err != nil {
 				return nil, fmt.Errorf("the idle log of %s: %w", tp, err)
 			}
-			oracle.setIdleLog(tp, log)
+			oracle.setIdleLog(tp, idle, end)
 		}
 	}
 	dlq := spec.DLQTopic()

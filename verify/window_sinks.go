@@ -45,15 +45,11 @@ func runKafkaWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 	if err != nil {
 		return Report{}, err
 	}
-	var state connector.StateStore
-	if o.Spec.Processor.Window().IdleTimeout > 0 {
-		s, err := sinkkafka.NewStateStore(base)
-		if err != nil {
-			return Report{}, err
-		}
-		defer s.Close()
-		state = s
+	state, err := sinkkafka.NewStateStore(base)
+	if err != nil {
+		return Report{}, err
 	}
+	defer state.Close()
 	exp, err := recomputeWindowed(ctx, o, base, cp, state)
 	if err != nil {
 		return Report{}, err
@@ -130,12 +126,8 @@ func runPostgresWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report
 	if exactlyOnce {
 		cp = snap.checkpoint
 	}
-	var state connector.StateStore
-	if spec.Processor.Window().IdleTimeout > 0 {
-		st := sinkpg.New(*pg, sinkpg.Options{Connector: spec.Conf.Name, ExactlyOnce: exactlyOnce})
-		defer st.Close()
-		state = st
-	}
+	state := sinkpg.New(*pg, sinkpg.Options{Connector: spec.Conf.Name, ExactlyOnce: exactlyOnce})
+	defer state.Close()
 	exp, err := recomputeWindowed(ctx, o, base, cp, state)
 	if err != nil {
 		return Report{}, err

@@ -663,7 +663,7 @@ func TestWindowOracleReplaysTheIdleLog(t *testing.T) {
 	run := func(log map[int64]int64, upTo int, cp connector.Checkpoint, strict bool) (closed, optional []string, late int, bad []string) {
 		t.Helper()
 		o := newWindowOracle(spec, "c")
-		o.setIdleLog(p1, log)
+		o.setIdleLog(p1, log, nil)
 		for _, r := range input[:upTo] {
 			if _, err := o.add(r); err != nil {
 				t.Fatal(err)
@@ -706,5 +706,30 @@ func TestWindowOracleReplaysTheIdleLog(t *testing.T) {
 	// An advance beyond every partition's watermark is a violation.
 	if _, _, _, bad := run(map[int64]int64{1: 99_000}, 5, connector.Checkpoint{p0: 2, p1: 3}, false); len(bad) != 1 {
 		t.Fatalf("implausible advance: %v, want one violation", bad)
+	}
+	// An end of bounded input closes p1's last window, [2s, 3s), and may
+	// go that far past every watermark, not further.
+	o := newWindowOracle(spec, "c")
+	o.setIdleLog(p1, nil, map[int64]int64{3: 3000})
+	for _, r := range input {
+		if _, err := o.add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bad := o.finish(connector.Checkpoint{p0: 2, p1: 3}, true); bad != nil {
+		t.Fatalf("end of input at 3000: %v", bad)
+	}
+	if res := o.results(); !res[len(res)-1].closed {
+		t.Fatalf("end of input: p1's last window %s still open", res[len(res)-1].record.EventID)
+	}
+	o = newWindowOracle(spec, "c")
+	o.setIdleLog(p1, nil, map[int64]int64{3: 9000})
+	for _, r := range input {
+		if _, err := o.add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bad := o.finish(connector.Checkpoint{p0: 2, p1: 3}, true); len(bad) != 1 {
+		t.Fatalf("end of input at 9000: %v, want one violation", bad)
 	}
 }

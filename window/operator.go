@@ -39,6 +39,9 @@ type Operator struct {
 	// still become idle.
 	now  func() time.Time
 	seen map[connector.TopicPartition]time.Time
+	// stops, in a bounded run, are where each partition's input ends
+	// (SetStops).
+	stops connector.Checkpoint
 
 	open int   // open windows, all partitions
 	size int64 // their estimated memory
@@ -560,7 +563,7 @@ func (o *Operator) flushPart(p *part, out []*connector.Record) []*connector.Reco
 	}
 	if p.idleAt >= 0 {
 		out = append(out, o.idleRecord(p))
-		p.idleAt = -1
+		p.idleAt, p.idleEnd = -1, false
 	}
 	clear(p.dirty)
 	clear(p.gone)
@@ -636,7 +639,11 @@ func (o *Operator) metaRecord(p *part) *connector.Record {
 // idleRecord logs the partition's pending idle advance (IdleKeyPrefix).
 func (o *Operator) idleRecord(p *part) *connector.Record {
 	r := o.record()
-	*r = connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(idleKey(p.idleAt)),
+	key := idleKey(p.idleAt)
+	if p.idleEnd {
+		key = endKey(p.idleAt)
+	}
+	*r = connector.Record{Kind: connector.StateRecord, Topic: o.ns, Key: []byte(key),
 		Value:  binary.AppendVarint(nil, p.idleWm),
 		Origin: connector.Origin{Topic: p.tp.Topic, Partition: p.tp.Partition, Offset: -1}}
 	return r
@@ -764,8 +771,9 @@ const noRecord = math.MaxInt64
 // Stats.IdleLate.
 func (o *Operator) AdvanceIdle(ctx context.Context, now time.Time, assigned map[connector.TopicPartition]int64) (connector.Checkpoint, error) {
 	s := o.spec
+	ended := o.advanceEnd()
 	if s.IdleTimeout <= 0 {
-		return nil, nil
+		return ended, nil
 	}
 	for tp := range assigned {
 		if _, ok := o.parts[tp]; !ok {
@@ -792,9 +800,9 @@ func (o *Operator) AdvanceIdle(ctx context.Context, now time.Time, assigned map[
 		}
 	}
 	if !active {
-		return nil, nil
+		return ended, nil
 	}
-	var cp connector.Checkpoint
+	cp := ended
 	for tp, p := range o.parts {
 		if !held(tp) || now.Sub(o.seen[tp]) < timeout || p.next < 0 || target <= p.watermark() || !o.closesAt(p, target) {
 			continue
@@ -819,6 +827,47 @@ func (o *Operator) DuePartitions() []connector.TopicPartition {
 		}
 	}
 	return due
+}
+
+// SetStops makes the stage part of a bounded run (package bounded): stops
+// are where each partition's input ends.
+func (o *Operator) SetStops(stops connector.Checkpoint) { o.stops = stops }
+
+// advanceEnd ends the input of every partition whose records up to its
+// stop are all in (a bounded run): its watermark is raised just enough to
+// close every window it holds open (the latest end plus allowed_lateness),
+// so the batch emits them all, and the advance is logged under
+// EndKeyPrefix. It is not raised to infinity: a later run over input that
+// came after the stop opens new windows as usual; records for the windows
+// closed here are late then. It returns the partitions it advanced at
+// their offsets, for the batch's checkpoint.
+func (o *Operator) advanceEnd() connector.Checkpoint {
+	var cp connector.Checkpoint
+	for tp, p := range o.parts {
+		stop, ok := o.stops[tp]
+		if !ok || p.next < stop {
+			continue
+		}
+		last := int64(math.MinInt64)
+		for _, a := range p.wins {
+			if !a.emitted {
+				last = max(last, a.end)
+			}
+		}
+		if last == math.MinInt64 {
+			continue // nothing open
+		}
+		wm := last + o.spec.AllowedLateness
+		if wm <= p.watermark() {
+			continue // the flush closes them anyway
+		}
+		p.idleWm, p.idleAt, p.idleEnd, p.metaDirty = wm, p.next, true, true
+		if cp == nil {
+			cp = connector.Checkpoint{}
+		}
+		cp[tp] = p.next
+	}
+	return cp
 }
 
 // closesAt reports whether watermark wm would close (or, with late:

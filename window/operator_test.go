@@ -546,7 +546,7 @@ func TestIdleTimeoutClosesIdlePartitionsWindows(t *testing.T) {
 	if got := op.Watermark(p1); got != 2500 {
 		t.Fatalf("p1's watermark %d, want 2500 (p0's)", got)
 	}
-	log, err := ParseIdleLog(store.m["g/in/1"])
+	log, _, err := ParseIdleLog(store.m["g/in/1"])
 	if err != nil || len(log) != 1 || log[1] != 2500 {
 		t.Fatalf("idle log %v (%v), want offset 1 → 2500", log, err)
 	}
@@ -585,5 +585,67 @@ func TestIdleTimeoutClosesIdlePartitionsWindows(t *testing.T) {
 	res, _, cp = batch(map[connector.TopicPartition]int64{p0: 5}, rec(0, 5, "a", 20000, 1))
 	if cp != nil || fmt.Sprint(res) != "[c/a/9000]" {
 		t.Fatalf("p1 no longer assigned: results %v, checkpoint %v; want p0's window only", res, cp)
+	}
+}
+
+// A bounded run's end (SetStops): once a partition's records up to its
+// stop are in, every window it holds open closes in that batch, the
+// advance is logged as an end of input, and the watermark goes no further
+// than that: a later run's records for new windows are aggregated, those
+// for the windows closed are late.
+func TestEndOfBoundedInputClosesEveryWindow(t *testing.T) {
+	c := tumbling(time.Second)
+	c.Late, c.Emit = LateDrop, EmitFinal
+	c.Watermark.MaxOutOfOrderness = 10 * time.Second // nothing closes by event time
+	store := newMemStore()
+	op := New(mustSpec(t, c), "c", "g", store)
+	p0 := connector.TopicPartition{Topic: "in", Partition: 0}
+	op.SetStops(connector.Checkpoint{p0: 3})
+	batch := func(recs ...*connector.Record) (results []string, late int, cp connector.Checkpoint) {
+		t.Helper()
+		if err := op.Prepare(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if l, err := op.Add(r); err != nil {
+				t.Fatal(err)
+			} else if l != nil {
+				late++
+			}
+		}
+		cp, err := op.AdvanceIdle(context.Background(), time.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := op.Flush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.apply(out)
+		for _, r := range out {
+			if r.Kind == connector.DataRecord {
+				results = append(results, r.EventID)
+			}
+		}
+		return results, late, cp
+	}
+	res, _, cp := batch(rec(0, 0, "a", 500, 1), rec(0, 1, "b", 1500, 1))
+	if res != nil || cp != nil {
+		t.Fatalf("before the stop: results %v, checkpoint %v; want none", res, cp)
+	}
+	res, _, cp = batch(rec(0, 2, "a", 2200, 1))
+	if fmt.Sprint(res) != "[c/a/0 c/b/1000 c/a/2000]" || cp[p0] != 3 {
+		t.Fatalf("at the stop: results %v, checkpoint %v; want every window, p0 at 3", res, cp)
+	}
+	idle, end, err := ParseIdleLog(store.m["g/in/0"])
+	if err != nil || len(idle) != 0 || end[3] != 3000 {
+		t.Fatalf("log: idle %v, end %v (%v); want the end at offset 3, watermark 3000", idle, end, err)
+	}
+	// The next run, stopping further on.
+	op.Discard()
+	op.SetStops(connector.Checkpoint{p0: 5})
+	res, late, _ := batch(rec(0, 3, "a", 2900, 1), rec(0, 4, "a", 3100, 1))
+	if late != 1 || res == nil || res[0] != "c/a/3000" {
+		t.Fatalf("next run: results %v, late %d; want [2s,3s) late and [3s,4s) emitted at its end", res, late)
 	}
 }

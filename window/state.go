@@ -40,6 +40,7 @@ type part struct {
 	// idleAt is the input offset the pending idle advance applies from
 	// (-1: none pending): the flush records it in the idle log.
 	idleAt   int64
+	idleEnd  bool // the pending advance is an end of input (advanceEnd)
 	wins     map[winID]*acc
 	sessions map[string][]int64 // session starts per key, ascending
 	// The batch's changes, flushed as state records.
@@ -197,28 +198,38 @@ func decodeMeta(b []byte, p *part) error {
 // the entry with a higher watermark.
 const IdleKeyPrefix = "~idle/"
 
+// EndKeyPrefix logs the end of a bounded run's input the same way: from
+// <offset> on, the watermark was at least the one that closed every window
+// then open (Operator.SetStops).
+const EndKeyPrefix = "~end/"
+
 func idleKey(offset int64) string { return IdleKeyPrefix + strconv.FormatInt(offset, 10) }
+func endKey(offset int64) string  { return EndKeyPrefix + strconv.FormatInt(offset, 10) }
 
 // ParseIdleLog returns the idle advances among a partition's state
-// entries: input offset → watermark.
-func ParseIdleLog(entries map[string][]byte) (map[int64]int64, error) {
-	log := map[int64]int64{}
+// entries (input offset → watermark), and the ends of bounded input apart.
+func ParseIdleLog(entries map[string][]byte) (idle, end map[int64]int64, err error) {
+	idle, end = map[int64]int64{}, map[int64]int64{}
 	for k, v := range entries {
+		log := idle
 		rest, ok := strings.CutPrefix(k, IdleKeyPrefix)
 		if !ok {
-			continue
+			if rest, ok = strings.CutPrefix(k, EndKeyPrefix); !ok {
+				continue
+			}
+			log = end
 		}
 		off, err := strconv.ParseInt(rest, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("idle log entry %q: %w", k, err)
+			return nil, nil, fmt.Errorf("idle log entry %q: %w", k, err)
 		}
 		wm, n := binary.Varint(v)
 		if n <= 0 {
-			return nil, fmt.Errorf("idle log entry %q: truncated watermark", k)
+			return nil, nil, fmt.Errorf("idle log entry %q: truncated watermark", k)
 		}
 		log[off] = wm
 	}
-	return log, nil
+	return idle, end, nil
 }
 
 // restore rebuilds a partition from the entries its store returned.
@@ -233,8 +244,8 @@ func (s *Spec) restore(tp connector.TopicPartition, entries map[string][]byte) (
 			}
 			continue
 		}
-		if strings.HasPrefix(k, IdleKeyPrefix) {
-			continue // verify's record of idle advances
+		if strings.HasPrefix(k, IdleKeyPrefix) || strings.HasPrefix(k, EndKeyPrefix) {
+			continue // verify's record of idle advances and input ends
 		}
 		kind, id, err := parseStateKey(k)
 		if err != nil {

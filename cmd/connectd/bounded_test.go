@@ -180,3 +180,42 @@ connectors:
 		t.Logf("run %d: %.1fs, %d events; verify %s", i+1, sum.Seconds, sum.Connectors[0].RecordsIn, rep)
 	}
 }
+
+// A windowed connector as a bounded job: at the end of its input every
+// window it holds open is emitted (its watermark raised just enough, and
+// logged for verify), so the output holds every window of the input; the
+// next run's input opens new windows.
+func TestRunBoundedWindows(t *testing.T) {
+	c := newCluster(t)
+	e2e.Produce(t, c, "in", 0, 3000)
+	yaml := strings.Replace(boundedYAML, "		sink: {type: kafka, topic: out}", `		transforms:
+			- type: window
+				time: value.i * 10
+				window: {type: tumbling, size: 1s}
+				watermark: {max_out_of_orderness: 5s}
+				late: drop
+				aggregate: {n: count(), total: sum(value.amount)}
+		sink: {type: kafka, topic: out}`, 1)
+	path := writeConfig(t, t.TempDir(), "bounded.yaml", strings.ReplaceAll(yaml, "BROKERS", strings.Join(c.ListenAddrs(), ",")))
+	windows := func(n int) int { // distinct (key, window) of records 0..n-1
+		seen := map[[2]int]bool{}
+		for i := range n {
+			seen[[2]int{i % 97, i * 10 / 1000}] = true
+		}
+		return len(seen)
+	}
+	for _, upTo := range []int{3000, 4500} {
+		if upTo > 3000 {
+			e2e.Produce(t, c, "in", 3000, upTo)
+		}
+		code, sum := runBounded(t, path)
+		if code != 0 || sum.Outcome != "finished" {
+			t.Fatalf("input up to %d: exit %d, %+v", upTo, code, sum)
+		}
+		rep := verifyClean(t, path, "copy", "--stopped")
+		if rep.Windows != windows(upTo) || rep.Late != 0 {
+			t.Fatalf("input up to %d: verify %s, want all %d windows emitted, none late", upTo, rep, windows(upTo))
+		}
+		t.Logf("input up to %d: %d records in; verify %s", upTo, sum.Connectors[0].RecordsIn, rep)
+	}
+}
