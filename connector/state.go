@@ -51,13 +51,15 @@ type AssignmentTracker interface {
 }
 
 // IdleAdvancer is implemented by stateful processors whose watermarks also
-// advance with wall-clock idleness (the window stage's idle_timeout). The
-// coordinator calls AdvanceIdle once per batch that read records, after
-// the last Process and before Flush; assigned, if not nil, returns the
-// partitions the source holds now (asked only when idleness is on). The checkpoint entries it returns (partitions
-// whose state changes without new input, at their committed offsets) are
-// added to the batch's checkpoint, so the commit fences their writes like
-// any partition's. A batch without records does not call it: with a Kafka
+// advance without input of their own: the window stage's idle_timeout, and
+// the end of a bounded run's input. The coordinator calls AdvanceIdle once
+// per batch that read records (or input transaction markers, which also
+// commit offsets), after the last Process and before Flush; assigned, if
+// not nil, returns the partitions the source holds now (asked only when
+// idleness is on). The checkpoint entries it returns (partitions whose
+// state changes without new input, at their committed offsets) are added
+// to the batch's checkpoint, so the commit fences their writes like any
+// partition's. A batch that read nothing does not call it: with a Kafka
 // sink, the offsets a batch commits are what carries the group generation
 // that fences a member which lost its partitions.
 type IdleAdvancer interface {
