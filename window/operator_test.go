@@ -492,37 +492,9 @@ func TestIdleTimeoutClosesIdlePartitionsWindows(t *testing.T) {
 	p0 := connector.TopicPartition{Topic: "in", Partition: 0}
 	p1 := connector.TopicPartition{Topic: "in", Partition: 1}
 
-	// batch runs one committed batch at the clock's time: the records,
-	// then AdvanceIdle (with the assignment given), then the flush.
-	batch := func(assigned map[connector.TopicPartition]int64, recs ...*connector.Record) (results []string, late []*Late, cp connector.Checkpoint) {
+	batch := func(assigned map[connector.TopicPartition]int64, recs ...*connector.Record) ([]string, []*Late, connector.Checkpoint) {
 		t.Helper()
-		if err := op.Prepare(context.Background(), recs); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			l, err := op.Add(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l != nil {
-				late = append(late, l)
-			}
-		}
-		cp, err := op.AdvanceIdle(context.Background(), clock, assigned)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := op.Flush()
-		if err != nil {
-			t.Fatal(err)
-		}
-		store.apply(out)
-		for _, r := range out {
-			if r.Kind == connector.DataRecord {
-				results = append(results, r.EventID)
-			}
-		}
-		return results, late, cp
+		return commitAdvancing(t, op, store, clock, assigned, recs)
 	}
 
 	batch(nil, rec(0, 0, "a", 500, 1), rec(1, 0, "b", 600, 2))
@@ -601,33 +573,10 @@ func TestEndOfBoundedInputClosesEveryWindow(t *testing.T) {
 	op := New(mustSpec(t, c), "c", "g", store)
 	p0 := connector.TopicPartition{Topic: "in", Partition: 0}
 	op.SetStops(connector.Checkpoint{p0: 3})
-	batch := func(recs ...*connector.Record) (results []string, late int, cp connector.Checkpoint) {
+	batch := func(recs ...*connector.Record) ([]string, int, connector.Checkpoint) {
 		t.Helper()
-		if err := op.Prepare(context.Background(), recs); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			if l, err := op.Add(r); err != nil {
-				t.Fatal(err)
-			} else if l != nil {
-				late++
-			}
-		}
-		cp, err := op.AdvanceIdle(context.Background(), time.Now(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := op.Flush()
-		if err != nil {
-			t.Fatal(err)
-		}
-		store.apply(out)
-		for _, r := range out {
-			if r.Kind == connector.DataRecord {
-				results = append(results, r.EventID)
-			}
-		}
-		return results, late, cp
+		res, late, cp := commitAdvancing(t, op, store, time.Now(), nil, recs)
+		return res, len(late), cp
 	}
 	res, _, cp := batch(rec(0, 0, "a", 500, 1), rec(0, 1, "b", 1500, 1))
 	if res != nil || cp != nil {
@@ -648,4 +597,38 @@ func TestEndOfBoundedInputClosesEveryWindow(t *testing.T) {
 	if late != 1 || res == nil || res[0] != "c/a/3000" {
 		t.Fatalf("next run: results %v, late %d; want [2s,3s) late and [3s,4s) emitted at its end", res, late)
 	}
+}
+
+// commitAdvancing runs one committed batch of recs at time now: Prepare,
+// Add, AdvanceIdle (with assigned), Flush into store. It returns the
+// results' event IDs, the late records and AdvanceIdle's checkpoint.
+func commitAdvancing(t *testing.T, op *Operator, store *memStore, now time.Time, assigned map[connector.TopicPartition]int64, recs []*connector.Record) (results []string, late []*Late, cp connector.Checkpoint) {
+	t.Helper()
+	if err := op.Prepare(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		l, err := op.Add(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l != nil {
+			late = append(late, l)
+		}
+	}
+	cp, err := op.AdvanceIdle(context.Background(), now, assigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := op.Flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.apply(out)
+	for _, r := range out {
+		if r.Kind == connector.DataRecord {
+			results = append(results, r.EventID)
+		}
+	}
+	return results, late, cp
 }

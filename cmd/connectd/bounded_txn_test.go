@@ -2,16 +2,17 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/test/e2e"
 )
 
-// produceTransactional writes records from..to-1 to in, like e2e.Produce,
+// produceTransactional writes e2e's input records from..to-1 to in,
 // in one committed transaction per call: the partitions then end in a
 // commit marker, which is no record.
 func produceTransactional(t *testing.T, c *kfake.Cluster, from, to int) {
@@ -26,15 +27,7 @@ func produceTransactional(t *testing.T, c *kfake.Cluster, from, to int) {
 	if err := cl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	var recs []*kgo.Record
-	for i := from; i < to; i++ {
-		recs = append(recs, &kgo.Record{
-			Key:     fmt.Appendf(nil, "k-%d", i%97),
-			Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i%1000),
-			Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", i)}},
-		})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, e2e.InputRecords(from, to)...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {

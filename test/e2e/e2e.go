@@ -155,6 +155,14 @@ func Produce(t testing.TB, c *kfake.Cluster, topic string, from, to int) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := cl.ProduceSync(ctx, InputRecords(from, to)...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// InputRecords are Produce's records from..to-1, for the client's default
+// topic.
+func InputRecords(from, to int) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, to-from)
 	for i := from; i < to; i++ {
 		recs = append(recs, &kgo.Record{
@@ -163,9 +171,7 @@ func Produce(t testing.TB, c *kfake.Cluster, topic string, from, to int) {
 			Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", i)}},
 		})
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	return recs
 }
 
 // ConsumerFaults are the broker faults a Kafka-source, non-Kafka-sink
