@@ -107,18 +107,23 @@ func TestEnsureStateTopicKafka(t *testing.T) {
 	if n, err := EnsureStateTopic(ctx, adm, topic, 3); err != nil || n != 3 {
 		t.Fatalf("EnsureStateTopic = %d, %v; want 3 partitions", n, err)
 	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := rcs.On(topic, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A topic just created can be described before its config reached
+	// the broker that answers (KRaft propagates metadata
+	// asynchronously): ask until the policy shows, for a few seconds.
 	policy := ""
-	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" {
-			policy = c.MaybeValue()
+	for deadline := time.Now().Add(10 * time.Second); policy == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			continue
+		}
+		rc, err := rcs.On(topic, nil)
+		if err != nil {
+			continue
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" {
+				policy = c.MaybeValue()
+			}
 		}
 	}
 	if policy != "compact" {
