@@ -43,18 +43,37 @@ func EnsureStateTopic(ctx context.Context, adm *kadm.Client, topic string, parti
 	return partitionCount(ctx, adm, topic)
 }
 
-// checkCompacted fails unless topic's cleanup.policy is exactly compact.
+// configSettle bounds how long checkCompacted asks again for a topic whose
+// configs are not visible yet.
+const configSettle = 5 * time.Second
+
+// checkCompacted fails unless topic's cleanup.policy is exactly compact. A
+// topic another task created a moment ago can be described before its
+// configs reached the answering broker (KRaft propagates them
+// asynchronously): an answer without configs is asked again, for up to
+// configSettle, rather than taken for Kafka's default, delete.
 func checkCompacted(ctx context.Context, adm *kadm.Client, topic string) error {
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("state topic %s: describe configs: %w", topic, err)
-	}
-	rc, err := rcs.On(topic, nil)
-	if err == nil {
-		err = rc.Err
-	}
-	if err != nil {
-		return fmt.Errorf("state topic %s: describe configs: %w", topic, err)
+	var rc kadm.ResourceConfig
+	for deadline := time.Now().Add(configSettle); ; {
+		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("state topic %s: describe configs: %w", topic, err)
+		}
+		rc, err = rcs.On(topic, nil)
+		if err == nil {
+			err = rc.Err
+		}
+		if err != nil {
+			return fmt.Errorf("state topic %s: describe configs: %w", topic, err)
+		}
+		if len(rc.Configs) > 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	policy := "delete" // Kafka's default when the config is absent
 	for _, c := range rc.Configs {
