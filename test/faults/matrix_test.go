@@ -27,7 +27,7 @@ var allWindowed = []string{"kafka", "postgres", "redis"}
 // and a Redis SIGKILL (their own stores).
 func matrix() []scenario {
 	return []scenario{
-		{id: "s01", name: "1 SIGTERM mid-transaction", input: defaultInput, faults: []step{sigterm(3)}},
+		{id: "s01", name: "1 SIGTERM mid-transaction", input: defaultInput, faults: []step{sigterm(5)}},
 		{id: "s02", name: "2 SIGKILL ×3, then one inside the at-least-once window", input: defaultInput, faults: []step{sigkill(3), heldKill()},
 			windowed: allWindowed},
 		{id: "s03", name: "3 SIGSTOP zombie", input: defaultInput, faults: []step{sigstop(16 * time.Second)}},
