@@ -73,16 +73,11 @@ type Windowed struct {
 	// sink's, which has clients of its own); a PostgreSQL or Redis store
 	// is the protocol's, closed by it.
 	closeStore func()
-	// bounded: the stage is part of a bounded run (SetStops).
-	bounded bool
 }
 
 // SetStops makes the stage part of a bounded run: when a partition's input
 // up to its stop is in, its open windows close (window.Operator.SetStops).
-func (w *Windowed) SetStops(stops connector.Checkpoint) {
-	w.op.SetStops(stops)
-	w.bounded = true
-}
+func (w *Windowed) SetStops(stops connector.Checkpoint) { w.op.SetStops(stops) }
 
 // Close closes the state store the processor owns, if any; the connector
 // calls it when it stops.
@@ -104,7 +99,7 @@ func (w *Windowed) DuePartitions() []connector.TopicPartition { return w.op.DueP
 
 // AdvanceIdle applies the stage's idle_timeout (window.Operator.AdvanceIdle).
 func (w *Windowed) AdvanceIdle(ctx context.Context, now time.Time, assigned func() map[connector.TopicPartition]int64) (connector.Checkpoint, error) {
-	if w.op.Spec().IdleTimeout <= 0 && !w.bounded {
+	if !w.op.AdvancesWithoutInput() {
 		return nil, nil
 	}
 	var held map[connector.TopicPartition]int64

@@ -829,6 +829,10 @@ func (o *Operator) DuePartitions() []connector.TopicPartition {
 	return due
 }
 
+// AdvancesWithoutInput reports whether AdvanceIdle can change anything:
+// idle_timeout is set, or the stage is part of a bounded run.
+func (o *Operator) AdvancesWithoutInput() bool { return o.spec.IdleTimeout > 0 || o.stops != nil }
+
 // SetStops makes the stage part of a bounded run (package bounded): stops
 // are where each partition's input ends.
 func (o *Operator) SetStops(stops connector.Checkpoint) { o.stops = stops }

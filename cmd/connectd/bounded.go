@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -113,7 +114,7 @@ func newProgress(stderr io.Writer, log *slog.Logger) func([]daemon.Progress) {
 	if ok && term.IsTerminal(int(f.Fd())) {
 		bars := map[string]*progressbar.ProgressBar{}
 		return func(ps []daemon.Progress) {
-			slices.SortFunc(ps, func(a, b daemon.Progress) int { return compareStrings(a.Connector, b.Connector) })
+			slices.SortFunc(ps, func(a, b daemon.Progress) int { return strings.Compare(a.Connector, b.Connector) })
 			for _, p := range ps {
 				bar := bars[p.Connector]
 				if bar == nil {
@@ -137,14 +138,4 @@ func newProgress(stderr io.Writer, log *slog.Logger) func([]daemon.Progress) {
 			log.Info("bounded run progress", "connector", p.Connector, "done", p.Total-p.Remaining, "total", p.Total, "partitions_left", p.Partitions)
 		}
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
