@@ -59,6 +59,9 @@ type entry struct {
 	// stop ends the current run and waits for it; nil when not running.
 	stop    func()
 	stopped bool // STOPPED by request (KIP-875); stays so across restarts
+	// shadow is set on a replay of another connector (Kappa
+	// re-processing, replay.go) until it is promoted.
+	shadow *shadowMeta
 }
 
 // Errors returned for lifecycle requests; see package admin.
@@ -147,6 +150,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		Logger:       d.log,
 		OnFenced:     d.onFenced,
 		Observer:     d.observer,
+	}
+	if err := d.finishPromotionsLocked(ctx); err != nil {
+		return err
 	}
 	if d.Until != nil {
 		if err := d.captureStopsLocked(ctx); err != nil {

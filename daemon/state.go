@@ -21,6 +21,8 @@ type stateFile struct {
 	Connectors map[string]json.RawMessage `json:"connectors,omitempty"` // name -> definition
 	Stopped    []string                   `json:"stopped,omitempty"`
 	Deleted    []string                   `json:"deleted,omitempty"`
+	// Shadows are the replays (Kappa re-processing) among Connectors.
+	Shadows map[string]shadowMeta `json:"shadows,omitempty"`
 }
 
 func loadState(path string) (*stateFile, error) {
@@ -61,6 +63,11 @@ func (d *Daemon) applyStateLocked() error {
 			e.stopped = true
 		}
 	}
+	for name, m := range st.Shadows {
+		if e, ok := d.entries[name]; ok {
+			e.shadow = &m
+		}
+	}
 	return config.Merge(errs...)
 }
 
@@ -78,6 +85,7 @@ func (d *Daemon) saveLocked() error {
 		fromFile[cc.Name] = true
 	}
 	st.Deleted = nil
+	st.Shadows = map[string]shadowMeta{}
 	for name := range fromFile {
 		if _, ok := d.entries[name]; !ok {
 			st.Deleted = append(st.Deleted, name)
@@ -89,6 +97,9 @@ func (d *Daemon) saveLocked() error {
 		}
 		if e.stopped {
 			st.Stopped = append(st.Stopped, name)
+		}
+		if e.shadow != nil {
+			st.Shadows[name] = *e.shadow
 		}
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
@@ -122,4 +133,28 @@ func withName(raw []byte, name string) []byte {
 		return raw
 	}
 	return out
+}
+
+// Definition is connector name's definition as a daemon running cfg would
+// hold it: the one saved in admin.state_file (created or changed through
+// the API, a Kappa replay among them) if there is one, else the config
+// file's. Tools (verify) use it to find a connector the file does not
+// list. ok is false if neither has it.
+func Definition(cfg *config.Config, name string) (cc *config.Connector, ok bool, err error) {
+	if path := cfg.Admin.StateFile; path != "" {
+		st, err := loadState(path)
+		if err != nil {
+			return nil, false, err
+		}
+		if raw, found := st.Connectors[name]; found {
+			cc, err := config.ParseConnector(path+" ("+name+")", raw)
+			return cc, err == nil, err
+		}
+	}
+	for i := range cfg.Connectors {
+		if cfg.Connectors[i].Name == name {
+			return &cfg.Connectors[i], true, nil
+		}
+	}
+	return nil, false, nil
 }

@@ -23,7 +23,11 @@ import (
 //   - after-decision: the Kafka transaction committed, no COMMIT PREPARED
 //     sent yet;
 //   - during-recovery: in-doubt transactions listed and their owners
-//     fenced, none resolved yet.
+//     fenced, none resolved yet;
+//   - promote-after-intent: a Kappa promote saved its intent in the state
+//     file, no reader switched yet (package daemon);
+//   - promote-after-cutover: readers switched to the replay's outputs, the
+//     live connector not yet retired.
 //
 // Unset, as in production, reaching a point costs one comparison.
 const (
@@ -58,6 +62,9 @@ func loadFailPoints() {
 		failPoints = append(failPoints, fp)
 	}
 }
+
+// Reach is reach for points outside this package.
+func Reach(point string) { reach(point) }
 
 // reach is called at each named point. A real signal, not an exit: after
 // SIGKILL no deferred function, flush or graceful close runs; after

@@ -1,7 +1,8 @@
 // Command connectd is the exactly-once Kafka connector daemon: `run` hosts
 // the connectors of a YAML config, `validate` checks a config without
 // connecting to anything, `verify` runs the exactly-once checker against a
-// connector's input and output, and `version` says what was built.
+// connector's input and output, `replay` and `promote` drive a Kappa
+// re-processing through a running daemon, and `version` says what was built.
 package main
 
 import (
@@ -34,6 +35,12 @@ Usage:
   connectd validate -c FILE                       check FILE; exit 1 with every error
   connectd verify   -c FILE --connector NAME [--timeout 2m] [--stopped]
                                                   check a connector's output is exactly once
+  connectd replay   -c FILE --connector NAME [--with DEF] [--from beginning|TIME]
+                                                  start a Kappa replay beside the live connector
+  connectd replay   -c FILE --connector NAME --status
+                                                  show the replay's state and lag
+  connectd promote  -c FILE --connector SHADOW [--force]
+                                                  switch readers to a caught-up replay
   connectd version                                print version, Go version and commit
 
 Run 'connectd COMMAND -h' for a command's flags.
@@ -47,6 +54,8 @@ var commands = map[string]command{
 	"run":      runCmd,
 	"validate": validateCmd,
 	"verify":   verifyCmd,
+	"replay":   replayCmd,
+	"promote":  promoteCmd,
 	"version":  versionCmd,
 }
 

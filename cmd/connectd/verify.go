@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -52,15 +51,21 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, *path, err)
 		return exitUsage
 	}
-	i := slices.IndexFunc(cfg.Connectors, func(c config.Connector) bool { return c.Name == *name })
-	if i < 0 {
+	// A connector created through the admin API (a Kappa replay, say)
+	// lives in admin.state_file, not in the file.
+	def, found, err := daemon.Definition(cfg, *name)
+	if err != nil {
+		printErrors(stderr, *path, err)
+		return exitUsage
+	}
+	if !found {
 		names := make([]string, len(cfg.Connectors))
 		for j, c := range cfg.Connectors {
 			names[j] = c.Name
 		}
 		return fail("%s has no connector %q (it has: %s)", *path, *name, strings.Join(names, ", "))
 	}
-	spec, err := pipeline.Decode(cfg.Connectors[i])
+	spec, err := pipeline.Decode(*def)
 	if err != nil {
 		printErrors(stderr, *path, err)
 		return exitUsage

@@ -50,6 +50,13 @@ type Config struct {
 	// Conflict is do_nothing (default: first write wins) or do_update
 	// (last write wins).
 	Conflict string `yaml:"conflict"`
+	// View, when set, is the name readers query instead of Table: a view
+	// (SELECT * FROM table) the sink creates at start if it does not exist,
+	// and leaves alone if it does. A Kappa promote (connectd promote)
+	// redefines it, in one transaction, over the table of the replay that
+	// takes over, so readers switch from the old results to the new ones
+	// at once. Optionally schema-qualified.
+	View string `yaml:"view"`
 	// AutoCreate creates the table, the dead-letter table and the offsets
 	// table if missing, at start, and the state table (<table>_state) of a
 	// connector with a stateful stage at its first state load or write.
@@ -86,6 +93,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseIdent(c.Table); err != nil {
 		return fmt.Errorf("table: %v", err)
+	}
+	if c.View != "" {
+		if _, err := parseIdent(c.View); err != nil {
+			return fmt.Errorf("view: %v", err)
+		}
+		if c.View == c.Table {
+			return errors.New("view: must differ from table")
+		}
 	}
 	switch c.Conflict {
 	case "":

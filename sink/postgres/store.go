@@ -79,6 +79,7 @@ type Store struct {
 	mu         sync.Mutex
 	pool       *pgxpool.Pool
 	ready      bool // auto_create done
+	viewReady  bool // view ensured
 	stateReady bool // the state table exists (see ensureStateTable)
 }
 
@@ -129,6 +130,12 @@ func (s *Store) Pool(ctx context.Context) (*pgxpool.Pool, error) {
 			return nil, classify("auto_create", err, false)
 		}
 		s.ready = true
+	}
+	if s.cfg.View != "" && !s.viewReady {
+		if err := EnsureView(ctx, s.pool, s.cfg.View, s.cfg.Table); err != nil {
+			return nil, classify("view", err, false)
+		}
+		s.viewReady = true
 	}
 	return s.pool, nil
 }

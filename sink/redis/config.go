@@ -97,6 +97,12 @@ type Config struct {
 	// TTL, when positive, expires each data key (PX / PEXPIRE) that long
 	// after its last write. Default 0: no expiry.
 	TTL time.Duration `yaml:"ttl"`
+	// PrefixKey, when set, is a string key (not under key_prefix) holding
+	// the key prefix readers should use: the sink sets it to key_prefix at
+	// start if it does not exist, and leaves it alone if it does. A Kappa
+	// promote (connectd promote) swaps it, in one script, to the prefix of
+	// the replay that takes over, so readers switch at once.
+	PrefixKey string `yaml:"prefix_key"`
 	// OffsetsKey is the hash holding the checkpoints (exactly_once); it
 	// must contain {group}. Default "connectd:offsets:{group}".
 	OffsetsKey string `yaml:"offsets_key"`

@@ -56,6 +56,10 @@ func NewStore(ctx context.Context, cfg Config, dlqTopic string) (*Store, error) 
 			return nil, fmt.Errorf("redis sink: loading scripts: %w", err)
 		}
 	}
+	if err := ensurePrefixKey(ctx, s.client, &s.cfg); err != nil {
+		_ = s.client.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

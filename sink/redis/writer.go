@@ -40,6 +40,10 @@ func NewWriter(ctx context.Context, cfg Config, dlqTopic string) (*Writer, error
 		_ = w.client.Close()
 		return nil, err
 	}
+	if err := ensurePrefixKey(ctx, w.client, &w.cfg); err != nil {
+		_ = w.client.Close()
+		return nil, err
+	}
 	return w, nil
 }
 

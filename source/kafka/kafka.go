@@ -31,7 +31,9 @@ type Config struct {
 	// Group is the consumer group. Default "connectd-<connector name>".
 	Group string `yaml:"group"`
 	// StartOffset is where a partition with no committed checkpoint starts:
-	// "earliest" (default, Kafka's auto.offset.reset=earliest) or "latest".
+	// "earliest" (default, Kafka's auto.offset.reset=earliest), "latest",
+	// or an RFC 3339 time: the first record stamped at or after it (the
+	// end if none is), as a Kappa replay "from a timestamp" starts.
 	StartOffset string `yaml:"start_offset"`
 	// SessionTimeout is the group session timeout (Kafka's
 	// session.timeout.ms). Default 45s. It is how long the partitions of
@@ -94,7 +96,9 @@ func (c *Config) Validate(connectorName string) error {
 		c.StartOffset = "earliest"
 	case "earliest", "latest":
 	default:
-		return fmt.Errorf("start_offset: %q is not earliest or latest", c.StartOffset)
+		if _, err := time.Parse(time.RFC3339Nano, c.StartOffset); err != nil {
+			return fmt.Errorf("start_offset: %q is not earliest, latest or an RFC 3339 time", c.StartOffset)
+		}
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 45 * time.Second
@@ -121,10 +125,22 @@ func (c *Config) Validate(connectorName string) error {
 
 // StartAt is where a partition with no checkpoint starts.
 func (c Config) StartAt() kgo.Offset {
-	if c.StartOffset == "latest" {
+	switch c.StartOffset {
+	case "latest":
 		return kgo.NewOffset().AtEnd()
+	case "earliest", "":
+		return kgo.NewOffset().AtStart()
+	}
+	if t, ok := c.StartTime(); ok {
+		return kgo.NewOffset().AfterMilli(t.UnixMilli())
 	}
 	return kgo.NewOffset().AtStart()
+}
+
+// StartTime is the time start_offset names, if it names one.
+func (c Config) StartTime() (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, c.StartOffset)
+	return t, err == nil
 }
 
 // ClientOptions are the consumer-side kgo options for this source: the group,
