@@ -280,6 +280,12 @@ func (d *Daemon) retireLocked(shadow string) error {
 		return fmt.Errorf("%w: %s is not a replay", ErrNotFound, shadow)
 	}
 	live := e.shadow.Of
+	if le, ok := d.entries[live]; ok && le.raw != nil && d.state != nil {
+		if d.state.Retired == nil {
+			d.state.Retired = map[string]json.RawMessage{}
+		}
+		d.state.Retired[live] = le.raw
+	}
 	delete(d.entries, live)
 	if d.Metrics != nil {
 		d.Metrics.Forget(live)

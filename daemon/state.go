@@ -23,6 +23,10 @@ type stateFile struct {
 	Deleted    []string                   `json:"deleted,omitempty"`
 	// Shadows are the replays (Kappa re-processing) among Connectors.
 	Shadows map[string]shadowMeta `json:"shadows,omitempty"`
+	// Retired are the definitions of connectors a promote retired
+	// (created through the API; the file keeps its own): they no longer
+	// run, but their outputs stay, and verify checks them by name.
+	Retired map[string]json.RawMessage `json:"retired,omitempty"`
 }
 
 func loadState(path string) (*stateFile, error) {
@@ -146,7 +150,11 @@ func Definition(cfg *config.Config, name string) (cc *config.Connector, ok bool,
 		if err != nil {
 			return nil, false, err
 		}
-		if raw, found := st.Connectors[name]; found {
+		raw, found := st.Connectors[name]
+		if !found {
+			raw, found = st.Retired[name]
+		}
+		if found {
 			cc, err := config.ParseConnector(path+" ("+name+")", raw)
 			return cc, err == nil, err
 		}

@@ -103,6 +103,12 @@ func (g *groupOffsets) Get(ctx context.Context) (connector.Checkpoint, error) {
 	if err == nil {
 		err = resp.Error()
 	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// A group that never committed has no checkpoint (Kafka
+		// answers with no offsets; kfake and some versions with
+		// this error).
+		return connector.Checkpoint{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("group %s: %w", g.group, err)
 	}

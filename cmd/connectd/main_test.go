@@ -93,8 +93,15 @@ type daemonProc struct {
 // test ends if it is still running.
 func startRun(t *testing.T, cfgPath string, extra ...string) *daemonProc {
 	t.Helper()
+	return startRunEnv(t, nil, cfgPath, extra...)
+}
+
+// startRunEnv is startRun with env added to the test's environment.
+func startRunEnv(t *testing.T, env []string, cfgPath string, extra ...string) *daemonProc {
+	t.Helper()
 	p := &daemonProc{stderr: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, append([]string{"run", "-c", cfgPath}, extra...)...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Dir = filepath.Dir(cfgPath)
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
