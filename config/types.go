@@ -102,9 +102,22 @@ type Connector struct {
 	// commit (see package txn); with at_least_once each is written in turn,
 	// then the offsets are committed.
 	Sinks []Component `yaml:"sinks"`
+	// Bounded, if set, makes the connector a bounded job each time it
+	// starts (see Bounded).
+	Bounded *Bounded `yaml:"bounded,omitempty"`
 
 	// Pos is where the connector is defined (not a YAML field).
 	Pos Position `yaml:"-"`
+	// Explicit says which keys with a bounded-run default the config set
+	// itself (not a YAML field): a bounded run gives the others
+	// BoundedDefaults, an explicit value always wins.
+	Explicit Explicit `yaml:"-" json:"-"`
+}
+
+// Explicit records which of a connector's keys whose default depends on
+// the run mode were written in its config.
+type Explicit struct {
+	CommitInterval, BatchMaxRecords bool
 }
 
 // EventID says where a record's event ID comes from.
