@@ -56,6 +56,12 @@ type Options struct {
 	Logger           *slog.Logger
 	// Observer, if set, is told about every committed batch (metrics).
 	Observer Observer
+	// Stops, in a bounded run, is where each input partition's input
+	// ends (the first offset not to read). A batch that has read every
+	// partition up to its stop ends then instead of at its deadline:
+	// nothing more will come, and waiting would add up to a whole
+	// interval to the job (atStops).
+	Stops Checkpoint
 }
 
 // Observer sees each committed batch: how long its commit took and, per
@@ -324,7 +330,7 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 				}
 			}
 		}
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
+		if ctx.Err() != nil || !time.Now().Before(deadline) || (began && c.atStops(cp)) {
 			break
 		}
 	}
@@ -397,6 +403,36 @@ func (c *Connector) batchDeadline(now time.Time) time.Time {
 		return d
 	}
 	return floor
+}
+
+// atStops reports whether a bounded run's input is all read: every
+// partition with a stop (Options.Stops) is there in the open batch (cp),
+// in what this connector committed, or in the group's committed offset
+// when the source was assigned it (Assigner). A partition this connector
+// never read nor committed, such as one another task holds, keeps the
+// batch open to its deadline, as without stops. Only a batch that began
+// asks: one that read nothing polls until its deadline, not in a loop.
+func (c *Connector) atStops(cp Checkpoint) bool {
+	if c.opts.Stops == nil {
+		return false
+	}
+	var held map[TopicPartition]int64
+	asked := false
+	for tp, stop := range c.opts.Stops {
+		if cp[tp] >= stop || c.checkpoint[tp] >= stop { // the coordinator's goroutine alone writes checkpoint
+			continue
+		}
+		if !asked {
+			if a, ok := c.src.(Assigner); ok {
+				held = a.Assigned()
+			}
+			asked = true
+		}
+		if next, ok := held[tp]; !ok || next < stop {
+			return false
+		}
+	}
+	return true
 }
 
 // abort discards the open batch and returns cause. The abort itself is best

@@ -163,6 +163,7 @@ func Decode(cc config.Connector) (*Spec, error) {
 		errs = append(errs, err)
 	}
 	s.Processor = proc
+	errs = append(errs, s.checkBounded()...)
 	if len(errs) > 0 {
 		return nil, flatten(errs)
 	}
@@ -352,6 +353,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		// checkpoint of a partition written transactionally can reach
 		// its stop, the offset after its last marker.
 		env.ClientOpts = append(slices.Clip(env.ClientOpts), kgo.KeepControlRecords())
+		opts.Stops = env.Stops(cc.Name)
 	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, sinkkafka.ProducerOptions()...)
 	txnOpts := []kgo.Opt{
