@@ -199,17 +199,23 @@ func (t Target) MissedBy() float64 {
 // scenarios ran. A target whose inputs did not run is reported as not
 // measured, except that a run of windowed scenarios only reports theirs.
 func Targets(results []Result, aggs []Aggregate, micro []MicroResult) []Target {
-	windowed, copies := false, false
+	windowed, copies, bounded := false, false, false
 	for _, r := range results {
 		windowed = windowed || r.Scenario.Windowed
 		copies = copies || !r.Scenario.Windowed
+		bounded = bounded || r.Scenario.Bounded
 	}
 	var ts []Target
-	if copies || !windowed {
+	if (copies || !windowed) && !bounded {
 		ts = copyTargets(results, aggs, micro)
 	}
 	if windowed {
 		ts = append(ts, WindowTargets(results, aggs)...)
+	}
+	if bounded {
+		// The bounded matrices' streaming scenarios are the partners of
+		// bounded ones, not issue 9's matrix: only issue 16's targets.
+		ts = append(ts, BoundedTargets(results, aggs)...)
 	}
 	return ts
 }

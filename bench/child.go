@@ -26,10 +26,19 @@ type child struct {
 	done    chan struct{}
 	err     error
 	rss     int64 // peak RSS sampled so far
+	// started is just before the process was started, exitedAt just
+	// after Wait returned: a bounded run's wall time is between them.
+	started, exitedAt time.Time
 }
 
 // startChild starts argv with its output appended to logPath.
 func startChild(name, logPath string, env []string, argv ...string) (*child, error) {
+	return startChildOut(name, logPath, "", env, argv...)
+}
+
+// startChildOut is startChild with the child's stdout going to outPath
+// instead (a bounded run's JSON summary), unless outPath is empty.
+func startChildOut(name, logPath, outPath string, env []string, argv ...string) (*child, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -38,6 +47,16 @@ func startChild(name, logPath string, env []string, argv ...string) (*child, err
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if outPath != "" {
+		out, err := os.Create(outPath)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		defer out.Close() // the child has its own descriptor once started
+		cmd.Stdout = out
+	}
+	started := time.Now()
 	// Its own process group: a Ctrl-C of the harness is the harness's to
 	// handle (it stops its children), not delivered to them twice.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -46,9 +65,10 @@ func startChild(name, logPath string, env []string, argv ...string) (*child, err
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	f.Close()
-	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{}), started: started}
 	go func() {
 		c.err = cmd.Wait()
+		c.exitedAt = time.Now()
 		close(c.done)
 	}()
 	return c, nil

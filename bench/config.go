@@ -53,7 +53,12 @@ func (c connectdConfig) render() string {
 	w("connectors:")
 	w("  - name: %s", connectorName)
 	w("    guarantee: %s", c.Scenario.Guarantee)
-	w("    commit.interval: %s", c.Scenario.CommitInterval)
+	if c.Scenario.CommitInterval > 0 {
+		w("    commit.interval: %s", c.Scenario.CommitInterval)
+	}
+	if c.Scenario.BatchMaxRecords > 0 {
+		w("    batch.max.records: %d", c.Scenario.BatchMaxRecords)
+	}
 	if c.Tasks > 1 {
 		w("    tasks: %d", c.Tasks)
 	}

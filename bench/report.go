@@ -85,6 +85,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	rep.writeScenarios(p)
 	rep.writeRatios(p)
 	rep.writeWindowed(p)
+	rep.writeBounded(p)
 	rep.writeCrashes(p)
 	rep.writeMicro(p)
 	rep.writeProfiles(p)

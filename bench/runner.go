@@ -90,6 +90,12 @@ type Result struct {
 	// Window holds what a windowed run measures besides (state size, the
 	// output check); nil for the others.
 	Window *WindowResult `json:",omitempty"`
+	// Wall is from the process start to all records visible (streaming
+	// drains), or to its exit (bounded runs).
+	Wall time.Duration `json:",omitempty"`
+	// Bounded holds what a bounded run measures besides; nil for the
+	// others.
+	Bounded *BoundedResult `json:",omitempty"`
 }
 
 // Runner holds the services and inputs of one benchmark run.
@@ -259,9 +265,12 @@ func (r *Runner) RunAll(ctx context.Context) []Result {
 		withLatency := run.Round < r.o.LatencyRounds && run.Scenario.System != TMC
 		profile := r.o.Profile && run.Round == 0 && run.Scenario.System == Connectd
 		var res Result
-		if run.Scenario.Windowed {
+		switch {
+		case run.Scenario.Bounded:
+			res = r.runBounded(ctx, run, profile)
+		case run.Scenario.Windowed:
 			res = r.runWindowed(ctx, run, withLatency, profile)
-		} else {
+		default:
 			res = r.runOne(ctx, run, withLatency, profile)
 		}
 		r.logf("[%d/%d] %s round %d: %s", i+1, len(runs), run.Scenario.Name(), run.Round+1, res.summary())
@@ -280,6 +289,11 @@ func (res Result) summary() string {
 	}
 	if !math.IsNaN(res.Commits) {
 		s += fmt.Sprintf(", %v commits, %v aborts", res.Commits, res.Aborts)
+	}
+	if b := res.Bounded; b != nil {
+		s += fmt.Sprintf(", wall %.2fs (start-up %.2fs, steady %.0f records/s, tail %.2fs)", b.Wall.Seconds(), b.Startup.Seconds(), b.SteadyRate, b.Tail.Seconds())
+	} else if res.Wall > 0 {
+		s += fmt.Sprintf(", start→drained %.2fs", res.Wall.Seconds())
 	}
 	if res.Output < res.Expected {
 		s += fmt.Sprintf(", OUTPUT INCOMPLETE %d/%d", res.Output, res.Expected)
@@ -342,6 +356,7 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 		return fail(errors.New("drain too fast to measure: progress seen only once; use more -records"))
 	}
 	res.RecordsPerSec, res.Drain = rate, elapsed
+	res.Wall = samples[len(samples)-1].At.Sub(c.started)
 	res.MBPerSec = rate * float64(s.RecordSize) / 1e6
 	res.CPUDrain = CPUBetween(samples, r.o.Records)
 	if !math.IsNaN(res.CommitShare) {

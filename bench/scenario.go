@@ -50,22 +50,51 @@ type Scenario struct {
 	// a copy: count and sum per key in 1-minute tumbling event-time
 	// windows, final results only.
 	Windowed bool `json:",omitempty"`
+	// Bounded runs connectd as a bounded job over the backlog (`connectd
+	// run --until end`, issue 16; bounded.go) instead of measuring the
+	// streaming drain. A zero CommitInterval and BatchMaxRecords leave
+	// those keys out of the config, so the run gets the mode's defaults.
+	Bounded bool `json:",omitempty"`
+	// BatchMaxRecords, when above 0, is written as batch.max.records;
+	// 0 leaves connectd's default.
+	BatchMaxRecords int `json:",omitempty"`
 }
 
 // Name is a short, unique, human-readable label, e.g.
 // "connectd kafka EO 100ms 100B 12p", "... 12p window" for a windowed one.
 func (s Scenario) Name() string {
 	g := map[string]string{AtLeastOnce: "ALO", ExactlyOnce: "EO"}[s.Guarantee]
-	name := fmt.Sprintf("%s %s %s %s %s %dp", s.System, s.Sink, g, fmtInterval(s.CommitInterval), fmtSize(s.RecordSize), s.Partitions)
+	batching := fmtInterval(s.CommitInterval)
+	if s.CommitInterval == 0 {
+		batching = "default"
+	}
+	if s.BatchMaxRecords > 0 {
+		batching += "/" + fmtRecords(s.BatchMaxRecords)
+	}
+	name := fmt.Sprintf("%s %s %s %s %s %dp", s.System, s.Sink, g, batching, fmtSize(s.RecordSize), s.Partitions)
 	if s.Windowed {
 		name += " window"
+	}
+	if s.Bounded {
+		name += " bounded"
 	}
 	return name
 }
 
+// fmtRecords writes a record count short: 10k, 1M, 2500.
+func fmtRecords(n int) string {
+	switch {
+	case n >= 1000000 && n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
 // slug is Name usable in topic, table and key names.
 func (s Scenario) slug() string {
-	r := strings.NewReplacer(" ", "-", "_", "")
+	r := strings.NewReplacer(" ", "-", "_", "", "/", "-")
 	return strings.ToLower(r.Replace(s.Name()))
 }
 
@@ -148,6 +177,54 @@ func WindowMatrix() []Scenario {
 	cd, st := base, base
 	cd.System, st.System = Connectd, Streams
 	return []Scenario{cd, st}
+}
+
+// BoundedMatrix is issue 16's comparison: over the same backlog, into the
+// same sink at the same guarantee, connectd as a bounded job (`connectd run
+// --until end` with the bounded-run defaults, its wall time from process
+// start to exit 0) against connectd's streaming drain at the shipped
+// streaming defaults (100 ms, 10,000 records). Kafka and PostgreSQL,
+// exactly_once, 100-byte records, 12 partitions.
+func BoundedMatrix() []Scenario {
+	var out []Scenario
+	for _, sink := range []Sink{SinkKafka, SinkPostgres} {
+		b := Scenario{System: Connectd, Sink: sink, Guarantee: ExactlyOnce, RecordSize: 100, Partitions: 12, Bounded: true}
+		out = append(out, b.streamingPartner(), b)
+	}
+	return out
+}
+
+// BoundedSweepMatrix measures the batching a bounded run could default to:
+// bounded runs with commit.interval and batch.max.records set explicitly,
+// from the streaming defaults up, next to the streaming drain, Kafka →
+// Kafka and to PostgreSQL exactly_once, 100-byte and 1 KB records (-only
+// picks).
+func BoundedSweepMatrix() []Scenario {
+	var out []Scenario
+	for _, point := range []struct {
+		sink Sink
+		size int
+	}{{SinkKafka, 100}, {SinkPostgres, 100}, {SinkKafka, 1024}, {SinkPostgres, 1024}} {
+		b := Scenario{System: Connectd, Sink: point.sink, Guarantee: ExactlyOnce, RecordSize: point.size, Partitions: 12, Bounded: true}
+		out = append(out, b.streamingPartner())
+		for _, v := range []struct {
+			iv    time.Duration
+			batch int
+		}{{100 * time.Millisecond, 10000}, {250 * time.Millisecond, 50000}, {500 * time.Millisecond, 50000}, {time.Second, 50000}, {time.Second, 100000}, {2 * time.Second, 200000}} {
+			s := b
+			s.CommitInterval, s.BatchMaxRecords = v.iv, v.batch
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// streamingPartner is the streaming scenario a bounded one is compared
+// with: the same sink, guarantee and input, drained at the shipped
+// streaming defaults.
+func (s Scenario) streamingPartner() Scenario {
+	s.Bounded, s.CommitInterval, s.BatchMaxRecords = false, 100*time.Millisecond, 0
+	return s
 }
 
 // scenarios returns connectd at both guarantees, optionally with the bare
