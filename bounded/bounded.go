@@ -12,42 +12,29 @@ package bounded
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 )
 
-// Until says where a bounded run stops.
-type Until struct {
-	// End: the last stable offset of each partition when the run starts
-	// (what a read_committed consumer can read then).
-	End bool
-	// Time, if not zero: the first offset whose record timestamp is at or
-	// after it (records before it are read), at most the end.
-	Time time.Time
-}
+// Until says where a bounded run stops: "end" or a time (config.Until,
+// which a connector's bounded: block holds too).
+type Until = config.Until
 
 // Parse reads --until: "end" or an RFC 3339 time.
 func Parse(s string) (Until, error) {
-	if strings.EqualFold(s, "end") {
-		return Until{End: true}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	u, err := config.ParseUntil(s)
 	if err != nil {
-		return Until{}, fmt.Errorf("--until %q: want \"end\" or an RFC 3339 time such as 2026-12-04T12:00:00Z", s)
+		return Until{}, fmt.Errorf("--until: %w", err)
 	}
-	return Until{Time: t}, nil
-}
-
-func (u Until) String() string {
-	if u.End {
-		return "end"
-	}
-	return u.Time.UTC().Format(time.RFC3339Nano)
+	return u, nil
 }
 
 // Stops lists the stop offset of every partition of topics: the end with
@@ -86,6 +73,58 @@ func Stops(ctx context.Context, adm *kadm.Client, topics []string, u Until) (con
 			stops[tp] = o.Offset
 		}
 	})
+	return stops, nil
+}
+
+// Explicit checks explicit stops (a bounded: block's offsets: topic →
+// partition → the first offset not to read) against the partitions of
+// topics and returns them: every partition of every topic must be listed,
+// and only those. A stop beyond a partition's end is kept: the run waits
+// for the input to reach it.
+func Explicit(ctx context.Context, adm *kadm.Client, topics []string, offsets map[string]map[int32]int64) (connector.Checkpoint, error) {
+	ends, err := adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing the partitions of %v: %w", topics, err)
+	}
+	for _, t := range topics {
+		unknown := true
+		for _, o := range ends[t] {
+			unknown = unknown && errors.Is(o.Err, kerr.UnknownTopicOrPartition)
+		}
+		if unknown {
+			return nil, fmt.Errorf("input topic %q does not exist", t)
+		}
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("listing the partitions of %v: %w", topics, err)
+	}
+	stops := connector.Checkpoint{}
+	var problems []string
+	for _, t := range topics {
+		parts := ends[t]
+		var missing []int32
+		for p := range parts {
+			stop, ok := offsets[t][p]
+			if !ok {
+				missing = append(missing, p)
+				continue
+			}
+			stops[connector.TopicPartition{Topic: t, Partition: p}] = stop
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			problems = append(problems, fmt.Sprintf("%s has %d partitions, not listed: %v", t, len(parts), missing))
+		}
+		for p := range offsets[t] {
+			if _, ok := parts[p]; !ok {
+				problems = append(problems, fmt.Sprintf("%s has no partition %d", t, p))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, fmt.Errorf("bounded offsets must list every partition of every input topic: %s", strings.Join(problems, "; "))
+	}
 	return stops, nil
 }
 

@@ -102,6 +102,9 @@ type Connector struct {
 	// commit (see package txn); with at_least_once each is written in turn,
 	// then the offsets are committed.
 	Sinks []Component `yaml:"sinks"`
+	// Bounded, if set, makes the connector a bounded job each time it
+	// starts (see Bounded).
+	Bounded *Bounded `yaml:"bounded,omitempty"`
 
 	// Pos is where the connector is defined (not a YAML field).
 	Pos Position `yaml:"-"`

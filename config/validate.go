@@ -127,6 +127,7 @@ func (v *validator) connector(c *Connector, p string) {
 	}
 	v.eventID(c, p)
 	v.errorsTolerance(c, p)
+	v.bounded(c, p)
 	v.component(c.Source, p+".source", "source", c.Pos)
 	for i, t := range c.Transforms {
 		v.component(t, fmt.Sprintf("%s.transforms[%d]", p, i), "transform", c.Pos)

@@ -163,6 +163,7 @@ func Decode(cc config.Connector) (*Spec, error) {
 		errs = append(errs, err)
 	}
 	s.Processor = proc
+	errs = append(errs, s.checkBounded()...)
 	if len(errs) > 0 {
 		return nil, flatten(errs)
 	}
