@@ -250,6 +250,15 @@ func (d *Daemon) Stop() {
 	for _, e := range entries {
 		halt(e)
 	}
+	d.CloseBroker()
+}
+
+// CloseBroker closes the embedded broker, if there is one and it is still
+// open. Closing writes its data directory's snapshot; a process that exits
+// without it (SIGKILL, or a second signal's hard exit) was seen to find
+// its committed transactional output invisible at the next start, so even
+// a hard exit closes the broker first.
+func (d *Daemon) CloseBroker() {
 	d.mu.Lock()
 	b := d.broker
 	d.broker = nil

@@ -148,6 +148,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	case <-stopped:
 	case sig := <-sigs:
 		log.Error("second signal: exiting now without waiting for open batches", "signal", sig.String())
+		d.CloseBroker()
 		os.Exit(exitFail)
 	}
 	shutdownAdmin(srv)
