@@ -106,7 +106,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 }
 
 func (rep *Report) writeTargets(p func(string, ...any)) {
-	p("## Targets (issues 9 and 15)")
+	p("## Targets (issues 9, 15 and 16)")
 	p("")
 	p("Throughput ratios are paired by round (see Ratios); the rounds' own values are in the last column, the median and the worst of them before. " +
 		"A target that says \"every round\" is judged on the worst round, the others on the median.")
