@@ -106,6 +106,8 @@ type StateInfo struct {
 	WorkerID string `json:"worker_id"`
 	// Trace is the error of a FAILED connector.
 	Trace string `json:"trace,omitempty"`
+	// Message says how a FINISHED connector finished (not in Connect).
+	Message string `json:"message,omitempty"`
 }
 
 // TaskStatus is one element of Connect's tasks array.
@@ -125,7 +127,7 @@ func (s *Server) connectorStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(st connector.Status) ConnectorStatus {
-	info := StateInfo{State: string(st.State), WorkerID: s.worker()}
+	info := StateInfo{State: string(st.State), WorkerID: s.worker(), Message: st.Message}
 	if st.State == connector.Failed {
 		// A failure's text may quote a DSN or URL from the config.
 		info.Trace = maskString(st.Error)

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// State is a connector's lifecycle state, named as in Kafka Connect.
+// State is a connector's lifecycle state, named as in Kafka Connect
+// (but for Finished, which Connect lacks).
 type State string
 
 const (
@@ -19,6 +20,10 @@ const (
 	Paused     State = "PAUSED"
 	Stopped    State = "STOPPED"
 	Failed     State = "FAILED"
+	// Finished: a bounded connector (a bounded: block) committed its
+	// input up to its stops and stopped itself. Its checkpoint stays;
+	// a restart runs it again to its stops of then.
+	Finished State = "FINISHED"
 )
 
 // Options configure the coordinator loop of one connector.

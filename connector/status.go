@@ -37,6 +37,9 @@ type Status struct {
 	// Tasks is set for a connector split into tasks (Tasks): each task's
 	// state; a single Connector leaves it empty.
 	Tasks []TaskStatus `json:"tasks,omitempty"`
+	// Message says how a connector in a terminal state that is no
+	// failure (Finished) got there.
+	Message string `json:"message,omitempty"`
 }
 
 // TwoPhaseStatus is what a two-phase connector's recovery saw and did with

@@ -12,6 +12,7 @@ import (
 
 	"github.com/connectd/connectd/bounded"
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/source/generator"
 )
 
@@ -57,58 +58,72 @@ func (d *Daemon) captureStopsLocked(ctx context.Context) error {
 	d.jobs = map[string]job{}
 	var errs []error
 	for name, e := range d.entries {
-		s := e.spec
-		switch {
-		case s.Generator != nil && s.Generator.Count > 0:
-			// A generator with a count is bounded by it: its
-			// checkpoint (one partition, in the offsets topic) ends
-			// at count.
-			g, err := generator.New(name, *s.Generator)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			tp := connector.TopicPartition{Topic: g.Origin()}
-			d.jobs[name] = job{stops: connector.Checkpoint{tp: s.Generator.Count}, starts: connector.Checkpoint{tp: 0}}
-			continue
-		case s.Generator != nil:
-			errs = append(errs, fmt.Errorf("connector %s: --until needs a generator with a count (this one is unbounded)", name))
-			continue
-		case s.KafkaSrc == nil:
-			errs = append(errs, fmt.Errorf("connector %s: --until needs a kafka source or a generator with a count; a %s source cannot be bounded yet", name, s.Conf.Source.Type))
-			continue
-		case s.Processor.Window() != nil && s.Processor.Window().Repartition:
-			errs = append(errs, fmt.Errorf("connector %s: --until with a repartitioned window stage (repartition: true) is not supported yet", name))
-			continue
-		}
-		stops, err := bounded.Stops(ctx, adm, s.KafkaSrc.Topics, *d.Until)
+		j, err := captureJob(ctx, adm, e.spec, *d.Until, nil)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("connector %s: %w", name, err))
+			errs = append(errs, fmt.Errorf("connector %s: --until: %w", name, err))
 			continue
 		}
-		starts := stops // start_offset latest: an uncommitted partition starts at its end
-		if s.KafkaSrc.StartOffset != "latest" {
-			ls, err := adm.ListStartOffsets(ctx, s.KafkaSrc.Topics...)
-			if err == nil {
-				err = ls.Error()
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("connector %s: listing the log start offsets: %w", name, err))
-				continue
-			}
-			starts = connector.Checkpoint{}
-			ls.Each(func(o kadm.ListedOffset) {
-				starts[connector.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
-			})
-		}
-		d.jobs[name] = job{stops: stops, starts: starts}
-		d.log.Info("bounded run", "connector", name, "until", d.Until.String(), "partitions", len(stops), "records_at_most", job{stops, starts}.total())
+		d.jobs[name] = j
+		d.log.Info("bounded run", "connector", name, "until", d.Until.String(), "partitions", len(j.stops), "records_at_most", j.total())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	d.env.Stops = func(name string) connector.Checkpoint { return d.jobs[name].stops }
+	d.env.Stops = d.stopsLocked
 	return nil
+}
+
+// stopsLocked is a connector's stops in a bounded run or under a bounded:
+// block, else nil (pipeline.Env.Stops, called while d.mu is held).
+func (d *Daemon) stopsLocked(name string) connector.Checkpoint { return d.jobs[name].stops }
+
+// captureJob captures one connector's bounded range: its stops (where u
+// says, or the explicit offsets if not nil; a generator stops at its
+// count) and its log starts, for partitions it never committed. A
+// connector that cannot be bounded is an error saying why.
+func captureJob(ctx context.Context, adm *kadm.Client, s *pipeline.Spec, u bounded.Until, explicit map[string]map[int32]int64) (job, error) {
+	switch {
+	case s.Generator != nil && s.Generator.Count > 0:
+		// A generator with a count is bounded by it: its checkpoint
+		// (one partition, in the offsets topic) ends at count.
+		g, err := generator.New(s.Conf.Name, *s.Generator)
+		if err != nil {
+			return job{}, err
+		}
+		tp := connector.TopicPartition{Topic: g.Origin()}
+		return job{stops: connector.Checkpoint{tp: s.Generator.Count}, starts: connector.Checkpoint{tp: 0}}, nil
+	case s.Generator != nil:
+		return job{}, errors.New("a bounded run needs a generator with a count (this one is unbounded)")
+	case s.KafkaSrc == nil:
+		return job{}, fmt.Errorf("a bounded run needs a kafka source or a generator with a count; a %s source cannot be bounded yet", s.Conf.Source.Type)
+	case s.Processor.Window() != nil && s.Processor.Window().Repartition:
+		return job{}, errors.New("a bounded run of a repartitioned window stage (repartition: true) is not supported yet")
+	}
+	var stops connector.Checkpoint
+	var err error
+	if explicit != nil {
+		stops, err = bounded.Explicit(ctx, adm, s.KafkaSrc.Topics, explicit)
+	} else {
+		stops, err = bounded.Stops(ctx, adm, s.KafkaSrc.Topics, u)
+	}
+	if err != nil {
+		return job{}, err
+	}
+	starts := stops // start_offset latest: an uncommitted partition starts at its end
+	if s.KafkaSrc.StartOffset != "latest" {
+		ls, err := adm.ListStartOffsets(ctx, s.KafkaSrc.Topics...)
+		if err == nil {
+			err = ls.Error()
+		}
+		if err != nil {
+			return job{}, fmt.Errorf("listing the log start offsets: %w", err)
+		}
+		starts = connector.Checkpoint{}
+		ls.Each(func(o kadm.ListedOffset) {
+			starts[connector.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+		})
+	}
+	return job{stops: stops, starts: starts}, nil
 }
 
 // boundedFetchMaxWait is how long the broker may hold a bounded run's

@@ -62,6 +62,9 @@ type entry struct {
 	// shadow is set on a replay of another connector (Kappa
 	// re-processing, replay.go) until it is promoted.
 	shadow *shadowMeta
+	// finished says how a connector with a bounded: block finished
+	// (FINISHED, block.go); "" until then.
+	finished string
 }
 
 // Errors returned for lifecycle requests; see package admin.
@@ -177,7 +180,12 @@ func (d *Daemon) onFenced(name string) {
 
 // startLocked builds a fresh connector for e and runs it.
 func (d *Daemon) startLocked(e *entry) {
-	c := pipeline.Build(e.spec, d.connectorEnv(e.spec.Conf.Name, "pipeline"))
+	var c connector.Runner
+	if err := d.startBlockLocked(e); err != nil {
+		c = &unstarted{name: e.spec.Conf.Name, guarantee: string(e.spec.Conf.Guarantee), err: err}
+	} else {
+		c = pipeline.Build(e.spec, d.connectorEnv(e.spec.Conf.Name, "pipeline"))
+	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	done := make(chan struct{})
 	e.conn = c
@@ -186,6 +194,7 @@ func (d *Daemon) startLocked(e *entry) {
 		defer close(done)
 		run(ctx, c, d.log)
 	}()
+	d.watchBlockLocked(ctx, e)
 }
 
 // connectorEnv is the environment of connector's Kafka clients in one
@@ -284,6 +293,10 @@ func (d *Daemon) Names() []string {
 func (d *Daemon) Status(name string) (connector.Status, bool) {
 	d.mu.Lock()
 	e, ok := d.entries[name]
+	var finished string
+	if ok {
+		finished = e.finished
+	}
 	d.mu.Unlock()
 	if !ok {
 		return connector.Status{}, false
@@ -296,19 +309,23 @@ func (d *Daemon) Status(name string) (connector.Status, bool) {
 		return st, true
 	}
 	st := e.conn.Status()
+	if finished != "" {
+		st.State, st.Message = connector.Finished, finished
+	}
 	if e.stopped {
 		st.State = connector.Stopped
 	}
 	return st, true
 }
 
-// Ready reports whether every connector runs, or is paused or stopped on
-// request; a FAILED or not yet started connector makes the daemon not ready.
+// Ready reports whether every connector runs, is paused or stopped on
+// request, or finished (a bounded connector); a FAILED or not yet started
+// connector makes the daemon not ready.
 func (d *Daemon) Ready() bool {
 	for _, name := range d.Names() {
 		st, _ := d.Status(name)
 		switch st.State {
-		case connector.Running, connector.Paused, connector.Stopped:
+		case connector.Running, connector.Paused, connector.Stopped, connector.Finished:
 		default:
 			return false
 		}

@@ -126,7 +126,7 @@ var (
 	descResolved    = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
 )
 
-var states = []connector.State{connector.Unassigned, connector.Running, connector.Paused, connector.Stopped, connector.Failed}
+var states = []connector.State{connector.Unassigned, connector.Running, connector.Paused, connector.Stopped, connector.Failed, connector.Finished}
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved,

@@ -55,6 +55,7 @@ connectd_fenced_total{connector="copy"} 1
 # HELP connectd_connector_state 1 for the connector's current state, 0 for the others.
 # TYPE connectd_connector_state gauge
 connectd_connector_state{connector="copy",state="FAILED"} 0
+connectd_connector_state{connector="copy",state="FINISHED"} 0
 connectd_connector_state{connector="copy",state="PAUSED"} 0
 connectd_connector_state{connector="copy",state="RUNNING"} 1
 connectd_connector_state{connector="copy",state="STOPPED"} 0
