@@ -31,6 +31,9 @@ type Options struct {
 	// drain; on a running pipeline it would report the batches committed
 	// since the checkpoint was read.
 	Stopped bool
+	// Progress, if set, is told how far the check has read (see
+	// Progress).
+	Progress Progress
 
 	// foreign says an output belongs to the other stage of a
 	// repartitioned connector (see runStages), which writes to the same
@@ -62,6 +65,7 @@ type Options struct {
 // A connector with a window stage is checked by the batch oracle instead
 // (runWindowed): its output is not a function of each record alone.
 func Run(ctx context.Context, o Options) (Report, error) {
+	ctx = withMeter(ctx, o.Progress)
 	rep, err := run(ctx, o)
 	rep.Stopped = o.Stopped
 	return rep, err
@@ -177,6 +181,8 @@ func expectedOutputs(ctx context.Context, o Options, base []kgo.Opt, cp connecto
 	if spec.Generator != nil {
 		tp := connector.TopicPartition{Topic: "generator:" + spec.Conf.Name}
 		const chunk = 4096
+		m := meterFrom(ctx)
+		m.add(cp[tp], 0)
 		for seq := int64(0); seq < cp[tp]; {
 			n := min(chunk, cp[tp]-seq)
 			in := make([]*connector.Record, n)
@@ -187,6 +193,7 @@ func expectedOutputs(ctx context.Context, o Options, base []kgo.Opt, cp connecto
 				return nil, nil, err
 			}
 			seq += n
+			m.add(0, n)
 		}
 		return expected, topics, nil
 	}
@@ -319,6 +326,7 @@ func readBelowUntil(ctx context.Context, base []kgo.Opt, bound connector.Checkpo
 	if len(remaining) == 0 {
 		return nil
 	}
+	om := newOffsetMeter(meterFrom(ctx), remaining)
 	cl, err := kgo.NewClient(append(base,
 		kgo.ConsumePartitions(parts),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -358,7 +366,12 @@ func readBelowUntil(ctx context.Context, base []kgo.Opt, bound connector.Checkpo
 			if r.Offset < end && !r.Attrs.IsControl() && fn(r) {
 				delete(remaining, tp)
 			}
+			om.reached(tp, r.Offset+1)
+			if _, left := remaining[tp]; !left {
+				om.reached(tp, end)
+			}
 		})
+		om.flush()
 	}
 	return nil
 }

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/daemon"
@@ -85,7 +89,9 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: brokers, OffsetsTopic: cfg.OffsetsTopic, Stopped: *stopped})
+	progress, endProgress := newVerifyProgress(stderr, *name)
+	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: brokers, OffsetsTopic: cfg.OffsetsTopic, Stopped: *stopped, Progress: progress})
+	endProgress()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fail("connector %s: no answer within --timeout %s: %v%s", *name, *timeout, err, hint)
@@ -117,4 +123,61 @@ func reachable(brokers []string) error {
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("cannot reach Kafka at %s: %w", strings.Join(brokers, ","), errors.Join(errs...))
+}
+
+// verifyProgressEvery spaces verify's progress lines when stderr is not a
+// terminal; the first comes only after as long, so a short check prints
+// none (a variable so that a test can see every report).
+var verifyProgressEvery = progressLogEvery
+
+// newVerifyProgress returns verify's progress hook and what to call when
+// the check is over. On a terminal stderr shows a bar (records read of
+// those known so far, rate, ETA; the total grows as the check reaches the
+// output); otherwise a line every verifyProgressEvery, as a bounded run
+// logs its progress.
+func newVerifyProgress(stderr io.Writer, name string) (verify.Progress, func()) {
+	started := time.Now()
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		var bar *progressbar.ProgressBar
+		var read, known int64
+		update := func(r, total int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription("verify "+name), progressbar.OptionShowCount(),
+					progressbar.OptionShowIts(), progressbar.OptionSetItsString("records"),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
+				known = total
+			}
+			if total != known {
+				bar.ChangeMax64(total)
+				known = total
+			}
+			// A bar that reaches its max is finished for good, and the
+			// total may still grow (the output is read after the
+			// input): it reaches the max only in done.
+			read = r
+			_ = bar.Set64(min(r, total-1))
+		}
+		done := func() {
+			if bar == nil {
+				return
+			}
+			if read == known {
+				_ = bar.Set64(read)
+			}
+			_ = bar.Exit()
+			fmt.Fprintln(stderr) // the report or error starts on a line of its own
+		}
+		return update, done
+	}
+	last := started
+	return func(read, total int64) {
+		now := time.Now()
+		if now.Sub(last) < verifyProgressEvery {
+			return
+		}
+		last = now
+		fmt.Fprintf(stderr, "connectd verify: connector %s: %d of %d records read (input and output, as far as known), %.0f records/s\n",
+			name, read, total, float64(read)/max(now.Sub(started).Seconds(), 1e-9))
+	}, func() {}
 }
