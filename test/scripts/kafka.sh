@@ -68,6 +68,10 @@ transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
+# Keep every record: window results carry their window's event time, which
+# many tests set in 1970, and the default 7-day retention would delete them
+# at its next check (every 5 min), in the middle of a test.
+log.retention.ms=-1
 PROPS
 }
 
