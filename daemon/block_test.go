@@ -40,7 +40,9 @@ func ends(t *testing.T, c *kfake.Cluster, topic string) connector.Checkpoint {
 		t.Fatal(err)
 	}
 	cp := connector.Checkpoint{}
-	lo.Each(func(o kadm.ListedOffset) { cp[connector.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset })
+	lo.Each(func(o kadm.ListedOffset) {
+		cp[connector.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+	})
 	return cp
 }
 
