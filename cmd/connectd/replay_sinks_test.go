@@ -100,40 +100,18 @@ func TestReplayPromoteWindowedSinks(t *testing.T) {
 	for _, name := range []string{"pg-v2", "rd-v2"} {
 		waitReplayState(t, path, name, "CAUGHT_UP")
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
+	p.stopClean(t)
 
 	// Both promotes decided, the first one killed before any reader
 	// moved: the restart finishes both.
-	p = startRunEnv(t, []string{"CONNECTD_KILL_AT=promote-after-intent:2"}, path)
-	p.adminURL(t)
-	for _, name := range []string{"pg-v2", "rd-v2"} {
-		waitReplayState(t, path, name, "CAUGHT_UP")
-	}
-	if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", "pg-v2"); r.code != 0 {
-		t.Fatalf("promote pg-v2: exit %d, stderr %s", r.code, r.stderr)
-	}
-	if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", "rd-v2"); r.code != 1 {
-		t.Fatalf("promote rd-v2 into a kill point: exit %d, stdout %s", r.code, r.stdout)
-	}
-	p.waitKilled(t)
-	p = startRun(t, path)
-	base = p.adminURL(t)
-	waitLog(t, p, "finished an interrupted promote")
-	var names []string
-	getJSON(t, base+"/connectors", &names)
+	p, base, names := promoteKilled(t, path, "promote-after-intent:2", []string{"pg-v2"}, "rd-v2")
 	if strings.Join(names, ",") != "pg-v2,rd-v2" {
 		t.Fatalf("after the promotes the daemon runs %v, want [pg-v2 rd-v2]", names)
 	}
 	feed(2000)
 	waitCommitted(t, base, "pg-v2", produced)
 	waitCommitted(t, base, "rd-v2", produced)
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
+	p.stopClean(t)
 
 	// Readers moved: the view reads the replay's table, the prefix key
 	// names the replay's prefix.

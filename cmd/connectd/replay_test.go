@@ -181,6 +181,44 @@ func readTopic(t *testing.T, c *kfake.Cluster, topic string) []outRecord {
 	return nil
 }
 
+// stopClean SIGTERMs the daemon and requires exit 0.
+func (p *daemonProc) stopClean(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+}
+
+// promoteKilled promotes shadow on a daemon started with the fail point
+// CONNECTD_KILL_AT=point (before it, promotes runs first and must succeed),
+// requires the daemon to die there, restarts it and waits until the
+// restart has finished the interrupted promote. It returns the restarted
+// daemon, its admin URL and the connectors it runs.
+func promoteKilled(t *testing.T, path, point string, promotes []string, shadow string) (*daemonProc, string, []string) {
+	t.Helper()
+	p := startRunEnv(t, []string{"CONNECTD_KILL_AT=" + point}, path)
+	p.adminURL(t)
+	for _, name := range append(slices.Clone(promotes), shadow) {
+		waitReplayState(t, path, name, "CAUGHT_UP")
+	}
+	for _, name := range promotes {
+		if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", name); r.code != 0 {
+			t.Fatalf("promote %s: exit %d, stderr %s", name, r.code, r.stderr)
+		}
+	}
+	if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", shadow); r.code != 1 {
+		t.Fatalf("promote %s into the kill point %s: exit %d, stdout %s", shadow, point, r.code, r.stdout)
+	}
+	p.waitKilled(t)
+	p = startRun(t, path)
+	base := p.adminURL(t)
+	waitLog(t, p, "finished an interrupted promote")
+	var names []string
+	getJSON(t, base+"/connectors", &names)
+	return p, base, names
+}
+
 // TestReplayPromote is a Kappa re-processing from start to end, through the
 // CLI of a real daemon process, with a producer feeding the live
 // connector all along: a replay of unchanged logic is refused promotion
@@ -266,21 +304,8 @@ func TestReplayPromote(t *testing.T) {
 
 	// A promote SIGKILLed after its decision was saved: the restart
 	// finishes it.
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
-	p = startRunEnv(t, []string{"CONNECTD_KILL_AT=promote-after-intent"}, path)
-	p.adminURL(t)
-	if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", "copy-v2"); r.code != 1 {
-		t.Fatalf("promote into a kill point: exit %d, stdout %s", r.code, r.stdout)
-	}
-	p.waitKilled(t)
-	p = startRun(t, path)
-	base = p.adminURL(t)
-	waitLog(t, p, "finished an interrupted promote")
-	var names []string
-	getJSON(t, base+"/connectors", &names)
+	p.stopClean(t)
+	p, base, names := promoteKilled(t, path, "promote-after-intent", nil, "copy-v2")
 	if !slices.Equal(names, []string{"copy-v2"}) {
 		t.Fatalf("after the finished promote the daemon runs %v, want [copy-v2]", names)
 	}
@@ -303,29 +328,13 @@ sink: {type: kafka, topic: out-v2}
 	if info.Name != "copy-v3" || info.Of != "copy-v2" {
 		t.Fatalf("second replay started as %+v", info)
 	}
-	waitReplayState(t, path, "copy-v3", "CAUGHT_UP")
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
-	p = startRunEnv(t, []string{"CONNECTD_KILL_AT=promote-after-cutover"}, path)
-	p.adminURL(t)
-	if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", "copy-v3"); r.code != 1 {
-		t.Fatalf("promote into a kill point: exit %d, stdout %s", r.code, r.stdout)
-	}
-	p.waitKilled(t)
-	p = startRun(t, path)
-	base = p.adminURL(t)
-	waitLog(t, p, "finished an interrupted promote")
-	getJSON(t, base+"/connectors", &names)
+	p.stopClean(t)
+	p, base, names = promoteKilled(t, path, "promote-after-cutover", nil, "copy-v3")
 	if !slices.Equal(names, []string{"copy-v3"}) {
 		t.Fatalf("after the second promote the daemon runs %v, want [copy-v3]", names)
 	}
 	waitCommitted(t, base, "copy-v3", end)
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
+	p.stopClean(t)
 
 	for _, name := range []string{"copy", "copy-v2", "copy-v3"} {
 		rep := verifyClean(t, path, name, "--stopped")
