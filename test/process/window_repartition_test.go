@@ -50,6 +50,7 @@ func TestRepartitionedWindowSIGKILL(t *testing.T) {
 	t.Parallel()
 	p := newPipe(t)
 	dlq := testenv.KafkaTopics(t, p.brokers, 1, inputPartitions)[0]
+	p.keepForever(p.out) // window results are stamped in 1970
 	repTopic := pipeline.RepartitionTopic(p.group)
 	winGroup := pipeline.WindowGroup(p.group)
 	t.Cleanup(func() {
@@ -153,31 +154,22 @@ func (p *pipe) windowStageDrained(t *testing.T, topic, group string) bool {
 // key, a time and an amount.
 func readLateLetters(t *testing.T, p *pipe, topic string) map[string][2]float64 {
 	t.Helper()
-	cl := testenv.KafkaClient(t, p.brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	late := map[string][2]float64{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		if fs.NumRecords() == 0 {
-			return late
+	readCommitted(t, p, topic, func(r *kgo.Record) {
+		var reason string
+		for _, h := range r.Headers {
+			if h.Key == pipeline.HeaderLateReason {
+				reason = string(h.Value)
+			}
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var reason string
-			for _, h := range r.Headers {
-				if h.Key == pipeline.HeaderLateReason {
-					reason = string(h.Value)
-				}
-			}
-			var v struct{ I, Amount int }
-			if err := json.Unmarshal(r.Value, &v); err != nil || reason != "late" {
-				t.Fatalf("dead letter %q (headers %v): not a late input record", r.Value, r.Headers)
-			}
-			l := late[repartitionedID(v.I)]
-			late[repartitionedID(v.I)] = [2]float64{l[0] + 1, l[1] + float64(v.Amount)}
-		})
-	}
+		var v struct{ I, Amount int }
+		if err := json.Unmarshal(r.Value, &v); err != nil || reason != "late" {
+			t.Fatalf("dead letter %q (headers %v): not a late input record", r.Value, r.Headers)
+		}
+		l := late[repartitionedID(v.I)]
+		late[repartitionedID(v.I)] = [2]float64{l[0] + 1, l[1] + float64(v.Amount)}
+	})
+	return late
 }
 
 func lateCount(late map[string][2]float64) int {
