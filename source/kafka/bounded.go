@@ -58,14 +58,24 @@ func (s *Source) resumeRewound(cl *kgo.Client) {
 }
 
 // pastStop reports whether record r of partition tp lies at or past its
-// stop, noting the partition as reached.
-func (s *Source) pastStop(tp connector.TopicPartition, r *kgo.Record, over map[connector.TopicPartition]bool) bool {
+// stop.
+func (s *Source) pastStop(tp connector.TopicPartition, r *kgo.Record) bool {
 	stop, ok := s.stops[tp]
-	if !ok || r.Offset < stop {
-		return false
-	}
-	over[tp] = true
-	return true
+	return ok && r.Offset >= stop
+}
+
+// stopMarker is a control record at stop-1, returned with the first record
+// a poll finds at or past a partition's stop. That record proves every
+// offset below the stop was either returned or is unreadable (records of
+// an aborted transaction, which read_committed skips): the marker moves
+// the checkpoint to the stop as a commit marker does, processing and
+// writing nothing. Without it a stop inside an aborted transaction (a time
+// or an explicit offset can land there) left the checkpoint below the stop
+// for ever, and the bounded run never finished. Where a record at stop-1
+// was returned too, the marker changes nothing.
+func stopMarker(tp connector.TopicPartition, stop int64) *connector.Record {
+	return &connector.Record{Kind: connector.ControlRecord,
+		Origin: connector.Origin{Topic: tp.Topic, Partition: tp.Partition, Offset: stop - 1}}
 }
 
 // holdAtStops sets the partitions a poll ran past back to their stops and

@@ -273,7 +273,13 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 			s.hwms[tp] = p.LastStableOffset
 		}
 		for _, r := range p.Records {
-			if bounded && s.pastStop(tp, r, over) {
+			if bounded && s.pastStop(tp, r) {
+				if !over[tp] && s.stops[tp] > 0 {
+					// The first record at or past the stop: everything a
+					// read_committed consumer can read below it is read.
+					out = append(out, stopMarker(tp, s.stops[tp]))
+				}
+				over[tp] = true
 				continue
 			}
 			rec := &slab[len(out)]
