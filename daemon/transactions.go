@@ -123,14 +123,14 @@ func (d *Daemon) Transactions(ctx context.Context, olderThan time.Duration) (adm
 // the batch away, rejoins and re-reads it (still exactly once, but work
 // lost, and a connector that looks fenced by a newer owner). Stopping or
 // restarting the connector is the clean way; force is for a connector
-// stuck in a transaction that will not end. A STOPPED or FAILED
+// stuck in a transaction that will not end. A STOPPED, FAILED or FINISHED
 // connector's ID has no live producer, so no force is needed.
 func (d *Daemon) AbortTransaction(ctx context.Context, id string, force bool) (admin.Transaction, error) {
 	// The owner is checked first, without asking Kafka: whether its
 	// transaction happens to be open at this moment does not change the
 	// answer.
 	o, mine := d.ownerOf(id)
-	if mine && !force && o.state != connector.Stopped && o.state != connector.Failed {
+	if mine && !force && o.state != connector.Stopped && o.state != connector.Failed && o.state != connector.Finished {
 		return admin.Transaction{}, fmt.Errorf("%w: transactional ID %s belongs to connector %s, which is %s and commits or aborts its open batch itself; "+
 			"stop it (PUT /connectors/%s/stop), or add ?force=true to fence it (the connector then re-reads the batch)",
 			admin.ErrTransactionOwned, id, o.connector, o.state, o.connector)
