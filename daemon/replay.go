@@ -89,6 +89,9 @@ func (d *Daemon) Replay(ctx context.Context, live string, def []byte, from strin
 			d.log.Info("replay version skipped: its group has committed offsets of an earlier replay", "connector", live, "version", v)
 			continue
 		}
+		if err := d.mirrorTopics(ctx, info.Renames); err != nil {
+			return kappa.Info{}, err
+		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if _, taken := d.entries[info.Name]; taken {

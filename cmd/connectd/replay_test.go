@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -181,6 +182,48 @@ func readTopic(t *testing.T, c *kfake.Cluster, topic string) []outRecord {
 	return nil
 }
 
+// kadmClient is an admin client of c, closed when the test ends.
+func kadmClient(t *testing.T, c *kfake.Cluster) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// checkTopicLike fails the test unless topic has partitions partitions and
+// the topic-level setting key = value.
+func checkTopicLike(t *testing.T, adm *kadm.Client, topic string, partitions int, key, value string) {
+	t.Helper()
+	ctx := context.Background()
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil || details[topic].Err != nil {
+		t.Fatalf("topic %s: %v %v", topic, err, details[topic].Err)
+	}
+	if n := len(details[topic].Partitions); n != partitions {
+		t.Fatalf("topic %s has %d partitions, want %d like the live output", topic, n, partitions)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range rc.Configs {
+		if cfg.Key == key {
+			if cfg.Value == nil || *cfg.Value != value {
+				t.Fatalf("topic %s: %s = %v, want %s like the live output", topic, key, cfg.Value, value)
+			}
+			return
+		}
+	}
+	t.Fatalf("topic %s has no %s", topic, key)
+}
+
 // stopClean SIGTERMs the daemon and requires exit 0.
 func (p *daemonProc) stopClean(t *testing.T) {
 	t.Helper()
@@ -236,6 +279,13 @@ func TestReplayPromote(t *testing.T) {
 	path := writeConfig(t, dir, "replay.yaml", strings.NewReplacer("ADMIN", freeAddr(t), "STATE", filepath.Join(dir, "state.json"),
 		"BROKERS", strings.Join(c.ListenAddrs(), ",")).Replace(replayYAML))
 
+	// The live output has settings of its own, which the replay's copies.
+	adm := kadmClient(t, c)
+	retain := "-1"
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, map[string]*string{"retention.ms": &retain}, "out"); err != nil {
+		t.Fatal(err)
+	}
+
 	p := startRun(t, path)
 	base := p.adminURL(t)
 	waitRecordsIn(t, base, "copy", 1)
@@ -273,6 +323,7 @@ func TestReplayPromote(t *testing.T) {
 	if info.Name != "copy-v2" || info.Of != "copy" || info.Version != 2 || info.State != "CATCHING_UP" {
 		t.Fatalf("replay started as %+v", info)
 	}
+	checkTopicLike(t, adm, "out-v2", 2, "retention.ms", "-1")
 	if r := connectd(t, time.Minute, nil, "promote", "-c", path, "--connector", "copy-v2"); r.code != 1 || !strings.Contains(r.stderr, "records behind") {
 		t.Fatalf("promote while catching up: exit %d, stderr %s; want 1 and a refusal", r.code, r.stderr)
 	}
