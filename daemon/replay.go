@@ -97,6 +97,9 @@ func (d *Daemon) Replay(ctx context.Context, live string, def []byte, from strin
 		if _, taken := d.entries[info.Name]; taken {
 			return kappa.Info{}, fmt.Errorf("%w: %s", ErrExists, info.Name)
 		}
+		if other := d.shadowOfLocked(live); other != "" { // a concurrent replay won
+			return kappa.Info{}, fmt.Errorf("%w: %s already has a replay, %s: promote or delete it first", admin.ErrRefused, live, other)
+		}
 		ne := &entry{spec: spec, raw: raw, shadow: &shadowMeta{Of: live, Version: v, From: info.From}}
 		d.entries[info.Name] = ne
 		if err := d.saveLocked(); err != nil {
