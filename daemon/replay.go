@@ -78,7 +78,7 @@ func (d *Daemon) Replay(ctx context.Context, live string, def []byte, from strin
 			return kappa.Info{}, fmt.Errorf("%w: a replay reads its live connector's input: source.topics %v differ from %s's %v",
 				admin.ErrRefused, spec.KafkaSrc.Topics, live, liveSpec.KafkaSrc.Topics)
 		}
-		if d.hasEntry(info.Name) {
+		if _, err := d.entry(info.Name); err == nil { // taken
 			continue
 		}
 		cp, err := pipeline.Offsets(spec, d.connectorEnv(info.Name, "offsets")).Get(ctx)
@@ -324,13 +324,6 @@ func (d *Daemon) shadowOfLocked(live string) string {
 		}
 	}
 	return ""
-}
-
-func (d *Daemon) hasEntry(name string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.entries[name]
-	return ok
 }
 
 func sorted(s []string) []string {
