@@ -55,6 +55,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		pgDSN        = fs.String("pg-dsn", env("PG_DSN", "postgres://connectd:connectd@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL DSN (the harness uses database "+benchDatabase+" on that server)")
 		redisAddr    = fs.String("redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 		connectdBin  = fs.String("connectd", "bin/connectd", "the connectd binary to measure")
+		connectdArgs = fs.String("connectd-args", "", "extra arguments of `connectd run`, space-separated (e.g. \"--log-level debug\")")
 		kafkaLibs    = fs.String("kafka-libs", defaultKafkaLibs(), "Apache Kafka's jars (TransactionalMessageCopier)")
 		streamsDir   = fs.String("streams-dir", "bench/peers/streams-copy", "the Kafka Streams peer's Maven project")
 		streamsWin   = fs.String("streams-window-dir", "bench/peers/streams-window", "the windowed Kafka Streams peer's Maven project")
@@ -151,7 +152,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
 		Profile: *profile, Micro: *micro, Tasks: *tasks,
 		Brokers: strings.Split(*brokers, ","), PGDSN: *pgDSN, RedisAddr: *redisAddr,
-		Connectd: bin, Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
+		Connectd: bin, ConnectdArgs: strings.Fields(*connectdArgs), Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
 		StreamsWindowDir: abs(*streamsWin), StreamsWindowEmit: *streamsEmit,
 		RepoDir: repo, WorkDir: *workDir, OutDir: *outDir, Filter: filter,
 		CmdLine: commandLine(args, os.Getenv("MAKELEVEL") != ""), Log: stdout,

@@ -77,7 +77,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		"the sink's own checkpoint for connectd exactly_once into PostgreSQL and Redis (committed atomically with the rows), and the group's offsets, committed right after the write, for the at-least-once writers. " +
 		"**Latency** is from the producer's stamp in the value to visible: for Kafka output a read_committed consumer's fetch time; for PostgreSQL and Redis the first poll (every 5 ms) of that frontier past the record. " +
 		"**CPU** is the process's user+system time during the drain (from /proc), **RSS** its peak (VmHWM, sampled every poll and before the stop). " +
-		"**Commits/aborts** are connectd's `connectd_batches_committed_total` / `connectd_batches_aborted_total` at the end of the run; " +
+		"**Commits/aborts** are connectd's `connectd_batches_committed_total` / `connectd_batches_aborted_total`, commits counted at the end of the drain (not the latency phase's), aborts at the end of the run; " +
 		"**time committing** is `connectd_commit_duration_seconds_sum` at the end of the drain over the drain's length: connectd's coordinator reads and writes nothing while a commit is in flight, so this share of the wall clock is what the commit protocol costs in throughput (a CPU profile does not show waiting). " +
 		"For Kafka output the commit is waiting for the batch's acknowledgements plus the offset commit (at_least_once) or EndTxn (exactly_once); for PostgreSQL and Redis the whole sink write happens inside the commit, so it is close to 100%% there.")
 	p("")

@@ -46,13 +46,16 @@ type Options struct {
 	// tasks) in the throughput runs; 0 or 1 is the shipped default.
 	Tasks int
 
-	Brokers    []string
-	PGDSN      string
-	RedisAddr  string
-	Connectd   string // the connectd binary
-	Self       string // this harness's binary, for `baseline`
-	KafkaLibs  string // Apache Kafka's jars (TransactionalMessageCopier)
-	StreamsDir string // bench/peers/streams-copy
+	Brokers   []string
+	PGDSN     string
+	RedisAddr string
+	Connectd  string // the connectd binary
+	// ConnectdArgs are appended to `connectd run -c FILE` (e.g.
+	// "--log-level debug" to see franz-go's retries in a slow round).
+	ConnectdArgs []string
+	Self         string // this harness's binary, for `baseline`
+	KafkaLibs    string // Apache Kafka's jars (TransactionalMessageCopier)
+	StreamsDir   string // bench/peers/streams-copy
 	// StreamsWindowDir is bench/peers/streams-window, run with
 	// StreamsWindowEmit (suppress or onclose).
 	StreamsWindowDir  string
@@ -343,11 +346,22 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 		return fail(err)
 	}
 	if s.System == Connectd {
-		// Commit time so far: all of it falls in the drain but the
-		// first commit, which made the first progress visible.
+		// Commit time and counts so far: all of it falls in the drain
+		// but the first commit, which made the first progress visible.
+		// Read now, not after the latency phase, whose hundred-odd
+		// commits of a few records each would double the drain's count.
 		if text, err := scrape("http://" + admin + "/metrics"); err == nil {
+			// Kept for the evidence behind a slow round: franz-go's
+			// request latencies by request kind, commit durations.
+			_ = os.WriteFile(filepath.Join(r.o.WorkDir, n.id+".drain.metrics"), []byte(text), 0o644)
 			if v, ok := sumMetric(text, "connectd_commit_duration_seconds_sum"); ok {
 				res.CommitShare = v
+			}
+			if v, ok := sumMetric(text, "connectd_batches_committed_total"); ok {
+				res.Commits = v
+			}
+			if v, ok := sumMetric(text, "connectd_batches_aborted_total"); ok {
+				res.Aborts = v
 			}
 		}
 	}
@@ -372,11 +386,10 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 		res.Expected += expected
 	}
 
-	if s.System == Connectd {
+	if s.System == Connectd && withLatency {
+		// Aborts count over the whole run: one in the latency phase
+		// matters as much as one in the drain.
 		if text, err := scrape("http://" + admin + "/metrics"); err == nil {
-			if v, ok := sumMetric(text, "connectd_batches_committed_total"); ok {
-				res.Commits = v
-			}
 			if v, ok := sumMetric(text, "connectd_batches_aborted_total"); ok {
 				res.Aborts = v
 			}
@@ -420,6 +433,7 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 		if profile != "" {
 			argv = append(argv, "--cpuprofile", profile)
 		}
+		argv = append(argv, r.o.ConnectdArgs...)
 		c, err := startChild("connectd", logPath, nil, argv...)
 		if err != nil {
 			return nil, err
