@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kprom"
 )
 
@@ -40,9 +41,16 @@ func (m *Metrics) KafkaHook(connector, role string) kgo.Hook {
 		),
 		reg:  reg,
 		live: map[*kgo.Client]struct{}{},
+		byRequest: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: KafkaNamespace + "_request_seconds",
+			Help: "Time from writing a request to a broker to reading its response, by request kind " +
+				"(Produce, Fetch, EndTxn, TxnOffsetCommit, Heartbeat, ...): where a commit's time goes.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"request"}),
 	}
 	// Cannot fail: nothing else registers these names with these labels.
 	_ = reg.Register(bufferedCollector{h})
+	_ = reg.Register(h.byRequest)
 	m.kafka[key] = h
 	return h
 }
@@ -94,6 +102,21 @@ type kafkaClients struct {
 
 	mu   sync.Mutex
 	live map[*kgo.Client]struct{}
+
+	// byRequest is request latency by request kind, which kprom's
+	// connectd_kafka_request_duration_e2e_seconds (by broker) does not
+	// split: a slow commit is a slow Produce (flush), TxnOffsetCommit,
+	// Heartbeat or EndTxn, and only the kind says which.
+	byRequest *prometheus.HistogramVec
+}
+
+// OnBrokerE2E implements kgo.HookBrokerE2E: kprom's per-broker metrics,
+// and the latency of every answered request by its kind.
+func (k *kafkaClients) OnBrokerE2E(meta kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	k.Metrics.OnBrokerE2E(meta, key, e2e)
+	if e2e.Err() == nil {
+		k.byRequest.WithLabelValues(kmsg.NameForKey(key)).Observe(e2e.DurationE2E().Seconds())
+	}
 }
 
 // OnNewClient implements kgo.HookNewClient. kgo calls it before the client

@@ -132,10 +132,27 @@ func TestKafkaHookSharedByClients(t *testing.T) {
 	if _, n := sum(mfs, "connectd_kafka_connects_total", copyLabels); n == 0 {
 		t.Fatal("no connectd_kafka_connects_total for copy")
 	}
+	var produces uint64
 	for _, mf := range mfs {
 		if name := mf.GetName(); strings.HasPrefix(name, "connectd_kafka_buffered") && strings.HasSuffix(name, "_total") {
 			t.Errorf("kprom's buffered gauge %s is exported", name)
 		}
+		if mf.GetName() != "connectd_kafka_request_seconds" {
+			continue
+		}
+		for _, met := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range met.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["connector"] == "copy" && labels["request"] == "Produce" {
+				produces += met.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	// Each of the five records was flushed on its own: a Produce each.
+	if produces == 0 {
+		t.Error("connectd_kafka_request_seconds{request=\"Produce\"} observed no request of copy's clients")
 	}
 
 	a.Close()
