@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -14,17 +16,21 @@ type Aggregate struct {
 	Errs           []string
 	Rate           float64 // records/s, median
 	RateLo, RateHi float64
-	MBPerSec       float64
-	CPUDrain       float64 // seconds, median
-	DrainSec       float64 // seconds, median
-	CPUPerRecord   float64 // µs of CPU per record, median
-	PeakRSS        int64   // largest over the runs
-	Latency        *LatencySummary
-	Commits        float64
-	Aborts         float64
-	CommitShare    float64 // median; NaN if not connectd
-	Complete       bool    // every run's output had every record
-	Profile        string
+	Rates          []float64 // records/s of each successful round, in run order
+	// Bimodal: the rounds fall in two groups far apart (see Bimodal), a
+	// slow mode to explain rather than a median to quote.
+	Bimodal      bool
+	MBPerSec     float64
+	CPUDrain     float64 // seconds, median
+	DrainSec     float64 // seconds, median
+	CPUPerRecord float64 // µs of CPU per record, median
+	PeakRSS      int64   // largest over the runs
+	Latency      *LatencySummary
+	Commits      float64
+	Aborts       float64
+	CommitShare  float64 // median; NaN if not connectd
+	Complete     bool    // every run's output had every record
+	Profile      string
 }
 
 // AggregateResults folds results by scenario, in the order scenarios
@@ -83,6 +89,7 @@ func aggregate(s Scenario, rs []Result) Aggregate {
 	}
 	a.Rate = Median(rates)
 	a.RateLo, a.RateHi = Spread(rates)
+	a.Rates, a.Bimodal = rates, Bimodal(rates)
 	a.MBPerSec = Median(mbs)
 	a.CPUDrain = Median(cpus)
 	a.DrainSec = Median(drains)
@@ -97,6 +104,28 @@ func aggregate(s Scenario, rs []Result) Aggregate {
 		a.Complete = false
 	}
 	return a
+}
+
+// BimodalGap is the ratio between two consecutive rounds, sorted by rate,
+// from which Bimodal calls a scenario bimodal. Noise on this shared machine
+// spreads rounds by 10-30%; issue 17's slow mode ran at a third of the
+// normal rate (a 5 s stall in a 2.6 s drain).
+const BimodalGap = 1.5
+
+// Bimodal reports whether rates split into two groups: some two rounds,
+// adjacent in sorted order, differ by BimodalGap or more.
+func Bimodal(rates []float64) bool {
+	if len(rates) < 2 {
+		return false
+	}
+	s := slices.Clone(rates)
+	slices.Sort(s)
+	for i := 1; i < len(s); i++ {
+		if s[i-1] > 0 && s[i]/s[i-1] >= BimodalGap {
+			return true
+		}
+	}
+	return false
 }
 
 // find returns the aggregate of the scenario matching s, or nil.
@@ -220,12 +249,15 @@ func Targets(results []Result, aggs []Aggregate, micro []MicroResult) []Target {
 	return ts
 }
 
-// copyTargets are issue 9's.
+// copyTargets are issue 17's (which tightened issue 9's): throughput
+// ratios paired by round and judged on the worst round unless the target
+// says median, at 100 ms, 100 B, 12 partitions unless named.
 func copyTargets(results []Result, aggs []Aggregate, micro []MicroResult) []Target {
 	pt := func(sys System, sink Sink, g string) Scenario {
 		return Scenario{System: sys, Sink: sink, Guarantee: g, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12}
 	}
 	kEO := pt(Connectd, SinkKafka, ExactlyOnce)
+	bareKafka := pt(Bare, SinkKafka, AtLeastOnce)
 	profile := func(s Scenario) string {
 		if a := find(aggs, s); a != nil {
 			return a.Profile
@@ -234,32 +266,78 @@ func copyTargets(results []Result, aggs []Aggregate, micro []MicroResult) []Targ
 	}
 	ratio := func(name, want string, a, b Scenario, limit float64) Target {
 		v, rounds := PairedRatio(results, a, b)
-		return Target{Name: name, Want: want, Measured: v, Unit: "×", Limit: limit, Known: !math.IsNaN(v), Profile: profile(a), Rounds: rounds}
+		return Target{Name: name, Want: want, Measured: v, Unit: "×", Limit: limit, Known: !math.IsNaN(v),
+			Profile: profile(a), Rounds: rounds, ByWorst: true}
 	}
+	byMedian := func(t Target) Target { t.ByWorst = false; return t }
+	kb := func(s Scenario) Scenario { s.RecordSize = 1024; return s }
 	ts := []Target{
-		ratio("Kafka→Kafka exactly_once / connectd at_least_once (100ms)", "≥ 0.90", kEO, pt(Connectd, SinkKafka, AtLeastOnce), 0.90),
-		ratio("Kafka→Kafka exactly_once / bare franz-go copy loop", "≥ 0.85", kEO, pt(Bare, SinkKafka, AtLeastOnce), 0.85),
-		ratio("Kafka→Kafka exactly_once / Kafka Streams exactly_once_v2", "≥ 1.2", kEO, pt(Streams, SinkKafka, ExactlyOnce), 1.2),
+		ratio("Kafka→Kafka exactly_once / bare franz-go copy loop, every round", "≥ 0.95", kEO, bareKafka, 0.95),
+		byMedian(ratio("Kafka→Kafka exactly_once / bare franz-go copy loop, median", "≥ 1.1", kEO, bareKafka, 1.1)),
+		ratio("Kafka→Kafka exactly_once / connectd at_least_once", "≥ 0.95", kEO, pt(Connectd, SinkKafka, AtLeastOnce), 0.95),
+		ratio("Kafka→Kafka exactly_once / Kafka Streams exactly_once_v2 (tuned)", "≥ 1.5", kEO, pt(Streams, SinkKafka, ExactlyOnce), 1.5),
+		cpuRatio(results, kEO, bareKafka, profile(kEO)),
+		p99Target(results, pt(Connectd, SinkKafka, ExactlyOnce), 10*time.Millisecond, 40),
+		ratio("Kafka→PostgreSQL exactly_once / at_least_once", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(Connectd, SinkPostgres, AtLeastOnce), 0.8),
+		ratio("Kafka→PostgreSQL exactly_once / bare pgx unnest upsert", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(Bare, SinkPostgres, AtLeastOnce), 0.8),
+		ratio("Kafka→Redis exactly_once / bare pipelined SET", "≥ 0.8", pt(Connectd, SinkRedis, ExactlyOnce), pt(Bare, SinkRedis, AtLeastOnce), 0.8),
+		ratio("Kafka→Redis at_least_once / exactly_once, 1 KB", "≥ 1.0", kb(pt(Connectd, SinkRedis, AtLeastOnce)), kb(pt(Connectd, SinkRedis, ExactlyOnce)), 1.0),
 	}
-	p99 := Target{Name: "Kafka→Kafka exactly_once p99 end-to-end latency (100ms)", Want: "≤ 150 ms", Unit: "ms", Limit: 150, AtMost: true, Profile: profile(kEO)}
-	if a := find(aggs, kEO); a != nil && a.Latency != nil && a.Latency.N > 0 {
-		p99.Measured, p99.Known = float64(a.Latency.P99)/float64(time.Millisecond), true
-	}
-	ts = append(ts, p99,
-		ratio("Kafka→PostgreSQL exactly_once / bare pgx bulk upsert", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(Bare, SinkPostgres, AtLeastOnce), 0.8),
-		ratio("Kafka→Redis exactly_once / bare pipelined SET", "≥ 0.7", pt(Connectd, SinkRedis, ExactlyOnce), pt(Bare, SinkRedis, AtLeastOnce), 0.7),
-	)
 	alloc := Target{Name: "identity transform chain: allocations per record", Want: "0", Unit: "allocs/record", Limit: 0, AtMost: true}
 	for _, m := range micro {
 		if m.Name == "BenchmarkChainIdentity" {
 			alloc.Measured, alloc.Known = m.AllocsPerOp, true
 		}
 	}
-	rss := Target{Name: "connectd peak RSS (largest over all connectd runs)", Want: "< 256 MiB", Unit: "MiB", Limit: 256, AtMost: true}
+	rss := Target{Name: "connectd peak RSS (largest over all connectd runs)", Want: "< 200 MiB", Unit: "MiB", Limit: 200, AtMost: true}
 	for _, a := range aggs {
 		if a.Scenario.System == Connectd && a.PeakRSS > 0 {
 			rss.Measured, rss.Known = max(rss.Measured, float64(a.PeakRSS)/(1<<20)), true
 		}
 	}
 	return append(ts, alloc, rss)
+}
+
+// cpuRatio is a's CPU per record over b's, paired by round (target ≤ 1.2,
+// worst round).
+func cpuRatio(results []Result, a, b Scenario, profile string) Target {
+	t := Target{Name: "Kafka→Kafka exactly_once CPU per record / bare loop's", Want: "≤ 1.2", Unit: "×", Limit: 1.2, AtMost: true, Profile: profile, ByWorst: true}
+	perRecord := func(s Scenario) map[int]float64 {
+		m := map[int]float64{}
+		for _, r := range results {
+			if r.Scenario == s && r.Err == "" && r.RecordsPerSec > 0 && r.Drain > 0 {
+				m[r.Round] = r.CPUDrain.Seconds() / (r.RecordsPerSec * r.Drain.Seconds())
+			}
+		}
+		return m
+	}
+	pa, pb := perRecord(a), perRecord(b)
+	for round := 0; round < len(results); round++ {
+		if x, ok := pa[round]; ok {
+			if y, ok := pb[round]; ok && y > 0 {
+				t.Rounds = append(t.Rounds, x/y)
+			}
+		}
+	}
+	if len(t.Rounds) > 0 {
+		t.Measured, t.Known = Median(t.Rounds), true
+	}
+	return t
+}
+
+// p99Target is s's p99 end-to-end latency at commit interval iv over the
+// rounds that ran the latency phase, judged on the worst of them.
+func p99Target(results []Result, s Scenario, iv time.Duration, limitMS float64) Target {
+	s.CommitInterval = iv
+	t := Target{Name: fmt.Sprintf("Kafka→Kafka exactly_once p99 end-to-end latency (%s)", fmtInterval(iv)),
+		Want: fmt.Sprintf("≤ %g ms", limitMS), Unit: "ms", Limit: limitMS, AtMost: true, ByWorst: true}
+	for _, r := range results {
+		if r.Scenario == s && r.Err == "" && r.Latency != nil && r.Latency.N > 0 {
+			t.Rounds = append(t.Rounds, float64(r.Latency.P99)/float64(time.Millisecond))
+		}
+	}
+	if len(t.Rounds) > 0 {
+		t.Measured, t.Known = Median(t.Rounds), true
+	}
+	return t
 }

@@ -185,12 +185,27 @@ func (rep *Report) writeScenarios(p func(string, ...any)) {
 		if !math.IsNaN(a.CommitShare) {
 			share = fmt.Sprintf("%.0f%%", 100*a.CommitShare)
 		}
-		p("| %s | %s [%s–%s] | %.1f | %s | %s | %s | %.2f | %.1f | %s | %s | %s | %s | %s |",
-			a.Scenario.Name(), fmtRate(a.Rate), fmtRate(a.RateLo), fmtRate(a.RateHi), a.MBPerSec,
+		bimodal := ""
+		if a.Bimodal {
+			bimodal = " **bimodal**"
+		}
+		p("| %s | %s [%s–%s]%s | %.1f | %s | %s | %s | %.2f | %.1f | %s | %s | %s | %s | %s |",
+			a.Scenario.Name(), fmtRate(a.Rate), fmtRate(a.RateLo), fmtRate(a.RateHi), bimodal, a.MBPerSec,
 			lat[0], lat[1], lat[2], a.CPUDrain, a.CPUPerRecord, fmtMiB(a.PeakRSS),
 			fmtCount(a.Commits), fmtCount(a.Aborts), share, complete)
 	}
 	p("")
+	for _, a := range rep.Aggs {
+		if a.Bimodal {
+			rates := make([]string, len(a.Rates))
+			for i, r := range a.Rates {
+				rates[i] = fmtRate(r)
+			}
+			p("**Bimodal:** %s, rounds %s records/s: two rounds in sorted order differ by %.1f× or more; the median hides a slow mode.",
+				a.Scenario.Name(), strings.Join(rates, ", "), BimodalGap)
+			p("")
+		}
+	}
 	p("Scenario names: system, sink, guarantee (ALO at_least_once, EO exactly_once), commit interval, record size, partitions. " +
 		"`bare` is the harness's minimal at-least-once loop for the sink (franz-go consume→produce with acks=all and the idempotent producer; pgx unnest `INSERT … ON CONFLICT DO NOTHING`; pipelined `SET`), " +
 		"`streams` the Kafka Streams exactly_once_v2 copy app (one stream thread, commit.interval.ms = the scenario's), " +
