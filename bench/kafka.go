@@ -72,6 +72,10 @@ type kafkaEnv struct {
 	brokers []string
 	cl      *kgo.Client
 	adm     *kadm.Client
+	// rf is the replication factor of every topic the harness creates;
+	// above 1, min.insync.replicas is rf-1 (3 brokers: 2), so acks=all
+	// waits for a real follower, as in production.
+	rf int16
 
 	// keyed partitions by key, for the windowed runs (window.go).
 	keyedOnce sync.Once
@@ -105,7 +109,7 @@ func (k *kafkaEnv) createTopic(ctx context.Context, name string, partitions int)
 	_ = k.deleteTopics(ctx, name)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := k.adm.CreateTopic(ctx, int32(partitions), 1, nil, name)
+		resp, err := k.adm.CreateTopic(ctx, int32(partitions), max(k.rf, 1), k.topicConfigs(), name)
 		if err == nil {
 			err = resp.Err
 		}
@@ -118,6 +122,16 @@ func (k *kafkaEnv) createTopic(ctx context.Context, name string, partitions int)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// topicConfigs are the topic-level settings createTopic sets: the minimum
+// in-sync replicas when topics are replicated.
+func (k *kafkaEnv) topicConfigs() map[string]*string {
+	if k.rf <= 1 {
+		return nil
+	}
+	isr := strconv.Itoa(int(k.rf) - 1)
+	return map[string]*string{"min.insync.replicas": &isr}
 }
 
 // waitTopic waits until every partition of name has a leader that serves

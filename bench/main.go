@@ -51,6 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		micro        = fs.Bool("micro", true, "run the go test -bench microbenchmarks too")
 		only         = fs.String("only", "", "run only scenarios whose name matches this `regexp`")
 		tasks        = fs.Int("tasks", 1, "connectd's tasks per connector in the throughput runs (the shipped default is 1)")
+		replication  = fs.Int("replication-factor", 1, "replication factor of the topics the harness creates; above 1, min.insync.replicas is one less (run the three-broker cluster of `make kafka-cluster` with -brokers 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094 -replication-factor 3)")
 		brokers      = fs.String("brokers", env("KAFKA_BROKERS", "127.0.0.1:9192"), "Kafka bootstrap brokers, comma-separated")
 		pgDSN        = fs.String("pg-dsn", env("PG_DSN", "postgres://connectd:connectd@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL DSN (the harness uses database "+benchDatabase+" on that server)")
 		redisAddr    = fs.String("redis", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
@@ -151,7 +152,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur, WindowCloseEvery: *closeEvery,
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
 		Profile: *profile, Micro: *micro, Tasks: *tasks,
-		Brokers: strings.Split(*brokers, ","), PGDSN: *pgDSN, RedisAddr: *redisAddr,
+		Brokers: strings.Split(*brokers, ","), ReplicationFactor: *replication, PGDSN: *pgDSN, RedisAddr: *redisAddr,
 		Connectd: bin, ConnectdArgs: strings.Fields(*connectdArgs), Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
 		StreamsWindowDir: abs(*streamsWin), StreamsWindowEmit: *streamsEmit,
 		RepoDir: repo, WorkDir: *workDir, OutDir: *outDir, Filter: filter,

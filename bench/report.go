@@ -42,7 +42,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	p("| machine | %d CPUs, %s, %s RAM, Linux %s; shared with other engineers' test runs (and their Kafka, PostgreSQL and Redis traffic) |", rep.Machine.NProc, rep.Machine.CPU, fmtMem(rep.Machine.MemTotal), rep.Machine.Kernel)
 	p("| connectd | %s |", rep.Versions.Connectd)
 	p("| Go | %s |", rep.Versions.Go)
-	p("| Apache Kafka | %s, one KRaft node on loopback |", rep.Versions.Kafka)
+	if rf := rep.Options.ReplicationFactor; rf > 1 {
+		p("| Apache Kafka | %s, %d KRaft brokers on loopback; every topic of the run replicated %d times, min.insync.replicas %d |",
+			rep.Versions.Kafka, len(rep.Options.Brokers), rf, rf-1)
+	} else {
+		p("| Apache Kafka | %s, one KRaft node on loopback |", rep.Versions.Kafka)
+	}
 	copies, windowed := false, false
 	for _, r := range rep.Results {
 		copies = copies || !r.Scenario.Windowed

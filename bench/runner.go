@@ -46,10 +46,14 @@ type Options struct {
 	// tasks) in the throughput runs; 0 or 1 is the shipped default.
 	Tasks int
 
-	Brokers   []string
-	PGDSN     string
-	RedisAddr string
-	Connectd  string // the connectd binary
+	Brokers []string
+	// ReplicationFactor of every topic the harness creates (1: the single
+	// broker of `make services`; 3 on `make kafka-cluster`, with
+	// min.insync.replicas 2).
+	ReplicationFactor int
+	PGDSN             string
+	RedisAddr         string
+	Connectd          string // the connectd binary
 	// ConnectdArgs are appended to `connectd run -c FILE` (e.g.
 	// "--log-level debug" to see franz-go's retries in a slow round).
 	ConnectdArgs []string
@@ -122,6 +126,7 @@ func NewRunner(ctx context.Context, o Options) (*Runner, error) {
 	if r.kafka, err = newKafkaEnv(o.Brokers); err != nil {
 		return nil, err
 	}
+	r.kafka.rf = int16(o.ReplicationFactor)
 	if _, err := r.kafka.adm.ListBrokers(ctx); err != nil {
 		return nil, fmt.Errorf("Kafka at %v: %w (start it with `make services`)", o.Brokers, err)
 	}
