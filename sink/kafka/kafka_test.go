@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -151,5 +152,22 @@ func TestAppendOriginMatchesString(t *testing.T) {
 		if got := string(appendOrigin(nil, o)); got != o.String() {
 			t.Errorf("appendOrigin(%v) = %q, want %q", o, got, o.String())
 		}
+	}
+}
+
+// A produce that fails with CONCURRENT_TRANSACTIONS (transaction.version 2,
+// markers of the previous transaction still being written) waits for the
+// next metadata refresh: the producer must not space refreshes by
+// franz-go's 5 s, which stalled a whole commit 5 s (issue 17's bimodal
+// rounds; the benchmark reproduction is in README "Benchmarks").
+func TestProducerMetadataMinAge(t *testing.T) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}, ProducerOptions()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got, _ := cl.OptValue(kgo.MetadataMinAge).(time.Duration)
+	if got != ProducerMetadataMinAge || got > 100*time.Millisecond {
+		t.Fatalf("producer MetadataMinAge = %v, want %v (≤ 100 ms)", got, ProducerMetadataMinAge)
 	}
 }
