@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/bounded"
 	"github.com/connectd/connectd/daemon"
+	"github.com/connectd/connectd/gctune"
 	"github.com/connectd/connectd/metrics"
 )
 
@@ -114,6 +116,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	stopTuner := startGCTuner(log)
+	defer stopTuner()
 	log.Info("starting connectd", "version", b.Version, "config", *path, "connectors", len(cfg.Connectors))
 	if err := d.Start(context.Background()); err != nil {
 		log.Error("cannot start", "err", err)
@@ -160,4 +164,35 @@ func shutdownAdmin(srv *admin.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
+}
+
+// gcBudgetEnv sets the garbage collector's heap budget in MiB (package
+// gctune); 0 turns the tuner off. GOGC or GOMEMLIMIT turn it off too.
+const gcBudgetEnv = "CONNECTD_GC_HEAP_BUDGET_MIB"
+
+// startGCTuner lets the collector run less often while the live heap is
+// small (gctune), unless the operator said otherwise; it returns how to
+// stop it.
+func startGCTuner(log *slog.Logger) (stop func()) {
+	budget := uint64(gctune.DefaultBudget)
+	if v := os.Getenv(gcBudgetEnv); v != "" {
+		mib, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			log.Warn("ignoring "+gcBudgetEnv+": want a whole number of MiB (0: off)", "value", v)
+		} else {
+			budget = mib << 20
+		}
+	}
+	if why := gctune.Disabled(budget); why != "" {
+		log.Debug("garbage collector left at Go's settings", "why", why)
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		gctune.Run(ctx, budget)
+		close(done)
+	}()
+	log.Debug("garbage collector tuned within a heap budget", "budget_mib", budget>>20)
+	return func() { cancel(); <-done }
 }
