@@ -332,6 +332,46 @@ func TestWriterAtLeastOnce(t *testing.T) {
 	}
 }
 
+// TestWriterStrings: string records without a TTL go out as MSETs of
+// msetPairs keys; a key written several times in one batch, across MSETs
+// and round trips, keeps its last record's value, as one SET per record
+// would. With a TTL they are SETs with an expiry.
+func TestWriterStrings(t *testing.T) {
+	ctx := context.Background()
+	n := 2*msetPairs + 5
+	recs := makeRecs(tp0, 0, n) // keys k0..k6, in turn
+	for _, ttl := range []time.Duration{0, time.Hour} {
+		cfg := sharedConfig(t)
+		cfg.Key, cfg.TTL, cfg.BatchSize = "{key}", ttl, msetPairs+msetPairs/2
+		w, err := NewWriter(ctx, cfg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := w.WriteBatch(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		c := w.Client()
+		for i := n - 7; i < n; i++ {
+			key := cfg.KeyPrefix + string(recs[i].Key)
+			if got := c.Get(ctx, key).Val(); got != string(recs[i].Value) {
+				t.Fatalf("ttl %v: %s holds %q, want the last record's %q", ttl, key, got, recs[i].Value)
+			}
+			pttl := c.PTTL(ctx, key).Val()
+			if (ttl == 0) != (pttl < 0) || pttl > ttl {
+				t.Fatalf("ttl %v: %s expires in %v", ttl, key, pttl)
+			}
+		}
+		if counts, err := w.ApplyCounts(ctx, []string{recs[0].EventID, recs[n-1].EventID}); err != nil ||
+			counts[recs[0].EventID] != 1 || counts[recs[n-1].EventID] != 1 {
+			t.Fatalf("ttl %v: counters %v, %v: want 1 each", ttl, counts, err)
+		}
+		if log, err := w.AuditLog(ctx); err != nil || len(log) != n {
+			t.Fatalf("ttl %v: audit log %d entries, %v; want %d", ttl, len(log), err, n)
+		}
+	}
+}
+
 // TestNoScriptRecovery flushes the server's script cache (on a server of
 // its own, not to disturb other tests) and commits again.
 func TestNoScriptRecovery(t *testing.T) {
