@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"image/png"
 	"math"
@@ -261,18 +260,6 @@ func TestConfigsValidate(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-func TestBaselineArgsRoundTrip(t *testing.T) {
-	want := BaselineConfig{Sink: "postgres", Brokers: "127.0.0.1:9192", Topic: "a,b", Group: "g",
-		CommitInterval: 10 * time.Millisecond, MaxBatch: 500, OutputTopic: "o", DSN: "postgres://x", Table: "t",
-		RedisAddr: "127.0.0.1:6379", KeyPrefix: "p:"}
-	var got BaselineConfig
-	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
-	got.flags(fs)
-	if err := fs.Parse(want.args()); err != nil || got != want {
-		t.Fatalf("got %+v, %v", got, err)
 	}
 }
 
