@@ -32,7 +32,7 @@ var (
 
 func barColor(s Scenario) color.RGBA {
 	switch s.System {
-	case Bare:
+	case Bare, BareCopy:
 		return colBare
 	case Streams:
 		return colStreams
