@@ -1,10 +1,13 @@
-// Package redis is connectd's Redis sink. With exactly_once every batch is
-// one Lua script (loaded once, run by EVALSHA) that compare-and-sets the
-// checkpoint in an offsets hash, applies every write and stores the new
-// checkpoint: Redis runs a script atomically, so data and offsets are
-// applied, persisted (per the server's AOF policy) and lost together
-// (txn.SinkOffsets drives it through txn.SinkStore). With at_least_once it
-// is plain pipelined writes (txn.SinkWriter), the benchmark's baseline.
+// Package redis is connectd's Redis sink. With exactly_once every batch
+// compare-and-sets the checkpoint in an offsets hash, applies every write
+// and stores the new checkpoint in one atomic step: a MULTI/EXEC block
+// under WATCH of the keys its checks read, or, when a check fails or a
+// watched key changes, one Lua script (loaded once, run by EVALSHA) that
+// checks again and decides (watch.go). Either runs atomically, so data and
+// offsets are applied, persisted (per the server's AOF policy) and lost
+// together (txn.SinkOffsets drives it through txn.SinkStore). With
+// at_least_once it is plain writes in MULTI/EXEC blocks of batch_size
+// (txn.SinkWriter), the benchmark's baseline.
 //
 // Every key the sink writes starts with key_prefix: the data keys, the
 // offsets hash (offsets_key, one per consumer group, a field
@@ -13,7 +16,8 @@
 // hashes of stateful stages (state.go). Scripts
 // use Redis 7 script flags (a "#!lua" shebang), so the server must be
 // Redis 7.0 or newer; the sink's user needs permission to run EVALSHA and
-// every command the script calls on those keys.
+// every command the script calls on those keys (without WATCH, MULTI,
+// EXEC, HMGET, TYPE and GET every commit takes the script).
 package redis
 
 import (

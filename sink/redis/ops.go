@@ -1,7 +1,10 @@
 package redis
 
 import (
+	"context"
 	"strconv"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -140,3 +143,56 @@ func (p *planner) dlqOp(r *connector.Record, cause string) op {
 
 // counterKey is the apply counter of an event ID.
 func (p *planner) counterKey(eventID string) string { return p.k.counter + eventID }
+
+// msetPairs is how many keys one MSET sets, as in the commit script.
+const msetPairs = 1000
+
+// queueWrites queues the writes of ops on pipe, as the commit script
+// makes them: strings without a TTL as MSETs of msetPairs keys (a key set
+// twice keeps its last value: MSET sets in argument order), the rest one
+// command per record, then one INCR per record (test_apply_counter) and
+// one RPUSH of the audit log entries (audit_log).
+func (p *planner) queueWrites(ctx context.Context, pipe redis.Pipeliner, ops []op) {
+	ttl := p.cfg.TTL
+	var entries, mset []any
+	for i := range ops {
+		o := &ops[i]
+		switch o.kind {
+		case opString:
+			if ttl > 0 {
+				pipe.Set(ctx, o.key, o.args[0], ttl)
+				break
+			}
+			if mset == nil {
+				mset = make([]any, 0, 2*min(msetPairs, len(ops)-i))
+			}
+			mset = append(mset, o.key, o.args[0])
+			if len(mset) == 2*msetPairs {
+				pipe.MSet(ctx, mset...)
+				mset = nil
+			}
+		case opHash:
+			pipe.HSet(ctx, o.key, o.args...)
+			if ttl > 0 {
+				pipe.PExpire(ctx, o.key, ttl)
+			}
+		case opStream, opDLQ:
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: o.key, Values: o.args})
+			if o.kind == opStream && ttl > 0 {
+				pipe.PExpire(ctx, o.key, ttl)
+			}
+		}
+		if p.cfg.TestApplyCounter {
+			pipe.Incr(ctx, p.counterKey(o.eventID))
+		}
+		if p.cfg.AuditLog {
+			entries = append(entries, o.entry)
+		}
+	}
+	if len(mset) > 0 {
+		pipe.MSet(ctx, mset...)
+	}
+	if len(entries) > 0 {
+		pipe.RPush(ctx, p.k.audit, entries...)
+	}
+}

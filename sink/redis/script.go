@@ -215,18 +215,12 @@ func (p *planner) commitArgs(offsetsKey string, epochs map[connector.TopicPartit
 	}
 	args := make([]any, 0, nargs)
 	args = append(args, len(tps), len(ops), p.cfg.TTL.Milliseconds(), flag(p.cfg.AuditLog), flag(counters), len(state))
-	for _, tp := range tps {
-		epoch, ok := epochs[tp]
-		if !ok {
-			return nil, nil, connector.NewCommitError(connector.Fatal, "commit",
-				&missingClaimError{tp})
-		}
-		g := strconv.FormatInt(epoch, 10)
-		want := int64(-1)
-		if f, ok := from[tp]; ok {
-			want = f
-		}
-		args = append(args, tp.String(), g+":"+strconv.FormatInt(want, 10), g+":"+strconv.FormatInt(to[tp], 10))
+	moves, err := checkpointMoves(epochs, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range moves {
+		args = append(args, m.field, m.want, m.next)
 	}
 	for i := range ops {
 		o := &ops[i]
@@ -247,6 +241,30 @@ func (p *planner) commitArgs(offsetsKey string, epochs map[connector.TopicPartit
 		args = append(args, h.del...)
 	}
 	return keys, args, nil
+}
+
+// move is one partition's checkpoint move: its field in the offsets hash,
+// the "<epoch>:<next>" the commit expects there and the one it stores.
+type move struct{ field, want, next string }
+
+// checkpointMoves moves each partition of to from from (absent: -1) to
+// to, at its claim epoch, in partition order.
+func checkpointMoves(epochs map[connector.TopicPartition]int64, from, to connector.Checkpoint) ([]move, error) {
+	tps := to.Partitions()
+	moves := make([]move, len(tps))
+	for i, tp := range tps {
+		epoch, ok := epochs[tp]
+		if !ok {
+			return nil, connector.NewCommitError(connector.Fatal, "commit", &missingClaimError{tp})
+		}
+		g := strconv.FormatInt(epoch, 10)
+		want := int64(-1)
+		if f, ok := from[tp]; ok {
+			want = f
+		}
+		moves[i] = move{tp.String(), g + ":" + strconv.FormatInt(want, 10), g + ":" + strconv.FormatInt(to[tp], 10)}
+	}
+	return moves, nil
 }
 
 type missingClaimError struct{ tp connector.TopicPartition }

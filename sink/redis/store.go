@@ -13,10 +13,12 @@ import (
 	"github.com/connectd/connectd/txn"
 )
 
-// Store is the exactly-once Redis sink (txn.SinkStore): each Commit is one
-// script that checks the partitions' claim epochs and checkpoints, writes
-// the batch and moves the checkpoints, all or nothing. See commitScript for
-// how "nothing" is kept when a write could fail.
+// Store is the exactly-once Redis sink (txn.SinkStore): each Commit checks
+// the partitions' claim epochs and checkpoints, writes the batch and moves
+// the checkpoints, all or nothing: one script, or first a WATCHed
+// MULTI/EXEC block that does the same for half the server's work (see
+// watch.go). See commitScript for how "nothing" is kept when a write could
+// fail.
 //
 // Durability is the server's: with appendonly yes and appendfsync always a
 // commit is on disk before Commit returns; with everysec a server crash
@@ -34,6 +36,11 @@ type Store struct {
 	cfg    Config
 	client *redis.Client
 	plan   *planner
+
+	// For tests: scriptOnly skips the fast path (watch.go), and
+	// beforeExec runs between its checks and its EXEC.
+	scriptOnly bool
+	beforeExec func()
 }
 
 var _ txn.SinkStore = (*Store)(nil)
@@ -103,7 +110,9 @@ func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPa
 }
 
 // Commit writes recs and moves each partition of to from from[tp] to
-// to[tp] at epochs[tp], in one script: nothing is written if any partition's
+// to[tp] at epochs[tp], in one atomic step — an optimistic MULTI/EXEC
+// block when its checks pass (watch.go), else the script, which decides
+// every refusal: nothing is written if any partition's
 // stored "<epoch>:<next>" differs from what epochs and from say
 // (Fenced), or if any key it writes holds another type (Fatal,
 // *WrongTypeError). The whole batch is one script however large: Redis
@@ -127,12 +136,21 @@ func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.T
 		}
 		ops[i] = o
 	}
-	keys, args, err := s.plan.commitArgs(offsetsKey, epochs, from, to, ops, state)
+	moves, err := checkpointMoves(epochs, from, to)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return connector.NewCommitError(connector.Abortable, "commit", err)
+	}
+	if !s.scriptOnly {
+		if err := s.commitWatched(ctx, offsetsKey, moves, ops, state); !errors.Is(err, errSlowPath) {
+			return err
+		}
+	}
+	keys, args, err := s.plan.commitArgs(offsetsKey, epochs, from, to, ops, state)
+	if err != nil {
+		return err
 	}
 	res, err := commitScript.Run(ctx, s.client, keys, args...).Slice()
 	if err != nil {

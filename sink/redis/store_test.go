@@ -378,6 +378,7 @@ func TestNoScriptRecovery(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.StartRedisServer(t, "everysec")
 	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true}, "")
+	s.scriptOnly = true // else the commit needs no script
 	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
 		t.Fatal(err)
 	}

@@ -61,9 +61,6 @@ func NewWriter(ctx context.Context, cfg Config, dlqTopic string) (*Writer, error
 // Client is the writer's connection pool, for tools and tests.
 func (w *Writer) Client() *redis.Client { return w.client }
 
-// msetPairs is how many keys one MSET sets, as in the commit script.
-const msetPairs = 1000
-
 // WriteBatch renders every record first (a record that cannot be rendered
 // fails the batch before anything is sent, unless it can be
 // dead-lettered), then writes them in MULTI/EXEC blocks of batch_size.
@@ -89,7 +86,7 @@ func (w *Writer) WriteBatch(ctx context.Context, recs []*connector.Record) error
 	for start := 0; ; start += w.cfg.BatchSize {
 		end := min(start+w.cfg.BatchSize, len(ops))
 		pipe := w.client.TxPipeline()
-		w.queueChunk(ctx, pipe, ops[start:end])
+		w.plan.queueWrites(ctx, pipe, ops[start:end])
 		if end == len(ops) && state != nil {
 			pipeState(ctx, pipe, state)
 		}
@@ -99,54 +96,6 @@ func (w *Writer) WriteBatch(ctx context.Context, recs []*connector.Record) error
 		if end == len(ops) {
 			return nil
 		}
-	}
-}
-
-// queueChunk queues the writes of ops on pipe.
-func (w *Writer) queueChunk(ctx context.Context, pipe redis.Pipeliner, ops []op) {
-	ttl := w.cfg.TTL
-	var entries, mset []any
-	for i := range ops {
-		o := &ops[i]
-		switch o.kind {
-		case opString:
-			if ttl > 0 {
-				pipe.Set(ctx, o.key, o.args[0], ttl)
-				break
-			}
-			if mset == nil {
-				mset = make([]any, 0, 2*min(msetPairs, len(ops)-i))
-			}
-			// A key set twice in the batch keeps its last value, as
-			// with one SET per record: MSET sets in argument order.
-			mset = append(mset, o.key, o.args[0])
-			if len(mset) == 2*msetPairs {
-				pipe.MSet(ctx, mset...)
-				mset = nil
-			}
-		case opHash:
-			pipe.HSet(ctx, o.key, o.args...)
-			if ttl > 0 {
-				pipe.PExpire(ctx, o.key, ttl)
-			}
-		case opStream, opDLQ:
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: o.key, Values: o.args})
-			if o.kind == opStream && ttl > 0 {
-				pipe.PExpire(ctx, o.key, ttl)
-			}
-		}
-		if w.cfg.TestApplyCounter {
-			pipe.Incr(ctx, w.plan.counterKey(o.eventID))
-		}
-		if w.cfg.AuditLog {
-			entries = append(entries, o.entry)
-		}
-	}
-	if len(mset) > 0 {
-		pipe.MSet(ctx, mset...)
-	}
-	if len(entries) > 0 {
-		pipe.RPush(ctx, w.plan.k.audit, entries...)
 	}
 }
 
