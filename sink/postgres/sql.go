@@ -15,6 +15,7 @@ type statements struct {
 	table, dlq, offsets string // sanitized identifiers
 
 	insert     string // rows: ON CONFLICT with exactly_once, plain with at_least_once
+	copyInto   string // rows by COPY into the table (exactly_once, copy.go)
 	insertDLQ  string
 	stageTable string // COPY target, a temporary table dropped at commit
 	createStage,
@@ -46,6 +47,8 @@ func buildStatements(c *Config, exactlyOnce bool) statements {
 		selects = append(selects, "u."+a+"::"+col.typ)
 		stageCols = append(stageCols, a+" text")
 	}
+	// COPY leaves the apply counter to its default, 1.
+	s.copyInto = "COPY " + s.table + " (" + strings.Join(names, ", ") + ") FROM STDIN"
 	if c.TestApplyCounter {
 		names = append(names, ApplyCountColumn)
 		selects = append(selects, "1")

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,11 +77,20 @@ type Store struct {
 	// path. Default DefaultCopyThreshold.
 	CopyThreshold int
 
+	// upsertOnly turns the COPY path (copy.go) off, for tests and
+	// benchmarks that compare the two.
+	upsertOnly bool
+	gate       copyGate
+	// copied counts the batches committed by COPY, for tests.
+	copied atomic.Int64
+
 	mu         sync.Mutex
 	pool       *pgxpool.Pool
 	ready      bool // auto_create done
 	viewReady  bool // view ensured
 	stateReady bool // the state table exists (see ensureStateTable)
+	copyProbed bool // copyOK is known
+	copyOK     bool // exactly_once rows may be COPYed (probeCopy)
 }
 
 var (
@@ -137,7 +147,22 @@ func (s *Store) Pool(ctx context.Context) (*pgxpool.Pool, error) {
 		}
 		s.viewReady = true
 	}
+	if s.opts.ExactlyOnce && !s.copyProbed {
+		ok, known, err := s.probeCopy(ctx, s.pool)
+		if err != nil {
+			return nil, classify("inspect table", err, false)
+		}
+		s.copyOK, s.copyProbed = ok, known
+	}
 	return s.pool, nil
+}
+
+// tryCopy reports whether a batch of p's rows goes by COPY (copy.go).
+func (s *Store) tryCopy(p *prepared) bool {
+	s.mu.Lock()
+	ok := s.copyOK && !s.upsertOnly
+	s.mu.Unlock()
+	return ok && len(p.recs) > 0 && s.gate.take()
 }
 
 // createTables creates the offsets, target and dead-letter tables if
@@ -233,7 +258,8 @@ func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.T
 	return s.writeTx(ctx, pool, p, ending{cas: cas})
 }
 
-// writeTx runs commitTx, and once more isolating rows if a row was
+// writeTx runs commitTx: by COPY when it may (copy.go), again by upsert
+// if an event ID existed, and once more isolating rows if a row was
 // rejected.
 func (s *Store) writeTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending) error {
 	if len(p.stateRecs) > 0 {
@@ -241,16 +267,43 @@ func (s *Store) writeTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, en
 			return err
 		}
 	}
-	err := s.commitTx(ctx, pool, p, end, false)
-	if err != nil && isRowError(err) {
-		// A row the table rejects (a NOT NULL or CHECK constraint, a
-		// value out of range): find it by retrying in halves under
-		// savepoints, in a new transaction.
-		s.log.Warn("a row was rejected; isolating it", "connector", s.opts.Connector, "err", err)
-		err = s.commitTx(ctx, pool, p, end, true)
+	var err error
+	if s.tryCopy(p) {
+		err = s.commitTx(ctx, pool, p, end, writeCopy)
+		conflict := isEventIDConflict(err)
+		s.gate.done(conflict)
+		if err == nil {
+			s.copied.Add(1)
+		}
+		if !conflict {
+			return s.isolateIfRejected(ctx, pool, p, end, err)
+		}
+		s.log.Debug("an event ID of the batch exists; writing it again with ON CONFLICT", "connector", s.opts.Connector)
 	}
-	return err
+	err = s.commitTx(ctx, pool, p, end, writeUpsert)
+	return s.isolateIfRejected(ctx, pool, p, end, err)
 }
+
+// isolateIfRejected: if err is a row the table rejects (a NOT NULL or
+// CHECK constraint, a value out of range), writes the batch again,
+// finding that row by retrying in halves under savepoints, in a new
+// transaction.
+func (s *Store) isolateIfRejected(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending, err error) error {
+	if err == nil || !isRowError(err) {
+		return err
+	}
+	s.log.Warn("a row was rejected; isolating it", "connector", s.opts.Connector, "err", err)
+	return s.commitTx(ctx, pool, p, end, writeIsolate)
+}
+
+// writeMode is how commitTx writes the rows.
+type writeMode int
+
+const (
+	writeUpsert  writeMode = iota // unnest chunks, or COPY into a staging table (CopyThreshold)
+	writeCopy                     // COPY into the table (copy.go)
+	writeIsolate                  // after a row error
+)
 
 // ending is how a write transaction ends: with the offsets compare-and-set
 // and COMMIT (cas: exactly_once, offsets in the sink), with PREPARE
@@ -292,17 +345,20 @@ func newCAS(group string, epochs map[connector.TopicPartition]int64, from, to co
 	return c, nil
 }
 
-// commitTx runs one attempt, in one of three ways:
-//   - streaming (the default): records are mapped a chunk ahead of the
-//     INSERT that writes them (mapAhead), BEGIN going with the first
-//     chunk; then the dead-letter rows and the CAS in one round trip, and
-//     COMMIT in a last one;
-//   - COPY, for batches of CopyThreshold rows or more: everything mapped,
-//     COPY into a temporary table, one merging INSERT;
-//   - isolate, after a row error: rejected rows are found one half at a
-//     time under savepoints (slow) and dead-lettered, or the batch fails
-//     naming the first one with errors.tolerance none.
-func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending, isolate bool) error {
+// commitTx runs one attempt, in one of four ways:
+//   - writeCopy (exactly_once, copy.go): BEGIN, then the records mapped a
+//     chunk ahead of the COPY that streams them into the table; then the
+//     dead-letter rows and the CAS in one round trip, and COMMIT in a
+//     last one;
+//   - streaming (writeUpsert, the default otherwise): records are mapped
+//     a chunk ahead of the INSERT that writes them (mapAhead), BEGIN
+//     going with the first chunk; then as above;
+//   - staged (writeUpsert, batches of CopyThreshold rows or more):
+//     everything mapped, COPY into a temporary table, one merging INSERT;
+//   - writeIsolate, after a row error: rejected rows are found one half
+//     at a time under savepoints (slow) and dead-lettered, or the batch
+//     fails naming the first one with errors.tolerance none.
+func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, end ending, mode writeMode) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return classify("acquire connection", err, false)
@@ -327,7 +383,7 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 	var dlq []*connector.Record
 	b := &pgx.Batch{} // what goes with the CAS
 	switch {
-	case isolate:
+	case mode == writeIsolate:
 		m := s.mapRecords(p.recs)
 		if m.err != nil {
 			return m.err
@@ -345,6 +401,20 @@ func (s *Store) commitTx(ctx context.Context, pool *pgxpool.Pool, p *prepared, e
 				&connector.RecordError{Origin: r.rec.Origin, Stage: "sink " + s.cfg.Table, Err: r.err})
 		}
 		dlq = deadLetters(p.dlq, append(m.rejected, rejected...), dlqErr)
+	case mode == writeCopy:
+		if err := conn.Conn().PgConn().Exec(ctx, begin).Close(); err != nil {
+			return classify("begin", err, false)
+		}
+		chunks, done := s.mapAhead(p.recs)
+		defer done()
+		rejected, mapErr, err := s.copyRowsDirect(ctx, conn.Conn().PgConn(), chunks)
+		if mapErr != nil {
+			return mapErr
+		}
+		if err != nil {
+			return classify("copy rows", err, false)
+		}
+		dlq = deadLetters(p.dlq, rejected, dlqErr)
 	case len(p.recs) >= s.CopyThreshold:
 		m := s.mapRecords(p.recs)
 		if m.err != nil {
