@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -72,11 +73,11 @@ func (s *Store) commitWatched(ctx context.Context, offsetsKey string, moves []mo
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil && !errors.Is(err, redis.Nil) || failed(cmds) != nil {
 			if refused(cmds) {
 				return errSlowPath // WRONGTYPE (offsets hash, counter) or NOPERM
 			}
-			return classify("commit", err) // nothing was written
+			return classify("commit", cmp.Or(failed(cmds), err)) // nothing was written
 		}
 		stored := cmds[0].(*redis.SliceCmd).Val()
 		for i, m := range moves {
@@ -99,7 +100,7 @@ func (s *Store) commitWatched(ctx context.Context, offsetsKey string, moves []mo
 		if s.beforeExec != nil {
 			s.beforeExec()
 		}
-		cmds, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			s.plan.queueWrites(ctx, p, ops)
 			pipeState(ctx, p, state)
 			pairs := make([]any, 0, 2*len(moves))
@@ -129,6 +130,17 @@ func (s *Store) commitWatched(ctx context.Context, offsetsKey string, moves []mo
 		return errSlowPath
 	}
 	return classify("commit", err)
+}
+
+// failed returns the first error of cmds other than a nil reply (GET of
+// an absent counter): a command refused, or the connection lost.
+func failed(cmds []redis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
 
 // refused reports whether a command of cmds got an error reply from the
