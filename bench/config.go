@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -62,8 +63,10 @@ func (c connectdConfig) render() string {
 	if c.Tasks > 1 {
 		w("    tasks: %d", c.Tasks)
 	}
+	// derived unless the scenario measures another mode: the origin is
+	// then the event ID, written once (see Scenario.EventID).
 	w("    event_id:")
-	w("      from: derived")
+	w("      from: %s", cmp.Or(c.Scenario.EventID, "derived"))
 	w("    source:")
 	w("      type: kafka")
 	topics := make([]string, len(c.InputTopics))

@@ -114,7 +114,7 @@ func (r *Runner) crashRun(ctx context.Context, sink Sink, g string) (cr CrashRes
 	began := time.Now()
 	produced := make(chan *liveProducer, 1)
 	go func() {
-		produced <- r.kafka.produceAt(ctx, in, r.o.CrashRate, r.o.CrashDuration, s.RecordSize, 0)
+		produced <- r.kafka.produceAt(ctx, in, r.o.CrashRate, r.o.CrashDuration, s.RecordSize, 0, s.Input().EventIDHeader)
 	}()
 	var lp *liveProducer
 	tick := time.NewTicker(r.o.CrashEvery)

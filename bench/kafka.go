@@ -62,6 +62,18 @@ func payloadTime(v []byte) (time.Time, bool) {
 	return time.UnixMicro(us), true
 }
 
+// eventIDHeaderKey is the header connectd reads event IDs from by default
+// (event_id.from: header).
+const eventIDHeaderKey = "event-id"
+
+// eventIDHeader is record i's event-id header in topic: "<topic>-<i>",
+// unique across the harness's topics, and about as long as a UUID (36
+// bytes), a typical producer-assigned ID.
+func eventIDHeader(topic string, i int64) []kgo.RecordHeader {
+	v := strconv.AppendInt(append(append(make([]byte, 0, len(topic)+21), topic...), '-'), i, 10)
+	return []kgo.RecordHeader{{Key: eventIDHeaderKey, Value: v}}
+}
+
 // recordKey spreads records over 1000 keys, so the default partitioners
 // of every system spread their output over all partitions.
 func recordKey(i int64) []byte { return []byte("k-" + strconv.FormatInt(i%1000, 10)) }
@@ -183,15 +195,19 @@ func (k *kafkaEnv) deleteGroup(ctx context.Context, group string) {
 	_, _ = k.adm.DeleteGroups(ctx, group)
 }
 
-// preload writes n records of size bytes to topic, spread round-robin over
-// its partitions, and waits until all are acknowledged.
-func (k *kafkaEnv) preload(ctx context.Context, topic string, n int64, size int) error {
+// preload writes n records of in's size to topic, spread round-robin over
+// its partitions, each with an event-id header if in says so, and waits
+// until all are acknowledged.
+func (k *kafkaEnv) preload(ctx context.Context, topic string, n int64, in Input) error {
 	var firstErr error
 	done := make(chan struct{}, 1)
 	var buf []byte
 	for i := range n {
-		buf = appendPayload(buf[:0], i, size, time.Now())
+		buf = appendPayload(buf[:0], i, in.RecordSize, time.Now())
 		r := &kgo.Record{Topic: topic, Key: recordKey(i), Value: append([]byte(nil), buf...)}
+		if in.EventIDHeader {
+			r.Headers = eventIDHeader(topic, i)
+		}
 		k.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil && firstErr == nil {
 				firstErr = err

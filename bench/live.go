@@ -28,8 +28,9 @@ type liveProducer struct {
 }
 
 // produceAt produces rate records/s to topic for d and waits until all are
-// acknowledged; seq numbers continue from first.
-func (k *kafkaEnv) produceAt(ctx context.Context, topic string, rate int, d time.Duration, size int, first int64) *liveProducer {
+// acknowledged; seq numbers continue from first. With hdr every record
+// carries an event-id header (Input.EventIDHeader).
+func (k *kafkaEnv) produceAt(ctx context.Context, topic string, rate int, d time.Duration, size int, first int64, hdr bool) *liveProducer {
 	lp := &liveProducer{}
 	const tick = 10 * time.Millisecond
 	start := time.Now()
@@ -46,6 +47,9 @@ func (k *kafkaEnv) produceAt(ctx context.Context, topic string, rate int, d time
 			ts := time.Now()
 			buf = appendPayload(buf[:0], first+i, size, ts)
 			r := &kgo.Record{Topic: topic, Key: recordKey(first + i), Value: append([]byte(nil), buf...)}
+			if hdr {
+				r.Headers = eventIDHeader(topic, first+i)
+			}
 			k.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 				lp.mu.Lock()
 				defer lp.mu.Unlock()

@@ -34,11 +34,19 @@ func buildStreamsPeer(ctx context.Context, dir, logPath string) (string, error) 
 }
 
 // streamsArgv runs the Kafka Streams copy app with the scenario's commit
-// interval and one stream thread (one transactional producer, like one
-// connectd connector).
-func streamsArgv(classpath string, brokers []string, in, out, appID string, commit time.Duration) []string {
+// interval. Tuned (the peer of issue 17's targets): one stream thread per
+// core (0: the app asks the JVM) and the producer batching and compression
+// every other Kafka writer of the benchmark has (snappy, 1 MB batches,
+// linger 10 ms: franz-go's defaults, which connectd and the bare loop use).
+// defaults: one stream thread (one transactional producer, like one
+// connectd connector) and Kafka Streams' client defaults.
+func streamsArgv(classpath string, brokers []string, in, out, appID string, commit time.Duration, defaults bool) []string {
+	threads, setup := "0", "tuned"
+	if defaults {
+		threads, setup = "1", "defaults"
+	}
 	return []string{"java", jvmHeap, "-cp", classpath, "io.connectd.bench.StreamsCopy",
-		strings.Join(brokers, ","), in, out, appID, strconv.FormatInt(commit.Milliseconds(), 10), "1"}
+		strings.Join(brokers, ","), in, out, appID, strconv.FormatInt(commit.Milliseconds(), 10), threads, setup}
 }
 
 // streamsWindowArgv runs the windowed Kafka Streams app on one input topic

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/connectd/connectd/config"
 )
 
 // Options configure a benchmark run.
@@ -200,7 +198,7 @@ func (r *Runner) Preload(ctx context.Context) error {
 			return err
 		}
 		r.inputs[in] = topic
-		if err := r.kafka.preload(ctx, topic, r.o.Records, in.RecordSize); err != nil {
+		if err := r.kafka.preload(ctx, topic, r.o.Records, in); err != nil {
 			return fmt.Errorf("pre-loading %s: %w", topic, err)
 		}
 		r.logf("pre-loaded %s: %d records of %s in %s", topic, r.o.Records, fmtSize(in.RecordSize), time.Since(start).Round(time.Millisecond))
@@ -328,7 +326,7 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 			return fail(err)
 		}
 	case SinkPostgres:
-		if s.System == Bare {
+		if s.System == Bare || s.System == BareCopy {
 			if err := r.pg.createUpsertTable(ctx, n.table); err != nil {
 				return fail(err)
 			}
@@ -450,16 +448,9 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 			return nil, err
 		}
 		return c, nil
-	case Bare:
-		bc := BaselineConfig{
-			Sink: string(s.Sink), Brokers: strings.Join(r.o.Brokers, ","), Topic: topics, Group: n.group,
-			CommitInterval: s.CommitInterval, MaxBatch: config.DefaultBatchMaxRecords, OutputTopic: n.out,
-			Table: n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
-		}
-		if r.pg != nil {
-			bc.DSN = r.pg.dsn
-		}
-		return startChild("bare "+string(s.Sink), logPath, nil, append([]string{r.o.Self, "baseline"}, bc.args()...)...)
+	case Bare, BareCopy:
+		bc := r.baselineConfig(s, n, topics)
+		return startChild(string(s.System)+" "+string(s.Sink), logPath, nil, append([]string{r.o.Self, "baseline"}, bc.args()...)...)
 	case TMC:
 		in, _, _ := strings.Cut(topics, ",") // it reads one topic; it has no latency phase
 		return startChild("TransactionalMessageCopier", logPath, nil,
@@ -470,7 +461,7 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 				streamsWindowArgv(r.streamWinCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval, r.streamsStateDir(n), r.o.StreamsWindowEmit)...)
 		}
 		return startChild("Kafka Streams", logPath, nil,
-			streamsArgv(r.streamCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval)...)
+			streamsArgv(r.streamCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval, s.StreamsDefaults)...)
 	}
 	return nil, fmt.Errorf("unknown system %q", s.System)
 }
@@ -557,7 +548,7 @@ func (r *Runner) latencyPhase(ctx context.Context, s Scenario, n names, front fu
 			}
 		}()
 	}
-	lp := r.kafka.produceAt(ctx, n.live, r.o.LatencyRate, latencyWarmUp+r.o.LatencyDuration, s.RecordSize, r.o.Records)
+	lp := r.kafka.produceAt(ctx, n.live, r.o.LatencyRate, latencyWarmUp+r.o.LatencyDuration, s.RecordSize, r.o.Records, s.Input().EventIDHeader)
 	acked := int64(len(lp.recs))
 	measured := lp.since(since)
 

@@ -58,10 +58,21 @@ type Scenario struct {
 	// BatchMaxRecords, when above 0, is written as batch.max.records;
 	// 0 leaves connectd's default.
 	BatchMaxRecords int `json:",omitempty"`
+	// StreamsDefaults runs the Kafka Streams copy peer as a user would
+	// start it (one stream thread, client defaults) instead of tuned for
+	// throughput (streamsArgv): a second row, not the peer of the targets.
+	StreamsDefaults bool `json:",omitempty"`
+	// EventID is connectd's event_id.from; "" is derived, the harness's
+	// usual mode (the origin is the event ID, written once). With header
+	// (connectd's shipped default) the scenario reads an input whose every
+	// record carries an event-id header (Input.EventIDHeader).
+	EventID string `json:",omitempty"`
 }
 
 // Name is a short, unique, human-readable label, e.g.
-// "connectd kafka EO 100ms 100B 12p", "... 12p window" for a windowed one.
+// "connectd kafka EO 100ms 100B 12p", "... 12p window" for a windowed one,
+// "... 12p hdr" for event IDs from the header, "streams ... 12p defaults"
+// for the untuned Kafka Streams peer.
 func (s Scenario) Name() string {
 	g := map[string]string{AtLeastOnce: "ALO", ExactlyOnce: "EO"}[s.Guarantee]
 	batching := fmtInterval(s.CommitInterval)
@@ -78,8 +89,21 @@ func (s Scenario) Name() string {
 	if s.Bounded {
 		name += " bounded"
 	}
+	if s.StreamsDefaults {
+		name += " defaults"
+	}
+	switch s.EventID {
+	case "":
+	case EventIDHeader:
+		name += " hdr"
+	default:
+		name += " id-" + s.EventID
+	}
 	return name
 }
+
+// EventIDHeader is connectd's event_id.from reading the event-id header.
+const EventIDHeader = "header"
 
 // fmtRecords writes a record count short: 10k, 1M, 2500.
 func fmtRecords(n int) string {
@@ -104,13 +128,24 @@ func (s Scenario) slug() string {
 // topic, since its live phase appends to it (see window.go).
 type Input struct {
 	RecordSize, Partitions int
+	// EventIDHeader gives every record an event-id header, for scenarios
+	// reading event IDs from it. Its own topic: every other scenario reads
+	// records without headers, as before, so a copying system's output
+	// does not grow by a header only connectd's header mode needs.
+	EventIDHeader bool
 }
 
-func (s Scenario) Input() Input { return Input{s.RecordSize, s.Partitions} }
+func (s Scenario) Input() Input {
+	return Input{RecordSize: s.RecordSize, Partitions: s.Partitions, EventIDHeader: s.EventID == EventIDHeader}
+}
 
 // Topic names the input topic for n records.
 func (in Input) Topic(n int64) string {
-	return fmt.Sprintf("bench-in-%s-%dp-%d", strings.ToLower(fmtSize(in.RecordSize)), in.Partitions, n)
+	t := fmt.Sprintf("bench-in-%s-%dp-%d", strings.ToLower(fmtSize(in.RecordSize)), in.Partitions, n)
+	if in.EventIDHeader {
+		t += "-hdr"
+	}
+	return t
 }
 
 func fmtInterval(d time.Duration) string {
@@ -138,8 +173,9 @@ type Matrix struct {
 
 // DefaultMatrix is what `make bench` runs on a 2-core machine in about a
 // quarter of an hour: every sink and guarantee at 100 ms, 100 B, 12
-// partitions with its bare baseline, the peers, and the commit-interval
-// sweep for Kafka → Kafka (the interval is where exactly-once pays).
+// partitions with its bare baseline, the peers, the commit-interval sweep
+// for Kafka → Kafka (the interval is where exactly-once pays), and Kafka →
+// Kafka with event IDs from the header.
 func DefaultMatrix() []Scenario {
 	var out []Scenario
 	for _, sink := range []Sink{SinkKafka, SinkPostgres, SinkRedis} {
@@ -147,6 +183,12 @@ func DefaultMatrix() []Scenario {
 	}
 	for _, iv := range []time.Duration{10 * time.Millisecond, time.Second} {
 		out = append(out, scenarios(SinkKafka, iv, 100, 12, false, false)...)
+	}
+	// The shipped event-ID mode (the event-id header) for the Kafka pair
+	// and its bare loop, on an input with that header.
+	for _, s := range scenarios(SinkKafka, 100*time.Millisecond, 100, 12, true, false) {
+		s.EventID = EventIDHeader
+		out = append(out, s)
 	}
 	return out
 }
@@ -228,16 +270,22 @@ func (s Scenario) streamingPartner() Scenario {
 }
 
 // scenarios returns connectd at both guarantees, optionally with the bare
-// baseline and the two Kafka peers, for one point of the matrix.
+// baseline and the Kafka peers (Kafka Streams tuned and with defaults,
+// TransactionalMessageCopier), for one point of the matrix.
 func scenarios(sink Sink, iv time.Duration, size, parts int, baseline, peers bool) []Scenario {
 	base := Scenario{Sink: sink, CommitInterval: iv, RecordSize: size, Partitions: parts}
 	with := func(sys System, g string) Scenario { s := base; s.System, s.Guarantee = sys, g; return s }
 	out := []Scenario{with(Connectd, AtLeastOnce), with(Connectd, ExactlyOnce)}
 	if baseline {
 		out = append(out, with(Bare, AtLeastOnce))
+		if sink == SinkPostgres { // its COPY path too (baseline.go)
+			out = append(out, with(BareCopy, AtLeastOnce))
+		}
 	}
 	if peers {
-		out = append(out, with(Streams, ExactlyOnce), with(TMC, ExactlyOnce))
+		untuned := with(Streams, ExactlyOnce)
+		untuned.StreamsDefaults = true
+		out = append(out, with(Streams, ExactlyOnce), untuned, with(TMC, ExactlyOnce))
 	}
 	return out
 }
