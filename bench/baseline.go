@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/config"
@@ -221,7 +222,7 @@ func runWorker(ctx context.Context, c BaselineConfig) error {
 			return err
 		}
 		// Everything polled is written: its offsets are safe to commit.
-		if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+		if err := commitRetrying(ctx, cl); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("commit offsets: %w", err)
 		}
 	}
@@ -370,4 +371,23 @@ func redisWriter(rc *redis.Client, prefix string, conns, depth int) batchWriter 
 		wg.Wait()
 		return errors.Join(errs...)
 	}
+}
+
+// commitRetrying commits the polled offsets, trying again on a retriable
+// error as any real consumer would: the group coordinator can answer
+// UNKNOWN_TOPIC_OR_PARTITION for a topic created a moment before (the
+// harness's live topic), which killed whole bare rounds.
+func commitRetrying(ctx context.Context, cl *kgo.Client) error {
+	var err error
+	for try := 0; try < 20; try++ {
+		if err = cl.CommitUncommittedOffsets(ctx); err == nil || !kerr.IsRetriable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
 }
