@@ -104,3 +104,38 @@ func TestCommitFastPath(t *testing.T) {
 		t.Fatalf("checkpoint after a refused commit: %q", v)
 	}
 }
+
+// A batch whose commit would WATCH more than maxWatchedKeys keys (an apply
+// counter per record here) goes to the script without a WATCH: WATCH is
+// quadratic in its keys on the server, and 10,000 of them blocked a shared
+// server for half a second a commit.
+func TestCommitManyWatchedKeysUsesScript(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartRedisServer(t, "always")
+	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true, TestApplyCounter: true}, "")
+	c := s.Client()
+	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
+		t.Fatal(err)
+	}
+	before := calls(t, c)
+	if err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, 0, maxWatchedKeys), nil, connector.Checkpoint{tp0: maxWatchedKeys}); err != nil {
+		t.Fatal(err)
+	}
+	after := calls(t, c)
+	if after["watch"] != before["watch"] || after["exec"] != before["exec"] || after["evalsha"] != before["evalsha"]+1 {
+		t.Fatalf("large commit: watch %d→%d, exec %d→%d, evalsha %d→%d: want the script alone",
+			before["watch"], after["watch"], before["exec"], after["exec"], before["evalsha"], after["evalsha"])
+	}
+	if cp, ids, err := s.Snapshot(ctx, "g"); err != nil || cp[tp0] != maxWatchedKeys || len(ids) != maxWatchedKeys {
+		t.Fatalf("snapshot after the large commit: %v, %d entries, %v", cp, len(ids), err)
+	}
+	// A small batch of the same store still takes the fast path.
+	before = calls(t, c)
+	if err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, maxWatchedKeys, 10), connector.Checkpoint{tp0: maxWatchedKeys}, connector.Checkpoint{tp0: maxWatchedKeys + 10}); err != nil {
+		t.Fatal(err)
+	}
+	after = calls(t, c)
+	if after["exec"] != before["exec"]+1 || after["evalsha"] != before["evalsha"] {
+		t.Fatalf("small commit: exec %d→%d, evalsha %d→%d: want the fast path", before["exec"], after["exec"], before["evalsha"], after["evalsha"])
+	}
+}
