@@ -192,7 +192,13 @@ func (r *Runner) Preload(ctx context.Context) error {
 		if _, ok := r.inputs[in]; ok || s.Windowed {
 			continue
 		}
-		topic := in.Topic(r.o.Records)
+		// The harness's process ID in the name, as in every per-run
+		// name (names): two harnesses on one broker each delete and
+		// recreate their inputs, and with a shared name one's pre-load
+		// or Close removed the topic under the other's runs (Kafka
+		// Streams: "Missing source topics", connectd and the bare loop:
+		// nothing to fetch, UNKNOWN_TOPIC_OR_PARTITION commits).
+		topic := fmt.Sprintf("%s-%d", in.Topic(r.o.Records), os.Getpid()%10000)
 		start := time.Now()
 		if err := r.kafka.createTopic(ctx, topic, in.Partitions); err != nil {
 			return err
