@@ -86,8 +86,9 @@ public final class StreamsCopy {
             }
             System.out.println("StreamsCopy: extra properties " + extra);
         }
-        System.out.printf("StreamsCopy: %s, %d stream threads, commit.interval.ms %s, producer %s%n",
-                setup, threads, args[4], producer);
+        // The effective values: BENCH_STREAMS_PROPS may have overridden any.
+        System.out.printf("StreamsCopy: %s, %s stream threads, commit.interval.ms %s, producer %s%n",
+                setup, props.get(StreamsConfig.NUM_STREAM_THREADS_CONFIG), props.get(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG), producer);
 
         StreamsBuilder builder = new StreamsBuilder();
         builder.stream(Arrays.asList(args[1].split(",")), Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()))
