@@ -36,12 +36,7 @@ func calls(t *testing.T, c *redis.Client) map[string]int {
 // way.
 func TestCommitFastPath(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.StartRedisServer(t, "always")
-	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true, TestApplyCounter: true}, "")
-	c := s.Client()
-	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
-		t.Fatal(err)
-	}
+	srv, s, c := claimedOnOwnServer(t)
 	before := calls(t, c)
 	if err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, 0, 10), nil, connector.Checkpoint{tp0: 10}); err != nil {
 		t.Fatal(err)
@@ -111,12 +106,7 @@ func TestCommitFastPath(t *testing.T) {
 // server for half a second a commit.
 func TestCommitManyWatchedKeysUsesScript(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.StartRedisServer(t, "always")
-	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true, TestApplyCounter: true}, "")
-	c := s.Client()
-	if _, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0}); err != nil {
-		t.Fatal(err)
-	}
+	_, s, c := claimedOnOwnServer(t)
 	before := calls(t, c)
 	if err := s.Commit(ctx, "g", gensAt(1, tp0), makeRecs(tp0, 0, maxWatchedKeys), nil, connector.Checkpoint{tp0: maxWatchedKeys}); err != nil {
 		t.Fatal(err)
@@ -138,4 +128,17 @@ func TestCommitManyWatchedKeysUsesScript(t *testing.T) {
 	if after["exec"] != before["exec"]+1 || after["evalsha"] != before["evalsha"] {
 		t.Fatalf("small commit: exec %d→%d, evalsha %d→%d: want the fast path", before["exec"], after["exec"], before["evalsha"], after["evalsha"])
 	}
+}
+
+// claimedOnOwnServer starts a private appendfsync-always server (its INFO
+// commandstats count only this test's commands) and returns a store on it,
+// with the audit log and apply counters, that has claimed tp0 in group g.
+func claimedOnOwnServer(t *testing.T) (*testenv.RedisServer, *Store, *redis.Client) {
+	t.Helper()
+	srv := testenv.StartRedisServer(t, "always")
+	s := newStore(t, Config{Addr: srv.Addr(), AuditLog: true, TestApplyCounter: true}, "")
+	if _, err := s.Claim(context.Background(), "g", []connector.TopicPartition{tp0}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, s, s.Client()
 }
