@@ -281,6 +281,8 @@ func copyTargets(results []Result, aggs []Aggregate, micro []MicroResult) []Targ
 		ratio("Kafka→PostgreSQL exactly_once / at_least_once", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(Connectd, SinkPostgres, AtLeastOnce), 0.8),
 		ratio("Kafka→PostgreSQL exactly_once / bare pgx unnest upsert", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(Bare, SinkPostgres, AtLeastOnce), 0.8),
 		ratio("Kafka→PostgreSQL exactly_once / bare pgx COPY + INSERT … SELECT upsert", "≥ 0.8", pt(Connectd, SinkPostgres, ExactlyOnce), pt(BareCopy, SinkPostgres, AtLeastOnce), 0.8),
+		// Records/s of input: the fan-out writes each to both legs.
+		ratio("two-phase Kafka+PostgreSQL / Kafka→PostgreSQL exactly_once", "≥ 0.9", pt(Connectd, SinkTwoPhase, ExactlyOnce), pt(Connectd, SinkPostgres, ExactlyOnce), 0.9),
 		ratio("Kafka→Redis exactly_once / bare pipelined SET", "≥ 0.8", pt(Connectd, SinkRedis, ExactlyOnce), pt(Bare, SinkRedis, AtLeastOnce), 0.8),
 		ratio("Kafka→Redis at_least_once / exactly_once, 1 KB", "≥ 1.0", kb(pt(Connectd, SinkRedis, AtLeastOnce)), kb(pt(Connectd, SinkRedis, ExactlyOnce)), 1.0),
 	}

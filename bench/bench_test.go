@@ -203,6 +203,7 @@ func TestMatrices(t *testing.T) {
 		"connectd kafka EO 100ms 100B 12p", "connectd kafka ALO 100ms 100B 12p", "bare kafka ALO 100ms 100B 12p",
 		"streams kafka EO 100ms 100B 12p", "streams kafka EO 100ms 100B 12p defaults", "tmc kafka EO 100ms 100B 12p",
 		"connectd postgres EO 100ms 100B 12p", "bare postgres ALO 100ms 100B 12p", "bare-copy postgres ALO 100ms 100B 12p",
+		"connectd twophase EO 100ms 100B 12p", "connectd twophase ALO 100ms 100B 12p",
 		"connectd redis EO 100ms 100B 12p", "bare redis ALO 100ms 100B 12p",
 		"connectd kafka EO 10ms 100B 12p", "connectd kafka ALO 1s 100B 12p",
 		"connectd kafka EO 100ms 100B 12p hdr", "connectd kafka ALO 100ms 100B 12p hdr", "bare kafka ALO 100ms 100B 12p hdr",
@@ -211,8 +212,8 @@ func TestMatrices(t *testing.T) {
 			t.Errorf("default matrix lacks %q", want)
 		}
 	}
-	if len(def) != 20 {
-		t.Errorf("default matrix has %d scenarios, want 20", len(def))
+	if len(def) != 22 {
+		t.Errorf("default matrix has %d scenarios, want 22", len(def))
 	}
 	// 3 sinks × 3 intervals × 2 sizes × 2 partition counts, each with
 	// connectd ×2 and bare; Kafka also with its three peer rows,
@@ -242,7 +243,7 @@ func TestInterleave(t *testing.T) {
 // TestConfigsValidate checks that every config the harness generates is
 // one connectd accepts.
 func TestConfigsValidate(t *testing.T) {
-	for _, sink := range []Sink{SinkKafka, SinkPostgres, SinkRedis} {
+	for _, sink := range []Sink{SinkKafka, SinkPostgres, SinkRedis, SinkTwoPhase} {
 		for _, g := range []string{AtLeastOnce, ExactlyOnce} {
 			for _, crash := range []bool{false, true} {
 				c := connectdConfig{
@@ -261,6 +262,46 @@ func TestConfigsValidate(t *testing.T) {
 					t.Fatalf("%s %s crash=%v:\n%s\n%v", sink, g, crash, text, err)
 				}
 			}
+		}
+	}
+}
+
+// TestTwoPhaseConfig checks that the two-phase scenario is a fan-out of
+// exactly the Kafka and PostgreSQL sinks the single-sink scenarios write
+// (so the target compares the commit protocol, not the sinks' settings),
+// committed by two-phase commit when exactly_once only.
+func TestTwoPhaseConfig(t *testing.T) {
+	decode := func(sink Sink, g string) *pipeline.Spec {
+		t.Helper()
+		c := connectdConfig{
+			Scenario:    Scenario{System: Connectd, Sink: sink, Guarantee: g, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12},
+			AdminListen: "127.0.0.1:18083", Brokers: []string{"127.0.0.1:9192"},
+			InputTopics: []string{"bench-in"}, Group: "bench-g", OutputTopic: "bench-out-x-1234-1",
+			PGDSN: "postgres://u:p@127.0.0.1:5432/connectd_bench?sslmode=disable", Table: "public.bench_x_1234_1",
+		}
+		cfg, err := config.Parse("gen.yaml", []byte(c.render()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := pipeline.Decode(cfg.Connectors[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
+	}
+	for _, g := range []string{ExactlyOnce, AtLeastOnce} {
+		two := decode(SinkTwoPhase, g)
+		if len(two.Fanout) != 2 || two.Fanout[0].Kafka == nil || two.Fanout[1].Postgres == nil {
+			t.Fatalf("%s: fan-out %+v, want a kafka and a postgres sink", g, two.Fanout)
+		}
+		if k := decode(SinkKafka, g); !reflect.DeepEqual(*two.Fanout[0].Kafka, k.KafkaSink) {
+			t.Errorf("%s: Kafka leg %+v, the Kafka scenario's sink %+v", g, *two.Fanout[0].Kafka, k.KafkaSink)
+		}
+		if p := decode(SinkPostgres, g); !reflect.DeepEqual(two.Fanout[1].Postgres, p.Postgres) {
+			t.Errorf("%s: PostgreSQL leg %+v, the PostgreSQL scenario's sink %+v", g, two.Fanout[1].Postgres, p.Postgres)
+		}
+		if pg := two.Sink(1); pg.TwoPhase != (g == ExactlyOnce) {
+			t.Errorf("%s: PostgreSQL leg TwoPhase = %v", g, pg.TwoPhase)
 		}
 	}
 }
@@ -326,6 +367,7 @@ func TestTargetsAndReport(t *testing.T) {
 		"Kafka→PostgreSQL exactly_once / at_least_once":                          "met",        // 0.85
 		"Kafka→PostgreSQL exactly_once / bare pgx unnest upsert":                 "**missed**", // 0.77
 		"Kafka→PostgreSQL exactly_once / bare pgx COPY + INSERT … SELECT upsert": "**missed**", // 0.77
+		"two-phase Kafka+PostgreSQL / Kafka→PostgreSQL exactly_once":             "met",        // 1.0
 		"Kafka→Redis exactly_once / bare pipelined SET":                          "**missed**", // 0.77
 		"Kafka→Redis at_least_once / exactly_once, 1 KB":                         "—",          // no 1 KB run
 		"identity transform chain: allocations per record":                       "met",

@@ -19,7 +19,8 @@ type connectdConfig struct {
 	Group       string
 	// Kafka sink.
 	OutputTopic string
-	// PostgreSQL sink.
+	// PostgreSQL sink (and the two-phase fan-out's PostgreSQL leg, whose
+	// Kafka leg is OutputTopic).
 	PGDSN, Table string
 	// Redis sink.
 	RedisAddr, KeyPrefix string
@@ -82,6 +83,17 @@ func (c connectdConfig) render() string {
 	if c.Window {
 		b.WriteString(windowStage)
 	}
+	if c.Scenario.Sink == SinkTwoPhase {
+		// The same two sinks as the Kafka and PostgreSQL scenarios, as
+		// list items (configs/kafka-to-kafka-and-postgres.yaml): a
+		// two-phase run differs from those only by the fan-out.
+		w("    sinks:")
+		w("      - type: kafka")
+		w("        topic: %q", c.OutputTopic)
+		w("      - type: postgres")
+		c.postgresSink(w, "        ")
+		return b.String()
+	}
 	w("    sink:")
 	switch c.Scenario.Sink {
 	case SinkKafka:
@@ -89,17 +101,7 @@ func (c connectdConfig) render() string {
 		w("      topic: %q", c.OutputTopic)
 	case SinkPostgres:
 		w("      type: postgres")
-		w("      dsn: %q", c.PGDSN)
-		w("      table: %q", c.Table)
-		w("      auto_create: true")
-		w("      columns:")
-		w("        payload: value")
-		if c.Crash {
-			w("        src_topic: topic")
-			w("        src_partition: partition")
-			w("        src_offset: offset")
-			w("      test_apply_counter: true")
-		}
+		c.postgresSink(w, "      ")
 	case SinkRedis:
 		w("      type: redis")
 		w("      addr: %q", c.RedisAddr)
@@ -111,4 +113,21 @@ func (c connectdConfig) render() string {
 		}
 	}
 	return b.String()
+}
+
+// postgresSink writes the PostgreSQL sink's keys after its type, each line
+// indented by ind: the table connectd creates, the value as payload (the
+// bare baselines' shape), and for crash runs what verify needs.
+func (c connectdConfig) postgresSink(w func(string, ...any), ind string) {
+	w(ind+"dsn: %q", c.PGDSN)
+	w(ind+"table: %q", c.Table)
+	w(ind + "auto_create: true")
+	w(ind + "columns:")
+	w(ind + "  payload: value")
+	if c.Crash {
+		w(ind + "  src_topic: topic")
+		w(ind + "  src_partition: partition")
+		w(ind + "  src_offset: offset")
+		w(ind + "test_apply_counter: true")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/connectd/connectd/txn"
 )
 
 // Options configure a benchmark run.
@@ -138,7 +141,7 @@ func NewRunner(ctx context.Context, o Options) (*Runner, error) {
 	if o.Crash {
 		needs[SinkPostgres], needs[SinkRedis] = true, true
 	}
-	if needs[SinkPostgres] {
+	if needs[SinkPostgres] || needs[SinkTwoPhase] {
 		if r.pg, err = newPGEnv(ctx, o.PGDSN); err != nil {
 			return nil, err
 		}
@@ -237,10 +240,13 @@ func (r *Runner) names(label string) names {
 // is visible in the sink: the sink's own checkpoint where connectd keeps it
 // there (exactly_once into PostgreSQL or Redis), the group's committed
 // offsets otherwise (Kafka transactions commit them with the output; the
-// at-least-once loops commit them right after the write).
+// at-least-once loops commit them right after the write), for the
+// two-phase fan-out confirmed in PostgreSQL too (twoPhaseFrontier).
 func (r *Runner) frontier(s Scenario, n names) func(ctx context.Context, topic string) (map[int32]int64, error) {
 	if s.System == Connectd && s.Guarantee == ExactlyOnce {
 		switch s.Sink {
+		case SinkTwoPhase:
+			return r.twoPhaseFrontier(n.group)
 		case SinkPostgres:
 			return func(ctx context.Context, topic string) (map[int32]int64, error) {
 				return r.pg.checkpoint(ctx, n.group, topic)
@@ -253,6 +259,36 @@ func (r *Runner) frontier(s Scenario, n names) func(ctx context.Context, topic s
 	}
 	return func(ctx context.Context, topic string) (map[int32]int64, error) {
 		return r.kafka.groupFrontier(ctx, n.group, topic)
+	}
+}
+
+// twoPhaseFrontier is the exactly_once fan-out's frontier: records
+// visible in both its legs. The group's offsets commit in the Kafka
+// transaction with the output topic's records and the decision record
+// (the commit point), so they are the Kafka leg's frontier. The PostgreSQL
+// leg keeps no checkpoint: its rows were prepared before that commit and
+// become visible at COMMIT PREPARED right after it. So offsets read before
+// a moment when no prepared transaction of the connector is left are
+// visible in PostgreSQL too (every batch they cover had been committed
+// there); while one is left, the last frontier so confirmed is returned.
+// Drained therefore means: the Kafka checkpoint covers the input and
+// PostgreSQL holds no batch in doubt.
+func (r *Runner) twoPhaseFrontier(group string) func(ctx context.Context, topic string) (map[int32]int64, error) {
+	confirmed := map[string]map[int32]int64{}
+	prefix := txn.GIDPrefix(connectorName)
+	return func(ctx context.Context, topic string) (map[int32]int64, error) {
+		f, err := r.kafka.groupFrontier(ctx, group, topic)
+		if err != nil {
+			return nil, err
+		}
+		open, err := r.pg.inDoubt(ctx, prefix)
+		if err != nil {
+			return nil, err
+		}
+		if open == 0 {
+			confirmed[topic] = f
+		}
+		return maps.Clone(confirmed[topic]), nil
 	}
 }
 
@@ -327,7 +363,7 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 		return fail(err)
 	}
 	switch s.Sink {
-	case SinkKafka:
+	case SinkKafka, SinkTwoPhase: // the two-phase fan-out's Kafka leg; connectd creates its table
 		if err := r.kafka.createTopic(ctx, n.out, s.Partitions); err != nil {
 			return fail(err)
 		}
@@ -609,6 +645,13 @@ func (r *Runner) countOutput(ctx context.Context, s Scenario, n names, want int6
 		return r.pg.count(ctx, n.table)
 	case SinkRedis:
 		return r.redis.countKeys(ctx, n.prefix+"bench-*")
+	case SinkTwoPhase: // every record is in both legs: the smaller count
+		k, err := countOutput(ctx, r.o.Brokers, n.out, want, 5*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		p, err := r.pg.count(ctx, n.table)
+		return min(k, p), err
 	}
 	return 0, nil
 }
@@ -623,6 +666,11 @@ func (r *Runner) cleanup(s Scenario, n names) {
 	case SinkPostgres:
 		r.pg.dropTables(ctx, n.table, n.table+"_dlq")
 		r.pg.forgetGroup(ctx, n.group)
+	case SinkTwoPhase:
+		// connectd is stopped: a batch a failed run left prepared is
+		// nobody's now, and its locks would hold up DROP TABLE.
+		r.pg.rollbackPrepared(ctx, txn.GIDPrefix(connectorName))
+		r.pg.dropTables(ctx, n.table, n.table+"_dlq")
 	case SinkRedis:
 		r.redis.deletePrefix(ctx, n.prefix)
 	}

@@ -30,6 +30,12 @@ const (
 	SinkKafka    Sink = "kafka"
 	SinkPostgres Sink = "postgres"
 	SinkRedis    Sink = "redis"
+	// SinkTwoPhase is issue 6's fan-out: every record to a Kafka topic
+	// AND a PostgreSQL table (a connector with `sinks:`), exactly_once by
+	// two-phase commit (PREPARE TRANSACTION, the Kafka transaction with
+	// its decision record, COMMIT PREPARED), at_least_once each sink in
+	// turn. Its rate counts input records, each written twice.
+	SinkTwoPhase Sink = "twophase"
 )
 
 // Guarantees, as connectd's config spells them.
@@ -173,14 +179,16 @@ type Matrix struct {
 
 // DefaultMatrix is what `make bench` runs on a 2-core machine in about a
 // quarter of an hour: every sink and guarantee at 100 ms, 100 B, 12
-// partitions with its bare baseline, the peers, the commit-interval sweep
-// for Kafka → Kafka (the interval is where exactly-once pays), and Kafka →
-// Kafka with event IDs from the header.
+// partitions with its bare baseline, the peers, the two-phase Kafka +
+// PostgreSQL fan-out (connectd only: no bare loop or peer does it), the
+// commit-interval sweep for Kafka → Kafka (the interval is where
+// exactly-once pays), and Kafka → Kafka with event IDs from the header.
 func DefaultMatrix() []Scenario {
 	var out []Scenario
 	for _, sink := range []Sink{SinkKafka, SinkPostgres, SinkRedis} {
 		out = append(out, scenarios(sink, 100*time.Millisecond, 100, 12, true, sink == SinkKafka)...)
 	}
+	out = append(out, scenarios(SinkTwoPhase, 100*time.Millisecond, 100, 12, false, false)...)
 	for _, iv := range []time.Duration{10 * time.Millisecond, time.Second} {
 		out = append(out, scenarios(SinkKafka, iv, 100, 12, false, false)...)
 	}

@@ -121,6 +121,33 @@ func (p *pgEnv) forgetGroup(ctx context.Context, group string) {
 	_, _ = p.conn.Exec(ctx, "DELETE FROM "+pgOffsetsTable+" WHERE group_id = $1", group)
 }
 
+// inDoubt counts the prepared transactions (PREPARE TRANSACTION, phase
+// one of a two-phase commit) in the bench database whose gid starts with
+// prefix: rows written but not visible yet.
+func (p *pgEnv) inDoubt(ctx context.Context, prefix string) (int, error) {
+	var n int
+	err := p.conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)", prefix).Scan(&n)
+	return n, err
+}
+
+// rollbackPrepared rolls back the prepared transactions in the bench
+// database whose gid starts with prefix. A run that failed with one left
+// would otherwise hold its locks on the run's table, and DROP TABLE would
+// wait for them.
+func (p *pgEnv) rollbackPrepared(ctx context.Context, prefix string) {
+	rows, err := p.conn.Query(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)", prefix)
+	if err != nil {
+		return
+	}
+	gids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return
+	}
+	for _, gid := range gids {
+		_, _ = p.conn.Exec(ctx, "ROLLBACK PREPARED '"+strings.ReplaceAll(gid, "'", "''")+"'")
+	}
+}
+
 type redisEnv struct{ cl *redis.Client }
 
 func newRedisEnv(ctx context.Context, addr string) (*redisEnv, error) {
