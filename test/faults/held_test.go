@@ -33,7 +33,7 @@ func heldKill() step {
 		for _, p := range r.e.kproxy {
 			p.Set(Fault{Match: pidOf(in), Blackhole: true})
 		}
-		held := r.waitHeld(in, time.Minute)
+		held := r.waitHeld(in, heldWait)
 		r.scrape(in)
 		in.kill()
 		for _, p := range r.e.kproxy {
@@ -43,6 +43,11 @@ func heldKill() step {
 		return fmt.Sprintf("SIGKILL %s@%s with %s written and not committed", in.letter(), when, strings.Join(held, ", "))
 	}, dupsIn(writesStoreOnly, whyHeldKafka)}
 }
+
+// heldWait bounds waitHeld. Past the session timeout (6s in the matrix)
+// the cut-off instance is out of its groups and owns nothing, so a
+// connector not held by then never will be.
+const heldWait = 15 * time.Second
 
 // waitHeld waits until every at_least_once PostgreSQL and Redis connector
 // of r has output in its store beyond its group's committed offsets on a

@@ -75,6 +75,7 @@ type producer struct {
 	uncertain int // events of transactions whose commit outcome was not known
 	txns      int
 	topUps    int // live transactions written at once to keep the backlog
+	burstLeft int // events still to write at once for burst, whatever the lag
 	err       error
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -139,7 +140,9 @@ func (p *producer) run(ctx context.Context) {
 				return
 			}
 			size = liveTxn
-			if fastest, slowest := p.lag(); fastest < p.lowWater && slowest < p.maxLag {
+			if p.takeBurst() {
+				size = backlogTxn
+			} else if fastest, slowest := p.lag(); fastest < p.lowWater && slowest < p.maxLag {
 				// Topping up: as fast as the producer goes, in backlog-sized
 				// transactions.
 				size = backlogTxn
@@ -278,6 +281,28 @@ func (p *producer) originOf(id string) (connector.Origin, bool) {
 
 // stream opens the live stream.
 func (p *producer) stream() { close(p.go_) }
+
+// burst asks the live stream for n more events at once, in backlog-sized
+// transactions, whatever the connectors' lag: work a fault is about to
+// meet (loadUp).
+func (p *producer) burst(n int) {
+	p.mu.Lock()
+	p.burstLeft += n
+	p.mu.Unlock()
+}
+
+// takeBurst reports whether the next transaction belongs to a burst, and
+// counts it as one.
+func (p *producer) takeBurst() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.burstLeft <= 0 {
+		return false
+	}
+	p.burstLeft -= backlogTxn
+	p.topUps++
+	return true
+}
 
 // finish ends the live stream.
 func (p *producer) finish() { close(p.enough) }
