@@ -3,10 +3,12 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,23 +309,49 @@ func StartKafkaContainers(t testing.TB, n int, opts ...ContainerOption) *KafkaCo
 	return kc
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. Another process
-// could take one before the container binds it; that is unlikely enough on a
-// test machine and shows up as a clear bind error.
+// freePorts returns n distinct free TCP ports on 127.0.0.1, chosen below
+// the kernel's ephemeral range. A port the kernel hands out for port 0 is
+// in that range, and so is the local port of every outgoing connection: in
+// the time between closing the probe and Docker binding the port, one of
+// the hundreds of client connections a test run opens took it (bind:
+// address already in use, seen in a fault-matrix run beside a benchmark).
+// Below the range only an explicit bind can take a port, so the window is
+// left to other tests picking the same way, at random among some 12,000
+// ports.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	lns := make([]net.Listener, n)
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
+	lo, hi := 20000, ephemeralLow()
+	ports := make([]int, 0, n)
+	lns := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
 		}
-		lns[i] = ln
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-	}
-	for _, ln := range lns {
-		ln.Close()
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no free port in 127.0.0.1:%d-%d after 1000 tries", lo, hi-1)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo))))
+		if err != nil {
+			continue // taken
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 when it cannot be read), at least 21000.
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	return max(low, 21000)
 }
