@@ -1,0 +1,204 @@
+package txn
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// memoryWriter is a SinkWriter that keeps every batch it was given.
+type memoryWriter struct {
+	mu      sync.Mutex
+	batches [][]*connector.Record
+}
+
+func (w *memoryWriter) WriteBatch(_ context.Context, recs []*connector.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.batches = append(w.batches, append([]*connector.Record(nil), recs...))
+	return nil
+}
+
+func (w *memoryWriter) Close() {}
+
+func (w *memoryWriter) written() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.batches)
+}
+
+// TestSinkAtLeastOnceOffsets drives SinkAtLeastOnce on kfake: a batch is
+// written, then its offsets are committed before Commit returns; an offset
+// commit the coordinator refuses fails that Commit as abortable after the
+// write (the at-least-once window: the batch is written again), the
+// offsets stay where they were, and Recover rewinds the consumer to them,
+// so nothing is lost; Close leaves the last batch's offsets in the group.
+func TestSinkAtLeastOnceOffsets(t *testing.T) {
+	const topic, group = "in", "g"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
+	prod, err := kgo.NewClient(seeds, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range 40 {
+		if err := prod.ProduceSync(context.Background(), &kgo.Record{Partition: int32(i % 2), Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(prod)
+	committed := func() map[int32]int64 {
+		t.Helper()
+		offs, err := adm.FetchOffsets(context.Background(), group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]int64{}
+		offs.Each(func(o kadm.OffsetResponse) { out[o.Partition] = o.At })
+		return out
+	}
+
+	// refuse makes the coordinator answer the next offset commit with
+	// ILLEGAL_GENERATION on every partition, as after a rebalance that
+	// moved them.
+	var refuse atomic.Bool
+	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.CompareAndSwap(true, false) {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.OffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.IllegalGeneration.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	w := &memoryWriter{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := NewSinkAtLeastOnce([]kgo.Opt{seeds, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit()}, w, log)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// batch polls until it has n records and returns them with the
+	// checkpoint past them.
+	cp := connector.Checkpoint{}
+	batch := func(n int) []*connector.Record {
+		t.Helper()
+		var recs []*connector.Record
+		for len(recs) < n {
+			fs := s.Client().PollRecords(ctx, n-len(recs))
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				o := connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+				recs = append(recs, &connector.Record{Value: r.Value, Origin: o})
+				cp.Advance(o)
+			})
+		}
+		return recs
+	}
+	commit := func(recs []*connector.Record) error {
+		t.Helper()
+		if err := s.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		return s.Commit(ctx, cp)
+	}
+
+	// A commit that succeeds: the offsets are in the group on return.
+	if err := commit(batch(10)); err != nil {
+		t.Fatal(err)
+	}
+	first := map[int32]int64{}
+	for tp, next := range cp {
+		first[tp.Partition] = next
+	}
+	if got := committed(); !equalOffsets(got, first) {
+		t.Fatalf("committed %v after the first Commit, want %v", got, first)
+	}
+	// Refused: the write happened, the Commit fails as abortable, and the
+	// offsets did not move.
+	refuse.Store(true)
+	if err := commit(batch(10)); err == nil {
+		t.Fatal("a Commit whose offset commit was refused succeeded")
+	} else if ce, ok := err.(*connector.CommitError); !ok || ce.Kind != connector.Abortable {
+		t.Fatalf("a Commit whose offset commit was refused: %v, want an abortable CommitError", err)
+	}
+	if got := w.written(); got != 2 {
+		t.Fatalf("%d batches written, want 2", got)
+	}
+	if got := committed(); !equalOffsets(got, first) {
+		t.Fatalf("committed %v after the refusal, want the first batch's %v", got, first)
+	}
+
+	// Recover rewinds to the coordinator's offsets: the second batch's
+	// records are read again (at-least-once); the last batch's offsets are
+	// in the group after Close.
+	if err := s.Recover(ctx, io.ErrUnexpectedEOF); err != nil {
+		t.Fatal(err)
+	}
+	cp = connector.Checkpoint{}
+	recs := batch(30)
+	for _, r := range recs[:1] {
+		if want := first[r.Origin.Partition]; r.Origin.Offset != want {
+			t.Fatalf("after Recover the first record read is %v, want partition %d's committed offset %d", r.Origin, r.Origin.Partition, want)
+		}
+	}
+	if err := commit(recs); err != nil {
+		t.Fatal(err)
+	}
+	last := map[int32]int64{}
+	for tp, next := range cp {
+		last[tp.Partition] = next
+	}
+	s.Close()
+	if got := committed(); !equalOffsets(got, last) {
+		t.Fatalf("committed %v after Close, want the last batch's %v", got, last)
+	}
+}
+
+func equalOffsets(a, b map[int32]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, o := range a {
+		if b[p] != o {
+			return false
+		}
+	}
+	return true
+}
