@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,7 +148,7 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 	for tp, next := range cp {
 		first[tp.Partition] = next
 	}
-	if got := committed(); !equalOffsets(got, first) {
+	if got := committed(); !maps.Equal(got, first) {
 		t.Fatalf("committed %v after the first Commit, want %v", got, first)
 	}
 	// Refused: the write happened, the Commit fails as abortable, and the
@@ -161,7 +162,7 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 	if got := w.written(); got != 2 {
 		t.Fatalf("%d batches written, want 2", got)
 	}
-	if got := committed(); !equalOffsets(got, first) {
+	if got := committed(); !maps.Equal(got, first) {
 		t.Fatalf("committed %v after the refusal, want the first batch's %v", got, first)
 	}
 
@@ -186,19 +187,8 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 		last[tp.Partition] = next
 	}
 	s.Close()
-	if got := committed(); !equalOffsets(got, last) {
+	if got := committed(); !maps.Equal(got, last) {
 		t.Fatalf("committed %v after Close, want the last batch's %v", got, last)
 	}
 }
 
-func equalOffsets(a, b map[int32]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for p, o := range a {
-		if b[p] != o {
-			return false
-		}
-	}
-	return true
-}
