@@ -191,4 +191,3 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 		t.Fatalf("committed %v after Close, want the last batch's %v", got, last)
 	}
 }
-
