@@ -390,7 +390,7 @@ func TestTargetsAndReport(t *testing.T) {
 	rep := &Report{
 		Date: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), CmdLine: "go run ./bench/cmd/connectd-bench",
 		Machine: Machine{NProc: 2, CPU: "AMD EPYC"}, Versions: Versions{Commit: "abc123"},
-		Options: Options{Records: 200000, Rounds: 2, CrashEvery: 4 * time.Second},
+		Options: Options{Records: 200000, Rounds: 2, CrashEvery: 4 * time.Second, Brokers: []string{"a:1", "b:2", "c:3"}, ReplicationFactor: 3},
 		Results: fakeResults(), Aggs: aggs, Targets: targets, Micro: micro,
 		Crashes: []CrashResult{
 			{Sink: SinkKafka, Guarantee: AtLeastOnce, Kills: 5, Produced: 100000, Verify: VerifyReport{Expected: 100000, Actual: 100541, Duplicates: 541}},

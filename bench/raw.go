@@ -36,6 +36,10 @@ type rawOptions struct {
 	WindowCloseEvery                   time.Duration `json:",omitempty"`
 	CrashRate                          int
 	CrashDuration, CrashEvery          time.Duration
+	// The cluster and task count, which the report's header states.
+	Brokers           []string `json:",omitempty"`
+	ReplicationFactor int      `json:",omitempty"`
+	Tasks             int      `json:",omitempty"`
 }
 
 func (rep *Report) raw() rawReport {
@@ -43,7 +47,8 @@ func (rep *Report) raw() rawReport {
 	return rawReport{
 		Date: rep.Date, CmdLine: rep.CmdLine, Machine: rep.Machine, Versions: rep.Versions, LoadAtEnd: rep.LoadAtEnd,
 		Options: rawOptions{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
-			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery},
+			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery,
+			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks},
 		Results: rep.Results, Crashes: rep.Crashes, Micro: rep.Micro, MicroCmd: rep.MicroCmd, Profiles: rep.Profiles, Notes: rep.Notes,
 	}
 }
@@ -54,7 +59,8 @@ func fromRaw(r rawReport) *Report {
 	rep := &Report{
 		Date: r.Date, CmdLine: r.CmdLine, Machine: r.Machine, Versions: r.Versions, LoadAtEnd: r.LoadAtEnd,
 		Options: Options{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
-			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery},
+			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery,
+			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks},
 		Results: r.Results, Crashes: r.Crashes, Micro: r.Micro, MicroCmd: r.MicroCmd, Profiles: r.Profiles, Notes: r.Notes,
 	}
 	if rep.Profiles == nil {
