@@ -2,8 +2,6 @@ package faults
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -64,24 +62,12 @@ func (r *run) loadUp(in *instance, want func(*conn) bool) {
 
 // scrapeLags sums connectd_consumer_lag_records per connector on in.
 func scrapeLags(in *instance) (map[string]int, error) {
-	admin := in.Admin()
-	if admin == "" {
-		return nil, fmt.Errorf("instance %s has no admin address", in.ID())
-	}
-	resp, err := scrapeClient.Get(admin + "/metrics")
+	body, err := metricsText(in)
 	if err != nil {
 		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	lags := map[string]int{}
-	for line := range strings.SplitSeq(string(body), "\n") {
+	for line := range strings.SplitSeq(body, "\n") {
 		if !strings.HasPrefix(line, "connectd_consumer_lag_records{") {
 			continue
 		}

@@ -400,20 +400,12 @@ func (r *run) scrapeAll() {
 // error: the process may be frozen, partitioned from nothing but dying,
 // or gone; its previous scrape stands.
 func (r *run) scrape(in *instance) {
-	admin := in.Admin()
-	if admin == "" {
-		return
-	}
-	resp, err := scrapeClient.Get(admin + "/metrics")
+	body, err := metricsText(in)
 	if err != nil {
 		return
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return
-	}
-	c, err := ParseCounters(string(body))
+	admin := in.Admin()
+	c, err := ParseCounters(body)
 	if err != nil {
 		r.t.Errorf("instance %s: %v", in.ID(), err)
 		return
@@ -424,6 +416,27 @@ func (r *run) scrape(in *instance) {
 			r.scrapeStage(admin, c)
 		}
 	}
+}
+
+// metricsText is in's /metrics page.
+func metricsText(in *instance) (string, error) {
+	admin := in.Admin()
+	if admin == "" {
+		return "", fmt.Errorf("instance %s has no admin address", in.ID())
+	}
+	resp, err := scrapeClient.Get(admin + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	return string(body), nil
 }
 
 // scrapeStage reads the window stage counters of c from its status in
