@@ -3,9 +3,11 @@ package faults
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/test/testenv"
 )
@@ -215,6 +218,78 @@ func (e *env) startNode(i int) {
 		e.t.Fatalf("start kafka node %d: %v", i+1, err)
 	}
 	e.waitReplicated(3 * time.Minute)
+	e.waitReachable(i, time.Minute)
+}
+
+// waitReachable waits until broker i answers an ApiVersions request sent
+// to it alone through its proxy, as the host's clients reach it. Full
+// replication does not show this: the brokers replicate over the Docker
+// network, and a restarted broker leads nothing until the next preferred
+// leader election, so connectd can drain without it. A CI run's verify then
+// found it unreachable minutes after its restart (connections closed at
+// once, as Docker's port proxy does while nothing listens behind it); on a
+// timeout the container's state and last log lines say why.
+func (e *env) waitReachable(i int, within time.Duration) {
+	e.t.Helper()
+	var last error
+	ok := poll(within, 500*time.Millisecond, func() bool {
+		last = e.ping(i)
+		return last == nil
+	})
+	if !ok {
+		e.t.Fatalf("kafka node %d not reachable through %s within %v after its restart: %v\n%s", i+1, e.brokers[i], within, last, e.nodeReport(i))
+	}
+}
+
+// brokerHealth says, for each broker, whether it answers through its proxy,
+// with the container report of each that does not: for a failure that may
+// be the environment's.
+func (e *env) brokerHealth() string {
+	var b strings.Builder
+	for i := range e.kafka.Nodes {
+		err := e.ping(i)
+		if err == nil {
+			fmt.Fprintf(&b, "kafka node %d (%s): answers\n", i+1, e.brokers[i])
+			continue
+		}
+		fmt.Fprintf(&b, "kafka node %d (%s): %v\n%s\n", i+1, e.brokers[i], err, e.nodeReport(i))
+	}
+	return b.String()
+}
+
+// ping sends broker i alone an ApiVersions request through its proxy.
+func (e *env) ping(i int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers[i]), kgo.RequestRetries(0))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := ctxFor(5 * time.Second)
+	defer cancel()
+	_, err = cl.Request(ctx, kmsg.NewPtrApiVersionsRequest())
+	return err
+}
+
+// nodeReport is broker i's container state and last log lines.
+func (e *env) nodeReport(i int) string {
+	ctx, cancel := ctxFor(10 * time.Second)
+	defer cancel()
+	var b strings.Builder
+	if res, err := e.docker.ContainerInspect(ctx, e.nodeID(i), client.ContainerInspectOptions{}); err != nil {
+		fmt.Fprintf(&b, "inspect: %v\n", err)
+	} else if st := res.Container.State; st != nil {
+		fmt.Fprintf(&b, "state: %s, running %v, exit code %d, OOM-killed %v, started %s\n", st.Status, st.Running, st.ExitCode, st.OOMKilled, st.StartedAt)
+	}
+	rc, err := e.kafka.Nodes[i].Logs(ctx)
+	if err != nil {
+		fmt.Fprintf(&b, "logs: %v\n", err)
+		return b.String()
+	}
+	defer rc.Close()
+	data, _ := io.ReadAll(rc)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	b.WriteString(strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	return b.String()
 }
 
 func (e *env) waitStopped(id, what string) {

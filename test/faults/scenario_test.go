@@ -145,6 +145,19 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	r.runID = sc.id + fmt.Sprintf("%04x", r.rng.IntN(1<<16))
 	t.Logf("scenario %s (%s): run %s, seed %d, backlog %d events", sc.id, sc.name, r.runID, seed, events)
 
+	// The env is shared: a broker an earlier scenario left unreachable
+	// would fail this one for a reason of its own, so say so here.
+	if !poll(time.Minute, 500*time.Millisecond, func() bool {
+		for i := range e.kafka.Nodes {
+			if e.ping(i) != nil {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("a broker does not answer at the start of the scenario:\n%s", e.brokerHealth())
+	}
+
 	// Fresh topics, groups, tables and key prefixes: the env is shared.
 	r.in = "in-" + r.runID
 	e.createTopics(6, r.in)

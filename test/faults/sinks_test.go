@@ -273,7 +273,7 @@ func (r *run) observe(c *conn, bounds map[connector.TopicPartition]Bound) Observ
 	// beyond the checkpoint is not a later batch's, it is unexpected.
 	rep, err := verify.Run(ctx, verify.Options{Spec: c.spec, Brokers: r.e.brokers, Stopped: true})
 	if err != nil {
-		r.t.Fatalf("verify %s: %v", c.name, err)
+		r.t.Fatalf("verify %s: %v\n%s", c.name, err, r.e.brokerHealth())
 	}
 	o.Report = rep
 	if o.Checkpoint, err = r.checkpoint(c); err != nil {
