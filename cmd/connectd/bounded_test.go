@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/connectd/connectd/test/e2e"
 )
 
@@ -70,9 +73,18 @@ func TestRunBoundedUntilEnd(t *testing.T) {
 	// Interrupted with records in flight, then finished.
 	const total = 150_000
 	e2e.Produce(t, c, "in", 4000, total)
+	// The signal must land with records in flight however fast the run
+	// is (it read all 146,000 within the status poll's 100 ms on a quiet
+	// machine): after the run's first fetch, every fetch is held until
+	// the signal was sent.
+	held, release := holdFetchesAfterFirst(c)
 	p := startRun(t, path, "--until", "end", "--output", "json")
 	waitRecordsIn(t, p.adminURL(t), "copy", 1)
 	p.signal(t, syscall.SIGINT)
+	if held() == 0 {
+		t.Fatal("no fetch was held: the run may have read everything before the signal")
+	}
+	release()
 	if code := p.wait(t, time.Minute); code != exitInterrupted {
 		t.Fatalf("interrupted run: exit %d, want %d", code, exitInterrupted)
 	}
@@ -217,5 +229,31 @@ func TestRunBoundedWindows(t *testing.T) {
 			t.Fatalf("input up to %d: verify %s, want all %d windows emitted, none late", upTo, rep, windows(upTo))
 		}
 		t.Logf("input up to %d: %d records in; verify %s", upTo, sum.Connectors[0].RecordsIn, rep)
+	}
+}
+
+// holdFetchesAfterFirst makes c answer the first Fetch request from now on
+// and hold every later one until release is called. held counts the
+// requests that were held. Other requests are answered meanwhile: franz-go
+// fetches on connections of their own, and kfake's SleepControl yields to
+// other connections.
+func holdFetchesAfterFirst(c *kfake.Cluster) (held func() int32, release func()) {
+	var seen, holds atomic.Int32
+	var releasing atomic.Bool
+	gate := make(chan struct{})
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if seen.Add(1) > 1 && !releasing.Load() {
+			holds.Add(1)
+			c.SleepControl(func() { <-gate })
+		}
+		return nil, nil, false
+	})
+	var once sync.Once
+	return holds.Load, func() {
+		once.Do(func() {
+			releasing.Store(true)
+			close(gate)
+		})
 	}
 }
