@@ -17,17 +17,6 @@ import (
 	"github.com/connectd/connectd/window"
 )
 
-// Dead-letter headers use Kafka Connect's names so tools that read a Connect
-// DLQ read ours.
-const (
-	HeaderDLQTopic     = "__connect.errors.topic"
-	HeaderDLQPartition = "__connect.errors.partition"
-	HeaderDLQOffset    = "__connect.errors.offset"
-	HeaderDLQConnector = "__connect.errors.connector.name"
-	HeaderDLQStage     = "__connect.errors.stage"
-	HeaderDLQMessage   = "__connect.errors.exception.message"
-)
-
 // Processor derives event IDs and runs the transform chain. A record that
 // fails either step goes to the dead-letter topic when tolerance is "all"
 // (as one more record of the same batch, so with exactly_once it commits or
@@ -92,7 +81,7 @@ func (p *Processor) Process(in []*connector.Record) ([]*connector.Record, error)
 }
 
 // deadLetter returns the record to write to the dead-letter topic: the input
-// unchanged, with Kafka Connect's error headers. Its event ID is the input's
+// unchanged, with Kafka Connect's error headers (connector.HeaderDLQ*). Its event ID is the input's
 // (or the derived origin ID when the input's could not be derived), so a
 // replayed batch writes the same DLQ record again, idempotently.
 func (p *Processor) deadLetter(r *connector.Record, id, stage string, cause error) *connector.Record {
@@ -102,12 +91,12 @@ func (p *Processor) deadLetter(r *connector.Record, id, stage string, cause erro
 	d.Topic = p.dlqTopic
 	msg := (&connector.RecordError{Origin: r.Origin, Stage: stage, Err: cause}).Error()
 	d.Headers = append(d.Headers,
-		connector.Header{Key: HeaderDLQTopic, Value: []byte(r.Origin.Topic)},
-		connector.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(int(r.Origin.Partition)))},
-		connector.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(r.Origin.Offset, 10))},
-		connector.Header{Key: HeaderDLQConnector, Value: []byte(p.connector)},
-		connector.Header{Key: HeaderDLQStage, Value: []byte(stage)},
-		connector.Header{Key: HeaderDLQMessage, Value: []byte(msg)},
+		connector.Header{Key: connector.HeaderDLQTopic, Value: []byte(r.Origin.Topic)},
+		connector.Header{Key: connector.HeaderDLQPartition, Value: []byte(strconv.Itoa(int(r.Origin.Partition)))},
+		connector.Header{Key: connector.HeaderDLQOffset, Value: []byte(strconv.FormatInt(r.Origin.Offset, 10))},
+		connector.Header{Key: connector.HeaderDLQConnector, Value: []byte(p.connector)},
+		connector.Header{Key: connector.HeaderDLQStage, Value: []byte(stage)},
+		connector.Header{Key: connector.HeaderDLQMessage, Value: []byte(msg)},
 	)
 	return d
 }

@@ -219,27 +219,27 @@ func TestProcessDeadLetters(t *testing.T) {
 				t.Errorf("dead letter %q/%q from %s, want the input %q/k from %s", d.Key, d.Value, d.Origin, inputValue, tt.in.Origin)
 			}
 			wantHeaders := map[string]string{
-				HeaderDLQTopic:     "in",
-				HeaderDLQPartition: "2",
-				HeaderDLQOffset:    fmt.Sprint(tt.in.Origin.Offset),
-				HeaderDLQConnector: "c",
-				HeaderDLQStage:     tt.wantStage,
+				connector.HeaderDLQTopic:     "in",
+				connector.HeaderDLQPartition: "2",
+				connector.HeaderDLQOffset:    fmt.Sprint(tt.in.Origin.Offset),
+				connector.HeaderDLQConnector: "c",
+				connector.HeaderDLQStage:     tt.wantStage,
 			}
 			for k, want := range wantHeaders {
 				if got := header(d, k); got != want {
 					t.Errorf("header %s = %q, want %q", k, got, want)
 				}
 			}
-			msg := header(d, HeaderDLQMessage)
+			msg := header(d, connector.HeaderDLQMessage)
 			if !strings.Contains(msg, tt.wantCause) || !strings.Contains(msg, tt.in.Origin.String()) {
-				t.Errorf("header %s = %q, want the cause %q and the origin", HeaderDLQMessage, msg, tt.wantCause)
+				t.Errorf("header %s = %q, want the cause %q and the origin", connector.HeaderDLQMessage, msg, tt.wantCause)
 			}
 			// The input keeps its own headers, and the dead letter copies
 			// them: the DLQ headers are added to the copy only.
 			if id, ok := tt.in.Header("event-id"); ok && header(d, "event-id") != string(id) {
 				t.Errorf("dead letter lost the event-id header")
 			}
-			if _, ok := tt.in.Header(HeaderDLQStage); ok {
+			if _, ok := tt.in.Header(connector.HeaderDLQStage); ok {
 				t.Error("the input record got the DLQ headers")
 			}
 			if p.DeadLettered() != 1 {
@@ -249,7 +249,7 @@ func TestProcessDeadLetters(t *testing.T) {
 			// Deterministic: the same input processed again yields the
 			// same dead letter (a replay after an abort).
 			again, err := p.Process([]*connector.Record{tt.in})
-			if err != nil || len(again) != 1 || again[0].EventID != d.EventID || header(again[0], HeaderDLQMessage) != msg {
+			if err != nil || len(again) != 1 || again[0].EventID != d.EventID || header(again[0], connector.HeaderDLQMessage) != msg {
 				t.Errorf("replay gave %v, %v; want the same dead letter", again, err)
 			}
 		})

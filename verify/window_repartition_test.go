@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/test/testenv"
@@ -310,11 +311,11 @@ func readDeadLetters(t *testing.T, c *kfake.Cluster, topic string, n int) map[st
 			var stage, reason, origin string
 			for _, h := range r.Headers {
 				switch h.Key {
-				case pipeline.HeaderDLQStage:
+				case connector.HeaderDLQStage:
 					stage = string(h.Value)
 				case pipeline.HeaderLateReason:
 					reason = string(h.Value)
-				case pipeline.HeaderDLQTopic:
+				case connector.HeaderDLQTopic:
 					origin = string(h.Value)
 				}
 			}

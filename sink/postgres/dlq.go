@@ -10,14 +10,6 @@ import (
 	"github.com/connectd/connectd/connector"
 )
 
-// Kafka Connect's dead-letter header names, which pipeline.Processor sets
-// on the records it dead-letters (pipeline imports this package, so they
-// are repeated here; a test checks they match).
-const (
-	headerDLQStage   = "__connect.errors.stage"
-	headerDLQMessage = "__connect.errors.exception.message"
-)
-
 // dlqColumns are the dead-letter table's columns, in insert order.
 var dlqColumns = []string{"event_id", "origin_topic", "origin_partition", "origin_offset", "error_stage", "error_message", "headers", "key", "value"}
 
@@ -58,10 +50,10 @@ func queueDLQ(b *pgx.Batch, sql string, recs []*connector.Record, sinkErr map[*c
 		if err, ok := sinkErr[r]; ok {
 			stages[i], msgs[i] = valid("sink"), valid(cleanText((&connector.RecordError{Origin: r.Origin, Stage: "sink", Err: err}).Error()))
 		} else {
-			if v, ok := r.Header(headerDLQStage); ok {
+			if v, ok := r.Header(connector.HeaderDLQStage); ok {
 				stages[i] = valid(cleanText(string(v)))
 			}
-			if v, ok := r.Header(headerDLQMessage); ok {
+			if v, ok := r.Header(connector.HeaderDLQMessage); ok {
 				msgs[i] = valid(cleanText(string(v)))
 			}
 		}

@@ -265,7 +265,7 @@ func TestDeadLetterRowsInTheSameTransaction(t *testing.T) {
 	}
 	batch := recs(p0, 0, 6)
 	batch[1].Topic = "dlq" // dead-lettered by the pipeline
-	batch[1].Headers = []connector.Header{{Key: headerDLQStage, Value: []byte("transform 0 (set)")}, {Key: headerDLQMessage, Value: []byte("boom")}}
+	batch[1].Headers = []connector.Header{{Key: connector.HeaderDLQStage, Value: []byte("transform 0 (set)")}, {Key: connector.HeaderDLQMessage, Value: []byte("boom")}}
 	batch[2].Value = []byte("not json") // the sink cannot map it
 	batch[3].Value = []byte(`{"amount":"x"}`)
 	gens := map[connector.TopicPartition]int64{p0: 1}

@@ -9,13 +9,6 @@ import (
 	"github.com/connectd/connectd/connector"
 )
 
-// Kafka Connect's error header names, added to a record the sink itself
-// dead-letters (its key or value could not be rendered).
-const (
-	headerDLQStage   = "__connect.errors.stage"
-	headerDLQMessage = "__connect.errors.exception.message"
-)
-
 // AuditTargetDLQ is the audit log target of dead-lettered records; data
 // records are logged under their structure (string, hash, stream).
 const AuditTargetDLQ = "dlq"
@@ -132,7 +125,7 @@ func (p *planner) dlqOp(r *connector.Record, cause string) op {
 		args = append(args, h.Key, h.Value)
 	}
 	if cause != "" {
-		args = append(args, headerDLQStage, "sink", headerDLQMessage, cause)
+		args = append(args, connector.HeaderDLQStage, "sink", connector.HeaderDLQMessage, cause)
 	}
 	o := op{kind: opDLQ, key: p.k.dlq, eventID: r.EventID, args: args}
 	if p.cfg.AuditLog {

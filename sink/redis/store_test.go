@@ -246,7 +246,7 @@ func TestStructuresAndDLQ(t *testing.T) {
 	if v := dlq[0].Values; v["event_id"] != "orders-0-1" || v["origin"] != "orders/0/1" || v["__connect.errors.exception.message"] != "boom" {
 		t.Fatalf("transform dead letter %+v", v)
 	}
-	if v := dlq[1].Values; v["event_id"] != "orders-0-2" || v[headerDLQStage] != "sink" || !strings.Contains(v[headerDLQMessage].(string), "orders/0/2") {
+	if v := dlq[1].Values; v["event_id"] != "orders-0-2" || v[connector.HeaderDLQStage] != "sink" || !strings.Contains(v[connector.HeaderDLQMessage].(string), "orders/0/2") {
 		t.Fatalf("sink dead letter %+v", v)
 	}
 	_, ids, err := s.Snapshot(ctx, "g")

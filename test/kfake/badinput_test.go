@@ -11,7 +11,6 @@ import (
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/daemon"
-	"github.com/connectd/connectd/pipeline"
 )
 
 const badInputYAML = `
@@ -93,8 +92,8 @@ func TestBadRecordGoesToDeadLetterQueue(t *testing.T) {
 	must(t, rep, "copy with a dead-lettered record")
 
 	headers := readOne(t, c, "dlq")
-	if headers[pipeline.HeaderDLQTopic] != bad.Topic || headers[pipeline.HeaderDLQOffset] == "" ||
-		!strings.Contains(headers[pipeline.HeaderDLQMessage], "not JSON") || headers["event-id"] != "in-bad" {
+	if headers[connector.HeaderDLQTopic] != bad.Topic || headers[connector.HeaderDLQOffset] == "" ||
+		!strings.Contains(headers[connector.HeaderDLQMessage], "not JSON") || headers["event-id"] != "in-bad" {
 		t.Fatalf("dead-letter record headers: %v", headers)
 	}
 }
