@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/jsonpath"
 )
 
 // Mode says where a record's event ID comes from.
@@ -40,7 +41,7 @@ const DefaultHeader = "event-id"
 type Deriver struct {
 	mode   Mode
 	header string
-	path   []string // ModeJSON: the field's dot path, split
+	path   jsonpath.Path // ModeJSON: the field's dot path
 }
 
 // NewDeriver returns a Deriver for mode, which is one of the Mode values; an
@@ -56,7 +57,7 @@ func NewDeriver(mode, header, field string) (*Deriver, error) {
 			d.header = DefaultHeader
 		}
 	case ModeJSON:
-		path, err := splitPath(field)
+		path, err := parseField(field)
 		if err != nil {
 			return nil, err
 		}

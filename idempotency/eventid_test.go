@@ -32,7 +32,7 @@ func TestNewDeriver(t *testing.T) {
 		{mode: "key", want: ModeKey},
 		{mode: "derived", want: ModeDerived},
 		{mode: "json", wantErr: "requires a field"},
-		{mode: "json", field: "order..id", wantErr: "empty path segment"},
+		{mode: "json", field: "order..id", wantErr: `event ID field: path "order..id" has an empty segment`},
 		{mode: "offset", wantErr: `mode "offset" unknown`},
 	}
 	for _, tt := range tests {
@@ -72,6 +72,8 @@ func TestDerive(t *testing.T) {
 		{name: "json integer", mode: "json", field: "id", rec: rec("", `{"id":12345678901234567890}`), want: "12345678901234567890"},
 		{name: "json number text kept", mode: "json", field: "id", rec: rec("", `{"id":1.50e3}`), want: "1.50e3"},
 		{name: "json negative", mode: "json", field: "id", rec: rec("", `{"id":-7}`), want: "-7"},
+		{name: "json array position", mode: "json", field: "items.1.id", rec: rec("", `{"items":[{"id":"a"},{"id":"b"}]}`), want: "b"},
+		{name: "json first duplicate key", mode: "json", field: "id", rec: rec("", `{"id":"a","id":"b"}`), want: "a"},
 		{name: "json not json", mode: "json", field: "id", rec: rec("", `id=1`), wantErr: `record orders/2/17: event ID field "id": value is not JSON`},
 		{name: "json not object", mode: "json", field: "id", rec: rec("", `[1]`), wantErr: `"id" missing: value is not a JSON object`},
 		{name: "json missing", mode: "json", field: "order.id", rec: rec("", `{"order":{}}`), wantErr: `record orders/2/17: event ID field "order.id" missing`},
@@ -80,7 +82,7 @@ func TestDerive(t *testing.T) {
 		{name: "json array", mode: "json", field: "id", rec: rec("", `{"id":[1]}`), wantErr: `"id" is an array`},
 		{name: "json null", mode: "json", field: "id", rec: rec("", `{"id":null}`), wantErr: `"id" is null`},
 		{name: "json bool", mode: "json", field: "id", rec: rec("", `{"id":true}`), wantErr: `"id" is a boolean`},
-		{name: "json empty string", mode: "json", field: "id", rec: rec("", `{"id":""}`), wantErr: `"id" empty`},
+		{name: "json empty string", mode: "json", field: "id", rec: rec("", `{"id":""}`), wantErr: `"id" is an empty string`},
 
 		{name: "key", mode: "key", rec: rec("customer-3", ""), want: "customer-3"},
 		{name: "key empty", mode: "key", rec: rec("", ""), wantErr: "record orders/2/17: event ID from key: key empty"},

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/jsonpath"
 )
 
 // Exprs is a list of record expressions that a stateful stage (package
@@ -50,7 +51,11 @@ func (x *Exprs) Add(field, source string) (int, error) {
 	}
 	var path []string
 	if valuePath.MatchString(source) {
-		path = strings.Split(strings.TrimSpace(source), ".")[1:]
+		p, err := jsonpath.Parse(strings.TrimPrefix(strings.TrimSpace(source), "value."))
+		if err != nil { // valuePath admits no empty segment
+			return 0, fieldErr(field, err)
+		}
+		path = p.Segments()
 	} else {
 		x.general = true
 	}

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/jsonpath"
 )
 
 // set, rename and drop edit fields of a JSON-object value. The output value is
@@ -69,7 +70,7 @@ type setConfig struct {
 }
 
 type setFields struct {
-	paths  []path // sorted, so fields are set in the same order every time
+	paths  []jsonpath.Path // sorted, so fields are set in the same order every time
 	values []any
 }
 
@@ -105,7 +106,7 @@ func (setFields) Name() string { return "set" }
 func (s setFields) Apply(in *connector.Record) ([]*connector.Record, error) {
 	return editValue(in, func(obj map[string]any) error {
 		for i, p := range s.paths {
-			if err := p.set(obj, deepCopy(s.values[i])); err != nil {
+			if err := p.Set(obj, deepCopy(s.values[i])); err != nil {
 				return err
 			}
 		}
@@ -118,7 +119,7 @@ type renameConfig struct {
 }
 
 type renameFields struct {
-	from, to []path // pairs, sorted by from
+	from, to []jsonpath.Path // pairs, sorted by from
 }
 
 func buildRename(decode func(any) error) (Transform, error) {
@@ -145,7 +146,7 @@ func buildRename(decode func(any) error) (Transform, error) {
 	}
 	r := renameFields{from: from}
 	for _, f := range from {
-		t, _ := parsePath(c.Fields[f.String()]) // already validated above
+		t, _ := jsonpath.Parse(c.Fields[f.String()]) // already validated above
 		r.to = append(r.to, t)
 	}
 	return r, nil
@@ -158,18 +159,18 @@ func (r renameFields) Apply(in *connector.Record) ([]*connector.Record, error) {
 		vals := make([]any, len(r.from))
 		found := make([]bool, len(r.from))
 		for i, f := range r.from {
-			vals[i], found[i] = f.get(obj)
+			vals[i], found[i] = f.Get(obj)
 		}
 		for i, f := range r.from {
 			if found[i] {
-				f.remove(obj)
+				f.Remove(obj)
 			}
 		}
 		for i, t := range r.to {
 			if !found[i] {
 				continue
 			}
-			if err := t.set(obj, vals[i]); err != nil {
+			if err := t.Set(obj, vals[i]); err != nil {
 				return err
 			}
 		}
@@ -181,7 +182,7 @@ type dropConfig struct {
 	Fields []string `yaml:"fields"`
 }
 
-type dropFields struct{ paths []path }
+type dropFields struct{ paths []jsonpath.Path }
 
 func buildDrop(decode func(any) error) (Transform, error) {
 	var c dropConfig
@@ -196,7 +197,7 @@ func buildDrop(decode func(any) error) (Transform, error) {
 	sort.Strings(fields)
 	d := dropFields{}
 	for _, f := range fields {
-		p, err := parsePath(f)
+		p, err := jsonpath.Parse(f)
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +211,7 @@ func (dropFields) Name() string { return "drop" }
 func (d dropFields) Apply(in *connector.Record) ([]*connector.Record, error) {
 	return editValue(in, func(obj map[string]any) error {
 		for _, p := range d.paths {
-			p.remove(obj)
+			p.Remove(obj)
 		}
 		return nil
 	})

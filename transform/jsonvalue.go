@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
-	"strings"
+
+	"github.com/connectd/connectd/jsonpath"
 )
 
 // Classified record errors, for errors.Is: both mean the record's value does
@@ -74,30 +76,14 @@ func jsonKind(v any) string {
 	}
 }
 
-// path is a field path such as a.b.c; there is no escaping, so field names
-// containing dots cannot be addressed.
-type path []string
-
-func parsePath(s string) (path, error) {
-	p := path(strings.Split(s, "."))
-	for _, seg := range p {
-		if seg == "" {
-			return nil, fmt.Errorf("field path %q has an empty segment", s)
-		}
-	}
-	return p, nil
-}
-
-func (p path) String() string { return strings.Join(p, ".") }
-
-// parsePaths parses and sorts paths, and rejects overlapping ones (a and
-// a.b): their result would depend on the order they are applied in.
-func parsePaths(ss []string) ([]path, error) {
+// parsePaths parses and sorts dot paths, and rejects overlapping ones (a
+// and a.b): their result would depend on the order they are applied in.
+func parsePaths(ss []string) ([]jsonpath.Path, error) {
 	ss = append([]string(nil), ss...)
 	sort.Strings(ss)
-	ps := make([]path, 0, len(ss))
+	ps := make([]jsonpath.Path, 0, len(ss))
 	for _, s := range ss {
-		p, err := parsePath(s)
+		p, err := jsonpath.Parse(s)
 		if err != nil {
 			return nil, err
 		}
@@ -111,63 +97,10 @@ func parsePaths(ss []string) ([]path, error) {
 	return ps, nil
 }
 
-func isPrefix(pre, p path) bool {
-	if len(pre) > len(p) {
-		return false
-	}
-	for i := range pre {
-		if pre[i] != p[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// get returns the value at p and whether it exists.
-func (p path) get(obj map[string]any) (any, bool) {
-	for _, seg := range p[:len(p)-1] {
-		next, ok := obj[seg].(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		obj = next
-	}
-	v, ok := obj[p[len(p)-1]]
-	return v, ok
-}
-
-// set stores v at p, creating missing intermediate objects. An intermediate
-// that exists but is not an object is an error rather than being replaced,
-// so data is never silently thrown away.
-func (p path) set(obj map[string]any, v any) error {
-	for i, seg := range p[:len(p)-1] {
-		next, exists := obj[seg]
-		if !exists || next == nil {
-			m := map[string]any{}
-			obj[seg] = m
-			obj = m
-			continue
-		}
-		m, ok := next.(map[string]any)
-		if !ok {
-			return fmt.Errorf("field %s is a %s, not an object", p[:i+1], jsonKind(next))
-		}
-		obj = m
-	}
-	obj[p[len(p)-1]] = v
-	return nil
-}
-
-// remove deletes the field at p; a missing field is not an error.
-func (p path) remove(obj map[string]any) {
-	for _, seg := range p[:len(p)-1] {
-		next, ok := obj[seg].(map[string]any)
-		if !ok {
-			return
-		}
-		obj = next
-	}
-	delete(obj, p[len(p)-1])
+// isPrefix reports whether pre's segments begin p's.
+func isPrefix(pre, p jsonpath.Path) bool {
+	a, b := pre.Segments(), p.Segments()
+	return len(a) <= len(b) && slices.Equal(a, b[:len(a)])
 }
 
 // literalJSON converts a value decoded from YAML config into the form

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/jsonpath"
 )
 
 // source is where a column's value comes from.
@@ -35,12 +36,9 @@ const (
 type column struct {
 	name string
 	src  source
-	arg  string   // header name
-	path []string // JSON path
-	// gpath is path as a gjson path, each segment escaped so that only
-	// the dots between segments are special.
-	gpath string
-	typ   string // SQL type: text, jsonb, bigint, numeric, boolean, timestamptz
+	arg  string        // header name
+	path jsonpath.Path // JSON path
+	typ  string        // SQL type: text, jsonb, bigint, numeric, boolean, timestamptz
 }
 
 // jsonTypes are the types a json: source may be cast to.
@@ -80,15 +78,11 @@ func parseColumn(name, spec string) (column, error) {
 			}
 			c.typ = typ
 		}
-		c.path = strings.Split(path, ".")
-		escaped := make([]string, len(c.path))
-		for i, seg := range c.path {
-			if seg == "" {
-				return c, fmt.Errorf("json: path %q has an empty segment (want json:a.b.c)", path)
-			}
-			escaped[i] = gjson.Escape(seg)
+		p, err := jsonpath.Parse(path)
+		if err != nil {
+			return c, fmt.Errorf("json: %v", err)
 		}
-		c.gpath = strings.Join(escaped, ".")
+		c.path = p
 	default:
 		return c, fmt.Errorf("unknown source %q (known: event_id, key, value, value_text, timestamp, topic, partition, offset, header:NAME, json:dot.path[::type])", spec)
 	}
@@ -119,12 +113,13 @@ type row []pgtype.Text
 
 // mapRecord returns r's column values, or why r cannot be written.
 //
-// JSON fields are read with gjson straight from the value's bytes, after
-// one validation of the whole value: decoding it into maps was most of the
-// sink's CPU time (see BenchmarkWrite), and a path lookup needs no tree.
+// JSON fields are read straight from the value's bytes (jsonpath's Lookup),
+// after one validation of the whole value for all of them: decoding it into
+// maps was most of the sink's CPU time (see BenchmarkWrite), and a path
+// lookup needs no tree.
 func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 	out := make(row, len(m.cols))
-	// value aliases r.Value without copying it: gjson's results and the
+	// value aliases r.Value without copying it: the JSON fields and the
 	// value column then point into the record's own bytes, which nothing
 	// modifies once the pipeline has produced the record (records are
 	// built fresh by the source and by transforms, never reused).
@@ -182,10 +177,11 @@ func (m *mapper) mapRecord(r *connector.Record) (row, error) {
 				if r.Value == nil {
 					what = "value is empty, not JSON"
 				}
-				err = fmt.Errorf("column %s: json:%s: %s", c.name, strings.Join(c.path, "."), what)
+				err = fmt.Errorf("column %s: json:%s: %s", c.name, c.path, what)
 				break
 			}
-			v, err = jsonField(c, gjson.Get(value, c.gpath))
+			raw, found := c.path.Lookup(value)
+			v, err = jsonField(c, raw, found)
 		}
 		if err != nil {
 			return nil, err
@@ -222,25 +218,24 @@ func noNUL(c column, s string) (pgtype.Text, error) {
 	return valid(s), nil
 }
 
-// jsonField converts the value found at c's path. A missing path (a
-// segment absent, or a scalar on the way) and JSON null are NULL; a value
+// jsonField converts raw, the JSON text found at c's path. A missing path
+// (a segment absent, or a scalar on the way) and JSON null are NULL; a value
 // that does not fit the column's type is an error. Segments index objects by
 // key and arrays by position (json:items.0.sku). With duplicate keys the
 // first wins.
-func jsonField(c column, res gjson.Result) (pgtype.Text, error) {
-	if !res.Exists() || res.Type == gjson.Null {
+func jsonField(c column, raw string, found bool) (pgtype.Text, error) {
+	if !found || raw == "null" {
 		return pgtype.Text{}, nil
 	}
-	raw := res.Raw
 	bad := func(want string) error {
-		return fmt.Errorf("column %s: json:%s is %s, want %s", c.name, strings.Join(c.path, "."), abbreviate([]byte(raw)), want)
+		return fmt.Errorf("column %s: json:%s is %s, want %s", c.name, c.path, abbreviate([]byte(raw)), want)
 	}
 	switch c.typ {
 	case "jsonb":
 		return noNUL(c, raw)
 	case "text":
-		if res.Type == gjson.String {
-			return textString(c, res.Str)
+		if raw[0] == '"' {
+			return textString(c, jsonString(raw))
 		}
 		return textString(c, raw)
 	case "bigint":
@@ -249,17 +244,27 @@ func jsonField(c column, res gjson.Result) (pgtype.Text, error) {
 		}
 		return valid(raw), nil
 	case "numeric":
-		if res.Type != gjson.Number {
+		if c := raw[0]; c != '-' && (c < '0' || c > '9') {
 			return pgtype.Text{}, bad("a number")
 		}
 		return valid(raw), nil
 	case "boolean":
-		if res.Type != gjson.True && res.Type != gjson.False {
+		if raw != "true" && raw != "false" {
 			return pgtype.Text{}, bad("true or false")
 		}
 		return valid(raw), nil
 	}
 	return pgtype.Text{}, fmt.Errorf("column %s: unsupported type %s", c.name, c.typ)
+}
+
+// jsonString is the text of the JSON string raw. Without escapes that is
+// raw unquoted, sharing its memory; with them gjson decodes it, leaving
+// invalid UTF-8 as it is so that textString rejects it.
+func jsonString(raw string) string {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	return gjson.Parse(raw).Str
 }
 
 // abbreviate shortens a JSON value for an error message.

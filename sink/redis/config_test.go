@@ -98,10 +98,11 @@ func TestKeyTemplateRender(t *testing.T) {
 		{"user:{json:user.id}", "user:42", ""},
 		{"name:{json:user.name}:{json:ok}", "name:ann:true", ""},
 		{"{{tag}}:{key}", "{tag}:k1", ""},
-		{"{json:user}", "", "object or array"},
-		{"{json:tags}", "", "object or array"},
-		{"{json:missing}", "", "missing"},
-		{"{json:user.id.x}", "", "not an object"},
+		{"{json:user}", "", "key: {json:user} is an object, not a string, number or boolean"},
+		{"{json:tags}", "", "key: {json:tags} is an array, not a string, number or boolean"},
+		{"{json:tags.0}", "1", ""},
+		{"{json:missing}", "", "key: {json:missing} missing"},
+		{"{json:user.id.x}", "", `key: {json:user.id.x} missing: "user.id" is not an object`},
 	} {
 		kt, err := parseKeyTemplate(tc.tmpl)
 		if err != nil {

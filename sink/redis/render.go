@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/jsonpath"
 )
 
 // placeholder kinds of a key template.
@@ -32,8 +33,9 @@ var placeholders = map[string]placeholder{
 // segment is a literal or a placeholder of a key template.
 type segment struct {
 	kind placeholder
-	lit  string   // phLiteral
-	path []string // phJSON
+	lit  string        // phLiteral
+	path jsonpath.Path // phJSON
+	what string        // phJSON: "key: {json:a.b}", naming it in errors
 }
 
 // keyTemplate is a parsed `key`.
@@ -83,30 +85,17 @@ func parseKeyTemplate(s string) (keyTemplate, error) {
 
 func parsePlaceholder(name string) (segment, error) {
 	if path, ok := strings.CutPrefix(name, "json:"); ok {
-		p, err := splitPath(path)
+		p, err := jsonpath.Parse(path)
 		if err != nil {
 			return segment{}, fmt.Errorf("{%s}: %v", name, err)
 		}
-		return segment{kind: phJSON, path: p}, nil
+		return segment{kind: phJSON, path: p, what: "key: {" + name + "}"}, nil
 	}
 	kind, ok := placeholders[name]
 	if !ok {
 		return segment{}, fmt.Errorf("unknown placeholder {%s} (want event_id, key, topic, partition, offset or json:dot.path)", name)
 	}
 	return segment{kind: kind}, nil
-}
-
-func splitPath(path string) ([]string, error) {
-	if path == "" {
-		return nil, errors.New("a dot path such as order.id is required")
-	}
-	parts := strings.Split(path, ".")
-	for _, p := range parts {
-		if p == "" {
-			return nil, fmt.Errorf("%q has an empty path segment", path)
-		}
-	}
-	return parts, nil
 }
 
 // render returns the key of r (without the key prefix). It fails if a
@@ -141,13 +130,13 @@ func (t keyTemplate) render(r *connector.Record) (string, error) {
 		case phOffset:
 			b.WriteString(strconv.FormatInt(r.Origin.Offset, 10))
 		case phJSON:
-			raw, err := jsonAt(r.Value, s.path)
+			raw, err := jsonAt(r.Value, s.path, s.what)
 			if err != nil {
-				return "", fmt.Errorf("key: {json:%s}: %v", strings.Join(s.path, "."), err)
+				return "", err
 			}
-			v, err := scalarText(raw)
+			v, err := jsonpath.Scalar(raw)
 			if err != nil {
-				return "", fmt.Errorf("key: {json:%s}: %v", strings.Join(s.path, "."), err)
+				return "", fmt.Errorf("%s %v", s.what, err)
 			}
 			b.WriteString(v)
 		}
@@ -170,7 +159,8 @@ const (
 // valueMapping is a parsed `value`.
 type valueMapping struct {
 	kind valueKind
-	path []string // valueJSON
+	path jsonpath.Path // valueJSON
+	what string        // valueJSON: "value: json:a.b", naming it in errors
 }
 
 func parseValueMapping(s string) (valueMapping, error) {
@@ -180,11 +170,11 @@ func parseValueMapping(s string) (valueMapping, error) {
 	case s == ValueFields:
 		return valueMapping{kind: valueFields}, nil
 	case strings.HasPrefix(s, ValueJSONPrefix):
-		p, err := splitPath(strings.TrimPrefix(s, ValueJSONPrefix))
+		p, err := jsonpath.Parse(strings.TrimPrefix(s, ValueJSONPrefix))
 		if err != nil {
 			return valueMapping{}, fmt.Errorf("%q: %v", s, err)
 		}
-		return valueMapping{kind: valueJSON, path: p}, nil
+		return valueMapping{kind: valueJSON, path: p, what: "value: " + s}, nil
 	}
 	return valueMapping{}, fmt.Errorf("%q is not %s, %s or %sdot.path", s, ValueWhole, ValueFields, ValueJSONPrefix)
 }
@@ -194,9 +184,9 @@ func (m valueMapping) single(r *connector.Record) ([]byte, error) {
 	if m.kind == valueWhole {
 		return r.Value, nil
 	}
-	raw, err := jsonAt(r.Value, m.path)
+	raw, err := jsonAt(r.Value, m.path, m.what)
 	if err != nil {
-		return nil, fmt.Errorf("value: json:%s: %v", strings.Join(m.path, "."), err)
+		return nil, err
 	}
 	return leafBytes(raw)
 }
@@ -246,27 +236,17 @@ func (m valueMapping) appendFields(dst []any, r *connector.Record) ([]any, int, 
 	return dst, n, nil
 }
 
-// jsonAt returns the raw JSON at path in value.
-func jsonAt(value []byte, path []string) (json.RawMessage, error) {
-	raw := json.RawMessage(value)
-	for i, seg := range path {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-			if i == 0 {
-				if !json.Valid(value) {
-					return nil, errors.New("the value is not JSON")
-				}
-				return nil, errors.New("the value is not a JSON object")
-			}
-			return nil, fmt.Errorf("%q is not an object", strings.Join(path[:i], "."))
-		}
-		next, ok := obj[seg]
-		if !ok {
-			return nil, errors.New("missing")
-		}
-		raw = next
+// jsonAt returns the raw JSON at path in value; an error names the field
+// as what ("key: {json:user.id}").
+func jsonAt(value []byte, path jsonpath.Path, what string) (json.RawMessage, error) {
+	raw, found, err := path.Raw(value)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", what, err)
 	}
-	return bytes.TrimSpace(raw), nil
+	if !found {
+		return nil, fmt.Errorf("%s %v", what, path.Missing(value))
+	}
+	return raw, nil
 }
 
 // leafBytes is how a JSON value is stored: a string unquoted, anything
@@ -280,28 +260,4 @@ func leafBytes(raw json.RawMessage) ([]byte, error) {
 		return []byte(s), nil
 	}
 	return raw, nil
-}
-
-// scalarText is a key part from JSON: strings, numbers and booleans only.
-func scalarText(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 {
-		return "", errors.New("missing")
-	}
-	switch c := raw[0]; {
-	case c == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", err
-		}
-		if s == "" {
-			return "", errors.New("empty string")
-		}
-		return s, nil
-	case c == '-' || (c >= '0' && c <= '9'), c == 't', c == 'f':
-		return string(raw), nil
-	case c == 'n':
-		return "", errors.New("null")
-	default:
-		return "", errors.New("an object or array cannot be part of a key")
-	}
 }
