@@ -1,8 +1,8 @@
 // Package idempotency gives every record the event ID that makes its write
-// idempotent: a sink keys its upsert (or its dedupe check) on the ID, so a
-// batch re-read after an abort overwrites instead of duplicating. IDs must be
-// deterministic — the same input record always yields the same ID — or a
-// replay would produce new identities and the duplicates would go unnoticed.
+// idempotent: a sink keys its upsert on the ID, so a batch re-read after an
+// abort overwrites instead of duplicating. IDs must be deterministic — the
+// same input record always yields the same ID — or a replay would produce
+// new identities and the duplicates would go unnoticed.
 package idempotency
 
 import (
