@@ -10,13 +10,8 @@ import (
 	"github.com/connectd/connectd/connector"
 )
 
-// SinkWriter writes a batch to a sink that holds no checkpoint: the
-// at-least-once path, and the baseline the benchmark compares against.
-type SinkWriter interface {
-	// WriteBatch writes recs; on error some of them may have been written.
-	WriteBatch(ctx context.Context, recs []*connector.Record) error
-	Close()
-}
+// SinkWriter: see connector.SinkWriter.
+type SinkWriter = connector.SinkWriter
 
 // SinkAtLeastOnce writes each batch with a SinkWriter, then commits the
 // consumer group's offsets.

@@ -14,64 +14,18 @@ import (
 	"github.com/connectd/connectd/connector"
 )
 
-// SinkStore is a sink that keeps its data and the input checkpoint in one
-// atomic unit (a PostgreSQL transaction, a Redis script), so the sink, not
-// the consumer group, is the truth about what was applied.
-//
-// Ownership of a partition is a claim epoch that the store itself issues:
-// every Claim raises the partition's epoch in the store, and every Commit
-// compares it. The consumer group's generation cannot serve: a static
-// member (group.instance.id) that restarts keeps the generation, so a
-// frozen zombie and its heir would hold the same one, and a group deleted
-// and created again starts over at generation 1. An epoch that only the
-// store raises has neither flaw: whoever claimed last owns the partition,
-// and a commit by anyone who claimed before (a zombie: paused past its
-// session timeout, then resumed) is refused.
-type SinkStore interface {
-	// Claim takes ownership of tps for group: it raises each partition's
-	// claim epoch in the store, atomically with reading its checkpoint, and
-	// returns both. A claim always succeeds against other claimants (the
-	// latest claim wins); it fails only when the store cannot be reached
-	// or written.
-	Claim(ctx context.Context, group string, tps []connector.TopicPartition) (Claims, error)
-	// Commit writes recs and moves each partition of to from from[tp] (absent
-	// means no stored checkpoint) to to[tp], as one atomic unit, only if every
-	// partition's claim epoch is still epochs[tp] and its stored checkpoint
-	// equals from[tp]. Otherwise nothing is written and the error is a Fenced
-	// *connector.CommitError. Other failures must be classified: Abortable
-	// when nothing was applied (a serialization failure, a connection lost
-	// before the commit was sent), CommitUnknown when it may have been (a
-	// connection lost during COMMIT).
-	Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error
-	// Close releases the store's connections.
-	Close()
-}
+// SinkStore, PartitionClaim, NoCheckpoint and Claims are the contract of a
+// sink that keeps its checkpoint (see connector.SinkStore); they live in
+// package connector so that sinks can register (package component) without
+// importing the protocols.
+type (
+	SinkStore      = connector.SinkStore
+	PartitionClaim = connector.PartitionClaim
+	Claims         = connector.Claims
+)
 
-// PartitionClaim is one partition's claim as the store issued it.
-type PartitionClaim struct {
-	// Epoch is the claim epoch, higher than any earlier claim's.
-	Epoch int64
-	// Next is the stored checkpoint, or NoCheckpoint.
-	Next int64
-}
-
-// NoCheckpoint is a claimed partition's Next when nothing was committed
-// for it (or its offsets were reset).
-const NoCheckpoint = -1
-
-// Claims are the result of one Claim, per partition.
-type Claims map[connector.TopicPartition]PartitionClaim
-
-// Checkpoint returns the partitions that have a stored checkpoint.
-func (c Claims) Checkpoint() connector.Checkpoint {
-	cp := connector.Checkpoint{}
-	for tp, pc := range c {
-		if pc.Next >= 0 {
-			cp[tp] = pc.Next
-		}
-	}
-	return cp
-}
+// NoCheckpoint: see connector.NoCheckpoint.
+const NoCheckpoint = connector.NoCheckpoint
 
 // SinkOffsets is the exactly-once protocol for Kafka → a SinkStore. The
 // consumer group only distributes partitions; the checkpoint lives in the
@@ -288,16 +242,5 @@ func (s *SinkOffsets) Close() {
 	s.store.Close()
 }
 
-// CheckpointAdmin is implemented by sink stores whose checkpoints the admin
-// API reads and changes (Kafka Connect's KIP-875 offsets endpoints). Changes
-// are made only while the connector is STOPPED. A store keeps the partitions'
-// claim epochs when it changes offsets, so a zombie of an earlier claim
-// stays fenced.
-type CheckpointAdmin interface {
-	Checkpoints(ctx context.Context, group string) (connector.Checkpoint, error)
-	// SetCheckpoints sets the given partitions' next offsets.
-	SetCheckpoints(ctx context.Context, group string, cp connector.Checkpoint) error
-	// ResetCheckpoints forgets every partition's offset: the connector
-	// starts over at the source's start offset (a Kappa-style replay).
-	ResetCheckpoints(ctx context.Context, group string) error
-}
+// CheckpointAdmin: see connector.CheckpointAdmin.
+type CheckpointAdmin = connector.CheckpointAdmin

@@ -17,33 +17,8 @@ import (
 	"github.com/connectd/connectd/connector"
 )
 
-// Participant is a sink that can take part in a two-phase commit: it can
-// make a batch durable without making it visible (prepare), then make it
-// visible or discard it by its global ID alone, from any process.
-type Participant interface {
-	// Name names the participant in logs and errors ("postgres events").
-	Name() string
-	// Check verifies, before the first batch, that the participant can
-	// prepare at all (e.g. PostgreSQL's max_prepared_transactions > 0).
-	Check(ctx context.Context) error
-	// Prepare writes recs in a new local transaction and prepares it as
-	// gid: durable across crashes of either side, invisible, holding its
-	// locks, until CommitPrepared or RollbackPrepared of gid. On error
-	// nothing is prepared, or what is (an unknown outcome) is found and
-	// rolled back by recovery, since no decision names it.
-	Prepare(ctx context.Context, gid string, recs []*connector.Record) error
-	// CommitPrepared commits gid. A gid that does not exist is success:
-	// only a committed decision leads here, and nobody rolls back a gid a
-	// committed decision names, so someone else committed it.
-	CommitPrepared(ctx context.Context, gid string) error
-	// RollbackPrepared rolls gid back; a gid that does not exist is
-	// success (by the same argument, someone else rolled it back).
-	RollbackPrepared(ctx context.Context, gid string) error
-	// Prepared lists the prepared transactions whose gid starts with
-	// prefix.
-	Prepared(ctx context.Context, prefix string) ([]string, error)
-	Close()
-}
+// Participant: see connector.Participant.
+type Participant = connector.Participant
 
 // TwoPhase is the exactly-once protocol for a connector whose batch must
 // land in several sinks at once: an optional Kafka output topic and one or
