@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/component"
+	_ "github.com/connectd/connectd/component/all" // every built-in source and sink
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/idempotency"
@@ -63,17 +65,30 @@ func (e *Env) defaults() {
 
 // Spec is a connector's decoded components, checked without connecting.
 type Spec struct {
-	Conf        config.Connector
-	Processor   *Processor
-	Generator   *generator.Config // set when the source is a generator
-	KafkaSrc    *kafkasrc.Config  // set when the source is Kafka
+	Conf      config.Connector
+	Processor *Processor
+	// Source is the registered source (package component) and
+	// SourceConfig its decoded config.
+	Source       component.Source
+	SourceConfig component.SourceConfig
+	// Sinks are the decoded sinks: the one sink, or a fan-out's (sinks:).
+	Sinks []SinkInstance
+	// KafkaSrc is SourceConfig when the source is the Kafka consumer
+	// group, which the commit protocols own (nil otherwise).
+	KafkaSrc *kafkasrc.Config
+	// KafkaSink is the Kafka sink's config, whose topic the Kafka
+	// protocols produce to (zero without a Kafka sink).
 	KafkaSink   sinkkafka.Config
-	Postgres    *sinkpg.Config    // set when the sink is PostgreSQL
-	Redis       *sinkredis.Config // set when the sink is Redis
 	OutputTopic string
-	// Fanout is set when the connector lists several sinks (sinks:);
-	// the single-sink fields above are then unset.
-	Fanout []SinkSpec
+	// Generator, Postgres, Redis and Fanout are typed views of Source
+	// and Sinks for the packages that still read a sink's own config
+	// (verify, kappa, the bench and the tests); building and the offsets
+	// path use the registry only. Postgres and Redis are set for a
+	// single sink, Fanout for several.
+	Generator *generator.Config
+	Postgres  *sinkpg.Config
+	Redis     *sinkredis.Config
+	Fanout    []SinkSpec
 	// TwoPhase marks a spec taken from a Fanout entry of an exactly_once
 	// connector: its checkpoint is the group's, committed in the Kafka
 	// transaction that decides (verify reads it there).
@@ -83,8 +98,14 @@ type Spec struct {
 	Stage string
 }
 
-// SinkSpec is one decoded sink of a fan-out connector: exactly one field is
-// set.
+// SinkInstance is one decoded sink: its registration and its config.
+type SinkInstance struct {
+	component.Sink
+	Config component.Config
+}
+
+// SinkSpec is one decoded sink of a fan-out connector, as a typed view
+// (see Spec.Fanout): exactly one field is set.
 type SinkSpec struct {
 	Kafka    *sinkkafka.Config
 	Postgres *sinkpg.Config
@@ -107,62 +128,64 @@ func (s SinkSpec) Type() string {
 func (s *Spec) Sink(i int) *Spec {
 	out := *s
 	out.Fanout, out.TwoPhase = nil, s.Conf.Guarantee == config.ExactlyOnce
-	f := s.Fanout[i]
-	out.Postgres, out.Redis = f.Postgres, f.Redis
-	if f.Kafka != nil {
-		out.KafkaSink = *f.Kafka
-	}
+	out.Sinks = s.Sinks[i : i+1 : i+1]
+	out.views()
 	return &out
 }
 
-// SourceTypes and SinkTypes are the component types this build knows.
-var (
-	SourceTypes = []string{"generator", "kafka"}
-	SinkTypes   = []string{"kafka", "postgres", "redis"}
-)
+// views fills the typed views (Generator, KafkaSrc, KafkaSink, Postgres,
+// Redis, Fanout) from Source and Sinks.
+func (s *Spec) views() {
+	s.KafkaSrc, s.Generator = nil, nil
+	switch c := s.SourceConfig.(type) {
+	case *kafkasrc.Config:
+		s.KafkaSrc = c
+	case *generator.Config:
+		s.Generator = c
+	}
+	s.Postgres, s.Redis, s.Fanout = nil, nil, nil
+	for _, in := range s.Sinks {
+		var v SinkSpec
+		switch c := in.Config.(type) {
+		case *sinkkafka.Config:
+			v.Kafka, s.KafkaSink = c, *c
+		case *sinkpg.Config:
+			v.Postgres = c
+		case *sinkredis.Config:
+			v.Redis = c
+		}
+		if len(s.Sinks) > 1 {
+			s.Fanout = append(s.Fanout, v)
+		} else {
+			s.Postgres, s.Redis = v.Postgres, v.Redis
+		}
+	}
+}
 
 // Decode decodes and checks every component of cc, returning all problems
 // at once as config.Errors (file:line:col).
 func Decode(cc config.Connector) (*Spec, error) {
-	var errs []error
 	s := &Spec{Conf: cc}
-	switch cc.Source.Type {
-	case "generator":
-		var g generator.Config
-		if err := cc.Source.Decode(&g); err != nil {
-			errs = append(errs, err)
-		} else if _, err := generator.New(cc.Name, g); err != nil {
-			errs = append(errs, cc.Source.Errorf("generator: %v", err))
-		}
-		s.Generator = &g
-	case "kafka":
-		var k kafkasrc.Config
-		if err := cc.Source.Decode(&k); err != nil {
-			errs = append(errs, err)
-		} else if err := k.Validate(cc.Name); err != nil {
-			errs = append(errs, fieldError(cc.Source, "kafka source", err))
-		}
-		s.KafkaSrc = &k
-	case "": // reported by config
-	default:
-		errs = append(errs, cc.Source.FieldErrorf("type", "unknown source type %q (known: %s)",
-			cc.Source.Type, strings.Join(SourceTypes, ", ")))
-	}
+	errs := s.decodeSource(cc)
 	if len(cc.Sinks) == 0 {
 		sink, serrs := decodeSink(cc, cc.Sink)
 		errs = append(errs, serrs...)
-		s.Postgres, s.Redis = sink.Postgres, sink.Redis
-		if sink.Kafka != nil {
-			s.KafkaSink = *sink.Kafka
+		if sink != nil {
+			s.Sinks = []SinkInstance{*sink}
+			errs = append(errs, checkAlone(cc, *sink)...)
 		}
 	} else {
 		errs = append(errs, s.decodeFanout(cc)...)
 	}
+	s.views()
 	proc, err := NewProcessor(cc)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	s.Processor = proc
+	if proc != nil && proc.Window() != nil && len(s.Sinks) == 1 && !s.Sinks[0].WindowState {
+		errs = append(errs, cc.Sink.FieldErrorf("type", "%s sink: cannot keep a window stage's state; use a kafka, postgres or redis sink for windows", s.Sinks[0].Name))
+	}
 	errs = append(errs, s.checkBounded()...)
 	if len(errs) > 0 {
 		return nil, flatten(errs)
@@ -170,62 +193,91 @@ func Decode(cc config.Connector) (*Spec, error) {
 	return s, nil
 }
 
-// decodeSink decodes one sink component of cc.
-func decodeSink(cc config.Connector, c config.Component) (SinkSpec, []error) {
-	var errs []error
-	var out SinkSpec
-	switch c.Type {
-	case "kafka":
-		var k sinkkafka.Config
-		if err := c.Decode(&k); err != nil {
-			errs = append(errs, err)
-		} else if err := k.Validate(); err != nil {
-			errs = append(errs, fieldError(c, "kafka sink", err))
-		}
-		out.Kafka = &k
-	case "postgres":
-		var pg sinkpg.Config
-		if err := c.Decode(&pg); err != nil {
-			errs = append(errs, err)
-		} else if err := pg.Validate(); err != nil {
-			errs = append(errs, fieldError(c, "postgres sink", err))
-		}
-		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
-			errs = append(errs, c.FieldErrorf("type",
-				"postgres sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets table), not %q", cc.Source.Type))
-		}
-		out.Postgres = &pg
-	case "redis":
-		var rc sinkredis.Config
-		if err := c.Decode(&rc); err != nil {
-			errs = append(errs, err)
-		} else if err := rc.Validate(); err != nil {
-			errs = append(errs, fieldError(c, "redis sink", err))
-		}
-		if cc.Source.Type != "kafka" && cc.Source.Type != "" {
-			errs = append(errs, c.FieldErrorf("type",
-				"redis sink: needs a kafka source (its checkpoint is kept per Kafka partition in the offsets hash), not %q", cc.Source.Type))
-		}
-		out.Redis = &rc
-	case "": // reported by config
-	default:
-		errs = append(errs, c.FieldErrorf("type", "unknown sink type %q (known: %s)",
-			c.Type, strings.Join(SinkTypes, ", ")))
+// decodeSource decodes cc's source through the registry.
+func (s *Spec) decodeSource(cc config.Connector) []error {
+	c := cc.Source
+	if c.Type == "" {
+		return nil // reported by config
 	}
-	return out, errs
+	src, ok := component.LookupSource(c.Type)
+	if !ok {
+		return []error{c.FieldErrorf("type", "unknown source type %q (known: %s)",
+			c.Type, strings.Join(component.SourceNames(), ", "))}
+	}
+	cfg := src.NewConfig()
+	s.Source, s.SourceConfig = src, cfg
+	if err := c.Decode(cfg); err != nil {
+		return []error{err}
+	}
+	if err := cfg.Validate(cc.Name); err != nil {
+		return fieldErrors(c, src.Name+" source", err)
+	}
+	if src.New != nil {
+		// Building checks what Validate cannot (the name).
+		if _, err := src.New(cfg, cc.Name); err != nil {
+			return []error{c.Errorf("%s source: %v", src.Name, err)}
+		}
+	}
+	return nil
+}
+
+// decodeSink decodes one sink component of cc through the registry; nil
+// when its type is missing or unknown.
+func decodeSink(cc config.Connector, c config.Component) (*SinkInstance, []error) {
+	if c.Type == "" {
+		return nil, nil // reported by config
+	}
+	sk, ok := component.LookupSink(c.Type)
+	if !ok {
+		return nil, []error{c.FieldErrorf("type", "unknown sink type %q (known: %s)",
+			c.Type, strings.Join(component.SinkNames(), ", "))}
+	}
+	var errs []error
+	cfg := sk.NewConfig()
+	if err := c.Decode(cfg); err != nil {
+		errs = append(errs, err)
+	} else if err := cfg.Validate(); err != nil {
+		errs = append(errs, fieldErrors(c, sk.Name+" sink", err)...)
+	}
+	// A sink other than Kafka is driven through the consumer group: its
+	// checkpoint, or the group's offsets, are per Kafka partition.
+	if src, ok := component.LookupSource(cc.Source.Type); ok && !sk.Kafka && !src.ConsumerGroup {
+		where := "the consumer group's offsets"
+		if sk.Checkpoint != "" {
+			where = sk.Checkpoint
+		}
+		errs = append(errs, c.FieldErrorf("type",
+			"%s sink: needs a kafka source (its checkpoint is kept per Kafka partition in %s), not %q", sk.Name, where, cc.Source.Type))
+	}
+	return &SinkInstance{Sink: sk, Config: cfg}, errs
+}
+
+// checkAlone checks that a connector's only sink can commit under its
+// guarantee.
+func checkAlone(cc config.Connector, sink SinkInstance) []error {
+	switch {
+	case sink.Kafka:
+		return nil
+	case cc.Guarantee == config.ExactlyOnce && sink.Store == nil:
+		return []error{cc.Sink.FieldErrorf("type", "%s sink: cannot commit exactly_once (it cannot keep a checkpoint with its output); run this connector at_least_once", sink.Name)}
+	case cc.Guarantee != config.ExactlyOnce && sink.Writer == nil:
+		return []error{cc.Sink.FieldErrorf("type", "%s sink: has no at_least_once writer; run this connector exactly_once", sink.Name)}
+	}
+	return nil
 }
 
 // decodeFanout decodes a connector's sinks: list. With exactly_once the
 // batch is committed across them by two-phase commit (see Build): the
 // Kafka transaction decides, so the source must be a Kafka consumer group,
 // at most one sink may be Kafka, and every other sink must be able to
-// prepare a transaction (PostgreSQL can; Redis cannot).
+// prepare a transaction (a registered Participant: PostgreSQL can, Redis
+// cannot).
 func (s *Spec) decodeFanout(cc config.Connector) []error {
 	var errs []error
 	if len(cc.Sinks) < 2 {
 		errs = append(errs, cc.Sinks[0].Errorf("sinks: lists one sink; write it as sink: instead"))
 	}
-	if cc.Source.Type != "kafka" && cc.Source.Type != "" {
+	if src, ok := component.LookupSource(cc.Source.Type); ok && !src.ConsumerGroup {
 		errs = append(errs, cc.Source.FieldErrorf("type",
 			"sinks: several sinks need a kafka source (its consumer group offsets commit in the Kafka transaction that decides each batch), not %q", cc.Source.Type))
 	}
@@ -233,18 +285,22 @@ func (s *Spec) decodeFanout(cc config.Connector) []error {
 	for i, c := range cc.Sinks {
 		sink, serrs := decodeSink(cc, c)
 		errs = append(errs, serrs...)
+		if sink == nil {
+			continue
+		}
 		switch {
-		case sink.Kafka != nil:
+		case sink.Kafka:
 			kafkaSinks++
 			if kafkaSinks > 1 {
 				errs = append(errs, c.FieldErrorf("type", "sinks[%d]: a connector may have one kafka sink (route records to several topics with the route transform)", i))
 			}
-			s.KafkaSink = *sink.Kafka
-		case sink.Redis != nil && cc.Guarantee == config.ExactlyOnce:
+		case cc.Guarantee == config.ExactlyOnce && sink.Participant == nil:
 			errs = append(errs, c.FieldErrorf("type",
-				"sinks[%d]: redis cannot prepare a transaction, so it cannot take part in a two-phase commit; use it alone (sink:) for exactly_once, or run this connector at_least_once", i))
+				"sinks[%d]: %s cannot prepare a transaction, so it cannot take part in a two-phase commit; use it alone (sink:) for exactly_once, or run this connector at_least_once", i, sink.Name))
+		case cc.Guarantee != config.ExactlyOnce && sink.Writer == nil:
+			errs = append(errs, c.FieldErrorf("type", "sinks[%d]: %s has no at_least_once writer", i, sink.Name))
 		}
-		s.Fanout = append(s.Fanout, sink)
+		s.Sinks = append(s.Sinks, *sink)
 	}
 	return errs
 }
@@ -371,39 +427,27 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 	var src connector.Source
 	var proto connector.Protocol
 	var state connector.StateStore // where a window stage's state commits
+	senv := component.SinkEnv{Connector: cc.Name, DLQTopic: s.DLQTopic(), KafkaOpts: concat(base, env.ClientOpts), Log: log}
 	switch {
-	case len(s.Fanout) > 0:
-		src, proto = s.buildFanout(env, base, txnOpts, onFenced, log)
-	case s.Postgres != nil:
-		// The PostgreSQL sink keeps the checkpoint in the database:
-		// exactly_once claims partitions there and commits rows and
-		// offsets in one transaction; at_least_once inserts, then
-		// commits the group's offsets.
-		store := sinkpg.New(*s.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(),
-			ExactlyOnce: exactlyOnce, Logger: log})
+	case len(s.Sinks) > 1:
+		src, proto = s.buildFanout(env, senv, base, txnOpts, onFenced, log)
+	case s.KafkaSrc != nil && !s.Sinks[0].Kafka:
+		// A sink other than Kafka: exactly_once claims partitions in
+		// the sink's store and commits output and offsets there as one
+		// unit (txn.SinkOffsets); at_least_once writes, then commits the
+		// group's offsets (txn.SinkAtLeastOnce).
+		sink := s.Sinks[0]
 		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
-		state = store
 		if exactlyOnce {
+			store := sink.Store(sink.Config, senv)
+			state, _ = store.(connector.StateStore)
 			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
 			src, proto = kafkasrc.New(p.Client, log), p
 		} else {
-			p := txn.NewSinkAtLeastOnce(opts, store, log)
-			src, proto = kafkasrc.New(p.Client, log), p
-		}
-	case s.Redis != nil:
-		// The Redis sink keeps the checkpoint in an offsets hash:
-		// exactly_once claims partitions there and commits each batch
-		// with its offsets in one Lua script; at_least_once writes,
-		// then commits the group's offsets.
-		opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
-		if exactlyOnce {
-			store := &lazyRedisStore{cfg: *s.Redis, dlq: s.DLQTopic()}
-			p := txn.NewSinkOffsets(opts, s.KafkaSrc.Group, s.KafkaSrc.StartAt(), store, log)
-			src, proto, state = kafkasrc.New(p.Client, log), p, store
-		} else {
-			w := &lazyRedisWriter{cfg: *s.Redis, dlq: s.DLQTopic()}
+			w := sink.Writer(sink.Config, senv)
+			state, _ = w.(connector.StateStore)
 			p := txn.NewSinkAtLeastOnce(opts, w, log)
-			src, proto, state = kafkasrc.New(p.Client, log), p, w
+			src, proto = kafkasrc.New(p.Client, log), p
 		}
 	case s.KafkaSrc != nil && exactlyOnce:
 		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), txnOpts, env.ClientOpts)
@@ -416,14 +460,18 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		src, proto = kafkasrc.New(p.Client, log), p
 		state = s.kafkaState(env)
 	default:
-		g, _ := generator.New(cc.Name, *s.Generator) // checked by Decode
+		// Any other source writes to Kafka (Decode refuses other sinks)
+		// with its checkpoint in the offsets topic.
+		var err error
+		if src, err = s.Source.New(s.SourceConfig, cc.Name); err != nil {
+			panic("pipeline: a source Decode accepted fails to build: " + err.Error())
+		}
 		store := &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: cc.Name, Brokers: env.Brokers, Opts: env.ClientOpts}
 		if exactlyOnce {
-			proto = txn.NewProducerTxn(concat(base, txnOpts, env.ClientOpts), topic, store, g, log)
+			proto = txn.NewProducerTxn(concat(base, txnOpts, env.ClientOpts), topic, store, src, log)
 		} else {
-			proto = txn.NewAtLeastOnce(concat(base, env.ClientOpts), topic, store, g, log)
+			proto = txn.NewAtLeastOnce(concat(base, env.ClientOpts), topic, store, src, log)
 		}
-		src = g
 	}
 	if env.Stops != nil {
 		if ks, ok := src.(*kafkasrc.Source); ok {
@@ -469,16 +517,16 @@ func (s *Spec) kafkaState(env Env) connector.StateStore {
 
 // buildFanout builds a connector with several sinks. exactly_once: a
 // TwoPhase protocol, the Kafka transaction (output, offsets, decision)
-// deciding for the PostgreSQL participants. at_least_once: each sink
-// written in turn, then the group's offsets committed.
-func (s *Spec) buildFanout(env Env, base, txnOpts []kgo.Opt, onFenced func(), log *slog.Logger) (connector.Source, connector.Protocol) {
+// deciding for the other sinks, each a registered Participant.
+// at_least_once: each sink's Writer in turn, then the group's offsets
+// committed.
+func (s *Spec) buildFanout(env Env, senv component.SinkEnv, base, txnOpts []kgo.Opt, onFenced func(), log *slog.Logger) (connector.Source, connector.Protocol) {
 	cc := s.Conf
 	if cc.Guarantee == config.ExactlyOnce {
 		var parts []txn.Participant
-		for _, f := range s.Fanout {
-			if f.Postgres != nil {
-				parts = append(parts, sinkpg.New(*f.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(),
-					ExactlyOnce: true, TwoPhase: true, Logger: log}))
+		for _, f := range s.Sinks {
+			if !f.Kafka {
+				parts = append(parts, f.Participant(f.Config, senv))
 			}
 		}
 		p := txn.NewTwoPhase(txn.TwoPhaseConfig{
@@ -499,15 +547,8 @@ func (s *Spec) buildFanout(env Env, base, txnOpts []kgo.Opt, onFenced func(), lo
 		return kafkasrc.New(p.Client, log), p
 	}
 	var writers txn.FanoutWriter
-	for _, f := range s.Fanout {
-		switch {
-		case f.Kafka != nil:
-			writers = append(writers, sinkkafka.NewWriter(concat(base, env.ClientOpts), f.Kafka.Topic))
-		case f.Postgres != nil:
-			writers = append(writers, sinkpg.New(*f.Postgres, sinkpg.Options{Connector: cc.Name, DLQTopic: s.DLQTopic(), Logger: log}))
-		case f.Redis != nil:
-			writers = append(writers, &lazyRedisWriter{cfg: *f.Redis, dlq: s.DLQTopic()})
-		}
+	for _, f := range s.Sinks {
+		writers = append(writers, f.Writer(f.Config, senv))
 	}
 	opts := concat([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
 	p := txn.NewSinkAtLeastOnce(opts, writers, log)
@@ -562,6 +603,16 @@ func fieldError(c config.Component, what string, err error) error {
 		return c.FieldErrorf(field, "%s: %s: %s", what, field, rest)
 	}
 	return c.Errorf("%s: %s", what, msg)
+}
+
+// fieldErrors positions each of a component's validation errors (one, or
+// several joined) with fieldError.
+func fieldErrors(c config.Component, what string, err error) []error {
+	var out []error
+	for _, e := range unjoin(err) {
+		out = append(out, fieldError(c, what, e))
+	}
+	return out
 }
 
 // flatten merges errors into one config.Errors.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/config"
 )
 
@@ -46,9 +47,9 @@ func TestValidateReportsEveryProblemPositioned(t *testing.T) {
 	want := []struct {
 		pos, contains string
 	}{
-		{"bad.yaml:6:7", `unknown source type "nope" (known: ` + strings.Join(SourceTypes, ", ") + ")"},
+		{"bad.yaml:6:7", `unknown source type "nope" (known: ` + strings.Join(component.SourceNames(), ", ") + ")"},
 		{"bad.yaml:9:9", `transforms[0] (filter): expr: "value.a +" does not compile`},
-		{"bad.yaml:11:7", `unknown sink type "nope2" (known: ` + strings.Join(SinkTypes, ", ") + ")"},
+		{"bad.yaml:11:7", `unknown sink type "nope2" (known: ` + strings.Join(component.SinkNames(), ", ") + ")"},
 		{"bad.yaml:14:7", "kafka source: topics: at least one topic is required"},
 		{"bad.yaml:17:7", "kafka sink: topic: an output topic is required"},
 	}

@@ -9,10 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	sinkpg "github.com/connectd/connectd/sink/postgres"
-	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/txn"
 )
 
@@ -58,25 +57,22 @@ func Offsets(s *Spec, env Env) OffsetStore {
 	if !SinkKeepsCheckpoint(s) {
 		return group
 	}
-	open := func(ctx context.Context) (sinkCheckpoints, error) {
-		return sinkredis.NewStore(ctx, *s.Redis, s.DLQTopic())
-	}
-	if s.Postgres != nil {
-		open = func(context.Context) (sinkCheckpoints, error) {
-			return sinkpg.New(*s.Postgres, sinkpg.Options{Connector: s.Conf.Name, DLQTopic: s.DLQTopic(), ExactlyOnce: true}), nil
-		}
+	sink := s.Sinks[0]
+	open := func(ctx context.Context) (component.CheckpointStore, error) {
+		return sink.Checkpoints(ctx, sink.Config, component.SinkEnv{Connector: s.Conf.Name, DLQTopic: s.DLQTopic(), Log: env.Logger})
 	}
 	return &sinkOffsets{group: s.KafkaSrc.Group, open: open, lag: group}
 }
 
 // SinkKeepsCheckpoint reports whether s's checkpoint lives in its sink: an
-// exactly_once connector writing to PostgreSQL or Redis alone. Its
+// exactly_once connector writing alone to a sink with a Store (PostgreSQL,
+// Redis). Its
 // at_least_once form resumes from the consumer group, and a two-phase
 // commit's PostgreSQL participant keeps no checkpoint (the Kafka
 // transaction that decides carries it).
 func SinkKeepsCheckpoint(s *Spec) bool {
-	return s.Conf.Guarantee == config.ExactlyOnce && !s.TwoPhase && len(s.Fanout) == 0 &&
-		(s.Postgres != nil || s.Redis != nil)
+	return s.Conf.Guarantee == config.ExactlyOnce && !s.TwoPhase && len(s.Sinks) == 1 &&
+		s.Sinks[0].Store != nil
 }
 
 // groupOffsets: the checkpoint is the consumer group's committed offsets.
@@ -221,12 +217,6 @@ func (t *topicOffsets) produce(ctx context.Context, recs []*kgo.Record) error {
 	return cl.ProduceSync(ctx, recs...).FirstErr()
 }
 
-// sinkCheckpoints is a sink store that keeps checkpoints (PostgreSQL, Redis).
-type sinkCheckpoints interface {
-	txn.CheckpointAdmin
-	Close()
-}
-
 // sinkOffsets: the checkpoint lives in the sink, the truth the connector
 // claims from on assignment. The consumer group's offsets are a copy for
 // lag display that nothing reads back; a change is made to the copy first,
@@ -235,11 +225,11 @@ type sinkCheckpoints interface {
 // has members: the connector runs somewhere else) is not made at all.
 type sinkOffsets struct {
 	group string
-	open  func(context.Context) (sinkCheckpoints, error)
+	open  func(context.Context) (component.CheckpointStore, error)
 	lag   *groupOffsets
 }
 
-func (o *sinkOffsets) with(ctx context.Context, fn func(sinkCheckpoints) error) error {
+func (o *sinkOffsets) with(ctx context.Context, fn func(component.CheckpointStore) error) error {
 	store, err := o.open(ctx)
 	if err != nil {
 		return err
@@ -249,7 +239,7 @@ func (o *sinkOffsets) with(ctx context.Context, fn func(sinkCheckpoints) error) 
 }
 
 func (o *sinkOffsets) Get(ctx context.Context) (cp connector.Checkpoint, err error) {
-	err = o.with(ctx, func(s sinkCheckpoints) error {
+	err = o.with(ctx, func(s component.CheckpointStore) error {
 		cp, err = s.Checkpoints(ctx, o.group)
 		return err
 	})
@@ -260,12 +250,12 @@ func (o *sinkOffsets) Alter(ctx context.Context, cp connector.Checkpoint) error 
 	if err := o.lag.Alter(ctx, cp); err != nil {
 		return fmt.Errorf("the copy of the checkpoint kept for lag display: %w", err)
 	}
-	return o.with(ctx, func(s sinkCheckpoints) error { return s.SetCheckpoints(ctx, o.group, cp) })
+	return o.with(ctx, func(s component.CheckpointStore) error { return s.SetCheckpoints(ctx, o.group, cp) })
 }
 
 func (o *sinkOffsets) Reset(ctx context.Context) error {
 	if err := o.lag.Reset(ctx); err != nil {
 		return fmt.Errorf("the copy of the checkpoint kept for lag display: %w", err)
 	}
-	return o.with(ctx, func(s sinkCheckpoints) error { return s.ResetCheckpoints(ctx, o.group) })
+	return o.with(ctx, func(s component.CheckpointStore) error { return s.ResetCheckpoints(ctx, o.group) })
 }

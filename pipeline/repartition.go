@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/idempotency"
@@ -71,6 +72,15 @@ const (
 	StageWindow      = "window"
 )
 
+// kafkaSink is a Kafka sink writing to topic, as if decoded.
+func kafkaSink(topic string) SinkInstance {
+	sk, ok := component.LookupSink("kafka")
+	if !ok {
+		panic("pipeline: the kafka sink is not registered")
+	}
+	return SinkInstance{Sink: sk, Config: &sinkkafka.Config{Topic: topic}}
+}
+
 // Repartitions reports whether the connector runs as two stages (see
 // Stages): it has a window stage whose grouping key needs repartitioning.
 func (s *Spec) Repartitions() bool {
@@ -104,8 +114,8 @@ func (s *Spec) stages(win *window.Spec) (repartition, windowed *Spec) {
 	rep := *s
 	rep.Stage = StageRepartition
 	rep.Conf.Guarantee = config.ExactlyOnce
-	rep.Postgres, rep.Redis, rep.Fanout = nil, nil, nil
-	rep.KafkaSink = sinkkafka.Config{Topic: topic}
+	rep.Sinks = []SinkInstance{kafkaSink(topic)}
+	rep.views()
 	chain := append(slices.Clip(p.chain), repartitionKey{spec: p.Window()})
 	rep.Processor = &Processor{connector: p.connector, deriver: p.deriver, chain: chain, dlqTopic: p.dlqTopic}
 
@@ -115,7 +125,8 @@ func (s *Spec) stages(win *window.Spec) (repartition, windowed *Spec) {
 	src.Topics = []string{topic}
 	src.Group = WindowGroup(group)
 	src.StartOffset = "earliest" // the whole internal topic is the stage's input
-	win2.KafkaSrc = &src
+	win2.SourceConfig = &src
+	win2.views()
 	// The event ID travels in the header the Kafka sink writes.
 	deriver, err := idempotency.NewDeriver(string(idempotency.ModeHeader), sinkkafka.HeaderEventID, "")
 	if err != nil {

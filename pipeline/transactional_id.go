@@ -9,11 +9,11 @@ import (
 // KafkaTransactionalIDs are the transactional IDs s's connector commits
 // with when run with env, one per task, or none when it commits without
 // Kafka transactions (at_least_once, or exactly_once with the checkpoint
-// kept in a PostgreSQL or Redis sink). They follow Build's choice of
+// kept in a sink's store). They follow Build's choice of
 // protocol; the admin API uses them to show a connector's open
 // transactions and to refuse aborting them.
 func (s *Spec) KafkaTransactionalIDs(env Env) []string {
-	if s.Conf.Guarantee != config.ExactlyOnce || s.Postgres != nil || s.Redis != nil {
+	if s.Conf.Guarantee != config.ExactlyOnce || (len(s.Sinks) == 1 && !s.Sinks[0].Kafka) {
 		return nil
 	}
 	env.defaults()

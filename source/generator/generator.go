@@ -46,19 +46,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// validate checks the fields; each error starts with its field's name
+// ("count: ..."), so a config error can be positioned at it.
 func (c Config) validate() error {
 	var errs []error
 	if c.Count < 0 {
-		errs = append(errs, fmt.Errorf("count %d is negative", c.Count))
+		errs = append(errs, fmt.Errorf("count: %d is negative", c.Count))
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		errs = append(errs, fmt.Errorf("rate %v is not a non-negative number", c.Rate))
+		errs = append(errs, fmt.Errorf("rate: %v is not a non-negative number", c.Rate))
 	}
 	if c.PayloadBytes < 0 {
-		errs = append(errs, fmt.Errorf("payload_bytes %d is negative", c.PayloadBytes))
+		errs = append(errs, fmt.Errorf("payload_bytes: %d is negative", c.PayloadBytes))
 	}
 	if c.KeyCardinality < 0 {
-		errs = append(errs, fmt.Errorf("key_cardinality %d is negative", c.KeyCardinality))
+		errs = append(errs, fmt.Errorf("key_cardinality: %d is negative", c.KeyCardinality))
 	}
 	return errors.Join(errs...)
 }

@@ -43,10 +43,10 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"ok", Config{}, ""},
 		{"", Config{}, "name is empty"},
-		{"x", Config{Count: -1}, "count -1 is negative"},
-		{"x", Config{Rate: -2}, "rate -2"},
-		{"x", Config{PayloadBytes: -3}, "payload_bytes -3 is negative"},
-		{"x", Config{KeyCardinality: -4}, "key_cardinality -4 is negative"},
+		{"x", Config{Count: -1}, "count: -1 is negative"},
+		{"x", Config{Rate: -2}, "rate: -2"},
+		{"x", Config{PayloadBytes: -3}, "payload_bytes: -3 is negative"},
+		{"x", Config{KeyCardinality: -4}, "key_cardinality: -4 is negative"},
 	}
 	for _, tt := range tests {
 		_, err := New(tt.name, tt.cfg)

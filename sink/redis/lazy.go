@@ -1,32 +1,31 @@
-package pipeline
+package redis
 
 import (
 	"context"
 	"sync"
 
 	"github.com/connectd/connectd/connector"
-	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/txn"
 )
 
-// lazyRedisStore connects to Redis on first use, inside the commit loop, so
+// lazyStore connects to Redis on first use, inside the commit loop, so
 // an unreachable server at start is a retried, abortable failure (as it is
 // at any later time) rather than a failure to build the connector.
-type lazyRedisStore struct {
-	cfg sinkredis.Config
+type lazyStore struct {
+	cfg Config
 	dlq string
 
 	mu sync.Mutex
-	s  *sinkredis.Store
+	s  *Store
 }
 
-var _ txn.SinkStore = (*lazyRedisStore)(nil)
+var _ txn.SinkStore = (*lazyStore)(nil)
 
-func (l *lazyRedisStore) store(ctx context.Context) (*sinkredis.Store, error) {
+func (l *lazyStore) store(ctx context.Context) (*Store, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.s == nil {
-		s, err := sinkredis.NewStore(ctx, l.cfg, l.dlq)
+		s, err := NewStore(ctx, l.cfg, l.dlq)
 		if err != nil {
 			return nil, connector.NewCommitError(connector.Abortable, "connect to redis", err)
 		}
@@ -35,7 +34,7 @@ func (l *lazyRedisStore) store(ctx context.Context) (*sinkredis.Store, error) {
 	return l.s, nil
 }
 
-func (l *lazyRedisStore) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (txn.Claims, error) {
+func (l *lazyStore) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (txn.Claims, error) {
 	s, err := l.store(ctx)
 	if err != nil {
 		return nil, err
@@ -43,7 +42,7 @@ func (l *lazyRedisStore) Claim(ctx context.Context, group string, tps []connecto
 	return s.Claim(ctx, group, tps)
 }
 
-func (l *lazyRedisStore) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
+func (l *lazyStore) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
 	s, err := l.store(ctx)
 	if err != nil {
 		return err
@@ -51,7 +50,7 @@ func (l *lazyRedisStore) Commit(ctx context.Context, group string, epochs map[co
 	return s.Commit(ctx, group, epochs, recs, from, to)
 }
 
-func (l *lazyRedisStore) Close() {
+func (l *lazyStore) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.s != nil {
@@ -60,18 +59,18 @@ func (l *lazyRedisStore) Close() {
 	}
 }
 
-// lazyRedisWriter is the at-least-once counterpart.
-type lazyRedisWriter struct {
-	cfg sinkredis.Config
+// lazyWriter is the at-least-once counterpart.
+type lazyWriter struct {
+	cfg Config
 	dlq string
-	w   *sinkredis.Writer
+	w   *Writer
 }
 
-var _ txn.SinkWriter = (*lazyRedisWriter)(nil)
+var _ txn.SinkWriter = (*lazyWriter)(nil)
 
-func (l *lazyRedisWriter) WriteBatch(ctx context.Context, recs []*connector.Record) error {
+func (l *lazyWriter) WriteBatch(ctx context.Context, recs []*connector.Record) error {
 	if l.w == nil {
-		w, err := sinkredis.NewWriter(ctx, l.cfg, l.dlq)
+		w, err := NewWriter(ctx, l.cfg, l.dlq)
 		if err != nil {
 			return connector.NewCommitError(connector.Abortable, "connect to redis", err)
 		}
@@ -80,7 +79,7 @@ func (l *lazyRedisWriter) WriteBatch(ctx context.Context, recs []*connector.Reco
 	return l.w.WriteBatch(ctx, recs)
 }
 
-func (l *lazyRedisWriter) Close() {
+func (l *lazyWriter) Close() {
 	if l.w != nil {
 		l.w.Close()
 		l.w = nil
@@ -89,7 +88,7 @@ func (l *lazyRedisWriter) Close() {
 
 // LoadState reads a window stage's committed state (connector.StateStore);
 // the protocol owns the connection, so Close is left to it.
-func (l *lazyRedisStore) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
+func (l *lazyStore) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
 	s, err := l.store(ctx)
 	if err != nil {
 		return nil, err
@@ -99,9 +98,9 @@ func (l *lazyRedisStore) LoadState(ctx context.Context, ns string, tp connector.
 
 // LoadState reads a window stage's state as the at-least-once writer last
 // wrote it.
-func (l *lazyRedisWriter) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
+func (l *lazyWriter) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {
 	if l.w == nil {
-		w, err := sinkredis.NewWriter(ctx, l.cfg, l.dlq)
+		w, err := NewWriter(ctx, l.cfg, l.dlq)
 		if err != nil {
 			return nil, connector.NewCommitError(connector.Abortable, "connect to redis", err)
 		}

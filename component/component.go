@@ -1,0 +1,254 @@
+// Package component is connectd's registry of sources and sinks. Each
+// source and sink package registers itself in an init function, as the
+// transforms do (package transform): its type name, a summary, its config
+// fields (documented, with defaults), how to decode and check its config,
+// and what it can do under each delivery guarantee. The pipeline builds
+// connectors, the offsets API finds checkpoints, `connectd list`, the admin
+// API's GET /connector-plugins and docs/components.md describe the
+// components, all from this registry alone; adding a sink is one package
+// plus one import line in package component/all.
+//
+// The exactly-once contract a sink signs by registering a Store is
+// connector.SinkStore's: claims with epochs, and a batch's output committed with
+// its checkpoint in one atomic unit, compare-and-set on the claim epochs.
+// Package sink/sinktest is the conformance suite that holds a store to it.
+package component
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+)
+
+// Field documents one config field of a component.
+// Its JSON form is what GET /connector-plugins/{plugin}/config answers,
+// after Kafka Connect's ConfigKeyInfo.
+type Field struct {
+	// Name is the YAML key.
+	Name string `json:"name"`
+	// Type is the YAML value's type as users write it: string, int,
+	// float, bool, duration, list of strings, map of strings, object.
+	Type string `json:"type"`
+	// Default is the value used when the field is absent ("" for none).
+	Default string `json:"default_value"`
+	// Description says what the field does, in one or two sentences.
+	Description string `json:"documentation"`
+	// Required fields must be set.
+	Required bool `json:"required"`
+	// Secret fields are masked wherever a config is shown.
+	Secret bool `json:"secret"`
+}
+
+// Config is a sink's decoded config. Validate applies defaults and checks
+// it without connecting; an error starting with a field name ("table: ...")
+// is positioned at that field in the YAML file.
+type Config interface {
+	Validate() error
+}
+
+// SinkEnv is what a sink's constructors get from the connector that runs
+// them.
+type SinkEnv struct {
+	// Connector is the connector's name (tables and keys are shared by
+	// connectors, so rows and checkpoints are kept per connector).
+	Connector string
+	// DLQTopic is the connector's dead-letter topic, or "": records
+	// carrying the dead-letter headers (connector.HeaderDLQStage...)
+	// are dead letters, to be written where the sink keeps them.
+	DLQTopic string
+	// KafkaOpts are a Kafka producer's options (seed brokers, batching,
+	// the daemon's client options), for sinks that write to Kafka.
+	KafkaOpts []kgo.Opt
+	Log       *slog.Logger
+}
+
+// Sink describes a registered sink.
+//
+// Constructors must not connect: they run when a connector is built, and a
+// server that is down then must be a retried, abortable failure of the
+// first commit (as it is of any later one), not a failure to start.
+type Sink struct {
+	// Name is the `type:` that selects the sink.
+	Name string
+	// Summary is one line for listings.
+	Summary string
+	// Fields document the config; a test checks them against the
+	// config struct's yaml tags.
+	Fields []Field
+	// NewConfig returns a new zero config (a pointer) to decode into.
+	NewConfig func() Config
+	// Kafka marks the Kafka sink, whose output the Kafka commit
+	// protocols of package txn produce themselves (in the consumer's
+	// transaction); it has no Store.
+	Kafka bool
+	// Checkpoint says where Store keeps the checkpoint, for messages
+	// ("the offsets table"); "" with no Store.
+	Checkpoint string
+	// Store returns the exactly-once store: output and checkpoint per
+	// Kafka partition committed together (txn.SinkOffsets drives it).
+	// nil: the sink cannot commit exactly once on its own. A store
+	// that also implements connector.StateStore keeps a window stage's
+	// state in the same commits (set WindowState).
+	Store func(cfg Config, env SinkEnv) connector.SinkStore
+	// Writer returns the at-least-once writer (txn.SinkAtLeastOnce,
+	// or one leg of an at-least-once fan-out). nil: none.
+	Writer func(cfg Config, env SinkEnv) connector.SinkWriter
+	// Participant returns the sink as a two-phase commit participant
+	// (a leg of an exactly-once fan-out). nil: it cannot prepare.
+	Participant func(cfg Config, env SinkEnv) connector.Participant
+	// Checkpoints opens the checkpoint Store keeps, for the offsets API
+	// (it may connect). nil with no Store.
+	Checkpoints func(ctx context.Context, cfg Config, env SinkEnv) (CheckpointStore, error)
+	// WindowState: the values Store and Writer return implement
+	// connector.StateStore, so a window stage can run before the sink.
+	WindowState bool
+}
+
+// CheckpointStore reads and changes the checkpoints a sink keeps.
+type CheckpointStore interface {
+	connector.CheckpointAdmin
+	Close()
+}
+
+// SourceConfig is a source's decoded config; Validate gets the connector's
+// name (defaults such as the consumer group derive from it).
+type SourceConfig interface {
+	Validate(connector string) error
+}
+
+// Source describes a registered source.
+type Source struct {
+	Name    string
+	Summary string
+	Fields  []Field
+	// NewConfig returns a new zero config (a pointer) to decode into.
+	NewConfig func() SourceConfig
+	// ConsumerGroup marks the Kafka source: read through a consumer
+	// group whose client the commit protocols own (offsets commit in
+	// the Kafka transaction, or are kept per partition in the sink).
+	// Such a source can be split into tasks.
+	ConsumerGroup bool
+	// New builds any other source; its checkpoint is kept in the
+	// daemon's offsets topic, written in the batch's transaction.
+	New func(cfg SourceConfig, connector string) (connector.Source, error)
+}
+
+var (
+	mu      sync.RWMutex
+	sinks   = map[string]Sink{}
+	sources = map[string]Source{}
+)
+
+// RegisterSink adds s; it panics on a duplicate or incomplete registration
+// (a programming error, caught by any test that links the package).
+func RegisterSink(s Sink) {
+	switch {
+	case s.Name == "" || s.NewConfig == nil:
+		panic("component: a sink needs a name and NewConfig")
+	case !s.Kafka && s.Store == nil && s.Writer == nil:
+		panic(fmt.Sprintf("component: sink %q has neither a Store nor a Writer", s.Name))
+	case s.Store != nil && (s.Checkpoint == "" || s.Checkpoints == nil):
+		panic(fmt.Sprintf("component: sink %q has a Store but no Checkpoint/Checkpoints", s.Name))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := sinks[s.Name]; dup {
+		panic(fmt.Sprintf("component: sink %q registered twice", s.Name))
+	}
+	sinks[s.Name] = s
+}
+
+// RegisterSource adds s; it panics on a duplicate or incomplete one.
+func RegisterSource(s Source) {
+	if s.Name == "" || s.NewConfig == nil || (!s.ConsumerGroup && s.New == nil) {
+		panic(fmt.Sprintf("component: source %q needs a name, NewConfig, and New unless it is a consumer group", s.Name))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := sources[s.Name]; dup {
+		panic(fmt.Sprintf("component: source %q registered twice", s.Name))
+	}
+	sources[s.Name] = s
+}
+
+// LookupSink returns the sink registered as name.
+func LookupSink(name string) (Sink, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	s, ok := sinks[name]
+	return s, ok
+}
+
+// LookupSource returns the source registered as name.
+func LookupSource(name string) (Source, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	s, ok := sources[name]
+	return s, ok
+}
+
+// Sinks returns every registered sink, by name.
+func Sinks() []Sink {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]Sink, 0, len(sinks))
+	for _, s := range sinks {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Sources returns every registered source, by name.
+func Sources() []Source {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]Source, 0, len(sources))
+	for _, s := range sources {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SinkNames and SourceNames are the registered type names, sorted.
+func SinkNames() []string {
+	var names []string
+	for _, s := range Sinks() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// SourceNames: see SinkNames.
+func SourceNames() []string {
+	var names []string
+	for _, s := range Sources() {
+		names = append(names, s.Name)
+	}
+	return slices.Clip(names)
+}
+
+// Guarantees lists what a sink can do, for listings: "exactly_once" (a
+// Store, or the Kafka sink's transactions), "two_phase" (a Participant),
+// "at_least_once".
+func (s Sink) Guarantees() []string {
+	var g []string
+	if s.Store != nil || s.Kafka {
+		g = append(g, "exactly_once")
+	}
+	if s.Participant != nil {
+		g = append(g, "two_phase")
+	}
+	if s.Writer != nil || s.Kafka {
+		g = append(g, "at_least_once")
+	}
+	return g
+}
