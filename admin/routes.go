@@ -39,6 +39,8 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/connectors/{name}/promote", s.promoteReplay},
 		{http.MethodGet, "/transactions", s.listTransactions},
 		{http.MethodPost, "/transactions/{transactional_id}/abort", s.abortTransaction},
+		{http.MethodGet, "/connector-plugins", s.listPlugins},
+		{http.MethodGet, "/connector-plugins/{plugin}/config", s.pluginConfig},
 		{http.MethodGet, "/health", s.health},
 		{http.MethodGet, "/ready", s.ready},
 		{http.MethodGet, "/metrics", s.serveMetrics},

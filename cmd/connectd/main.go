@@ -2,7 +2,8 @@
 // the connectors of a YAML config, `validate` checks a config without
 // connecting to anything, `verify` runs the exactly-once checker against a
 // connector's input and output, `replay` and `promote` drive a Kappa
-// re-processing through a running daemon, and `version` says what was built.
+// re-processing through a running daemon, `list` names the sources and
+// sinks this build knows, and `version` says what was built.
 package main
 
 import (
@@ -41,6 +42,7 @@ Usage:
                                                   show the replay's state and lag
   connectd promote  -c FILE --connector SHADOW [--force]
                                                   switch readers to a caught-up replay
+  connectd list     [--json | --markdown]         list the sources and sinks this build knows
   connectd version                                print version, Go version and commit
 
 Run 'connectd COMMAND -h' for a command's flags.
@@ -56,6 +58,7 @@ var commands = map[string]command{
 	"verify":   verifyCmd,
 	"replay":   replayCmd,
 	"promote":  promoteCmd,
+	"list":     listCmd,
 	"version":  versionCmd,
 }
 
