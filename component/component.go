@@ -109,6 +109,39 @@ type Sink struct {
 	// WindowState: the values Store and Writer return implement
 	// connector.StateStore, so a window stage can run before the sink.
 	WindowState bool
+	// Probe opens the sink's output for the exactly-once checker
+	// (package verify), which reads what the sink holds through it and
+	// compares it with what the input says it must hold. nil: verify
+	// cannot check the sink.
+	Probe func(cfg Config, env SinkEnv) (Probe, error)
+}
+
+// Probe is the checker's view of a sink's output.
+type Probe interface {
+	// Snapshot reads the output and, withCheckpoint, the checkpoint the
+	// sink keeps for group, in one consistent view (what a commit made
+	// visible, together). IDs are the output's identities, one per copy
+	// (a duplicate appears twice), each qualified by where it is
+	// ("<file or table>:<event id>") as Route qualifies them. A non-nil
+	// below keeps only output whose origin it contains (an
+	// at_least_once sink's later batches); with stopped the others are
+	// returned in Beyond instead of dropped.
+	Snapshot(ctx context.Context, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool) (ProbeSnapshot, error)
+	// Route is the location where the sink puts r (dead letters,
+	// records of dlqTopic, go where the sink keeps them), as Snapshot's
+	// IDs name it.
+	Route(r *connector.Record, dlqTopic string) string
+	Close()
+}
+
+// ProbeSnapshot is what a Probe read.
+type ProbeSnapshot struct {
+	Checkpoint connector.Checkpoint
+	IDs        []string
+	Beyond     []string
+	// ApplyCountViolations counts outputs applied more than once where
+	// the sink can tell (a test apply counter).
+	ApplyCountViolations int
 }
 
 // CheckpointStore reads and changes the checkpoints a sink keeps.
