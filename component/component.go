@@ -114,6 +114,49 @@ type Sink struct {
 	// compares it with what the input says it must hold. nil: verify
 	// cannot check the sink.
 	Probe func(cfg Config, env SinkEnv) (Probe, error)
+	// Replay makes the sink's output versionable for a Kappa replay
+	// (package kappa). nil: a connector writing to it cannot be replayed
+	// beside itself.
+	Replay *Replay
+}
+
+// Replay is how a Kappa replay versions a sink's outputs, so that the
+// shadow connector writes beside the live one, and how a promote moves the
+// readers to the shadow's.
+type Replay struct {
+	// Outputs are the config fields naming the sink's outputs.
+	Outputs []VersionedField
+	// Cutover moves readers to the outputs cfg names (the shadow's), in
+	// one atomic step where the sink has a reader-facing alias, and is
+	// idempotent (a promote interrupted by a crash is done again).
+	Cutover func(ctx context.Context, cfg Config) (Switch, error)
+}
+
+// VersionedField is one config field naming an output: version v of
+// value x is x+Sep+v (a table "orders" becomes "orders_v2"), or with Sep
+// "v" a key prefix ("orders:" becomes "orders:v2:").
+type VersionedField struct {
+	Field string
+	Sep   string
+	// Always versions the field when absent or empty too (a Redis key
+	// prefix "" becomes "v2:"); otherwise an empty field is left alone.
+	Always bool
+}
+
+// Switch is what a promote did for the readers of one sink.
+type Switch struct {
+	Sink string `json:"sink"` // the sink's type name
+	// Readers is what readers use: a PostgreSQL view, a Redis prefix
+	// key; empty for a Kafka topic (Kafka has no aliases).
+	Readers string `json:"readers,omitempty"`
+	// From is what Readers named before (the live connector's output),
+	// To what it names now (the shadow's).
+	From string `json:"from,omitempty"`
+	To   string `json:"to"`
+	// Switched says whether readers were moved; when false, Note says
+	// what the operator has to do.
+	Switched bool   `json:"switched"`
+	Note     string `json:"note,omitempty"`
 }
 
 // Probe is the checker's view of a sink's output.

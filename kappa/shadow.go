@@ -16,6 +16,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/connectd/connectd/component"
 )
 
 // versionSuffix matches the "-vN" that ends a shadow's name, topic or group.
@@ -124,17 +126,18 @@ func Shadow(def map[string]any, live string, v int, from string) ([]Rename, erro
 	}
 	for i, s := range sinks {
 		field := fields[i]
-		switch s["type"] {
-		case "kafka":
-			renames = append(renames, setString(s, field, "topic", "-v", v)...)
-		case "postgres":
-			renames = append(renames, setString(s, field, "table", "_v", v)...)
-			renames = append(renames, setString(s, field, "dlq_table", "_v", v)...)
-		case "redis":
-			p, _ := s["key_prefix"].(string)
-			renames = append(renames, set(s, field+".key_prefix", "key_prefix", versioned(p, "v", v)))
-		default:
+		t, _ := s["type"].(string)
+		sk, ok := component.LookupSink(t)
+		if !ok || sk.Replay == nil {
 			return nil, fmt.Errorf("connector %s: %w: %s.type %v has no versioned output", live, ErrNotReplayable, field, typeOf(s))
+		}
+		for _, out := range sk.Replay.Outputs {
+			if out.Always {
+				p, _ := s[out.Field].(string)
+				renames = append(renames, set(s, field+"."+out.Field, out.Field, versioned(p, out.Sep, v)))
+			} else {
+				renames = append(renames, setString(s, field, out.Field, out.Sep, v)...)
+			}
 		}
 	}
 	if dlq, ok := def["dead_letter_queue"].(map[string]any); ok {

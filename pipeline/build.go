@@ -78,8 +78,7 @@ type Spec struct {
 	KafkaSrc *kafkasrc.Config
 	// KafkaSink is the Kafka sink's config, whose topic the Kafka
 	// protocols produce to (zero without a Kafka sink).
-	KafkaSink   sinkkafka.Config
-	OutputTopic string
+	KafkaSink sinkkafka.Config
 	// Generator, Postgres, Redis and Fanout are typed views of Source
 	// and Sinks for the packages that still read a sink's own config
 	// (verify, kappa, the bench and the tests); building and the offsets

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"context"
+
 	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
 )
@@ -16,6 +18,15 @@ func init() {
 		NewConfig:   func() component.Config { return new(Config) },
 		Kafka:       true,
 		WindowState: true,
+		// Kafka has no topic aliases: a promote can only say where
+		// consumers should go.
+		Replay: &component.Replay{
+			Outputs: []component.VersionedField{{Field: "topic", Sep: "-v"}},
+			Cutover: func(_ context.Context, cfg component.Config) (component.Switch, error) {
+				t := cfg.(*Config).Topic
+				return component.Switch{Sink: "kafka", To: t, Note: "Kafka has no topic aliases: point consumers at topic " + t}, nil
+			},
+		},
 		Writer: func(cfg component.Config, env component.SinkEnv) connector.SinkWriter {
 			return NewWriter(env.KafkaOpts, cfg.(*Config).Topic)
 		},

@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
@@ -28,6 +31,10 @@ func init() {
 		// Kafka transaction that decides, so no offsets table.
 		Participant: func(cfg component.Config, env component.SinkEnv) connector.Participant {
 			return New(*cfg.(*Config), Options{Connector: env.Connector, DLQTopic: env.DLQTopic, ExactlyOnce: true, TwoPhase: true, Logger: env.Log})
+		},
+		Replay: &component.Replay{
+			Outputs: []component.VersionedField{{Field: "table", Sep: "_v"}, {Field: "dlq_table", Sep: "_v"}},
+			Cutover: cutover,
 		},
 		Checkpoints: func(_ context.Context, cfg component.Config, env component.SinkEnv) (component.CheckpointStore, error) {
 			return New(*cfg.(*Config), Options{Connector: env.Connector, DLQTopic: env.DLQTopic, ExactlyOnce: true}), nil
@@ -56,4 +63,25 @@ var fields = []component.Field{
 		Description: "Most rows per statement; a batch is written in chunks of this size in one transaction."},
 	{Name: "test_apply_counter", Type: "bool", Default: "false",
 		Description: "For exactly-once tests: an apply_count column counting every write of an event ID."},
+}
+
+// cutover points the sink's view, if it has one, at its table, in one
+// transaction (see PointView).
+func cutover(ctx context.Context, cfg component.Config) (component.Switch, error) {
+	c := cfg.(*Config)
+	sw := component.Switch{Sink: "postgres", Readers: c.View, To: c.Table}
+	if c.View == "" {
+		sw.Note = "the sink has no view: point readers at table " + c.Table
+		return sw, nil
+	}
+	conn, err := pgx.Connect(ctx, c.DSN)
+	if err != nil {
+		return sw, fmt.Errorf("promote: postgres view %s: %w", c.View, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if sw.From, err = PointView(ctx, conn, c.View, c.Table); err != nil {
+		return sw, fmt.Errorf("promote: postgres view %s: %w", c.View, err)
+	}
+	sw.Switched = true
+	return sw, nil
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
@@ -23,6 +24,10 @@ func init() {
 		},
 		Writer: func(cfg component.Config, env component.SinkEnv) connector.SinkWriter {
 			return &lazyWriter{cfg: *cfg.(*Config), dlq: env.DLQTopic}
+		},
+		Replay: &component.Replay{
+			Outputs: []component.VersionedField{{Field: "key_prefix", Sep: "v", Always: true}},
+			Cutover: cutover,
 		},
 		Checkpoints: func(ctx context.Context, cfg component.Config, env component.SinkEnv) (component.CheckpointStore, error) {
 			return NewStore(ctx, *cfg.(*Config), env.DLQTopic)
@@ -52,4 +57,21 @@ var fields = []component.Field{
 	{Name: "test_apply_counter", Type: "bool", Default: "false", Description: "For exactly-once tests: INCR connectd:applied:<event_id> on every application."},
 	{Name: "batch_size", Type: "int", Default: "5000", Description: "Records per pipeline round trip with at_least_once (an exactly_once batch is always one script)."},
 	{Name: "timeout", Type: "duration", Default: "10s", Description: "Bounds dialing, each read and each write; a commit that times out has an unknown outcome."},
+}
+
+// cutover swaps the sink's prefix key, if it has one, to its key prefix, in
+// one script (see SwapPrefix).
+func cutover(ctx context.Context, cfg component.Config) (component.Switch, error) {
+	c := cfg.(*Config)
+	sw := component.Switch{Sink: "redis", Readers: c.PrefixKey, To: c.KeyPrefix}
+	if c.PrefixKey == "" {
+		sw.Note = "the sink has no prefix_key: point readers at key prefix " + c.KeyPrefix
+		return sw, nil
+	}
+	var err error
+	if sw.From, err = SwapPrefix(ctx, *c, c.KeyPrefix); err != nil {
+		return sw, fmt.Errorf("promote: %w", err)
+	}
+	sw.Switched = true
+	return sw, nil
 }
