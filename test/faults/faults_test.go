@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -197,14 +198,29 @@ func brokerKill() step {
 
 // rollingRestart stops every broker in turn (controlled shutdown), starting
 // it again and waiting for full replication before the next.
+//
+// A controlled shutdown moves leaderships and coordinators first, and
+// franz-go retries what it is told to retry elsewhere, so the connectors
+// may well abort nothing: the fault bites when a stopping broker ends
+// connectd's connections to it while the connectors stream (each stop waits
+// for progress first), which the broker's proxy counts. Every stop must end
+// at least one.
 func rollingRestart() step {
 	return step{"rolling-restart", func(r *run) string {
+		var ended []string
 		for i := range r.e.kafka.Nodes {
 			r.waitProgress(0.1)
+			before := r.e.kproxy[i].Ended(r.e.anyConnectd)
 			r.e.stopNode(i)
 			r.e.startNode(i)
+			n := r.e.kproxy[i].Ended(r.e.anyConnectd) - before
+			if n == 0 {
+				r.t.Errorf("rolling restart: stopping broker %d ended no connection of connectd's", i+1)
+			}
+			r.ended += n
+			ended = append(ended, strconv.Itoa(n))
 		}
-		return "rolling restart of 3 brokers"
+		return "rolling restart of 3 brokers (connectd connections each shutdown ended: " + strings.Join(ended, ", ") + ")"
 	}, dupsNowhere(whyControlled)}
 }
 

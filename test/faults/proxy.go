@@ -39,6 +39,9 @@ type Proxy struct {
 	rng    *rand.Rand
 	closed bool
 	wg     sync.WaitGroup
+	// ended counts, per owner pid, the connections the service ended
+	// itself (a broker shutting down closes its clients' connections).
+	ended map[int]int
 
 	// Stats counts what the faults did, for the scenario's log; read it
 	// through String or Dropped while connections are open.
@@ -81,6 +84,7 @@ type link struct {
 	pid            int
 	mu             sync.Mutex
 	broken         bool // bytes were discarded: close on Clear
+	closing        bool // the proxy closed it (not the service)
 }
 
 // NewProxy listens on 127.0.0.1 (an ephemeral port) and forwards to
@@ -96,7 +100,7 @@ func NewProxy(name string, upstream func() string, owner func(remote *net.TCPAdd
 		owner = func(*net.TCPAddr, int) int { return 0 }
 	}
 	p := &Proxy{name: name, ln: ln, upstream: upstream, owner: owner,
-		links: map[*link]struct{}{}, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
+		links: map[*link]struct{}{}, ended: map[int]int{}, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -116,6 +120,21 @@ func (p *Proxy) Dropped() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.Stats.DroppedReplies
+}
+
+// Ended counts the connections of the processes match selects that the
+// service ended itself, not the proxy nor the client: what a broker's
+// controlled shutdown does to its clients.
+func (p *Proxy) Ended(match func(pid int) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for pid, c := range p.ended {
+		if match(pid) {
+			n += c
+		}
+	}
+	return n
 }
 
 // Set installs f for new and open connections alike.
@@ -267,6 +286,14 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, replies bool) {
 			// closes both: a real connection ends for both ends, and a
 			// database backend must see its client gone to roll back and
 			// release its locks.
+			l.mu.Lock()
+			byProxy := l.closing
+			l.mu.Unlock()
+			if replies && !byProxy {
+				p.mu.Lock()
+				p.ended[l.pid]++
+				p.mu.Unlock()
+			}
 			l.close()
 			return
 		}
@@ -321,6 +348,7 @@ func (p *Proxy) discard(l *link, replies bool) bool {
 
 func (l *link) close() {
 	l.mu.Lock()
+	l.closing = true
 	c, s := l.client, l.server
 	l.mu.Unlock()
 	if c != nil {

@@ -205,3 +205,65 @@ func TestProxyPropagatesClientClose(t *testing.T) {
 		t.Fatal("the service's connection outlived its client")
 	}
 }
+
+// TestProxyEnded: a connection the service closes counts as ended for its
+// owner; one the client closes, or the proxy cuts, does not.
+func TestProxyEnded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closeNext := make(chan bool, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if <-closeNext {
+				c.Close() // the service ends it, as a stopping broker does
+				continue
+			}
+			go func() { _, _ = bufio.NewReader(c).ReadString('\n'); c.Close() }()
+		}
+	}()
+	p, err := NewProxy("svc", func() string { return ln.Addr().String() }, ownProcess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	own := func(pid int) bool { return pid == os.Getpid() }
+	wait := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for p.Ended(own) != want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := p.Ended(own); got != want {
+			t.Fatalf("Ended = %d, want %d", got, want)
+		}
+	}
+
+	closeNext <- true
+	c, r := dial(t, p)
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("the service's close did not reach the client")
+	}
+	c.Close()
+	wait(1)
+
+	closeNext <- false
+	c, _ = dial(t, p)
+	c.Close() // the client ends it
+	closeNext <- false
+	c2, _ := dial(t, p)
+	time.Sleep(100 * time.Millisecond) // accepted and dialled
+	p.Cut(own)
+	c2.Close()
+	time.Sleep(200 * time.Millisecond)
+	wait(1)
+	if p.Ended(func(int) bool { return false }) != 0 {
+		t.Fatal("Ended counts connections its match rejects")
+	}
+}
