@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/connectd/connectd/component"
 )
 
 // TestOpenAPIMatchesRoutes keeps openapi.json and the handlers in step:
@@ -123,5 +125,67 @@ func TestOpenAPIServesDocument(t *testing.T) {
 	New(nil, nil).Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != string(openAPIDoc) {
 		t.Errorf("GET /openapi.json = %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+// TestOpenAPIComponentSchemas: the served document describes every
+// registered source and sink from its fields, and ConnectorConfig's
+// source, sink and sinks are one of them by type.
+func TestOpenAPIComponentSchemas(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Type   string            `json:"type"`
+					Format string            `json:"format"`
+					OneOf  []json.RawMessage `json:"oneOf"`
+					Items  struct {
+						OneOf []json.RawMessage `json:"oneOf"`
+					} `json:"items"`
+				} `json:"properties"`
+				Required []string `json:"required"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	schemas := doc.Components.Schemas
+	nsinks, nsources := 0, 0
+	for _, p := range component.Plugins() {
+		name := "Source_" + p.Name
+		if p.Type == "sink" {
+			name, nsinks = "Sink_"+p.Name, nsinks+1
+		} else {
+			nsources++
+		}
+		s, ok := schemas[name]
+		if !ok {
+			t.Errorf("no schema %s", name)
+			continue
+		}
+		for _, f := range p.Fields {
+			prop, ok := s.Properties[f.Name]
+			if !ok {
+				t.Errorf("%s: no property %s", name, f.Name)
+			}
+			if len(fieldSchema(f.Type)) == 0 {
+				t.Errorf("%s.%s: field type %q has no JSON schema", name, f.Name, f.Type)
+			}
+			if f.Secret && prop.Format != "password" {
+				t.Errorf("%s.%s: a secret field is not format password", name, f.Name)
+			}
+			if f.Required && !slices.Contains(s.Required, f.Name) {
+				t.Errorf("%s.%s: required field not in required", name, f.Name)
+			}
+		}
+	}
+	cc := schemas["ConnectorConfig"].Properties
+	if len(cc["sink"].OneOf) != nsinks || len(cc["sinks"].Items.OneOf) != nsinks || len(cc["source"].OneOf) != nsources {
+		t.Errorf("ConnectorConfig: sink one of %d, sinks of %d, source of %d; want %d sinks and %d sources",
+			len(cc["sink"].OneOf), len(cc["sinks"].Items.OneOf), len(cc["source"].OneOf), nsinks, nsources)
+	}
+	if schemas["Sink_postgres"].Properties["dsn"].Format != "password" {
+		t.Error("Sink_postgres.dsn is not marked secret")
 	}
 }

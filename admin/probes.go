@@ -40,10 +40,14 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.metricsHandler.ServeHTTP(w, r)
 }
 
-// openAPIDoc describes every route; a test keeps it and the routes in step.
+// openAPIFile describes every route; a test keeps it and the routes in
+// step. openAPIDoc, what GET /openapi.json serves, is it with the schemas
+// of the registered sources and sinks added (see withComponentSchemas).
 //
 //go:embed openapi.json
-var openAPIDoc []byte
+var openAPIFile []byte
+
+var openAPIDoc = withComponentSchemas(openAPIFile)
 
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
