@@ -85,9 +85,6 @@ func run(ctx context.Context, o Options) (Report, error) {
 	if o.Spec.Processor.Window() != nil {
 		return runWindowed(ctx, o, base) // the batch oracle
 	}
-	if o.Spec.Postgres != nil {
-		return runPostgres(ctx, o, base)
-	}
 	if s := o.Spec.Sinks; len(s) == 1 && s[0].Probe != nil && o.Spec.Redis == nil {
 		return runProbe(ctx, o, base, s[0].Sink, s[0].Config)
 	}

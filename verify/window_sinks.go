@@ -102,7 +102,7 @@ func runKafkaWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, e
 	return rep, checkPartitions(ctx, o, base, cp, &rep)
 }
 
-// runPostgresWindowed: the rows are read as runPostgres reads them (one
+// runPostgresWindowed: the rows are read as the sink's probe reads them (one
 // snapshot with the checkpoint with exactly_once), plus the columns that
 // hold result values: a value or value_text column (the whole result), and
 // json:<field> columns naming a field of the result (key, window_start,
@@ -119,12 +119,12 @@ func runPostgresWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report
 		}
 	}
 	extra, fields := pgResultColumns(pg)
-	snap, err := readSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp, o.Stopped, extra)
+	snap, err := sinkpg.ReadSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp, o.Stopped, extra)
 	if err != nil {
 		return Report{}, err
 	}
 	if exactlyOnce {
-		cp = snap.checkpoint
+		cp = snap.Checkpoint
 	}
 	state := sinkpg.New(*pg, sinkpg.Options{Connector: spec.Conf.Name, ExactlyOnce: exactlyOnce})
 	defer state.Close()
@@ -132,22 +132,22 @@ func runPostgresWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report
 	if err != nil {
 		return Report{}, err
 	}
-	actual := make([]windowOutput, 0, len(snap.rows))
-	for _, row := range snap.rows {
-		out := windowOutput{dest: row.table, id: row.id, origin: row.origin}
-		if row.table == pg.Table && len(fields) > 0 {
+	actual := make([]windowOutput, 0, len(snap.Rows))
+	for _, row := range snap.Rows {
+		out := windowOutput{dest: row.Table, id: row.ID, origin: row.Origin}
+		if row.Table == pg.Table && len(fields) > 0 {
 			out.stored = &storedResult{}
 			for i, f := range fields {
 				switch {
-				case f.whole && row.extra[i] != nil:
-					out.stored.whole = []byte(*row.extra[i])
+				case f.whole && row.Extra[i] != nil:
+					out.stored.whole = []byte(*row.Extra[i])
 				case f.whole:
 					out.stored.whole = []byte("null")
 				default:
 					if out.stored.fields == nil {
 						out.stored.fields = map[string]storedField{}
 					}
-					out.stored.fields[f.name] = storedField{text: row.extra[i], json: f.json}
+					out.stored.fields[f.name] = storedField{text: row.Extra[i], json: f.json}
 				}
 			}
 		}
@@ -158,7 +158,7 @@ func runPostgresWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report
 		resultDest: func(r *connector.Record) string { return pg.Route(r, dlqTopic) },
 		letterDest: func(*connector.Record) string { return pg.DLQTable },
 	})
-	rep.ApplyCountViolations = snap.applyCountViolations
+	rep.ApplyCountViolations = snap.ApplyCountViolations
 	return rep, checkPartitions(ctx, o, base, cp, &rep)
 }
 
@@ -172,7 +172,7 @@ type pgResultField struct {
 // pgResultColumns returns the SELECT expressions (as text) of the
 // columns that hold result values, and what each holds.
 func pgResultColumns(pg *sinkpg.Config) ([]string, []pgResultField) {
-	extra := []string{} // not nil: readSnapshot then returns the rows
+	extra := []string{} // not nil: ReadSnapshot then returns the rows
 	var fields []pgResultField
 	for col, src := range pg.Columns {
 		f := pgResultField{}

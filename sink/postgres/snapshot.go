@@ -1,21 +1,19 @@
-package verify
+package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
-	sinkpg "github.com/connectd/connectd/sink/postgres"
 )
 
-// runPostgres checks a connector writing to PostgreSQL.
+// probe: how the checker (verify.runProbe) reads a connector writing to
+// PostgreSQL.
 //
 //   - exactly_once: the checkpoint (the offsets table's rows for the
 //     connector's group), the event IDs of the table and of the dead-letter
@@ -35,61 +33,39 @@ import (
 //
 // Expected rows are recomputed from the Kafka input below the checkpoint
 // exactly as for a Kafka sink, each routed to the table or the dead-letter
-// table by the sink's own rule (sinkpg.Config.Route).
-func runPostgres(ctx context.Context, o Options, base []kgo.Opt) (Report, error) {
-	spec := o.Spec
-	pg := spec.Postgres
-	// A two-phase participant keeps no checkpoint: it is the group's,
-	// read like at_least_once's (rows commit after it, in phase two).
-	exactlyOnce := spec.Conf.Guarantee != config.AtLeastOnce && !spec.TwoPhase
-	if spec.KafkaSrc == nil {
-		return Report{}, errors.New("a postgres sink needs a kafka source")
-	}
-	var cp connector.Checkpoint
-	if !exactlyOnce {
-		var err error
-		if cp, err = checkpoint(ctx, o, base); err != nil {
-			return Report{}, err
-		}
-	}
-	snap, err := readSnapshot(ctx, pg, spec.KafkaSrc.Group, exactlyOnce, cp, o.Stopped, nil)
+// table by the sink's own rule (Config.Route).
+type probe struct{ cfg *Config }
+
+func (p probe) Snapshot(ctx context.Context, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool) (component.ProbeSnapshot, error) {
+	s, err := ReadSnapshot(ctx, p.cfg, group, withCheckpoint, below, stopped, nil)
 	if err != nil {
-		return Report{}, fmt.Errorf("reading %s: %w", pg.Table, err)
+		return component.ProbeSnapshot{}, fmt.Errorf("reading %s: %w", p.cfg.Table, err)
 	}
-	if exactlyOnce {
-		cp = snap.checkpoint
-	}
-	dlqTopic := spec.DLQTopic()
-	expected, _, err := expectedOutputs(ctx, o, base, cp, func(r *connector.Record) string {
-		return pg.Route(r, dlqTopic)
-	})
-	if err != nil {
-		return Report{}, err
-	}
-	rep := Compare(expected, snap.ids)
-	rep.addBeyond(snap.beyond)
-	rep.ApplyCountViolations = snap.applyCountViolations
-	return rep, checkPartitions(ctx, o, base, cp, &rep)
+	return component.ProbeSnapshot{Checkpoint: s.Checkpoint, IDs: s.IDs, Beyond: s.Beyond, ApplyCountViolations: s.ApplyCountViolations}, nil
 }
 
-// pgSnapshot is what the checker reads from the database.
-type pgSnapshot struct {
-	checkpoint           connector.Checkpoint
-	ids                  []string // qualified with the table's name
-	beyond               []string // ids left out by below, when stopped
-	applyCountViolations int
-	rows                 []pgRow // with extra columns only
+func (p probe) Route(r *connector.Record, dlqTopic string) string { return p.cfg.Route(r, dlqTopic) }
+
+func (probe) Close() {}
+
+// Snapshot is what the checker reads from the database.
+type Snapshot struct {
+	Checkpoint           connector.Checkpoint
+	IDs                  []string // "<table>:<event id>"
+	Beyond               []string // IDs left out by below, when stopped
+	ApplyCountViolations int
+	Rows                 []Row // with extra columns only
 }
 
-// pgRow is one row of the table or the dead-letter table.
-type pgRow struct {
-	table  string
-	id     string
-	origin *connector.Origin // nil where the table maps none
-	extra  []*string
+// Row is one row of the table or the dead-letter table.
+type Row struct {
+	Table  string
+	ID     string
+	Origin *connector.Origin // nil where the table maps none
+	Extra  []*string
 }
 
-// readSnapshot reads the checkpoint (withCheckpoint), the qualified event
+// ReadSnapshot reads the checkpoint (withCheckpoint), the qualified event
 // IDs of the table and dead-letter table, and the apply_count violations
 // in one REPEATABLE READ transaction. A non-nil below keeps only rows
 // whose origin it contains, where the origin is known; with stopped the
@@ -99,7 +75,7 @@ type pgRow struct {
 // both tables, unfiltered, with its origin and the table's extra columns
 // read as text (the dead-letter table's as NULL), for the batch oracle to
 // filter and compare on its own.
-func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool, extra []string) (*pgSnapshot, error) {
+func ReadSnapshot(ctx context.Context, pg *Config, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool, extra []string) (*Snapshot, error) {
 	conn, err := pgx.Connect(ctx, pg.DSN)
 	if err != nil {
 		return nil, err
@@ -111,7 +87,7 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	snap := &pgSnapshot{checkpoint: connector.Checkpoint{}}
+	snap := &Snapshot{Checkpoint: connector.Checkpoint{}}
 	exists := func(table string) (bool, error) {
 		var ok bool
 		err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok)
@@ -128,7 +104,7 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 			var tp connector.TopicPartition
 			var next int64
 			if _, err := pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
-				snap.checkpoint[tp] = next
+				snap.Checkpoint[tp] = next
 				return nil
 			}); err != nil {
 				return nil, fmt.Errorf("offsets table: %w", err)
@@ -158,7 +134,7 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 		if !ok {
 			continue
 		}
-		cols := sinkpg.EventIDColumn + ", " + t.origin
+		cols := EventIDColumn + ", " + t.origin
 		if len(extra) > 0 {
 			cols += ", " + t.extra
 		}
@@ -173,20 +149,20 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 		}
 		if _, err := pgx.ForEachRow(rows, scan, func() error {
 			if extra != nil {
-				row := pgRow{table: t.name, id: id, extra: slices.Clone(vals)}
+				row := Row{Table: t.name, ID: id, Extra: slices.Clone(vals)}
 				if topic != nil && part != nil && off != nil {
-					row.origin = &connector.Origin{Topic: *topic, Partition: int32(*part), Offset: *off}
+					row.Origin = &connector.Origin{Topic: *topic, Partition: int32(*part), Offset: *off}
 				}
-				snap.rows = append(snap.rows, row)
+				snap.Rows = append(snap.Rows, row)
 			}
 			if below != nil && topic != nil && part != nil && off != nil &&
 				!below.Contains(connector.Origin{Topic: *topic, Partition: int32(*part), Offset: *off}) {
 				if stopped {
-					snap.beyond = append(snap.beyond, qualify(t.name, id))
+					snap.Beyond = append(snap.Beyond, t.name+":"+id)
 				}
 				return nil // running: written by a batch whose offsets were not committed yet
 			}
-			snap.ids = append(snap.ids, qualify(t.name, id))
+			snap.IDs = append(snap.IDs, t.name+":"+id)
 			return nil
 		}); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
@@ -198,17 +174,17 @@ func readSnapshot(ctx context.Context, pg *sinkpg.Config, group string, withChec
 	for _, table := range []string{pg.QuotedTable(), pg.QuotedDLQTable()} {
 		var hasCounter bool
 		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
-			table, sinkpg.ApplyCountColumn).Scan(&hasCounter); err != nil {
+			table, ApplyCountColumn).Scan(&hasCounter); err != nil {
 			return nil, err
 		}
 		if !hasCounter {
 			continue
 		}
 		var n int
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE "+sinkpg.ApplyCountColumn+" <> 1").Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE "+ApplyCountColumn+" <> 1").Scan(&n); err != nil {
 			return nil, fmt.Errorf("%s: %w", table, err)
 		}
-		snap.applyCountViolations += n
+		snap.ApplyCountViolations += n
 	}
 	return snap, tx.Commit(ctx)
 }
