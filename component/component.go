@@ -177,6 +177,13 @@ type Probe interface {
 	Close()
 }
 
+// ApplyCounter is a Probe that counts, with the test apply counters its
+// sink keeps, how many expected outputs (qualified as Snapshot's IDs) were
+// not applied exactly once; verify asks it after Snapshot.
+type ApplyCounter interface {
+	ApplyCountViolations(ctx context.Context, expected []string) (int, error)
+}
+
 // ProbeSnapshot is what a Probe read.
 type ProbeSnapshot struct {
 	Checkpoint connector.Checkpoint

@@ -85,11 +85,8 @@ func run(ctx context.Context, o Options) (Report, error) {
 	if o.Spec.Processor.Window() != nil {
 		return runWindowed(ctx, o, base) // the batch oracle
 	}
-	if s := o.Spec.Sinks; len(s) == 1 && s[0].Probe != nil && o.Spec.Redis == nil {
+	if s := o.Spec.Sinks; len(s) == 1 && s[0].Probe != nil {
 		return runProbe(ctx, o, base, s[0].Sink, s[0].Config)
-	}
-	if o.Spec.Redis != nil {
-		return runRedis(ctx, o, base)
 	}
 	cp, err := checkpoint(ctx, o, base)
 	if err != nil {

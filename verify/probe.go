@@ -63,5 +63,12 @@ func runProbe(ctx context.Context, o Options, base []kgo.Opt, sink component.Sin
 	rep := Compare(expected, snap.IDs)
 	rep.addBeyond(snap.Beyond)
 	rep.ApplyCountViolations = snap.ApplyCountViolations
+	if ac, ok := probe.(component.ApplyCounter); ok {
+		n, err := ac.ApplyCountViolations(ctx, expected)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.ApplyCountViolations += n
+	}
 	return rep, checkPartitions(ctx, o, base, cp, &rep)
 }

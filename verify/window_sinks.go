@@ -195,7 +195,7 @@ func pgResultColumns(pg *sinkpg.Config) ([]string, []pgResultField) {
 }
 
 // runRedisWindowed: the audit log gives the event IDs applied (each
-// application once), as runRedis reads it; where the data key of a result
+// application once), as the sink's probe reads it; where the data key of a result
 // is its event ID (the default key template) and the structure is a
 // string or a hash, the stored value is read too and compared.
 func runRedisWindowed(ctx context.Context, o Options, base []kgo.Opt) (Report, error) {

@@ -25,6 +25,9 @@ func init() {
 		Writer: func(cfg component.Config, env component.SinkEnv) connector.SinkWriter {
 			return &lazyWriter{cfg: *cfg.(*Config), dlq: env.DLQTopic}
 		},
+		Probe: func(cfg component.Config, env component.SinkEnv) (component.Probe, error) {
+			return newProbe(*cfg.(*Config), env)
+		},
 		Replay: &component.Replay{
 			Outputs: []component.VersionedField{{Field: "key_prefix", Sep: "v", Always: true}},
 			Cutover: cutover,
