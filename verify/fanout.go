@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/connectd/connectd/component"
+	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/txn"
 )
 
@@ -22,38 +22,34 @@ import (
 // match exactly.
 func runFanout(ctx context.Context, o Options) (Report, error) {
 	var total Report
-	for i, f := range o.Spec.Fanout {
+	for i, f := range o.Spec.Sinks {
 		sub := o
 		sub.Spec = o.Spec.Sink(i)
 		rep, err := Run(ctx, sub)
 		if err != nil {
-			return Report{}, fmt.Errorf("sinks[%d] (%s): %w", i, f.Type(), err)
+			return Report{}, fmt.Errorf("sinks[%d] (%s): %w", i, f.Name, err)
 		}
-		if f.Postgres != nil && sub.Spec.TwoPhase {
-			n, err := countPrepared(ctx, f.Postgres.DSN, txn.GIDPrefix(o.Spec.Conf.Name))
+		if f.Participant != nil && sub.Spec.TwoPhase {
+			n, err := countPrepared(ctx, f, o.Spec.Conf.Name)
 			if err != nil {
-				return Report{}, fmt.Errorf("sinks[%d] (postgres): %w", i, err)
+				return Report{}, fmt.Errorf("sinks[%d] (%s): %w", i, f.Name, err)
 			}
 			rep.Prepared = n
 		}
-		rep.Sink = fmt.Sprintf("sinks[%d] %s", i, f.Type())
+		rep.Sink = fmt.Sprintf("sinks[%d] %s", i, f.Name)
 		total = total.add(rep)
 		total.Sinks = append(total.Sinks, rep)
 	}
 	return total, nil
 }
 
-// countPrepared counts the prepared transactions whose gid starts with
-// prefix in the database of dsn.
-func countPrepared(ctx context.Context, dsn, prefix string) (int, error) {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.Background())
-	var n int
-	err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)", prefix).Scan(&n)
-	return n, err
+// countPrepared counts the connector's prepared transactions in the
+// participant sink f, through the participant's own listing.
+func countPrepared(ctx context.Context, f pipeline.SinkInstance, connectorName string) (int, error) {
+	p := f.Participant(f.Config, component.SinkEnv{Connector: connectorName})
+	defer p.Close()
+	gids, err := p.Prepared(ctx, txn.GIDPrefix(connectorName))
+	return len(gids), err
 }
 
 // add sums two reports, keeping at most maxSamples IDs per list.
