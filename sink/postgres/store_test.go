@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,110 +80,6 @@ func wantKind(t *testing.T, err error, kind connector.CommitErrorKind, what stri
 		t.Fatalf("%s: got %v, want a %s error", what, err, kind)
 	}
 	t.Logf("%s: %v", what, err)
-}
-
-func TestClaimAndCommitCompareAndSet(t *testing.T) {
-	cfg := testConfig(testenv.Postgres(t))
-	s, conn := newTestStore(t, cfg, Options{ExactlyOnce: true})
-	ctx := context.Background()
-	const g = "grp"
-
-	claims, err := s.Claim(ctx, g, []connector.TopicPartition{p0, p1})
-	if err != nil || len(claims.Checkpoint()) != 0 || claims[p0].Epoch != 1 || claims[p1].Epoch != 1 {
-		t.Fatalf("first claim: %v %v, want epoch 1 and no checkpoints", claims, err)
-	}
-	gen1 := map[connector.TopicPartition]int64{p0: 1, p1: 1}
-	batch := append(recs(p0, 0, 10), recs(p1, 0, 5)...)
-	if err := s.Commit(ctx, g, gen1, batch, connector.Checkpoint{}, connector.Checkpoint{p0: 10, p1: 5}); err != nil {
-		t.Fatal(err)
-	}
-	if n := count(t, conn, "SELECT count(*) FROM events"); n != 15 {
-		t.Fatalf("%d rows, want 15", n)
-	}
-
-	// The heir (a static member restarted with the same group generation,
-	// or another member) claims p0: the store raises its epoch to 2, and
-	// the claim reads the checkpoint.
-	claims, err = s.Claim(ctx, g, []connector.TopicPartition{p0})
-	if err != nil || claims[p0] != (txn.PartitionClaim{Epoch: 2, Next: 10}) {
-		t.Fatalf("second claim: %v %v, want p0 epoch 2, next 10", claims, err)
-	}
-	// The old owner (epoch 1) cannot commit p0 any more: nothing lands.
-	err = s.Commit(ctx, g, gen1, append(recs(p0, 10, 20), recs(p1, 5, 8)...),
-		connector.Checkpoint{p0: 10, p1: 5}, connector.Checkpoint{p0: 20, p1: 8})
-	wantKind(t, err, connector.Fenced, "stale claim epoch")
-	// The right epoch with a wrong expected offset is fenced.
-	gen2 := map[connector.TopicPartition]int64{p0: 2}
-	err = s.Commit(ctx, g, gen2, recs(p0, 5, 20), connector.Checkpoint{p0: 5}, connector.Checkpoint{p0: 20})
-	wantKind(t, err, connector.Fenced, "wrong from offset")
-	// Absent from (no checkpoint) while one is stored: fenced.
-	err = s.Commit(ctx, g, gen2, recs(p0, 10, 20), connector.Checkpoint{}, connector.Checkpoint{p0: 20})
-	wantKind(t, err, connector.Fenced, "absent from with a stored checkpoint")
-	if n := count(t, conn, "SELECT count(*) FROM events"); n != 15 {
-		t.Fatalf("fenced commits wrote rows: %d, want 15", n)
-	}
-	var next int64
-	if err := conn.QueryRow(ctx, "SELECT next_offset FROM connectd_offsets WHERE group_id=$1 AND topic='in' AND partition=1", g).Scan(&next); err != nil || next != 5 {
-		t.Fatalf("p1 checkpoint %d %v, want 5 (untouched by the fenced commit)", next, err)
-	}
-	if err := s.Commit(ctx, g, gen2, recs(p0, 10, 20), connector.Checkpoint{p0: 10}, connector.Checkpoint{p0: 20}); err != nil {
-		t.Fatal(err)
-	}
-	if n := count(t, conn, "SELECT count(*) FROM events WHERE apply_count <> 1"); n != 0 {
-		t.Fatalf("%d rows applied more than once", n)
-	}
-	if n := count(t, conn, "SELECT count(*) FROM events WHERE amount = src * 10 AND body->>'i' = src::text AND k = 'k-' || src"); n != 25 {
-		t.Fatalf("%d rows mapped right, want 25", n)
-	}
-	// Another group's rows are independent.
-	if c, err := s.Claim(ctx, "other", []connector.TopicPartition{p0}); err != nil || c[p0] != (txn.PartitionClaim{Epoch: 1, Next: txn.NoCheckpoint}) {
-		t.Fatalf("other group: %v %v", c, err)
-	}
-	// A zombie that claims again after its heir (it missed the rebalance)
-	// takes the partition back with epoch 3, fencing the heir; each
-	// commit still moves the checkpoint from where the store has it, so
-	// nothing is applied twice whoever commits.
-	claims, err = s.Claim(ctx, g, []connector.TopicPartition{p0})
-	if err != nil || claims[p0] != (txn.PartitionClaim{Epoch: 3, Next: 20}) {
-		t.Fatalf("third claim: %v %v, want p0 epoch 3, next 20", claims, err)
-	}
-	err = s.Commit(ctx, g, gen2, recs(p0, 20, 25), connector.Checkpoint{p0: 20}, connector.Checkpoint{p0: 25})
-	wantKind(t, err, connector.Fenced, "epoch 2 after a claim at epoch 3")
-}
-
-// Concurrent claims of overlapping partitions each get their own epoch, and
-// none deadlocks whatever order it lists the partitions in.
-func TestConcurrentClaimsGetDistinctEpochs(t *testing.T) {
-	cfg := testConfig(testenv.Postgres(t))
-	s, _ := newTestStore(t, cfg, Options{ExactlyOnce: true})
-	ctx := context.Background()
-	tps := []connector.TopicPartition{p0, p1, {Topic: "in", Partition: 2}, {Topic: "other", Partition: 0}}
-	const claimers = 8
-	epochs := make(chan int64, claimers)
-	errs := make(chan error, claimers)
-	for i := range claimers {
-		go func() {
-			// Each claimer lists the partitions in another order: the
-			// store must lock them in one order, or claims deadlock.
-			mine := slices.Clone(tps)
-			if i%2 == 1 {
-				slices.Reverse(mine)
-			}
-			c, err := s.Claim(ctx, "g", mine)
-			errs <- err
-			epochs <- c[p1].Epoch
-		}()
-	}
-	seen := map[int64]bool{}
-	for range claimers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-		seen[<-epochs] = true
-	}
-	if len(seen) != claimers || !seen[1] || !seen[claimers] {
-		t.Fatalf("epochs of %d concurrent claims: %v, want 1..%d each once", claimers, seen, claimers)
-	}
 }
 
 // A table made before claim epochs (a "generation" column) is migrated by

@@ -15,7 +15,6 @@ import (
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/test/testenv"
-	"github.com/connectd/connectd/txn"
 )
 
 var (
@@ -29,91 +28,6 @@ func gensAt(gen int64, tps ...connector.TopicPartition) map[connector.TopicParti
 		m[tp] = gen
 	}
 	return m
-}
-
-func TestClaimAndCommitCAS(t *testing.T) {
-	ctx := context.Background()
-	cfg := sharedConfig(t)
-	s := newStore(t, cfg, "")
-	c := s.Client()
-	p := cfg.KeyPrefix
-
-	claims, err := s.Claim(ctx, "g", []connector.TopicPartition{tp0, tp1})
-	if err != nil || len(claims.Checkpoint()) != 0 || claims[tp0].Epoch != 1 {
-		t.Fatalf("first claim: %v, %v", claims, err)
-	}
-	b1 := append(makeRecs(tp0, 0, 10), makeRecs(tp1, 0, 5)...)
-	if err := s.Commit(ctx, "g", gensAt(1, tp0, tp1), b1, connector.Checkpoint{}, connector.Checkpoint{tp0: 10, tp1: 5}); err != nil {
-		t.Fatal(err)
-	}
-
-	// A commit that expects another start offset (a batch committed that
-	// this member did not see) is fenced and writes nothing.
-	b2 := makeRecs(tp0, 10, 10)
-	err = s.Commit(ctx, "g", gensAt(1, tp0), b2, connector.Checkpoint{tp0: 7}, connector.Checkpoint{tp0: 20})
-	mustKind(t, err, connector.Fenced)
-	var fe *FencedError
-	if !errors.As(err, &fe) || fe.Stored != "1:10" || fe.Expected != "1:7" {
-		t.Fatalf("fenced error %v", err)
-	}
-	// "Absent" is a start offset too: from without the partition expects none.
-	mustKind(t, s.Commit(ctx, "g", gensAt(1, tp0), b2, connector.Checkpoint{}, connector.Checkpoint{tp0: 20}), connector.Fenced)
-	if n := countKeys(t, c, p+"orders-0-1?"); n != 0 {
-		t.Fatalf("fenced commits wrote %d keys", n)
-	}
-
-	// The heir (another member, or a static member restarted with the
-	// same group generation) claims tp0: epoch 2, and it sees the
-	// checkpoint.
-	claims, err = s.Claim(ctx, "g", []connector.TopicPartition{tp0})
-	if err != nil || claims[tp0] != (txn.PartitionClaim{Epoch: 2, Next: 10}) || len(claims) != 1 {
-		t.Fatalf("second claim: %v, %v", claims, err)
-	}
-	// The old owner (epoch 1) cannot commit.
-	mustKind(t, s.Commit(ctx, "g", gensAt(1, tp0), b2, connector.Checkpoint{tp0: 10}, connector.Checkpoint{tp0: 20}), connector.Fenced)
-	if n := countKeys(t, c, p+"orders-0-1?"); n != 0 {
-		t.Fatalf("the fenced owner wrote %d keys", n)
-	}
-	if v := c.HGet(ctx, s.OffsetsKey("g"), "orders/1").Val(); v != "1:5" {
-		t.Fatalf("tp1 after another partition's claim: %q", v)
-	}
-
-	// The new owner commits.
-	if err := s.Commit(ctx, "g", gensAt(2, tp0), b2, connector.Checkpoint{tp0: 10}, connector.Checkpoint{tp0: 20}); err != nil {
-		t.Fatal(err)
-	}
-	got, ids, err := s.Snapshot(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got[tp0] != 20 || got[tp1] != 5 || len(got) != 2 {
-		t.Fatalf("snapshot checkpoint %v", got)
-	}
-	if len(ids) != 25 || ids[0] != "string:orders-0-0" || slices.Contains(ids[1:], ids[0]) {
-		t.Fatalf("audit log %d entries: %v", len(ids), ids)
-	}
-	if v := c.Get(ctx, p+"orders-0-15").Val(); !strings.Contains(v, `"amount":15`) {
-		t.Fatalf("value of orders-0-15: %q", v)
-	}
-	counts, err := s.ApplyCounts(ctx, []string{"orders-0-0", "orders-0-19", "orders-1-4", "never"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["orders-0-0"] != 1 || counts["orders-0-19"] != 1 || counts["orders-1-4"] != 1 || counts["never"] != 0 {
-		t.Fatalf("apply counters %v", counts)
-	}
-	// Another group's checkpoints are its own.
-	if c, err := s.Claim(ctx, "other", []connector.TopicPartition{tp0}); err != nil || c[tp0] != (txn.PartitionClaim{Epoch: 1, Next: txn.NoCheckpoint}) {
-		t.Fatalf("other group: %v, %v", c, err)
-	}
-	// A zombie that claims after its heir (it missed the rebalance) takes
-	// tp0 back at epoch 3 and fences the heir; every commit still moves
-	// the checkpoint from where the store has it.
-	claims, err = s.Claim(ctx, "g", []connector.TopicPartition{tp0})
-	if err != nil || claims[tp0] != (txn.PartitionClaim{Epoch: 3, Next: 20}) {
-		t.Fatalf("third claim: %v, %v", claims, err)
-	}
-	mustKind(t, s.Commit(ctx, "g", gensAt(2, tp0), makeRecs(tp0, 20, 5), connector.Checkpoint{tp0: 20}, connector.Checkpoint{tp0: 25}), connector.Fenced)
 }
 
 func TestCommitWrongTypeLeavesNothing(t *testing.T) {
