@@ -1,0 +1,148 @@
+package txn
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/sink/sinktest/memstore"
+)
+
+// TestSinkOffsetsOnKfake drives SinkOffsets, the exactly-once protocol of
+// the PostgreSQL and Redis sinks, on kfake with the reference store
+// (sinktest/memstore): the member claims its partitions in the store on
+// assignment; a batch's output and checkpoint commit together; when a
+// zombie's heir claims the partitions (raising their epochs in the store),
+// the member's next Commit is Fenced and writes nothing; Recover rejoins,
+// claims again and resumes from the store's checkpoint, so the refused
+// batch is read again and every event is applied exactly once.
+func TestSinkOffsetsOnKfake(t *testing.T) {
+	const topic, group, events = "in", "g", 60
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
+	prod, err := kgo.NewClient(seeds, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range events {
+		if err := prod.ProduceSync(context.Background(), &kgo.Record{Partition: int32(i % 2), Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	data := memstore.New("")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := NewSinkOffsets([]kgo.Opt{seeds, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit()},
+		group, kgo.NewOffset().AtStart(), data.Open(), log)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	cp := connector.Checkpoint{}
+	batch := func(n int) []*connector.Record {
+		t.Helper()
+		var recs []*connector.Record
+		for len(recs) < n {
+			fs := s.Client().PollRecords(ctx, n-len(recs))
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				o := connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+				recs = append(recs, &connector.Record{Value: r.Value, Origin: o, EventID: o.String()})
+				cp.Advance(o)
+			})
+		}
+		return recs
+	}
+	commit := func(recs []*connector.Record) error {
+		t.Helper()
+		if err := s.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		return s.Commit(ctx, cp)
+	}
+	probe := data.Probe()
+	applied := func() ([]string, connector.Checkpoint) {
+		snap, err := probe.Snapshot(ctx, group, true, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.IDs, snap.Checkpoint
+	}
+
+	if err := commit(batch(20)); err != nil {
+		t.Fatal(err)
+	}
+	ids, stored := applied()
+	if len(ids) != 20 || len(stored) == 0 {
+		t.Fatalf("after the first commit: %d applied, checkpoint %v; want 20 and a checkpoint", len(ids), stored)
+	}
+	first := stored
+
+	// The heir claims both partitions in the store: the member is a
+	// zombie now, and its next batch must not land.
+	if _, err := data.Open().Claim(ctx, group, []connector.TopicPartition{{Topic: topic, Partition: 0}, {Topic: topic, Partition: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	fenced := commit(batch(20))
+	if connector.KindOf(fenced) != connector.Fenced {
+		t.Fatalf("the zombie's commit: %v, want Fenced", fenced)
+	}
+	if ids, stored := applied(); len(ids) != 20 || !equalCheckpoint(stored, first) {
+		t.Fatalf("the fenced commit changed the store: %d applied, checkpoint %v (was 20, %v)", len(ids), stored, first)
+	}
+
+	// Recover claims again (a higher epoch than the heir's) and resumes
+	// from the store's checkpoint: the refused batch is read again.
+	if err := s.Recover(ctx, fenced); err != nil {
+		t.Fatal(err)
+	}
+	cp = connector.Checkpoint{}
+	rest := batch(events - 20)
+	for _, r := range rest {
+		tp := connector.TopicPartition{Topic: r.Origin.Topic, Partition: r.Origin.Partition}
+		if r.Origin.Offset < first[tp] {
+			t.Fatalf("after Recover %v was read again, below the store's checkpoint %d", r.Origin, first[tp])
+		}
+	}
+	if err := commit(rest); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ = applied()
+	seen := map[string]int{}
+	for _, id := range ids {
+		seen[id]++
+	}
+	if len(ids) != events || len(seen) != events {
+		t.Fatalf("%d applications of %d distinct events, want each of %d exactly once", len(ids), len(seen), events)
+	}
+}
+
+func equalCheckpoint(a, b connector.Checkpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for tp, n := range a {
+		if b[tp] != n {
+			return false
+		}
+	}
+	return true
+}
