@@ -27,6 +27,16 @@ type Data struct {
 	claims  map[string]map[connector.TopicPartition]*partition // group → partition
 	applied []string                                           // "<location>:<event id>", one per application
 	dlq     string
+	claimed int // Claim calls
+	fenced  int // commits refused as Fenced
+}
+
+// Stats counts the claims made and the commits fenced, for tests to show
+// that rebalances and zombies happened.
+func (d *Data) Stats() (claims, fenced int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.claimed, d.fenced
 }
 
 type partition struct {
@@ -72,6 +82,7 @@ func (s *Store) Claim(_ context.Context, group string, tps []connector.TopicPart
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
 	g := s.d.group(group)
+	s.d.claimed++
 	out := connector.Claims{}
 	for _, tp := range tps {
 		p := g[tp]
@@ -99,10 +110,12 @@ func (s *Store) Commit(_ context.Context, group string, epochs map[connector.Top
 	for tp := range to {
 		p := g[tp]
 		if p == nil || p.epoch != epochs[tp] {
+			s.d.fenced++
 			return connector.NewCommitError(connector.Fenced, "memstore commit", fmt.Errorf("%v: claimed by a newer owner", tp))
 		}
 		want, ok := from[tp]
 		if (ok && p.next != want) || (!ok && p.next != connector.NoCheckpoint) {
+			s.d.fenced++
 			return connector.NewCommitError(connector.Fenced, "memstore commit", fmt.Errorf("%v: stored checkpoint %d, commit from %d (given %v)", tp, p.next, want, ok))
 		}
 	}
