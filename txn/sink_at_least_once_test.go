@@ -12,7 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -48,22 +47,7 @@ func (w *memoryWriter) written() int {
 // so nothing is lost; Close leaves the last batch's offsets in the group.
 func TestSinkAtLeastOnceOffsets(t *testing.T) {
 	const topic, group = "in", "g"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
-	prod, err := kgo.NewClient(seeds, kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	for i := range 40 {
-		if err := prod.ProduceSync(context.Background(), &kgo.Record{Partition: int32(i % 2), Value: []byte{byte(i)}}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, seeds, prod := kfakeInput(t, topic, 40)
 	adm := kadm.NewClient(prod)
 	committed := func() map[int32]int64 {
 		t.Helper()
@@ -110,35 +94,9 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 	if err := s.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	// batch polls until it has n records and returns them with the
-	// checkpoint past them.
 	cp := connector.Checkpoint{}
-	batch := func(n int) []*connector.Record {
-		t.Helper()
-		var recs []*connector.Record
-		for len(recs) < n {
-			fs := s.Client().PollRecords(ctx, n-len(recs))
-			if err := fs.Err0(); err != nil {
-				t.Fatal(err)
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				o := connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-				recs = append(recs, &connector.Record{Value: r.Value, Origin: o})
-				cp.Advance(o)
-			})
-		}
-		return recs
-	}
-	commit := func(recs []*connector.Record) error {
-		t.Helper()
-		if err := s.Begin(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Write(ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-		return s.Commit(ctx, cp)
-	}
+	batch := func(n int) []*connector.Record { return pollBatch(ctx, t, s.Client, n, cp) }
+	commit := func(recs []*connector.Record) error { return commitBatch(ctx, t, s, recs, cp) }
 
 	// A commit that succeeds: the offsets are in the group on return.
 	if err := commit(batch(10)); err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
@@ -24,22 +23,7 @@ import (
 // batch is read again and every event is applied exactly once.
 func TestSinkOffsetsOnKfake(t *testing.T) {
 	const topic, group, events = "in", "g", 60
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
-	prod, err := kgo.NewClient(seeds, kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	for i := range events {
-		if err := prod.ProduceSync(context.Background(), &kgo.Record{Partition: int32(i % 2), Value: []byte{byte(i)}}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, seeds, _ := kfakeInput(t, topic, events)
 
 	data := memstore.New("")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -52,32 +36,8 @@ func TestSinkOffsetsOnKfake(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp := connector.Checkpoint{}
-	batch := func(n int) []*connector.Record {
-		t.Helper()
-		var recs []*connector.Record
-		for len(recs) < n {
-			fs := s.Client().PollRecords(ctx, n-len(recs))
-			if err := fs.Err0(); err != nil {
-				t.Fatal(err)
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				o := connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-				recs = append(recs, &connector.Record{Value: r.Value, Origin: o, EventID: o.String()})
-				cp.Advance(o)
-			})
-		}
-		return recs
-	}
-	commit := func(recs []*connector.Record) error {
-		t.Helper()
-		if err := s.Begin(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Write(ctx, recs); err != nil {
-			t.Fatal(err)
-		}
-		return s.Commit(ctx, cp)
-	}
+	batch := func(n int) []*connector.Record { return pollBatch(ctx, t, s.Client, n, cp) }
+	commit := func(recs []*connector.Record) error { return commitBatch(ctx, t, s, recs, cp) }
 	probe := data.Probe()
 	applied := func() ([]string, connector.Checkpoint) {
 		snap, err := probe.Snapshot(ctx, group, true, nil, false)
