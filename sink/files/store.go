@@ -89,10 +89,19 @@ func (s *Store) usable(op string) error {
 func (s *Store) reach(point string) error {
 	txn.Reach("files-" + point)
 	if s.hook != nil {
-		return s.hook(point)
+		if err := s.hook(point); err != nil {
+			return &stopped{err}
+		}
 	}
 	return nil
 }
+
+// stopped is a test hook's stop: the step returns it at once, and
+// nothing after it runs, as after a crash at that point.
+type stopped struct{ err error }
+
+func (e *stopped) Error() string { return e.err.Error() }
+func (e *stopped) Unwrap() error { return e.err }
 
 // Claim takes ownership of tps for group.
 //
@@ -367,6 +376,9 @@ func (s *Store) apply(ctx context.Context, op, key string, b batch) error {
 	// 6. Publish. The manifest is durable: a failure here is the next
 	// lock holder's to finish, not this batch's.
 	if err := s.publish(next.Pending); err != nil {
+		if st := (*stopped)(nil); errors.As(err, &st) {
+			return err
+		}
 		s.log.Warn("files committed, renaming them to their final names failed; the next commit or claim retries", "err", err)
 		return nil
 	}
