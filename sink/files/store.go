@@ -85,7 +85,12 @@ func (s *Store) usable(op string) error {
 }
 
 // reach runs the test hook, and the process failure points of package txn
-// (CONNECTD_KILL_AT=files-<point>), at a named step.
+// (CONNECTD_KILL_AT=files-<point>, CONNECTD_FREEZE_AT), at a named step
+// of a commit: staged (rows appended to staging files), rolled (files
+// written to _connectd/tmp), before-manifest-rename (the new manifest
+// written beside the old), committed (the commit point passed, nothing
+// renamed yet) and published-one (one file renamed, the others not). A
+// claim reaches before-manifest-rename too.
 func (s *Store) reach(point string) error {
 	txn.Reach("files-" + point)
 	if s.hook != nil {
