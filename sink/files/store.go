@@ -198,9 +198,10 @@ func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPa
 //     dead-letter topic, is Fatal).
 //   - Fencing: checked under the lock before anything is written, so a
 //     zombie writes nothing, not even a temporary file.
-//   - Unknown outcome: the manifest rename failed, or its directory's
-//     fsync did (the rename may not survive a machine crash):
-//     CommitUnknown, and the next claim reads which manifest holds.
+//   - Unknown outcome: the manifest was renamed but its directory's fsync
+//     failed (the rename may not survive a machine crash): CommitUnknown,
+//     and the next claim reads which manifest holds. A failed rename(2)
+//     changed nothing: Abortable.
 //   - A failure in step 6 is logged and the commit succeeds: the manifest
 //     lists the renames, and the next commit or claim does them.
 func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
