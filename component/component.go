@@ -18,7 +18,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 	"sync"
 
@@ -316,7 +315,7 @@ func SourceNames() []string {
 	for _, s := range Sources() {
 		names = append(names, s.Name)
 	}
-	return slices.Clip(names)
+	return names
 }
 
 // Guarantees lists what a sink can do, for listings: "exactly_once" (a

@@ -47,6 +47,9 @@ func newProbe(cfg Config, env component.SinkEnv) (component.Probe, error) {
 const dlqLocation = "dlq"
 
 func (p *probe) Snapshot(ctx context.Context, group string, withCheckpoint bool, _ connector.Checkpoint, _ bool) (component.ProbeSnapshot, error) {
+	// The connection of an earlier Snapshot is replaced, not leaked.
+	p.close()
+	p.counts, p.close = nil, func() {}
 	var snap component.ProbeSnapshot
 	if withCheckpoint {
 		s, err := NewStore(ctx, p.cfg, p.dlq)
