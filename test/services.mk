@@ -2,7 +2,7 @@
 #
 # Works included from the top-level Makefile (`include test/services.mk`) and
 # standalone (`make -f test/services.mk services images`). Targets:
-#   services        install what is missing (apt-get), then start on 127.0.0.1:
+#   services        install what is missing (apt-get; pip for duckdb), then start on 127.0.0.1:
 #                   Kafka (KRaft, one node, :9192), PostgreSQL 15 (:5432),
 #                   Redis 7 (:6379, appendonly), and dockerd. Idempotent.
 #   services-stop   stop them (data kept); services-status shows them
@@ -25,6 +25,8 @@ export KAFKA_PORT ?= 9192
 export KAFKA_CLUSTER_BASE_PORT ?= 19092
 export PG_PORT ?= 5432
 export REDIS_PORT ?= 6379
+# The duckdb Python package: the files sink's outside witness (sink/files) reads its output with it.
+DUCKDB_VERSION ?= 2.0.1
 
 # Where the tests look for the services (test/testenv); the defaults there
 # match these, so `make services && go test ./...` needs no sourcing.
@@ -42,6 +44,8 @@ export TESTCONTAINERS_RYUK_DISABLED ?= true
 
 services:
 	@$(CONNECTD_SCRIPTS)/install.sh services
+	@python3 -c 'import duckdb, sys; sys.exit(duckdb.__version__ != "$(DUCKDB_VERSION)")' 2>/dev/null || \
+		python3 -m pip install --quiet --root-user-action=ignore duckdb==$(DUCKDB_VERSION)
 	@$(CONNECTD_SCRIPTS)/kafka-jars.sh
 	@$(CONNECTD_SCRIPTS)/kafka.sh start single
 	@$(CONNECTD_SCRIPTS)/postgres.sh start
