@@ -92,6 +92,10 @@ func fieldSchema(t string) map[string]any {
 		return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}}
 	case "string":
 		return map[string]any{"type": "string"}
+	case "object":
+		// A nested section (files' partition_by, roll): its keys are in the
+		// field's description; the config decoder checks them by position.
+		return map[string]any{"type": "object"}
 	}
 	return map[string]any{}
 }

@@ -6,6 +6,7 @@ package all
 
 import (
 	// The built-in components.
+	_ "github.com/connectd/connectd/sink/files"
 	_ "github.com/connectd/connectd/sink/kafka"
 	_ "github.com/connectd/connectd/sink/postgres"
 	_ "github.com/connectd/connectd/sink/redis"
