@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/window"
 )
@@ -121,35 +122,13 @@ func recomputeWindowed(ctx context.Context, o Options, base []kgo.Opt, cp connec
 	return exp, nil
 }
 
-// windowOutput is one output a sink holds.
-type windowOutput struct {
-	dest   string            // topic, table or audit target
-	id     string            // event ID
-	origin *connector.Origin // nil: the sink does not say
-	stored *storedResult     // nil: nothing the checker can compare
-}
-
-// storedResult is what a sink keeps of a result: the whole value, or some
-// of its fields, and with Kafka the record key and timestamp.
-type storedResult struct {
-	whole  []byte
-	key    []byte
-	hasKey bool
-	tsMs   int64
-	hasTs  bool
-	fields map[string]storedField
-	// allFields: fields holds the whole result, one field each, so an
-	// expected field it lacks differs too.
-	allFields bool
-}
-
-// storedField is one result field as a sink keeps it: JSON text (a jsonb
-// column), or a leaf: a string's characters, a number's digits (a text,
-// numeric or bigint column, a Redis field). nil is SQL NULL.
-type storedField struct {
-	text *string
-	json bool
-}
+// windowOutput, storedResult and storedField are the sink's side of the
+// comparison, as a WindowProbe (package component) reads it.
+type (
+	windowOutput = component.WindowOutput
+	storedResult = component.StoredResult
+	storedField  = component.StoredField
+)
 
 // windowCheck says how to compare for one sink.
 type windowCheck struct {
@@ -217,16 +196,16 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 	var kept, beyond []string
 	var compared []windowOutput
 	for _, a := range actual {
-		q := qualify(a.dest, a.id)
-		if c.laterVisible && a.origin != nil &&
-			(!c.cp.Contains(*a.origin) || (open[q] && len(want[q]) == 0)) {
+		q := qualify(a.Dest, a.ID)
+		if c.laterVisible && a.Origin != nil &&
+			(!c.cp.Contains(*a.Origin) || (open[q] && len(want[q]) == 0)) {
 			if c.stopped {
 				beyond = append(beyond, q)
 			}
 			continue
 		}
 		kept = append(kept, q)
-		if a.stored != nil {
+		if a.Stored != nil {
 			compared = append(compared, a)
 		}
 	}
@@ -290,14 +269,14 @@ func (e *windowExpectation) compare(actual []windowOutput, c windowCheck) Report
 	// Values: a window counts once however many of its copies differ.
 	bad := map[string]bool{}
 	for _, a := range compared {
-		q := qualify(a.dest, a.id)
+		q := qualify(a.Dest, a.ID)
 		recs := want[q]
 		if len(recs) == 0 || bad[q] {
 			continue // unexpected, or not the latest revision: counted above
 		}
 		diff := ""
 		for _, r := range recs { // several only if two windows share an ID
-			if diff = a.stored.diff(r); diff == "" {
+			if diff = storedDiff(a.Stored, r); diff == "" {
 				break
 			}
 		}
@@ -324,35 +303,35 @@ func splitRevision(q string) (base string, rev int64, ok bool) {
 }
 
 // diff returns "" when s holds want's result, or says how it differs.
-func (s *storedResult) diff(want *connector.Record) string {
-	if s.hasKey && !bytes.Equal(s.key, want.Key) {
-		return fmt.Sprintf("record key %q, expected %q", s.key, want.Key)
+func storedDiff(s *storedResult, want *connector.Record) string {
+	if s.HasKey && !bytes.Equal(s.Key, want.Key) {
+		return fmt.Sprintf("record key %q, expected %q", s.Key, want.Key)
 	}
-	if s.hasTs && s.tsMs != want.Timestamp.UnixMilli() {
-		return fmt.Sprintf("record timestamp %d, expected %d (the window end)", s.tsMs, want.Timestamp.UnixMilli())
+	if s.HasTs && s.TsMs != want.Timestamp.UnixMilli() {
+		return fmt.Sprintf("record timestamp %d, expected %d (the window end)", s.TsMs, want.Timestamp.UnixMilli())
 	}
 	var exp map[string]any
 	if err := json.Unmarshal(want.Value, &exp); err != nil {
 		return fmt.Sprintf("the expected value %s is not JSON: %v", want.Value, err)
 	}
-	if s.whole != nil {
+	if s.Whole != nil {
 		var got any
-		if err := json.Unmarshal(s.whole, &got); err != nil || !jsonEqual(exp, got) {
-			return fmt.Sprintf("expected %s, stored %s", want.Value, s.whole)
+		if err := json.Unmarshal(s.Whole, &got); err != nil || !jsonEqual(exp, got) {
+			return fmt.Sprintf("expected %s, stored %s", want.Value, s.Whole)
 		}
 	}
-	if s.allFields {
+	if s.AllFields {
 		for name := range exp {
-			if _, ok := s.fields[name]; !ok {
+			if _, ok := s.Fields[name]; !ok {
 				return fmt.Sprintf("field %s missing (expected value %s)", name, want.Value)
 			}
 		}
 	}
-	for name, f := range s.fields {
-		if !f.equal(exp[name]) {
+	for name, f := range s.Fields {
+		if !fieldEqual(f, exp[name]) {
 			text := "NULL"
-			if f.text != nil {
-				text = *f.text
+			if f.Text != nil {
+				text = *f.Text
 			}
 			return fmt.Sprintf("field %s: expected %v, stored %s (expected value %s)", name, exp[name], text, want.Value)
 		}
@@ -361,25 +340,25 @@ func (s *storedResult) diff(want *connector.Record) string {
 }
 
 // equal compares a stored field with the expected JSON value.
-func (f storedField) equal(want any) bool {
-	if f.text == nil {
+func fieldEqual(f storedField, want any) bool {
+	if f.Text == nil {
 		return want == nil
 	}
-	if f.json {
+	if f.JSON {
 		var got any
-		return json.Unmarshal([]byte(*f.text), &got) == nil && jsonEqual(want, got)
+		return json.Unmarshal([]byte(*f.Text), &got) == nil && jsonEqual(want, got)
 	}
 	switch w := want.(type) {
 	case string:
-		return *f.text == w
+		return *f.Text == w
 	case float64:
-		got, err := strconv.ParseFloat(*f.text, 64)
+		got, err := strconv.ParseFloat(*f.Text, 64)
 		return err == nil && numEqual(w, got)
 	case nil:
-		return *f.text == "null"
+		return *f.Text == "null"
 	default:
 		var got any
-		return json.Unmarshal([]byte(*f.text), &got) == nil && jsonEqual(want, got)
+		return json.Unmarshal([]byte(*f.Text), &got) == nil && jsonEqual(want, got)
 	}
 }
 

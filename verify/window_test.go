@@ -350,11 +350,11 @@ func asKafka(recs []*connector.Record) []windowOutput {
 	out := make([]windowOutput, len(recs))
 	for i, r := range recs {
 		origin := r.Origin
-		out[i] = windowOutput{dest: "out", id: r.EventID, origin: &origin}
+		out[i] = windowOutput{Dest: "out", ID: r.EventID, Origin: &origin}
 		if r.Topic != "" {
-			out[i].dest = r.Topic
+			out[i].Dest = r.Topic
 		} else {
-			out[i].stored = &storedResult{whole: r.Value, key: r.Key, hasKey: true, tsMs: r.Timestamp.UnixMilli(), hasTs: true}
+			out[i].Stored = &storedResult{Whole: r.Value, Key: r.Key, HasKey: true, TsMs: r.Timestamp.UnixMilli(), HasTs: true}
 		}
 	}
 	return out
@@ -515,18 +515,18 @@ func TestStoredFieldsAndRevisions(t *testing.T) {
 		stored storedResult
 		equal  bool
 	}{
-		{storedResult{whole: []byte(`{"hi": null, "n": 3.0, "total": 0.3, "key": "a", "window_start": "1970-01-01T00:00:00.000Z"}`)}, true},
-		{storedResult{whole: []byte(`{"hi": null, "n": 4, "total": 0.3, "key": "a", "window_start": "1970-01-01T00:00:00.000Z"}`)}, false},
-		{storedResult{whole: []byte(`{"n": 3, "total": 0.3, "key": "a", "window_start": "1970-01-01T00:00:00.000Z"}`)}, false},
-		{storedResult{fields: map[string]storedField{"key": {text: text("a")}, "n": {text: text("3")}, "total": {text: text("0.3")}}}, true},
-		{storedResult{fields: map[string]storedField{"n": {text: text("3"), json: true}, "hi": {text: nil}}}, true},
-		{storedResult{fields: map[string]storedField{"key": {text: text(`"a"`), json: true}}}, true},
-		{storedResult{fields: map[string]storedField{"key": {text: text(`"a"`)}}}, false},
-		{storedResult{fields: map[string]storedField{"n": {text: text("2")}}}, false},
-		{storedResult{fields: map[string]storedField{"n": {text: text("3")}}, allFields: true}, false},
+		{storedResult{Whole: []byte(`{"hi": null, "n": 3.0, "total": 0.3, "key": "a", "window_start": "1970-01-01T00:00:00.000Z"}`)}, true},
+		{storedResult{Whole: []byte(`{"hi": null, "n": 4, "total": 0.3, "key": "a", "window_start": "1970-01-01T00:00:00.000Z"}`)}, false},
+		{storedResult{Whole: []byte(`{"n": 3, "total": 0.3, "key": "a", "window_start": "1970-01-01T00:00:00.000Z"}`)}, false},
+		{storedResult{Fields: map[string]storedField{"key": {Text: text("a")}, "n": {Text: text("3")}, "total": {Text: text("0.3")}}}, true},
+		{storedResult{Fields: map[string]storedField{"n": {Text: text("3"), JSON: true}, "hi": {Text: nil}}}, true},
+		{storedResult{Fields: map[string]storedField{"key": {Text: text(`"a"`), JSON: true}}}, true},
+		{storedResult{Fields: map[string]storedField{"key": {Text: text(`"a"`)}}}, false},
+		{storedResult{Fields: map[string]storedField{"n": {Text: text("2")}}}, false},
+		{storedResult{Fields: map[string]storedField{"n": {Text: text("3")}}, AllFields: true}, false},
 	} {
-		if got := tc.stored.diff(want) == ""; got != tc.equal {
-			t.Errorf("%+v: equal %v, want %v (%s)", tc.stored, got, tc.equal, tc.stored.diff(want))
+		if got := storedDiff(&tc.stored, want) == ""; got != tc.equal {
+			t.Errorf("%+v: equal %v, want %v (%s)", tc.stored, got, tc.equal, storedDiff(&tc.stored, want))
 		}
 	}
 	for q, want := range map[string]int64{"out:c/k/0/r3": 3, "out:c/k/0": 0, "out:c/k/r/0/r12": 12, "out:c/k/0/rx": 0} {

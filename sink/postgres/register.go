@@ -32,8 +32,8 @@ func init() {
 		Participant: func(cfg component.Config, env component.SinkEnv) connector.Participant {
 			return New(*cfg.(*Config), Options{Connector: env.Connector, DLQTopic: env.DLQTopic, ExactlyOnce: true, TwoPhase: true, Logger: env.Log})
 		},
-		Probe: func(cfg component.Config, _ component.SinkEnv) (component.Probe, error) {
-			return probe{cfg: cfg.(*Config)}, nil
+		Probe: func(cfg component.Config, env component.SinkEnv) (component.Probe, error) {
+			return &probe{cfg: cfg.(*Config), connector: env.Connector}, nil
 		},
 		Replay: &component.Replay{
 			Outputs: []component.VersionedField{{Field: "table", Sep: "_v"}, {Field: "dlq_table", Sep: "_v"}},

@@ -34,9 +34,14 @@ import (
 // Expected rows are recomputed from the Kafka input below the checkpoint
 // exactly as for a Kafka sink, each routed to the table or the dead-letter
 // table by the sink's own rule (Config.Route).
-type probe struct{ cfg *Config }
+type probe struct {
+	cfg       *Config
+	connector string
+	// state is the window probe's state store, closed with the probe.
+	state *Store
+}
 
-func (p probe) Snapshot(ctx context.Context, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool) (component.ProbeSnapshot, error) {
+func (p *probe) Snapshot(ctx context.Context, group string, withCheckpoint bool, below connector.Checkpoint, stopped bool) (component.ProbeSnapshot, error) {
 	s, err := ReadSnapshot(ctx, p.cfg, group, withCheckpoint, below, stopped, nil)
 	if err != nil {
 		return component.ProbeSnapshot{}, fmt.Errorf("reading %s: %w", p.cfg.Table, err)
@@ -44,9 +49,13 @@ func (p probe) Snapshot(ctx context.Context, group string, withCheckpoint bool, 
 	return component.ProbeSnapshot{Checkpoint: s.Checkpoint, IDs: s.IDs, Beyond: s.Beyond, ApplyCountViolations: s.ApplyCountViolations}, nil
 }
 
-func (p probe) Route(r *connector.Record, dlqTopic string) string { return p.cfg.Route(r, dlqTopic) }
+func (p *probe) Route(r *connector.Record, dlqTopic string) string { return p.cfg.Route(r, dlqTopic) }
 
-func (probe) Close() {}
+func (p *probe) Close() {
+	if p.state != nil {
+		p.state.Close()
+	}
+}
 
 // Snapshot is what the checker reads from the database.
 type Snapshot struct {
