@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connectd/connectd/component"
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/txn"
 )
 
@@ -117,6 +120,9 @@ type Runner struct {
 	streamWinCP string
 	inputs      map[Input]string
 	seq         int
+	// stores are the open sink checkpoint stores by run ID
+	// (checkpointStore), closed by the run's cleanup.
+	stores map[string]component.CheckpointStore
 }
 
 // NewRunner connects to the services the scenarios need and builds the
@@ -247,19 +253,69 @@ func (r *Runner) frontier(s Scenario, n names) func(ctx context.Context, topic s
 		switch s.Sink {
 		case SinkTwoPhase:
 			return r.twoPhaseFrontier(n.group)
-		case SinkPostgres:
-			return func(ctx context.Context, topic string) (map[int32]int64, error) {
-				return r.pg.checkpoint(ctx, n.group, topic)
-			}
-		case SinkRedis:
-			return func(ctx context.Context, topic string) (map[int32]int64, error) {
-				return r.redis.checkpoint(ctx, n.prefix, n.group, topic)
-			}
+		case SinkPostgres, SinkRedis:
+			return r.sinkFrontier(n)
 		}
 	}
 	return func(ctx context.Context, topic string) (map[int32]int64, error) {
 		return r.kafka.groupFrontier(ctx, n.group, topic)
 	}
+}
+
+// sinkFrontier reads the exactly_once sink's checkpoint, committed with
+// the rows (one transaction, one script): exactly what is visible. It is
+// read through the sink's registered checkpoint store (package component),
+// opened from the very config the run's connectd reads, so the bench
+// names no table or key of the sink's; the store stays open until the
+// run's cleanup.
+func (r *Runner) sinkFrontier(n names) func(ctx context.Context, topic string) (map[int32]int64, error) {
+	return func(ctx context.Context, topic string) (map[int32]int64, error) {
+		store, err := r.checkpointStore(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		cp, err := store.Checkpoints(ctx, n.group)
+		if err != nil {
+			return nil, err
+		}
+		out := map[int32]int64{}
+		for tp, next := range cp {
+			if tp.Topic == topic && next >= 0 {
+				out[tp.Partition] = next
+			}
+		}
+		return out, nil
+	}
+}
+
+// checkpointStore opens (once per run) the checkpoint store of the sink in
+// the run's config file.
+func (r *Runner) checkpointStore(ctx context.Context, n names) (component.CheckpointStore, error) {
+	if st, ok := r.stores[n.id]; ok {
+		return st, nil
+	}
+	path := filepath.Join(r.o.WorkDir, n.id+".yaml")
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := pipeline.Decode(cfg.Connectors[0])
+	if err != nil {
+		return nil, err
+	}
+	sink := spec.Sinks[0]
+	if sink.Checkpoints == nil {
+		return nil, fmt.Errorf("%s: a %s sink keeps no checkpoint", path, sink.Name)
+	}
+	st, err := sink.Checkpoints(ctx, sink.Config, component.SinkEnv{Connector: spec.Conf.Name, DLQTopic: spec.DLQTopic()})
+	if err != nil {
+		return nil, err
+	}
+	if r.stores == nil {
+		r.stores = map[string]component.CheckpointStore{}
+	}
+	r.stores[n.id] = st
+	return st, nil
 }
 
 // twoPhaseFrontier is the exactly_once fan-out's frontier: records
@@ -660,6 +716,10 @@ func (r *Runner) countOutput(ctx context.Context, s Scenario, n names, want int6
 func (r *Runner) cleanup(s Scenario, n names) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if st, ok := r.stores[n.id]; ok {
+		st.Close()
+		delete(r.stores, n.id)
+	}
 	_ = r.kafka.deleteTopics(ctx, n.live, n.out)
 	r.kafka.deleteGroup(ctx, n.group)
 	switch s.Sink {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -87,36 +86,12 @@ func (p *pgEnv) count(ctx context.Context, table string) (int64, error) {
 	return n, err
 }
 
-// pgOffsetsTable is where connectd's PostgreSQL sink keeps checkpoints
-// (its default offsets_table), in benchDatabase.
+// pgOffsetsTable is connectd's PostgreSQL sink's default offsets_table,
+// in benchDatabase.
 const pgOffsetsTable = "connectd_offsets"
 
-// checkpoint reads the exactly_once sink's checkpoint of group on topic:
-// committed in the same transaction as the rows, so it is exactly what is
-// visible.
-func (p *pgEnv) checkpoint(ctx context.Context, group, topic string) (map[int32]int64, error) {
-	rows, err := p.conn.Query(ctx, "SELECT partition, next_offset FROM "+pgOffsetsTable+" WHERE group_id = $1 AND topic = $2", group, topic)
-	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") { // not created yet
-			return map[int32]int64{}, nil
-		}
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int32]int64{}
-	for rows.Next() {
-		var part int32
-		var next int64
-		if err := rows.Scan(&part, &next); err != nil {
-			return nil, err
-		}
-		if next >= 0 {
-			out[part] = next
-		}
-	}
-	return out, rows.Err()
-}
-
+// forgetGroup deletes the run's checkpoint rows (housekeeping: the
+// offsets table is shared by every run).
 func (p *pgEnv) forgetGroup(ctx context.Context, group string) {
 	_, _ = p.conn.Exec(ctx, "DELETE FROM "+pgOffsetsTable+" WHERE group_id = $1", group)
 }
@@ -167,33 +142,6 @@ func (r *redisEnv) version(ctx context.Context) string {
 		return "?"
 	}
 	return info["Server"]["redis_version"]
-}
-
-// offsetsKey is where connectd's Redis sink keeps group's checkpoint
-// (its default offsets_key, under the run's key prefix).
-func redisOffsetsKey(prefix, group string) string { return prefix + "connectd:offsets:" + group }
-
-// checkpoint reads the exactly_once sink's checkpoint, applied by the same
-// script as the data: exactly what is visible.
-func (r *redisEnv) checkpoint(ctx context.Context, prefix, group, topic string) (map[int32]int64, error) {
-	fields, err := r.cl.HGetAll(ctx, redisOffsetsKey(prefix, group)).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := map[int32]int64{}
-	for f, v := range fields {
-		t, ps, ok := strings.Cut(f, "/")
-		_, ns, ok2 := strings.Cut(v, ":")
-		if !ok || !ok2 || t != topic {
-			continue
-		}
-		p, err1 := strconv.ParseInt(ps, 10, 32)
-		n, err2 := strconv.ParseInt(ns, 10, 64)
-		if err1 == nil && err2 == nil && n >= 0 {
-			out[int32(p)] = n
-		}
-	}
-	return out, nil
 }
 
 // countKeys counts keys matching pattern (SCAN: never blocks the server).
