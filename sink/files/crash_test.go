@@ -2,6 +2,7 @@ package files
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -139,7 +140,7 @@ func TestCrashMidCommit(t *testing.T) {
 				if got := ids(out.DeadLetters); !slices.Equal(got, wantDLQ) {
 					t.Errorf("dead letters %v, want %v", got, wantDLQ)
 				}
-				if !equalCP(out.Checkpoint, wantCP) || c2[tp0].Next != wantCP[tp0] || c2[tp1].Next != wantCP[tp1] {
+				if !maps.Equal(out.Checkpoint, wantCP) || c2[tp0].Next != wantCP[tp0] || c2[tp1].Next != wantCP[tp1] {
 					t.Errorf("checkpoint %v, claims %+v, want %v", out.Checkpoint, c2, wantCP)
 				}
 				clean(t, cfg, out)

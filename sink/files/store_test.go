@@ -2,6 +2,7 @@ package files
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,7 +59,7 @@ func TestRollBySizeAndNames(t *testing.T) {
 			if v := visible(t, cfg.Path); !slices.Equal(v, want) {
 				t.Errorf("files after close %v, want %v", v, want)
 			}
-			if !equalCP(out.Checkpoint, connector.Checkpoint{tp0: 70, tp1: 30}) {
+			if !maps.Equal(out.Checkpoint, connector.Checkpoint{tp0: 70, tp1: 30}) {
 				t.Errorf("checkpoint %v", out.Checkpoint)
 			}
 			// Nothing is left behind in the sink's own directories.
@@ -69,18 +70,6 @@ func TestRollBySizeAndNames(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalCP(a, b connector.Checkpoint) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for tp, n := range a {
-		if m, ok := b[tp]; !ok || m != n {
-			return false
-		}
-	}
-	return true
 }
 
 // TestParquetContent reads a rolled file back with parquet-go: every

@@ -33,6 +33,7 @@ package sinktest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -216,7 +217,7 @@ func (s *suite) want(what string, cp connector.Checkpoint, recs ...*connector.Re
 	if o.violations != 0 {
 		s.t.Errorf("%s: %d outputs applied more than once", what, o.violations)
 	}
-	if !equalCheckpoints(o.checkpoint, cp) {
+	if !maps.Equal(o.checkpoint, cp) {
 		s.t.Errorf("%s: checkpoint %v, want %v", what, o.checkpoint, cp)
 	}
 }
@@ -226,18 +227,6 @@ func sample(ids []string) string {
 		return fmt.Sprintf("%v…", ids[:6])
 	}
 	return fmt.Sprint(ids)
-}
-
-func equalCheckpoints(a, b connector.Checkpoint) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for tp, n := range a {
-		if m, ok := b[tp]; !ok || m != n {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *suite) commit(st SinkStore, c connector.Claims, recs []*connector.Record, from, to connector.Checkpoint) error {
@@ -376,7 +365,7 @@ var properties = []struct {
 		if err := admin.SetCheckpoints(ctx(s.t), group, connector.Checkpoint{tp0: 4, tp1: 7}); err != nil {
 			s.t.Fatalf("set checkpoints: %v", err)
 		}
-		if cp, err := admin.Checkpoints(ctx(s.t), group); err != nil || !equalCheckpoints(cp, connector.Checkpoint{tp0: 4, tp1: 7}) {
+		if cp, err := admin.Checkpoints(ctx(s.t), group); err != nil || !maps.Equal(cp, connector.Checkpoint{tp0: 4, tp1: 7}) {
 			s.t.Errorf("checkpoints after set: %v %v, want in/0 4, in/1 7", cp, err)
 		}
 		heir := s.claim(s.open(), tp0, tp1)
