@@ -13,6 +13,7 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/pipeline"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
 // The harness's logic is tested here without services; the harness itself
@@ -292,14 +293,14 @@ func TestTwoPhaseConfig(t *testing.T) {
 	}
 	for _, g := range []string{ExactlyOnce, AtLeastOnce} {
 		two := decode(SinkTwoPhase, g)
-		if len(two.Fanout) != 2 || two.Fanout[0].Kafka == nil || two.Fanout[1].Postgres == nil {
-			t.Fatalf("%s: fan-out %+v, want a kafka and a postgres sink", g, two.Fanout)
+		if len(two.Sinks) != 2 || two.Sinks[0].Name != "kafka" || two.Sinks[1].Name != "postgres" {
+			t.Fatalf("%s: fan-out %+v, want a kafka and a postgres sink", g, two.Sinks)
 		}
-		if k := decode(SinkKafka, g); !reflect.DeepEqual(*two.Fanout[0].Kafka, k.KafkaSink) {
-			t.Errorf("%s: Kafka leg %+v, the Kafka scenario's sink %+v", g, *two.Fanout[0].Kafka, k.KafkaSink)
+		if k := decode(SinkKafka, g); !reflect.DeepEqual(*two.Sinks[0].Config.(*sinkkafka.Config), k.KafkaSink) {
+			t.Errorf("%s: Kafka leg %+v, the Kafka scenario's sink %+v", g, two.Sinks[0].Config, k.KafkaSink)
 		}
-		if p := decode(SinkPostgres, g); !reflect.DeepEqual(two.Fanout[1].Postgres, p.Postgres) {
-			t.Errorf("%s: PostgreSQL leg %+v, the PostgreSQL scenario's sink %+v", g, two.Fanout[1].Postgres, p.Postgres)
+		if p := decode(SinkPostgres, g); !reflect.DeepEqual(two.Sinks[1].Config, p.Sinks[0].Config) {
+			t.Errorf("%s: PostgreSQL leg %+v, the PostgreSQL scenario's sink %+v", g, two.Sinks[1].Config, p.Sinks[0].Config)
 		}
 		if pg := two.Sink(1); pg.TwoPhase != (g == ExactlyOnce) {
 			t.Errorf("%s: PostgreSQL leg TwoPhase = %v", g, pg.TwoPhase)

@@ -16,8 +16,6 @@ import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/idempotency"
 	sinkkafka "github.com/connectd/connectd/sink/kafka"
-	sinkpg "github.com/connectd/connectd/sink/postgres"
-	sinkredis "github.com/connectd/connectd/sink/redis"
 	"github.com/connectd/connectd/source/generator"
 	kafkasrc "github.com/connectd/connectd/source/kafka"
 	"github.com/connectd/connectd/transform"
@@ -79,16 +77,12 @@ type Spec struct {
 	// KafkaSink is the Kafka sink's config, whose topic the Kafka
 	// protocols produce to (zero without a Kafka sink).
 	KafkaSink sinkkafka.Config
-	// Generator, Postgres, Redis and Fanout are typed views of Source
-	// and Sinks for the packages that still read a sink's own config
-	// (verify, kappa, the bench and the tests); building and the offsets
-	// path use the registry only. Postgres and Redis are set for a
-	// single sink, Fanout for several.
+	// Generator is SourceConfig when the source is the generator (nil
+	// otherwise), for bounded runs, which end at its count. A sink's own
+	// config is SinkConfig's to find, for the tests that read its tables
+	// or keys; building, verify and the offsets path use the registry.
 	Generator *generator.Config
-	Postgres  *sinkpg.Config
-	Redis     *sinkredis.Config
-	Fanout    []SinkSpec
-	// TwoPhase marks a spec taken from a Fanout entry of an exactly_once
+	// TwoPhase marks a spec taken from a fan-out's sink of an exactly_once
 	// connector: its checkpoint is the group's, committed in the Kafka
 	// transaction that decides (verify reads it there).
 	TwoPhase bool
@@ -103,37 +97,33 @@ type SinkInstance struct {
 	Config component.Config
 }
 
-// SinkSpec is one decoded sink of a fan-out connector, as a typed view
-// (see Spec.Fanout): exactly one field is set.
-type SinkSpec struct {
-	Kafka    *sinkkafka.Config
-	Postgres *sinkpg.Config
-	Redis    *sinkredis.Config
+// SinkConfig returns the config of s's first sink of config type T (a
+// pointer, such as *postgres.Config), or the zero T and false.
+func SinkConfig[T component.Config](s *Spec) (T, bool) {
+	for _, in := range s.Sinks {
+		if c, ok := in.Config.(T); ok {
+			return c, true
+		}
+	}
+	var zero T
+	return zero, false
 }
 
-// Type names the sink's type.
-func (s SinkSpec) Type() string {
-	switch {
-	case s.Kafka != nil:
-		return "kafka"
-	case s.Postgres != nil:
-		return "postgres"
-	}
-	return "redis"
-}
+// Fanout reports whether the connector writes to several sinks (sinks:).
+func (s *Spec) Fanout() bool { return len(s.Sinks) > 1 }
 
 // Sink returns the spec a single-sink connector writing only to fanout
 // sink i would have: for verify, which checks each sink on its own.
 func (s *Spec) Sink(i int) *Spec {
 	out := *s
-	out.Fanout, out.TwoPhase = nil, s.Conf.Guarantee == config.ExactlyOnce
+	out.TwoPhase = s.Conf.Guarantee == config.ExactlyOnce
 	out.Sinks = s.Sinks[i : i+1 : i+1]
 	out.views()
 	return &out
 }
 
-// views fills the typed views (Generator, KafkaSrc, KafkaSink, Postgres,
-// Redis, Fanout) from Source and Sinks.
+// views fills the typed views (Generator, KafkaSrc, KafkaSink) from
+// Source and Sinks.
 func (s *Spec) views() {
 	s.KafkaSrc, s.Generator = nil, nil
 	switch c := s.SourceConfig.(type) {
@@ -142,21 +132,9 @@ func (s *Spec) views() {
 	case *generator.Config:
 		s.Generator = c
 	}
-	s.Postgres, s.Redis, s.Fanout = nil, nil, nil
 	for _, in := range s.Sinks {
-		var v SinkSpec
-		switch c := in.Config.(type) {
-		case *sinkkafka.Config:
-			v.Kafka, s.KafkaSink = c, *c
-		case *sinkpg.Config:
-			v.Postgres = c
-		case *sinkredis.Config:
-			v.Redis = c
-		}
-		if len(s.Sinks) > 1 {
-			s.Fanout = append(s.Fanout, v)
-		} else {
-			s.Postgres, s.Redis = v.Postgres, v.Redis
+		if c, ok := in.Config.(*sinkkafka.Config); ok {
+			s.KafkaSink = *c
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/connectd/connectd/config"
+	sinkpg "github.com/connectd/connectd/sink/postgres"
 )
 
 // fanoutConfigs: a good two-phase connector, then one problem per
@@ -54,15 +55,15 @@ func TestDecodeFanout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(spec.Fanout) != 2 || spec.Fanout[0].Type() != "kafka" || spec.Fanout[1].Type() != "postgres" ||
-		spec.Postgres != nil || spec.KafkaSink.Topic != "out" {
+	if !spec.Fanout() || len(spec.Sinks) != 2 || spec.Sinks[0].Name != "kafka" || spec.Sinks[1].Name != "postgres" ||
+		spec.KafkaSink.Topic != "out" {
 		t.Fatalf("fan-out spec %+v", spec)
 	}
 	if ids := spec.KafkaTransactionalIDs(Env{InstanceID: "i"}); len(ids) != 1 || ids[0] != "connectd-good-i" {
 		t.Errorf("a two-phase connector commits through Kafka transactions; KafkaTransactionalIDs = %q", ids)
 	}
 	pg := spec.Sink(1)
-	if pg.Postgres == nil || !pg.TwoPhase || len(pg.Fanout) != 0 {
+	if _, ok := SinkConfig[*sinkpg.Config](pg); !ok || !pg.TwoPhase || pg.Fanout() || len(pg.Sinks) != 1 {
 		t.Errorf("Sink(1) = %+v, want the postgres sink alone, two-phase", pg)
 	}
 	if _, err := Decode(cfg.Connectors[5]); err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/connectd/connectd/config"
+	sinkpg "github.com/connectd/connectd/sink/postgres"
 )
 
 const postgresConfigs = `kafka:
@@ -40,8 +41,8 @@ func TestDecodePostgresSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Postgres == nil || s.Postgres.DLQTable != "s.events_dlq" || s.DLQTopic() != "dlq" || s.Postgres.BatchSize != 5000 {
-		t.Fatalf("decoded %+v, dlq topic %q", s.Postgres, s.DLQTopic())
+	if pg, ok := SinkConfig[*sinkpg.Config](s); !ok || pg.DLQTable != "s.events_dlq" || s.DLQTopic() != "dlq" || pg.BatchSize != 5000 {
+		t.Fatalf("decoded %+v, dlq topic %q", pg, s.DLQTopic())
 	}
 	for i, want := range map[int]string{
 		1: "pg.yaml:15:12: postgres sink: needs a kafka source",

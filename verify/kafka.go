@@ -76,7 +76,7 @@ func run(ctx context.Context, o Options) (Report, error) {
 		o.OffsetsTopic = txn.DefaultOffsetsTopic
 	}
 	base := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOpts...)
-	if len(o.Spec.Fanout) > 0 {
+	if o.Spec.Fanout() {
 		return runFanout(ctx, o)
 	}
 	if o.Spec.Repartitions() {

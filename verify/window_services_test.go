@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/pipeline"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
@@ -97,7 +98,7 @@ func TestWindowedPostgresSink(t *testing.T) {
 		mean: "json:mean", wstart: "json:window_start::text"}}`, dsn))
 	input := randomInput(2000, 5)
 	c, _ := windowInput(t, input)
-	store := sinkpg.New(*spec.Postgres, sinkpg.Options{Connector: spec.Conf.Name, DLQTopic: spec.DLQTopic(), ExactlyOnce: true})
+	store := sinkpg.New(*mustSinkConfig[*sinkpg.Config](t, spec), sinkpg.Options{Connector: spec.Conf.Name, DLQTopic: spec.DLQTopic(), ExactlyOnce: true})
 	out := commitBatches(t, spec, input, store)
 	check := func() Report {
 		t.Helper()
@@ -168,7 +169,7 @@ func TestWindowedRedisSink(t *testing.T) {
 	c, _ := windowInput(t, input)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	store, err := sinkredis.NewStore(ctx, *spec.Redis, spec.DLQTopic())
+	store, err := sinkredis.NewStore(ctx, *mustSinkConfig[*sinkredis.Config](t, spec), spec.DLQTopic())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,4 +223,14 @@ func TestWindowedRedisSink(t *testing.T) {
 	if rep = check(); rep.IdleLogViolations != 1 {
 		t.Fatalf("with an implausible idle advance logged: %s, want it reported", rep)
 	}
+}
+
+// mustSinkConfig is spec's sink config of type T.
+func mustSinkConfig[T component.Config](t *testing.T, spec *pipeline.Spec) T {
+	t.Helper()
+	c, ok := pipeline.SinkConfig[T](spec)
+	if !ok {
+		t.Fatalf("the connector has no %T sink", c)
+	}
+	return c
 }

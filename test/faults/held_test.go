@@ -61,9 +61,9 @@ func (r *run) waitHeld(in *instance, within time.Duration) []string {
 	}
 	var probes []*probe
 	for _, c := range r.conns {
-		if !c.exactlyOnce() && (c.spec.Postgres != nil || c.spec.Redis != nil) {
+		if !c.exactlyOnce() && (soloPostgres(c) != nil || soloRedis(c) != nil) {
 			pr := &probe{c: c}
-			if c.spec.Redis != nil {
+			if soloRedis(c) != nil {
 				pr.audit = r.newAuditTail(c)
 			}
 			probes = append(probes, pr)
@@ -168,7 +168,7 @@ func (r *run) pgBeyond(c *conn, from map[int32]int64) (string, error) {
 		conds = append(conds, fmt.Sprintf("(src_partition = %d AND src_offset >= %d)", p, off))
 	}
 	var n int
-	err = conn.QueryRow(ctx, "SELECT count(*) FROM "+c.spec.Postgres.QuotedTable()+" WHERE "+strings.Join(conds, " OR ")).Scan(&n)
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM "+soloPostgres(c).QuotedTable()+" WHERE "+strings.Join(conds, " OR ")).Scan(&n)
 	if err != nil || n == 0 {
 		return "", err
 	}

@@ -210,13 +210,13 @@ func (r *run) connectorYAML(c *conn) string {
 func (r *run) checkpoint(c *conn) (connector.Checkpoint, error) {
 	ctx, cancel := ctxFor(10 * time.Second)
 	defer cancel()
-	if c.exactlyOnce() && c.spec.Postgres != nil {
+	if c.exactlyOnce() && soloPostgres(c) != nil {
 		conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
 		if err != nil {
 			return nil, err
 		}
 		defer conn.Close(ctx)
-		rows, _ := conn.Query(ctx, "SELECT topic, partition, next_offset FROM "+c.spec.Postgres.QuotedOffsetsTable()+
+		rows, _ := conn.Query(ctx, "SELECT topic, partition, next_offset FROM "+soloPostgres(c).QuotedOffsetsTable()+
 			" WHERE group_id = $1 AND next_offset >= 0", c.group)
 		cp := connector.Checkpoint{}
 		var tp connector.TopicPartition
@@ -230,7 +230,7 @@ func (r *run) checkpoint(c *conn) (connector.Checkpoint, error) {
 		}
 		return cp, err
 	}
-	if c.exactlyOnce() && c.spec.Redis != nil {
+	if c.exactlyOnce() && soloRedis(c) != nil {
 		s, err := sinkredis.NewStore(ctx, r.redisConfig(c), c.dlq)
 		if err != nil {
 			return nil, err
@@ -258,7 +258,7 @@ func (r *run) checkpoint(c *conn) (connector.Checkpoint, error) {
 
 // redisConfig is c's Redis sink config pointed straight at the container.
 func (r *run) redisConfig(c *conn) sinkredis.Config {
-	rc := *c.spec.Redis
+	rc := *soloRedis(c)
 	rc.Addr = *r.e.redisDirect.Load()
 	return rc
 }
@@ -285,7 +285,7 @@ func (r *run) observe(c *conn, bounds map[connector.TopicPartition]Bound) Observ
 		o.Scanned = append(rows, dead...)
 		o.DeadLetters["table "+pgConfig(c).DLQTable] = dead
 	}
-	if c.spec.Redis != nil {
+	if soloRedis(c) != nil {
 		o.Outputs = r.redisAudit(c)
 		var dead []string
 		for _, out := range o.Outputs {
@@ -351,15 +351,25 @@ func (r *run) pgIDs(c *conn) (rows, dead []string) {
 
 // pgConfig is c's PostgreSQL sink, alone or in a fan-out.
 func pgConfig(c *conn) *sinkpg.Config {
-	if c.spec.Postgres != nil {
-		return c.spec.Postgres
+	pg, _ := pipeline.SinkConfig[*sinkpg.Config](c.spec)
+	return pg
+}
+
+// soloPostgres and soloRedis are c's sink when it is its only one (nil
+// otherwise): a fan-out's legs keep no checkpoint of their own.
+func soloPostgres(c *conn) *sinkpg.Config {
+	if c.spec.Fanout() {
+		return nil
 	}
-	for _, f := range c.spec.Fanout {
-		if f.Postgres != nil {
-			return f.Postgres
-		}
+	return pgConfig(c)
+}
+
+func soloRedis(c *conn) *sinkredis.Config {
+	if c.spec.Fanout() {
+		return nil
 	}
-	return nil
+	rc, _ := pipeline.SinkConfig[*sinkredis.Config](c.spec)
+	return rc
 }
 
 // redisAudit is c's audit log in application order, as outputs whose
