@@ -1,15 +1,13 @@
 package kfake_test
 
 import (
-	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/sink/files"
+	"github.com/connectd/connectd/test/testenv"
 )
 
 const filesYAML = `
@@ -72,43 +70,11 @@ func TestFilesSinkExactlyOnce(t *testing.T) {
 	if rows != n || len(out.Staged) != 0 || len(out.Unlisted) != 0 || len(out.Files) < 4 {
 		t.Fatalf("after the last stop: %d rows in %d files, %d staged segments, %d unlisted files; want %d rows, all in files (several)", rows, len(out.Files), len(out.Staged), len(out.Unlisted), n)
 	}
-	duckdbCounts(t, dir, n)
-}
-
-// duckdbCounts has DuckDB read dir's Parquet files through a
-// hive-partitioned glob (which never reaches _connectd) and checks that
-// they hold n rows with n distinct event IDs. Without python3 and the
-// duckdb package the test fails saying how to install it (make test
-// does); only -short skips.
-func duckdbCounts(t *testing.T, dir string, n int) {
-	t.Helper()
-	const script = `
-import duckdb, json, sys
-src = "read_parquet('%s', hive_partitioning = true)" % (sys.argv[1] + "/dt=*/**/*.parquet").replace("'", "''")
-rows, ids = duckdb.sql("SELECT count(*), count(DISTINCT event_id) FROM " + src).fetchall()[0]
-json.dump({"rows": rows, "ids": ids}, sys.stdout)
-`
-	py, err := exec.LookPath("python3")
-	var raw []byte
-	if err == nil {
-		raw, err = exec.Command(py, "-c", script, filepath.Clean(dir)).Output()
-	}
-	if err != nil {
-		msg := "DuckDB could not read the output (needs python3 with the duckdb package: `python3 -m pip install duckdb==2.0.1`, which make test installs): " + err.Error()
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg += ": " + strings.TrimSpace(string(ee.Stderr))
-		}
-		if testing.Short() {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
-	var got struct{ Rows, IDs int }
-	if err := json.Unmarshal(raw, &got); err != nil {
-		t.Fatalf("DuckDB's answer %q: %v", raw, err)
-	}
-	t.Logf("DuckDB: %d rows, %d distinct event IDs", got.Rows, got.IDs)
-	if got.Rows != n || got.IDs != n {
-		t.Fatalf("DuckDB read %d rows with %d distinct event IDs; want %d of each", got.Rows, got.IDs, n)
+	// DuckDB reads the directory as a user would (a hive-partitioned
+	// glob); the kfake tests skip it under -short only if it is missing.
+	rows, ids := testenv.DuckDBCount(t, dir)
+	t.Logf("DuckDB: %d rows, %d distinct event IDs", rows, ids)
+	if rows != n || ids != n {
+		t.Fatalf("DuckDB read %d rows with %d distinct event IDs; want %d of each", rows, ids, n)
 	}
 }
