@@ -158,6 +158,22 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 		return nil
 	}
 	start := time.Now()
+	// The committed checkpoint is read BEFORE the state: that read
+	// requires stable offsets (KIP-447), so it waits for a transaction
+	// still open with this partition's offset in it (the previous
+	// owner's last batch) to end, and the state read after it sees that
+	// transaction's state records. Read the other way round, a heir could
+	// load the state from before an idle advance (which changes the
+	// state and not the offset, so the comparison below cannot tell) and
+	// close the advanced windows a second time.
+	var committed int64
+	var known bool
+	if o.checkpoint != nil {
+		var err error
+		if committed, known, err = o.checkpoint(ctx, tp); err != nil {
+			return connector.NewCommitError(connector.Abortable, "load state", fmt.Errorf("reading the checkpoint of %s to check its window state: %w", tp, err))
+		}
+	}
 	entries, err := o.store.LoadState(ctx, o.ns, tp)
 	if err != nil {
 		return fmt.Errorf("loading the window state of %s: %w", tp, err)
@@ -174,11 +190,7 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 			"the window state of %s belongs to offset %d, but the input resumes at %d, before it", tp, p.next, first))
 	}
 	if o.checkpoint != nil && p.hasMeta {
-		committed, ok, err := o.checkpoint(ctx, tp)
-		if err != nil {
-			return connector.NewCommitError(connector.Abortable, "load state", fmt.Errorf("reading the checkpoint of %s to check its window state: %w", tp, err))
-		}
-		if ok && committed != p.next {
+		if known && committed != p.next {
 			return connector.NewCommitError(connector.Abortable, "load state", fmt.Errorf(
 				"the window state of %s read back belongs to offset %d, but the committed checkpoint is %d: a stale read (a lagging or cut-off leader); reading again", tp, p.next, committed))
 		}
