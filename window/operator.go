@@ -161,16 +161,11 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 	// The committed checkpoint is read BEFORE the state: that read
 	// requires stable offsets (KIP-447), so it waits for a transaction
 	// still open with this partition's offset in it (the previous
-	// owner's last batch that read it) to end, and the state read after
-	// it sees that transaction's state records. Read the other way round,
-	// a heir could load the state from before an idle advance (which
-	// changes the state and not the offset, so the comparison below
-	// cannot tell) and close the advanced windows a second time. A Kafka
-	// batch that only idle-advanced the partition does not carry its
-	// offset (the transaction commits the consumed offsets); that it has
-	// ended before a heir gets the partition is the group's doing: the
-	// owner advances only partitions it holds in the batch's generation,
-	// and gives one up only between batches (AdvanceIdle).
+	// owner's last batch) to end, and the state read after it sees that
+	// transaction's state records. Read the other way round, a heir could
+	// load the state from before an idle advance (which changes the
+	// state and not the offset, so the comparison below cannot tell) and
+	// close the advanced windows a second time.
 	var committed int64
 	var known bool
 	if o.checkpoint != nil {
@@ -772,15 +767,10 @@ const noRecord = math.MaxInt64
 // Nothing advances while no partition is active: a topic that went quiet
 // keeps its windows open, as in Flink.
 //
-// assigned, if not nil, is what the task holds now for sure: the group's
-// answer about the generation the batch is read in, never an earlier one
-// (connector.CurrentAssigner). Partitions not in it are neither active
-// nor idle, and assigned partitions not in memory (idle since a restart
-// or a rebalance) are loaded first, so that their open windows can close
-// too. The advance is atomic with the batch (its results, state and idle
-// log commit or abort with the batch's offsets), but it reads no record
-// of the partition: only the assignment says no other member holds the
-// partition and closes the same windows from its own state meanwhile.
+// assigned, if not nil, is what the task holds now (the group's view):
+// partitions not in it are neither active nor idle, and assigned
+// partitions not in memory (idle since a restart or a rebalance) are
+// loaded first, so that their open windows can close too.
 //
 // It returns the checkpoint entries of the partitions it advanced, each
 // at its unchanged committed offset: the commit must include them, so
