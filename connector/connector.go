@@ -716,9 +716,26 @@ func (c *Connector) advanceIdle(ctx context.Context, now time.Time, cp Checkpoin
 		if t, ok := c.src.(AssignmentTracker); ok && t.Assignment() != c.assignment {
 			return nil
 		}
+		// An idle advance writes a partition's state and results in
+		// this batch's commit without a record of it, so nothing but
+		// the assignment says another member is not reading and
+		// committing it meanwhile. The answer must be about the
+		// generation this batch was read in (checked just above): a
+		// consumer group's Assigned still shows the previous
+		// generation's after a rebalance, and from it a member
+		// advanced the partitions it had just given away, closing
+		// their new owner's windows a second time (ci44). Within the
+		// generation, the partition stays this member's until the
+		// batch's commit is decided: revocations wait for it
+		// (RebalanceGate), and a member expelled meanwhile commits
+		// nothing (its offsets carry the old generation).
+		held := a.Assigned
+		if ca, ok := c.src.(CurrentAssigner); ok {
+			held = ca.AssignedNow
+		}
 		assigned = func() map[TopicPartition]int64 {
-			if held := a.Assigned(); held != nil {
-				return held
+			if h := held(); h != nil {
+				return h
 			}
 			return map[TopicPartition]int64{} // not known yet: nothing is held for sure
 		}

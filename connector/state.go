@@ -55,7 +55,8 @@ type AssignmentTracker interface {
 // the end of a bounded run's input. The coordinator calls AdvanceIdle once
 // per batch that read records (or input transaction markers, which also
 // commit offsets), after the last Process and before Flush; assigned, if
-// not nil, returns the partitions the source holds now (asked only when
+// not nil, returns the partitions the source holds now for sure, in the
+// group generation the batch was read in (CurrentAssigner; asked only when
 // idleness is on). The checkpoint entries it returns (partitions whose
 // state changes without new input, at their committed offsets) are added
 // to the batch's checkpoint, so the commit fences their writes like any
@@ -64,6 +65,18 @@ type AssignmentTracker interface {
 // that fences a member which lost its partitions.
 type IdleAdvancer interface {
 	AdvanceIdle(ctx context.Context, now time.Time, assigned func() map[TopicPartition]int64) (Checkpoint, error)
+}
+
+// CurrentAssigner is implemented by Assigners whose Assigned can lag a
+// rebalance (a consumer group's, which keeps showing its previous answer
+// until the coordinator answers about the new generation). AssignedNow
+// returns only what the source holds in its current group generation, nil
+// while that is not known. The coordinator gives it to IdleAdvancer: an
+// idle advance writes a partition's state and results with no record of
+// it in the batch, and only the generation the batch commits in says that
+// no other member holds the partition meanwhile.
+type CurrentAssigner interface {
+	AssignedNow() map[TopicPartition]int64
 }
 
 // ResultsDue is implemented by stateful processors whose open batch can

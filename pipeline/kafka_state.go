@@ -2,9 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
@@ -68,24 +71,44 @@ func (k *kafkaStateStore) get(ctx context.Context) (*sinkkafka.StateStore, error
 
 // Committed returns partition tp's committed next offset in the group
 // (the namespace), read stable: an offset commit of a transaction still
-// completing is waited for, not skipped (KIP-447).
+// completing is waited for, not skipped (KIP-447). The broker answers such
+// a partition with UNSTABLE_OFFSET_COMMIT and offset -1, per partition,
+// which franz-go does not retry: Committed asks again until the
+// transaction has ended (at the latest at its transaction timeout, when
+// the broker aborts it), or ctx ends. Returned as "no offset", the
+// window stage would skip its check of the restored state against the
+// checkpoint, and its restore would not wait for the previous owner's
+// last transaction (window.Operator.load).
 func (k *kafkaStateStore) Committed(ctx context.Context, tp connector.TopicPartition) (int64, bool, error) {
 	if _, err := k.get(ctx); err != nil {
 		return 0, false, err
 	}
-	offs, err := k.adm.FetchOffsets(kadm.RequireStable(ctx), k.ns)
-	if err != nil {
-		return 0, false, err
+	for {
+		offs, err := k.adm.FetchOffsets(kadm.RequireStable(ctx), k.ns)
+		if err != nil {
+			return 0, false, err
+		}
+		o, ok := offs.Lookup(tp.Topic, tp.Partition)
+		switch {
+		case ok && errors.Is(o.Err, kerr.UnstableOffsetCommit):
+			select {
+			case <-ctx.Done():
+				return 0, false, ctx.Err()
+			case <-time.After(unstableRetry):
+			}
+			continue
+		case ok && o.Err != nil:
+			return 0, false, o.Err
+		case !ok || o.At < 0:
+			return 0, false, nil
+		}
+		return o.At, true, nil
 	}
-	o, ok := offs.Lookup(tp.Topic, tp.Partition)
-	if !ok || o.At < 0 {
-		return 0, false, nil
-	}
-	if o.Err != nil {
-		return 0, false, o.Err
-	}
-	return o.At, true, nil
 }
+
+// unstableRetry spaces Committed's questions while a transaction holding
+// the partition's offset is open: its EndTxn is a round trip or two away.
+const unstableRetry = 20 * time.Millisecond
 
 // LoadState implements connector.StateStore.
 func (k *kafkaStateStore) LoadState(ctx context.Context, ns string, tp connector.TopicPartition) (map[string][]byte, error) {

@@ -158,17 +158,19 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 		return nil
 	}
 	start := time.Now()
-	// The committed checkpoint is read BEFORE the state, so that a
-	// checkpoint read that waits for the previous owner's open
-	// transaction (KIP-447 stable offsets) lets the state read after it
-	// see that transaction's state records. Read the other way round, a
-	// heir could load the state from before an idle advance (which
+	// The committed checkpoint is read BEFORE the state: that read
+	// requires stable offsets (KIP-447), so it waits for a transaction
+	// still open with this partition's offset in it (the previous
+	// owner's last batch that read it) to end, and the state read after
+	// it sees that transaction's state records. Read the other way round,
+	// a heir could load the state from before an idle advance (which
 	// changes the state and not the offset, so the comparison below
-	// cannot tell). Known gaps, not closed here: the Kafka sink's
-	// Committed takes a partition's UNSTABLE_OFFSET_COMMIT as "no
-	// checkpoint" instead of waiting, and a batch that only idle-advanced
-	// a partition does not commit that partition's offset, so nothing
-	// makes the read wait for it.
+	// cannot tell) and close the advanced windows a second time. A Kafka
+	// batch that only idle-advanced the partition does not carry its
+	// offset (the transaction commits the consumed offsets); that it has
+	// ended before a heir gets the partition is the group's doing: the
+	// owner advances only partitions it holds in the batch's generation,
+	// and gives one up only between batches (AdvanceIdle).
 	var committed int64
 	var known bool
 	if o.checkpoint != nil {
@@ -770,10 +772,15 @@ const noRecord = math.MaxInt64
 // Nothing advances while no partition is active: a topic that went quiet
 // keeps its windows open, as in Flink.
 //
-// assigned, if not nil, is what the task holds now (the group's view):
-// partitions not in it are neither active nor idle, and assigned
-// partitions not in memory (idle since a restart or a rebalance) are
-// loaded first, so that their open windows can close too.
+// assigned, if not nil, is what the task holds now for sure: the group's
+// answer about the generation the batch is read in, never an earlier one
+// (connector.CurrentAssigner). Partitions not in it are neither active
+// nor idle, and assigned partitions not in memory (idle since a restart
+// or a rebalance) are loaded first, so that their open windows can close
+// too. The advance is atomic with the batch (its results, state and idle
+// log commit or abort with the batch's offsets), but it reads no record
+// of the partition: only the assignment says no other member holds the
+// partition and closes the same windows from its own state meanwhile.
 //
 // It returns the checkpoint entries of the partitions it advanced, each
 // at its unchanged committed offset: the commit must include them, so

@@ -43,30 +43,56 @@ type assignmentKey struct {
 
 var _ connector.Assigner = (*Source)(nil)
 
-// Assigned implements connector.Assigner: the partitions the coordinator
-// assigned to this member in its current generation, each with the
-// group's committed offset read then (-1 for none). Until the coordinator
-// has answered for the current generation it returns the previous answer:
-// what the member held before the rebalance (a cooperative rebalance only
-// takes partitions away at its end).
+// Assigned implements connector.Assigner, for status: the partitions the
+// coordinator assigned to this member in its current generation, each
+// with the group's committed offset read then (-1 for none). Until the
+// coordinator has answered for the current generation it returns the
+// previous answer, which may still list partitions the rebalance gave to
+// another member: what to show meanwhile, never what to write state for
+// (AssignedNow).
 func (s *Source) Assigned() map[connector.TopicPartition]int64 {
-	s.watchAssignment()
+	s.watchAssignment(s.membership())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.held)
 }
 
-// watchAssignment asks the coordinator again, without waiting for the
-// answer, if the membership changed since its last answer. A client that
-// is not a group member (not joined yet, or expelled and rejoining) holds
-// nothing.
-func (s *Source) watchAssignment() {
-	cl := s.client()
+var _ connector.CurrentAssigner = (*Source)(nil)
+
+// AssignedNow implements connector.CurrentAssigner: the coordinator's
+// answer about this member's current generation (client, member ID and
+// generation all equal), or nil while there is none. A window stage
+// idle-advances only partitions listed here: an earlier generation's
+// answer can list a partition another member took in a later one and
+// reads and commits now, and advancing it too closed that member's
+// windows a second time (ci44's duplicates).
+func (s *Source) AssignedNow() map[connector.TopicPartition]int64 {
+	key := s.membership()
+	s.watchAssignment(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key.member == "" || s.heldKey != key {
+		return nil
+	}
+	return maps.Clone(s.held)
+}
+
+// membership is the current client's group membership: the key of the
+// coordinator's answer about it.
+func (s *Source) membership() assignmentKey {
 	var key assignmentKey
-	if cl != nil {
+	if cl := s.client(); cl != nil {
 		key.cl = cl
 		key.member, key.generation = cl.GroupMetadata()
 	}
+	return key
+}
+
+// watchAssignment asks the coordinator again, without waiting for the
+// answer, if the membership (key) changed since its last answer. A client
+// that is not a group member (not joined yet, or expelled and rejoining)
+// holds nothing.
+func (s *Source) watchAssignment(key assignmentKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if key.member == "" {

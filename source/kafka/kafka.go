@@ -296,7 +296,7 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 	s.mu.Unlock()
 	// Polls run between rebalances (BlockRebalanceOnPoll), so this sees
 	// each new generation soon after it began.
-	s.watchAssignment()
+	s.watchAssignment(s.membership())
 	return out, nil
 }
 
