@@ -25,7 +25,9 @@ import (
 func writesKafka(sink string) bool { return sink == "kafka" || sink == "kafka+postgres (2PC)" }
 
 // writesStoreOnly: sinks written without the brokers.
-func writesStoreOnly(sink string) bool { return sink == "postgres" || sink == "redis" }
+func writesStoreOnly(sink string) bool {
+	return sink == "postgres" || sink == "redis" || sink == "files"
+}
 
 const (
 	whySIGTERM = "a SIGTERM commits the open batch and its offsets before the process leaves the group, " +
@@ -96,11 +98,12 @@ func sigterm(rounds int) step {
 		for range rounds {
 			when := r.waitProgress(0.15)
 			in := r.pick()
-			in.stop(r.shutdown)
-			at = append(at, in.letter()+"@"+when)
+			n := in.stop(r.shutdown)
+			r.stopFinished += n
+			at = append(at, fmt.Sprintf("%s@%s finishing %d open batches", in.letter(), when, n))
 			in.Start()
 		}
-		return fmt.Sprintf("%d SIGTERM (%s)", rounds, strings.Join(at, " "))
+		return fmt.Sprintf("%d SIGTERM (%s)", rounds, strings.Join(at, ", "))
 	}, dupsNowhere(whySIGTERM)}
 }
 

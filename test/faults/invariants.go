@@ -101,6 +101,10 @@ type Observation struct {
 	// topic, a table, the Redis audit log's dlq entries), by destination.
 	Poison      []string
 	DeadLetters map[string][]string
+	// Witness is what an outside reader counted in the sink's output (for
+	// an exactly-once files sink, DuckDB over its Parquet), nil if none
+	// reads it.
+	Witness *Witness
 
 	// Windowed: the connector has a window stage, and its outputs are
 	// window results. verify must then expect Windows of them (the windows
@@ -116,6 +120,14 @@ type Observation struct {
 	Unrestored []string
 	Struck     int
 	Restores   int
+}
+
+// Witness is an outside reader's count of a sink's output: Rows rows
+// with IDs distinct event IDs, where the sink's own commit record (the
+// files sink's manifests) lists Listed rows.
+type Witness struct {
+	Reader            string
+	Rows, IDs, Listed int
 }
 
 // Findings are the invariant violations of one Observation.
@@ -140,6 +152,11 @@ type Findings struct {
 	// letters that are not poison.
 	DeadLetters        []int
 	DeadLetterMismatch int
+	// WitnessMismatch is the outside reader's rows beyond its distinct
+	// IDs (duplicates it sees) plus its difference from the rows the sink
+	// lists (files it sees that were not committed, or committed rows it
+	// cannot see).
+	WitnessMismatch int
 	// Windowed connectors: Windows is the number of window results
 	// verify's oracle expects, ValueMismatches those the sink holds with
 	// other values, StateNotRestored the processes that aggregated
@@ -222,6 +239,13 @@ func Check(o Observation) Findings {
 	f.Hanging = len(o.Hanging)
 	if f.Hanging > 0 {
 		f.Details = append(f.Details, "hanging transactions: "+strings.Join(o.Hanging, ", "))
+	}
+	if w := o.Witness; w != nil {
+		f.WitnessMismatch = w.Rows - w.IDs + max(w.Rows-w.Listed, w.Listed-w.Rows)
+		if f.WitnessMismatch > 0 {
+			f.Details = append(f.Details, fmt.Sprintf("%s read %d rows with %d distinct event IDs; the sink lists %d rows",
+				w.Reader, w.Rows, w.IDs, w.Listed))
+		}
 	}
 	checkCounts(o, &f)
 	return f
@@ -326,7 +350,7 @@ func (f Findings) ExactlyOnce() bool {
 	return f.Duplicates == 0 && f.Missing == 0 && f.Unexpected == 0 && f.ApplyCount == 0 &&
 		f.AbortedVisible == 0 && f.OrderViolations == 0 && f.WatcherDuplicates == 0 &&
 		f.CheckpointGaps == 0 && f.Unchecked == 0 && f.Hanging == 0 && f.ExpectedMismatch == 0 && f.DeadLetterMismatch == 0 &&
-		f.ValueMismatches == 0 && f.StateNotRestored == 0
+		f.ValueMismatches == 0 && f.StateNotRestored == 0 && f.WitnessMismatch == 0
 }
 
 // AtLeastOnce reports whether f shows at-least-once delivery: duplicates,

@@ -63,6 +63,12 @@ func TestCheckerMutations(t *testing.T) {
 	if f := Check(clean); !f.ExactlyOnce() || !f.AtLeastOnce() {
 		t.Fatalf("the unmutated result fails: %+v", f)
 	}
+	// An outside reader that sees what the sink lists, once each, agrees.
+	witnessed, _ := cleanObservation(1000)
+	witnessed.Witness = &Witness{Reader: "DuckDB", Rows: 1000, IDs: 1000, Listed: 1000}
+	if f := Check(witnessed); !f.ExactlyOnce() {
+		t.Fatalf("an agreeing outside reader fails the result: %+v", f)
+	}
 	// A dead letter at_least_once wrote twice is still the poison event.
 	dupDLQ, _ := cleanObservation(1000)
 	dupDLQ.DeadLetters["topic dlq"] = append(dupDLQ.DeadLetters["topic dlq"], dupDLQ.Poison[0])
@@ -149,6 +155,12 @@ func TestCheckerMutations(t *testing.T) {
 		{"a dead letter that is not poison", func(o *Observation) {
 			o.DeadLetters["topic dlq"] = append(o.DeadLetters["topic dlq"], EventID(8))
 		}, func(f Findings) int { return f.DeadLetterMismatch }, false},
+		{"an outside reader sees a row twice", func(o *Observation) {
+			o.Witness = &Witness{Reader: "DuckDB", Rows: 1001, IDs: 1000, Listed: 1001}
+		}, func(f Findings) int { return f.WitnessMismatch }, true},
+		{"an outside reader sees a file the sink does not list", func(o *Observation) {
+			o.Witness = &Witness{Reader: "DuckDB", Rows: 1000, IDs: 1000, Listed: 990}
+		}, func(f Findings) int { return f.WitnessMismatch }, true},
 		{"one destination of two without its dead letters", func(o *Observation) {
 			o.DeadLetters["table dlq"] = nil
 		}, func(f Findings) int { return f.DeadLetterMismatch }, false},

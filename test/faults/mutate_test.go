@@ -1,7 +1,11 @@
 package faults
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -9,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
+	"github.com/connectd/connectd/sink/files"
 	sinkkafka "github.com/connectd/connectd/sink/kafka"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
 	sinkredis "github.com/connectd/connectd/sink/redis"
@@ -60,6 +66,12 @@ func (r *run) mutateAndRecheck(bounds map[connector.TopicPartition]Bound, commit
 				"apply counter 2": func(f Findings) int { return f.ApplyCount },
 				"replayed key":    func(f Findings) int { return f.OrderViolations },
 				"aborted visible": func(f Findings) int { return f.AbortedVisible },
+			}
+		case "files":
+			r.corruptFiles(c)
+			want = map[string]func(Findings) int{
+				"a committed file copied under a name no manifest lists": func(f Findings) int { return min(f.Duplicates, f.WitnessMismatch) },
+				"checkpoint moved back in the manifest":                  func(f Findings) int { return f.CheckpointGaps },
 			}
 		case "kafka+postgres (2PC)":
 			// Each participant on its own (a duplicate in the topic, a row
@@ -208,6 +220,55 @@ func (r *run) corruptPostgres(c *conn, offsets bool) {
 		if tag, err := conn.Exec(ctx, q); err != nil || tag.RowsAffected() != 1 {
 			r.t.Fatalf("corrupting %s: %s: %v (%d rows)", pg.Table, q, err, tag.RowsAffected())
 		}
+	}
+}
+
+// corruptFiles copies one committed data file of c to a name of the
+// connector's own pattern that no manifest lists (what a commit that
+// renamed a file twice, or a recovery that kept an orphan, would leave)
+// and moves the manifest's checkpoint of one partition back by 5.
+func (r *run) corruptFiles(c *conn) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg, _ := pipeline.SinkConfig[*files.Config](c.spec)
+	out, err := files.ReadOutput(ctx, *cfg, c.name, c.group)
+	if err != nil || len(out.Files) == 0 {
+		r.t.Fatalf("files of %s: %v (%d files)", c.name, err, len(out.Files))
+	}
+	src := filepath.Join(cfg.Path, out.Files[0].Path)
+	// <connector>+<topic>+<partition>+<first>-<last>.parquet: another
+	// offset range, so the copy is an own file no manifest lists.
+	i := strings.LastIndexByte(src, '+')
+	data, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(src[:i+1]+"900000000000-900000000001.parquet", data, 0o644)
+	}
+	if err != nil {
+		r.t.Fatalf("copying %s: %v", src, err)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(cfg.Path, "_connectd", "manifest-*.json"))
+	if len(manifests) != 1 {
+		r.t.Fatalf("want one manifest in %s, found %v", cfg.Path, manifests)
+	}
+	raw, err := os.ReadFile(manifests[0])
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		r.t.Fatalf("%s: %v", manifests[0], err)
+	}
+	part := m["partitions"].([]any)[0].(map[string]any)
+	next, _ := part["next"].(json.Number).Int64()
+	part["next"] = next - 5
+	if raw, err = json.Marshal(m); err == nil {
+		err = os.WriteFile(manifests[0], raw, 0o644)
+	}
+	if err != nil {
+		r.t.Fatal(err)
 	}
 }
 

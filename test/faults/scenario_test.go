@@ -104,19 +104,22 @@ type run struct {
 	e *env
 	// ended counts connectd connections a broker ended itself during the
 	// faults (a controlled shutdown's bite, see rollingRestart).
-	ended    int
-	sc       scenario
-	runID    string
-	events   int
-	in       string
-	dir      string
-	cfgPath  string
-	shutdown time.Duration
-	conns    []*conn
-	insts    []*instance
-	prod     *producer
-	watchers map[string]*watcher
-	rng      *rand.Rand
+	ended int
+	// stopFinished counts the open batches SIGTERM'd processes finished
+	// on their way out (see instance.stop): a SIGTERM's bite.
+	stopFinished int
+	sc           scenario
+	runID        string
+	events       int
+	in           string
+	dir          string
+	cfgPath      string
+	shutdown     time.Duration
+	conns        []*conn
+	insts        []*instance
+	prod         *producer
+	watchers     map[string]*watcher
+	rng          *rand.Rand
 
 	start time.Time
 	// window counts what the faults hit in every connectd's /metrics.
@@ -185,6 +188,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 			c.dlq = "dlq-" + r.runID + "-" + c.name
 			c.table = "public.ev_" + strings.ReplaceAll(r.runID+"_"+c.name, "-", "_")
 			c.prefix = r.runID + ":" + c.name + ":"
+			c.dir = filepath.Join(r.dir, "out-"+c.name)
 			if s.kafkaOut {
 				// Output partitioning differs from the input's (6).
 				if s.window {
@@ -343,10 +347,10 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	switch {
 	case sc.inputOnly && r.prod.aborted+len(poison) == 0:
 		t.Errorf("scenario %s: its input has no aborted and no poison event: nothing to bite", sc.id)
-	case !sc.inputOnly && scenarioBite.Total()+aloDups+r.ended == 0:
+	case !sc.inputOnly && scenarioBite.Total()+aloDups+r.ended+r.stopFinished == 0:
 		t.Errorf("scenario %s: the faults bit nothing: during the fault window no connector aborted a batch, was fenced, "+
 			"met an unknown commit outcome or resolved a prepared transaction, no aborted transaction reached a Kafka output, "+
-			"no broker ended a connection of connectd's, and no at_least_once connector wrote a duplicate (%s)", sc.id, strings.Join(did, "; "))
+			"no broker ended a connection of connectd's, no stop found a batch open, and no at_least_once connector wrote a duplicate (%s)", sc.id, strings.Join(did, "; "))
 	case mustDuplicate && aloDups == 0:
 		t.Errorf("scenario %s: the faults did not bite: no at_least_once connector wrote a duplicate, although %s can duplicate (fault bit %s)",
 			sc.id, strings.Join(did, "; "), scenarioBite)

@@ -13,8 +13,10 @@ import (
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/pipeline"
+	"github.com/connectd/connectd/sink/files"
 	sinkpg "github.com/connectd/connectd/sink/postgres"
 	sinkredis "github.com/connectd/connectd/sink/redis"
+	"github.com/connectd/connectd/test/testenv"
 	"github.com/connectd/connectd/verify"
 )
 
@@ -40,8 +42,9 @@ type sinkSetup struct {
 	// (a Kafka topic per partition, the Redis audit log).
 	ordered bool
 	// kafkaOut: the connector writes the output and dead-letter topics;
-	// pgTable: it writes a PostgreSQL table (c.table).
-	kafkaOut, pgTable bool
+	// pgTable: it writes a PostgreSQL table (c.table); files: it writes
+	// Parquet files under c.dir, which DuckDB reads as an outside witness.
+	kafkaOut, pgTable, files bool
 }
 
 var sinkSetups = slices.Concat(plainSetups, windowedSetups)
@@ -61,6 +64,19 @@ var plainSetups = []sinkSetup{
 			"audit_log: true",
 			"test_apply_counter: true",
 			"timeout: 5s")
+	}},
+	// The files sink (issue 18): Parquet in hourly Hive directories under
+	// the run's directory, on this host's disk (the daemons are host
+	// processes). Files roll every 2s or 256KiB, so rolls, staged rows
+	// and the manifest's renames are all in flight when the faults hit.
+	{name: "files", files: true, yaml: func(r *run, c *conn) string {
+		return "\t\tsink:\n" + lines(3, "type: files",
+			fmt.Sprintf("path: %q", c.dir),
+			"format: parquet",
+			"roll: {max_bytes: 256KiB, max_interval: 2s}",
+			"columns:",
+			"\tamount: json:amount::int64",
+			"\ti: json:i::int64")
 	}},
 	// Issue 6's fan-out: every record to the output topic and the table;
 	// exactly_once by two-phase commit (PREPARE, the Kafka transaction with
@@ -171,6 +187,7 @@ type conn struct {
 	out, dlq  string // Kafka output and dead-letter topics (the DLQ names dead letters for every sink)
 	table     string // PostgreSQL table
 	prefix    string // Redis key prefix
+	dir       string // the files sink's root directory
 	spec      *pipeline.Spec
 }
 
@@ -204,56 +221,15 @@ func (r *run) connectorYAML(c *conn) string {
 `, c.name, c.guarantee, r.sc.txnTimeout, r.shutdown, c.dlq, r.in, c.group, r.sc.sessionTimeout, window, c.setup.yaml(r, c))
 }
 
-// checkpoint reads c's stored checkpoint: in the sink for an exactly-once
-// PostgreSQL or Redis connector (the sink is the truth there), the group's
-// committed offsets otherwise.
+// checkpoint reads c's stored checkpoint where its commit protocol
+// resumes from, through the same store the offsets API uses
+// (pipeline.Offsets): the sink's own for an exactly-once connector whose
+// sink keeps it (the sink is the truth there), the group's committed
+// offsets otherwise.
 func (r *run) checkpoint(c *conn) (connector.Checkpoint, error) {
 	ctx, cancel := ctxFor(10 * time.Second)
 	defer cancel()
-	if c.exactlyOnce() && soloPostgres(c) != nil {
-		conn, err := pgx.Connect(ctx, r.e.pgDirectDSN())
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close(ctx)
-		rows, _ := conn.Query(ctx, "SELECT topic, partition, next_offset FROM "+soloPostgres(c).QuotedOffsetsTable()+
-			" WHERE group_id = $1 AND next_offset >= 0", c.group)
-		cp := connector.Checkpoint{}
-		var tp connector.TopicPartition
-		var next int64
-		_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
-			cp[tp] = next
-			return nil
-		})
-		if err != nil && strings.Contains(err.Error(), "does not exist") {
-			return connector.Checkpoint{}, nil // not created before the first claim
-		}
-		return cp, err
-	}
-	if c.exactlyOnce() && soloRedis(c) != nil {
-		s, err := sinkredis.NewStore(ctx, r.redisConfig(c), c.dlq)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Close()
-		return s.Checkpoints(ctx, c.group)
-	}
-	resp, err := r.e.adm.FetchOffsets(ctx, c.group)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		return nil, err
-	}
-	cp := connector.Checkpoint{}
-	for topic, ps := range resp {
-		for part, o := range ps {
-			if o.At >= 0 {
-				cp[connector.TopicPartition{Topic: topic, Partition: part}] = o.At
-			}
-		}
-	}
-	return cp, nil
+	return pipeline.Offsets(c.spec, pipeline.Env{Brokers: r.e.brokers}).Get(ctx)
 }
 
 // redisConfig is c's Redis sink config pointed straight at the container.
@@ -294,6 +270,9 @@ func (r *run) observe(c *conn, bounds map[connector.TopicPartition]Bound) Observ
 			}
 		}
 		o.DeadLetters["redis dlq"] = dead
+	}
+	if c.setup.files {
+		r.observeFiles(c, &o)
 	}
 	if c.setup.kafkaOut {
 		w := r.watchers[c.name]
@@ -347,6 +326,45 @@ func (r *run) pgIDs(c *conn) (rows, dead []string) {
 		}
 	}
 	return rows, dead
+}
+
+// observeFiles reads c's files the way the sink's probe does (the rows
+// the manifest lists, in files or staged, and the connector's files it
+// does not list), for the aborted-event and dead-letter checks, and has
+// DuckDB read the directory as a user would: for an exactly-once
+// connector it must see each event ID once and exactly the rows the
+// manifest lists in files (no uncommitted, unlisted or half-written file).
+func (r *run) observeFiles(c *conn, o *Observation) {
+	r.t.Helper()
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	cfg, _ := pipeline.SinkConfig[*files.Config](c.spec)
+	var out *files.Output
+	var err error
+	if c.exactlyOnce() {
+		out, err = files.ReadOutput(ctx, *cfg, c.name, c.group)
+	} else {
+		out, err = files.ReadAtLeastOnceOutput(ctx, *cfg, c.name)
+	}
+	if err != nil {
+		r.t.Fatalf("files of %s: %v", c.name, err)
+	}
+	ids := func(fs []files.File) []string {
+		var ids []string
+		for _, f := range fs {
+			for _, row := range f.Rows {
+				ids = append(ids, row.EventID)
+			}
+		}
+		return ids
+	}
+	dead := ids(out.DeadLetters)
+	o.Scanned = slices.Concat(ids(out.Files), ids(out.Staged), ids(out.Unlisted), dead)
+	o.DeadLetters["files "+files.DeadLetters] = dead
+	if c.exactlyOnce() {
+		rows, distinct := testenv.DuckDBCount(r.t, cfg.Path)
+		o.Witness = &Witness{Reader: "DuckDB", Rows: rows, IDs: distinct, Listed: len(ids(out.Files))}
+	}
 }
 
 // pgConfig is c's PostgreSQL sink, alone or in a fan-out.
