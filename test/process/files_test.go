@@ -23,16 +23,18 @@ func filesSink(dir string) func(*pipe) string {
 // TestSIGKILLExactlyOnceKafkaToFiles: SIGKILLs at random points of an
 // exactly_once Kafka → files connector, every third kill the process's own
 // at one of the sink's commit steps (CONNECTD_KILL_AT, its 1st to 5th time
-// there): after the rows are staged, before the manifest's rename (the
-// commit point: the batch is lost whole and read again), and right after
-// it (the batch is committed, its files not yet renamed: the restart's
-// claim finishes the renames). verify then finds every event once through
+// there): after the rows are staged, after rolled files are written to
+// their temporary names, before the manifest's rename (the commit point:
+// the batch is lost whole and read again; the temporaries are orphans
+// that recovery deletes), right after it (the batch is committed, its
+// files not yet renamed: the restart's claim finishes the renames), and
+// after the first of several renames (the claim finishes the others). verify then finds every event once through
 // the sink's probe, and DuckDB, reading the directory as a user would,
 // finds as many rows as events, each event ID once (the last SIGTERM
 // rolls what was staged into files).
 func TestSIGKILLExactlyOnceKafkaToFiles(t *testing.T) {
 	t.Parallel()
-	for _, point := range []string{"files-staged", "files-before-manifest-rename", "files-committed"} {
+	for _, point := range []string{"files-staged", "files-rolled", "files-before-manifest-rename", "files-committed", "files-published-one"} {
 		t.Run(point, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
