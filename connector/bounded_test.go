@@ -25,7 +25,7 @@ func TestBatchEndsAtTheStops(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := newFakeSource(3, map[TopicPartition]int{tp("a", 0): 10})
-			proto := newFakeProtocol(src)
+			proto := newFakeProtocol()
 			opts := testOptions()
 			opts.CommitInterval = time.Hour
 			opts.Stops = tc.stops

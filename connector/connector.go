@@ -217,8 +217,12 @@ func (c *Connector) Run(ctx context.Context) error {
 		var err error
 		if needRecover {
 			c.discardState()
-			err = c.proto.Recover(ctx, cause)
+			var cp Checkpoint
+			cp, err = c.proto.Recover(ctx, cause)
 			if err == nil {
+				if cp != nil {
+					c.src.Seek(cp)
+				}
 				needRecover = false
 			}
 		}

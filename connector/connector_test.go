@@ -174,8 +174,6 @@ type commitOutcome struct {
 // fakeProtocol records every call and keeps the durable state: the outputs
 // and the checkpoint of committed batches.
 type fakeProtocol struct {
-	src *fakeSource
-
 	mu         sync.Mutex
 	calls      []string
 	pending    []*Record
@@ -197,8 +195,8 @@ type fakeProtocol struct {
 	writesAfterEnd int // Write calls without an open batch
 }
 
-func newFakeProtocol(src *fakeSource) *fakeProtocol {
-	return &fakeProtocol{src: src, durable: Checkpoint{}}
+func newFakeProtocol() *fakeProtocol {
+	return &fakeProtocol{durable: Checkpoint{}}
 }
 
 func (p *fakeProtocol) log(call string) {
@@ -267,7 +265,7 @@ func (p *fakeProtocol) Abort(context.Context) error {
 	return nil
 }
 
-func (p *fakeProtocol) Recover(_ context.Context, cause error) error {
+func (p *fakeProtocol) Recover(_ context.Context, cause error) (Checkpoint, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	kind := "nil"
@@ -279,14 +277,14 @@ func (p *fakeProtocol) Recover(_ context.Context, cause error) error {
 	p.recoverCauses = append(p.recoverCauses, cause)
 	if p.recoverErr != nil {
 		if err := p.recoverErr(p.recovers); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	// The contract: drop whatever is open and resume at the durable
-	// checkpoint, re-read from where it is stored.
+	// The contract: drop whatever is open and return the durable
+	// checkpoint, re-read from where it is stored; the coordinator seeks
+	// the source there.
 	p.open, p.pending = false, nil
-	p.src.Seek(p.durable.Clone())
-	return nil
+	return p.durable.Clone(), nil
 }
 
 func (p *fakeProtocol) Close() {
@@ -434,7 +432,7 @@ func TestBatchCommitsCheckpointAfterItsRecords(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(tt.perPoll, tt.counts)
-			proto := newFakeProtocol(src)
+			proto := newFakeProtocol()
 			opts := testOptions()
 			opts.MaxBatch = tt.maxBatch
 			// Full batches close at MaxBatch at once; the last, partial one
@@ -510,7 +508,7 @@ func TestFailedCommitIsReReadAfterRecover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			counts := map[TopicPartition]int{tp("in", 0): 5, tp("in", 1): 4}
 			src := newFakeSource(100, counts)
-			proto := newFakeProtocol(src)
+			proto := newFakeProtocol()
 			proto.outcomes = []commitOutcome{{}, tt.outcome} // the second commit fails
 			opts := testOptions()
 			opts.MaxBatch = 3
@@ -595,7 +593,7 @@ func TestFatalProcessErrorFailsConnector(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(tt.perPoll, map[TopicPartition]int{tp("a", 0): 5})
-			proto := newFakeProtocol(src)
+			proto := newFakeProtocol()
 			proc := &fakeProcessor{failOn: tt.failOn}
 			opts := testOptions()
 			opts.CommitInterval = time.Minute // the batch stays open across polls
@@ -650,7 +648,7 @@ func TestRetryTimeoutFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(100, map[TopicPartition]int{tp("a", 0): 3})
-			proto := newFakeProtocol(src)
+			proto := newFakeProtocol()
 			tt.setup(proto)
 			opts := testOptions()
 			opts.RetryTimeout = 300 * time.Millisecond
@@ -695,7 +693,7 @@ func TestGracefulStopCommitsOpenBatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(100, map[TopicPartition]int{tp("a", 0): 4, tp("a", 1): 2})
 			src.errOnDone = tt.errOnDone
-			proto := newFakeProtocol(src)
+			proto := newFakeProtocol()
 			opts := testOptions()
 			opts.CommitInterval = time.Hour // only the stop closes the batch
 			c := New(opts, src, &fakeProcessor{}, proto)
@@ -727,7 +725,7 @@ func TestGracefulStopCommitsOpenBatch(t *testing.T) {
 
 func TestIdleNeverBegins(t *testing.T) {
 	src := newFakeSource(100, nil)
-	proto := newFakeProtocol(src)
+	proto := newFakeProtocol()
 	c := New(testOptions(), src, &fakeProcessor{}, proto)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runAsync(t, c, ctx)
@@ -753,7 +751,7 @@ func TestStatusCheckpointLagAndAborts(t *testing.T) {
 		tp("a", 0): 5,  // assigned, nothing committed: lag 5
 	}
 	src := laggingSource{base}
-	proto := newFakeProtocol(base)
+	proto := newFakeProtocol()
 	proto.outcomes = []commitOutcome{
 		{err: NewCommitError(Abortable, "commit", errors.New("x"))},
 		{err: NewCommitError(Fenced, "commit", errors.New("y"))},
@@ -810,7 +808,7 @@ func TestStatusHighWatermarkBelowCheckpoint(t *testing.T) {
 	// A stale high watermark never gives negative lag.
 	base := newFakeSource(100, map[TopicPartition]int{tp("a", 0): 4})
 	base.hwms = map[TopicPartition]int64{tp("a", 0): 1}
-	proto := newFakeProtocol(base)
+	proto := newFakeProtocol()
 	opts := testOptions()
 	opts.CommitInterval = time.Hour
 	opts.MaxBatch = 4
@@ -875,7 +873,7 @@ func (p *idleProcessor) AdvanceIdle(context.Context, time.Time, func() map[Topic
 // batches that read nothing do not ask.
 func TestIdlePartitionsJoinTheBatchCheckpoint(t *testing.T) {
 	src := newFakeSource(3, map[TopicPartition]int{tp("a", 0): 6})
-	proto := newFakeProtocol(src)
+	proto := newFakeProtocol()
 	proc := &idleProcessor{idle: tp("a", 1), at: 7}
 	opts := testOptions()
 	opts.MaxBatch = 3
@@ -926,7 +924,7 @@ func (p *dueProcessor) DuePartitions() []TopicPartition {
 func TestDueResultsEndTheBatchWhenCaughtUp(t *testing.T) {
 	base := newFakeSource(2, map[TopicPartition]int{tp("a", 0): 10})
 	base.hwms = map[TopicPartition]int64{tp("a", 0): 10}
-	proto := newFakeProtocol(base)
+	proto := newFakeProtocol()
 	opts := testOptions()
 	opts.CommitInterval = time.Hour
 	opts.DueBatchFloor = time.Millisecond
@@ -967,7 +965,7 @@ func (s markerSource) Poll(ctx context.Context, max int) ([]*Record, error) {
 func TestControlRecordsOnlyMoveTheCheckpoint(t *testing.T) {
 	base := newFakeSource(1, map[TopicPartition]int{tp("a", 0): 4})
 	src := markerSource{base, map[int64]bool{1: true, 3: true}}
-	proto := newFakeProtocol(base)
+	proto := newFakeProtocol()
 	opts := testOptions()
 	c := New(opts, src, &fakeProcessor{}, proto)
 	ctx, cancel := context.WithCancel(context.Background())

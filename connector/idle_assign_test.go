@@ -48,7 +48,7 @@ func (p *heldProcessor) AdvanceIdle(_ context.Context, _ time.Time, assigned fun
 // current answer.
 func TestIdleAdvanceIsToldTheCurrentGeneration(t *testing.T) {
 	src := &stalerSource{fakeSource: newFakeSource(3, map[TopicPartition]int{tp("a", 0): 6})}
-	proto := newFakeProtocol(src.fakeSource)
+	proto := newFakeProtocol()
 	proc := &heldProcessor{}
 	opts := testOptions()
 	opts.MaxBatch = 3

@@ -22,11 +22,15 @@ type Protocol interface {
 	// Abort discards the open batch. Abort of a batch with nothing written
 	// is cheap.
 	Abort(ctx context.Context) error
-	// Recover makes the source resume at the last durably committed
-	// checkpoint, re-read from where it is stored. cause is the error that
-	// led here (nil at start): after Fenced or CommitUnknown the protocol
-	// also re-establishes its session, which aborts anything still open.
-	Recover(ctx context.Context, cause error) error
+	// Recover re-reads the last durably committed checkpoint from where it
+	// is stored and returns it; the coordinator seeks the source there,
+	// so the next batch is re-read, never retried from memory. A protocol
+	// whose source resumes by itself (a Kafka consumer group, whose new
+	// or rewound member fetches the committed offsets) returns nil. cause
+	// is the error that led here (nil at start): after Fenced or
+	// CommitUnknown the protocol also re-establishes its session, which
+	// aborts anything still open, before it reads the checkpoint.
+	Recover(ctx context.Context, cause error) (Checkpoint, error)
 	// Close releases the protocol's resources. The open batch, if any, is
 	// aborted (by the broker's or database's own rules if not by us).
 	Close()

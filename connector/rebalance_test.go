@@ -49,7 +49,7 @@ func TestCommitDuringRebalance(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(100, map[TopicPartition]int{tp("a", 0): 4, tp("a", 1): 2})
-			proto := &groupProtocol{fakeProtocol: newFakeProtocol(src)}
+			proto := &groupProtocol{fakeProtocol: newFakeProtocol()}
 			opts := testOptions()
 			opts.CommitInterval = time.Hour // only the stop or MaxBatch closes the batch
 			opts.MaxBatch = 6

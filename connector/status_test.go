@@ -60,7 +60,7 @@ func TestStatusListsHeldPartitionsOnly(t *testing.T) {
 	base.hwms = map[TopicPartition]int64{tp("a", 0): 4, tp("a", 1): 2, tp("b", 0): 20}
 	src := &assigningSource{laggingSource: laggingSource{base}}
 	src.assign(map[TopicPartition]int64{tp("a", 0): -1, tp("a", 1): -1})
-	proto := newFakeProtocol(base)
+	proto := newFakeProtocol()
 	opts := testOptions()
 	opts.CommitInterval = time.Hour
 	opts.MaxBatch = 6 // the whole input: one batch

@@ -31,7 +31,6 @@ type AtLeastOnce struct {
 	topic   string
 	conv    sinkkafka.Converter // output records, carved from chunks
 	store   *OffsetsTopic       // nil: the checkpoint is the consumer group's offsets
-	src     connector.Source
 	log     *slog.Logger
 	cl      *kgo.Client
 	watch   *rebalanceWatch // the client's group; nil with store
@@ -40,8 +39,8 @@ type AtLeastOnce struct {
 
 // NewAtLeastOnce returns the protocol. With store nil, opts must include the
 // source's consumer-group options: one client consumes and produces.
-func NewAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, src connector.Source, log *slog.Logger) *AtLeastOnce {
-	return &AtLeastOnce{opts: opts, topic: topic, store: store, src: src, log: log}
+func NewAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *AtLeastOnce {
+	return &AtLeastOnce{opts: opts, topic: topic, store: store, log: log}
 }
 
 var (
@@ -122,14 +121,15 @@ func (a *AtLeastOnce) Abort(ctx context.Context) error {
 	return a.cl.AbortBufferedRecords(ctx)
 }
 
-// Recover creates the client on first use, then rewinds the source to the
-// last stored checkpoint. With the checkpoint in the consumer group, a
+// Recover creates the client on first use, then returns the last stored
+// checkpoint (the coordinator seeks the source there). With the
+// checkpoint in the consumer group it returns nil, and a
 // failure replaces the client: the new member fetches the committed offsets
 // from the coordinator, the store of truth, and partitions never committed
 // restart at the reset offset. (Rewinding the old client in place would need
 // the start position of never-committed partitions, which kgo does not
 // expose; getting it wrong would skip the failed batch, i.e. lose it.)
-func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
+func (a *AtLeastOnce) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
 	if a.cl != nil && cause != nil && a.store == nil {
 		a.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
 		a.cl.CloseAllowingRebalance()
@@ -143,22 +143,14 @@ func (a *AtLeastOnce) Recover(ctx context.Context, cause error) error {
 		}
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
-			return connector.NewCommitError(connector.Fatal, "new client", err)
+			return nil, connector.NewCommitError(connector.Fatal, "new client", err)
 		}
 		a.cl, a.watch = cl, w
 	}
 	if a.store == nil {
-		return nil
+		return nil, nil // the new member fetches the group's offsets
 	}
-	if err := a.store.Ensure(ctx); err != nil {
-		return connector.NewCommitError(connector.Abortable, "create offsets topic", err)
-	}
-	cp, err := a.store.Load(ctx)
-	if err != nil {
-		return connector.NewCommitError(connector.Abortable, "load checkpoint", err)
-	}
-	a.src.Seek(cp)
-	return nil
+	return a.store.checkpoint(ctx)
 }
 
 // Close flushes nothing further and closes the client (leaving the group).

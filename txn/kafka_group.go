@@ -173,11 +173,12 @@ func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
 
 // Recover starts the first session, or replaces the session after fencing
 // or an unknown outcome. After a known abort the session is kept and
-// rewound to the committed offsets.
-func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
+// rewound to the committed offsets. It returns no checkpoint: the
+// session's consumer resumes from the group's committed offsets itself.
+func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
 	if s := k.sess.Load(); s != nil && !needsNewSession(cause) {
 		if cause == nil {
-			return nil
+			return nil, nil
 		}
 		// Rewind even if End already did: a batch can fail before its
 		// transaction begins (TwoPhase resolves in-doubt transactions in
@@ -188,9 +189,9 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 		// committed offsets; with no transaction open it sends nothing,
 		// and with one open (an Abort that failed) it aborts it first.
 		if _, err := s.End(ctx, kgo.TryAbort); err != nil {
-			return classifyKafka("rewind to the committed offsets", err)
+			return nil, classifyKafka("rewind to the committed offsets", err)
 		}
-		return nil
+		return nil, nil
 	}
 	if connector.KindOf(cause) == connector.Fenced && cause != nil {
 		k.onFenced()
@@ -202,7 +203,7 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 	w := newRebalanceWatch(k.log)
 	s, err := kgo.NewGroupTransactSession(slices.Concat(k.opts, w.opts())...)
 	if err != nil {
-		return connector.NewCommitError(connector.Fatal, "new session", fmt.Errorf("kafka client: %w", err))
+		return nil, connector.NewCommitError(connector.Fatal, "new session", fmt.Errorf("kafka client: %w", err))
 	}
 	k.watch.Store(w)
 	k.sess.Store(s)
@@ -211,9 +212,9 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) error {
 	// broker before this session reads anything, and a zombie still
 	// holding the old epoch is fenced at once.
 	if _, _, err := s.Client().ProducerID(ctx); err != nil {
-		return classifyKafka("init producer id", err)
+		return nil, classifyKafka("init producer id", err)
 	}
-	return nil
+	return nil, nil
 }
 
 // Close leaves the group (letting a rebalance held back by

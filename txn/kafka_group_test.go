@@ -50,7 +50,7 @@ func TestKafkaGroupTxnRecoverRewindsBeforeBegin(t *testing.T) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	}, "out", slog.New(slog.DiscardHandler), nil)
 	defer k.Close()
-	if err := k.Recover(ctx, nil); err != nil {
+	if _, err := k.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	first := pollN(ctx, t, k.Client(), n)
@@ -60,7 +60,7 @@ func TestKafkaGroupTxnRecoverRewindsBeforeBegin(t *testing.T) {
 
 	// The batch fails before Begin; the connector calls no Abort.
 	cause := connector.NewCommitError(connector.Abortable, "begin", errors.New("resolve: fence failed"))
-	if err := k.Recover(ctx, cause); err != nil {
+	if _, err := k.Recover(ctx, cause); err != nil {
 		t.Fatal(err)
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -83,7 +83,7 @@ func TestKafkaGroupTxnRecoverRewindsBeforeBegin(t *testing.T) {
 		}
 	}
 	more := pollN(ctx, t, k.Client(), 5)
-	if err := k.Recover(ctx, cause); err != nil {
+	if _, err := k.Recover(ctx, cause); err != nil {
 		t.Fatal(err)
 	}
 	if got := pollN(ctx, t, k.Client(), 5); got[0] != more[0] || more[0] != n {

@@ -96,6 +96,22 @@ func (o *OffsetsTopic) Load(ctx context.Context) (connector.Checkpoint, error) {
 	return cp, nil
 }
 
+// checkpoint is what a protocol's Recover returns for a checkpoint in the
+// offsets topic: the topic created if missing, then Load. Both failures
+// are abortable: the connector retries the recovery, nothing was written.
+// A checkpoint never written is empty, not nil: the source still seeks
+// (every partition from its start).
+func (o *OffsetsTopic) checkpoint(ctx context.Context) (connector.Checkpoint, error) {
+	if err := o.Ensure(ctx); err != nil {
+		return nil, connector.NewCommitError(connector.Abortable, "create offsets topic", err)
+	}
+	cp, err := o.Load(ctx)
+	if err != nil {
+		return nil, connector.NewCommitError(connector.Abortable, "load checkpoint", err)
+	}
+	return cp, nil
+}
+
 // scan reads the topic with read_committed from its start to its last
 // stable offset (see Load), calling fn with every committed data record in
 // order.

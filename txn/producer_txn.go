@@ -17,8 +17,9 @@ import (
 //
 //   - Atomic: the output records and the checkpoint record.
 //   - Abort: a failed produce aborts the transaction; Recover re-reads the
-//     checkpoint from the offsets topic (read_committed) and seeks the
-//     source there, so the batch is regenerated, not retried from memory.
+//     checkpoint from the offsets topic (read_committed) and returns it for
+//     the coordinator to seek the source there, so the batch is
+//     regenerated, not retried from memory.
 //   - Fencing: a newer producer with our transactional ID makes ours fail
 //     with ProducerFenced; Recover replaces the client.
 //   - Unknown outcome: Recover replaces the client and loads its producer ID
@@ -30,7 +31,6 @@ type ProducerTxn struct {
 	topic   string
 	conv    sinkkafka.Converter // output records, carved from chunks
 	store   *OffsetsTopic
-	src     connector.Source
 	log     *slog.Logger
 	cl      *kgo.Client
 	promise *kgo.FirstErrPromise
@@ -38,8 +38,8 @@ type ProducerTxn struct {
 
 // NewProducerTxn returns the protocol; opts must carry the seed brokers, a
 // transactional ID unique to this instance and the transaction timeout.
-func NewProducerTxn(opts []kgo.Opt, topic string, store *OffsetsTopic, src connector.Source, log *slog.Logger) *ProducerTxn {
-	return &ProducerTxn{opts: opts, topic: topic, store: store, src: src, log: log}
+func NewProducerTxn(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *ProducerTxn {
+	return &ProducerTxn{opts: opts, topic: topic, store: store, log: log}
 }
 
 var _ connector.Protocol = (*ProducerTxn)(nil)
@@ -81,9 +81,9 @@ func (p *ProducerTxn) Abort(ctx context.Context) error {
 	return classifyKafka("abort", p.cl.EndTransaction(ctx, kgo.TryAbort))
 }
 
-// Recover (re)creates the producer when needed, then seeks the source to the
+// Recover (re)creates the producer when needed, then returns the
 // checkpoint stored in the offsets topic.
-func (p *ProducerTxn) Recover(ctx context.Context, cause error) error {
+func (p *ProducerTxn) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
 	if p.cl == nil || needsNewSession(cause) {
 		if p.cl != nil {
 			p.log.Info("replacing the transactional producer", "cause", cause)
@@ -92,25 +92,17 @@ func (p *ProducerTxn) Recover(ctx context.Context, cause error) error {
 		}
 		cl, err := kgo.NewClient(p.opts...)
 		if err != nil {
-			return connector.NewCommitError(connector.Fatal, "new producer", err)
+			return nil, connector.NewCommitError(connector.Fatal, "new producer", err)
 		}
 		p.cl = cl
 		// Loading the producer ID now bumps the epoch, which ends any
 		// transaction a previous producer with our ID left open, before
 		// we read the checkpoint.
 		if _, _, err := cl.ProducerID(ctx); err != nil {
-			return classifyKafka("init producer id", err)
+			return nil, classifyKafka("init producer id", err)
 		}
 	}
-	if err := p.store.Ensure(ctx); err != nil {
-		return connector.NewCommitError(connector.Abortable, "create offsets topic", err)
-	}
-	cp, err := p.store.Load(ctx)
-	if err != nil {
-		return connector.NewCommitError(connector.Abortable, "load checkpoint", err)
-	}
-	p.src.Seek(cp)
-	return nil
+	return p.store.checkpoint(ctx)
 }
 
 // Close closes the producer; an open transaction is aborted by the broker.

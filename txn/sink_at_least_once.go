@@ -77,10 +77,11 @@ func (s *SinkAtLeastOnce) Abort(context.Context) error {
 	return nil
 }
 
-// Recover starts the consumer, or replaces it after a failure.
-func (s *SinkAtLeastOnce) Recover(_ context.Context, cause error) error {
+// Recover starts the consumer, or replaces it after a failure. It returns
+// no checkpoint: the new member fetches the group's committed offsets.
+func (s *SinkAtLeastOnce) Recover(_ context.Context, cause error) (connector.Checkpoint, error) {
 	if s.cl != nil && cause == nil {
-		return nil
+		return nil, nil
 	}
 	if s.cl != nil {
 		s.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
@@ -89,10 +90,10 @@ func (s *SinkAtLeastOnce) Recover(_ context.Context, cause error) error {
 	}
 	cl, err := kgo.NewClient(s.opts...)
 	if err != nil {
-		return connector.NewCommitError(connector.Fatal, "new consumer", err)
+		return nil, connector.NewCommitError(connector.Fatal, "new consumer", err)
 	}
 	s.cl = cl
-	return nil
+	return nil, nil
 }
 
 // Close closes the consumer and the writer.

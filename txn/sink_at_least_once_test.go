@@ -91,7 +91,7 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit()}, w, log)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.Recover(ctx, nil); err != nil {
+	if _, err := s.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	cp := connector.Checkpoint{}
@@ -127,7 +127,7 @@ func TestSinkAtLeastOnceOffsets(t *testing.T) {
 	// Recover rewinds to the coordinator's offsets: the second batch's
 	// records are read again (at-least-once); the last batch's offsets are
 	// in the group after Close.
-	if err := s.Recover(ctx, io.ErrUnexpectedEOF); err != nil {
+	if _, err := s.Recover(ctx, io.ErrUnexpectedEOF); err != nil {
 		t.Fatal(err)
 	}
 	cp = connector.Checkpoint{}

@@ -164,10 +164,12 @@ func (s *SinkOffsets) Abort(context.Context) error {
 }
 
 // Recover starts the consumer, or replaces it after any failure so the next
-// batch starts at checkpoints claimed anew from the sink.
-func (s *SinkOffsets) Recover(_ context.Context, cause error) error {
+// batch starts at checkpoints claimed anew from the sink. It returns no
+// checkpoint: the claim on assignment (claim) sets each partition's fetch
+// offset from the sink's checkpoint.
+func (s *SinkOffsets) Recover(_ context.Context, cause error) (connector.Checkpoint, error) {
 	if s.cl.Load() != nil && cause == nil {
-		return nil
+		return nil, nil
 	}
 	if old := s.cl.Swap(nil); old != nil {
 		s.log.Info("rejoining to re-read the checkpoints from the sink", "cause", cause)
@@ -183,10 +185,10 @@ func (s *SinkOffsets) Recover(_ context.Context, cause error) error {
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return connector.NewCommitError(connector.Fatal, "new consumer", err)
+		return nil, connector.NewCommitError(connector.Fatal, "new consumer", err)
 	}
 	s.cl.Store(cl)
-	return nil
+	return nil, nil
 }
 
 // claim runs on assignment, before fetching starts: it claims the assigned

@@ -32,7 +32,7 @@ func TestSinkOffsetsOnKfake(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.Recover(ctx, nil); err != nil {
+	if _, err := s.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	cp := connector.Checkpoint{}
@@ -71,7 +71,7 @@ func TestSinkOffsetsOnKfake(t *testing.T) {
 
 	// Recover claims again (a higher epoch than the heir's) and resumes
 	// from the store's checkpoint: the refused batch is read again.
-	if err := s.Recover(ctx, fenced); err != nil {
+	if _, err := s.Recover(ctx, fenced); err != nil {
 		t.Fatal(err)
 	}
 	cp = connector.Checkpoint{}

@@ -264,24 +264,26 @@ func (t *TwoPhase) Abort(ctx context.Context) error {
 // Recover re-establishes the Kafka session (a new one after fencing or an
 // unknown outcome, whose epoch bump ends the old transaction; an aborted
 // batch keeps the session: its transaction is known to be aborted), checks
-// the participants once, then resolves every in-doubt transaction.
-func (t *TwoPhase) Recover(ctx context.Context, cause error) error {
-	if err := t.kafka.Recover(ctx, cause); err != nil {
-		return err
+// the participants once, then resolves every in-doubt transaction. Like
+// KafkaGroupTxn's, it returns no checkpoint: the consumer group's committed
+// offsets are where its session resumes.
+func (t *TwoPhase) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
+	if _, err := t.kafka.Recover(ctx, cause); err != nil {
+		return nil, err
 	}
 	if !t.checked {
 		if err := t.decisions.Ensure(ctx); err != nil {
-			return connector.NewCommitError(connector.Abortable, "offsets topic", err)
+			return nil, connector.NewCommitError(connector.Abortable, "offsets topic", err)
 		}
 		for _, p := range t.parts {
 			if err := p.Check(ctx); err != nil {
-				return participantError(p, "check", err)
+				return nil, participantError(p, "check", err)
 			}
 		}
 		t.checked = true
 	}
 	t.afterAssign.Store(false) // resolving now covers the assignment
-	return t.resolve(ctx)
+	return nil, t.resolve(ctx)
 }
 
 // resolve lists, fences, reads the decisions and resolves; see TwoPhase.
