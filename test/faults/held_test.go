@@ -29,6 +29,10 @@ import (
 func heldKill() step {
 	return step{"held-kill", func(r *run) string {
 		when := r.waitProgress(0.15)
+		// The SIGKILLs before this step restart instances, whose groups
+		// may still be handing partitions back: cut an instance that owns
+		// nothing of a connector and that connector holds nothing.
+		r.waitBalanced(time.Minute)
 		in := r.pick()
 		for _, p := range r.e.kproxy {
 			p.Set(Fault{Match: pidOf(in), Blackhole: true})
