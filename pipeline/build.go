@@ -433,7 +433,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		state = s.kafkaState(env)
 	case s.KafkaSrc != nil:
 		opts := concat(base, s.KafkaSrc.ClientOptions(GroupInstanceID(cc.Name, env.InstanceID)), env.ClientOpts)
-		p := txn.NewAtLeastOnce(opts, topic, nil, log)
+		p := txn.NewKafkaAtLeastOnce(opts, topic, nil, log)
 		src, proto = kafkasrc.New(p.Client, log), p
 		state = s.kafkaState(env)
 	default:
@@ -445,9 +445,9 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		}
 		store := &txn.OffsetsTopic{Topic: env.OffsetsTopic, Connector: cc.Name, Brokers: env.Brokers, Opts: env.ClientOpts}
 		if exactlyOnce {
-			proto = txn.NewProducerTxn(concat(base, txnOpts, env.ClientOpts), topic, store, log)
+			proto = txn.NewOffsetsTopicTxn(concat(base, txnOpts, env.ClientOpts), topic, store, log)
 		} else {
-			proto = txn.NewAtLeastOnce(concat(base, env.ClientOpts), topic, store, log)
+			proto = txn.NewKafkaAtLeastOnce(concat(base, env.ClientOpts), topic, store, log)
 		}
 	}
 	if env.Stops != nil {

@@ -38,7 +38,7 @@ type OffsetStore interface {
 //     lag display; a change is made to them too, first.
 //   - every other connector with a Kafka source: the consumer group's
 //     committed offsets. at_least_once commits them after each write
-//     (txn.SinkAtLeastOnce, txn.AtLeastOnce), whatever the sink; a Kafka
+//     (txn.SinkAtLeastOnce, txn.KafkaAtLeastOnce), whatever the sink; a Kafka
 //     sink's transaction commits them with the output (txn.KafkaGroupTxn);
 //     a two-phase fan-out's decides with them (txn.TwoPhase).
 //   - a generator source: its records in the offsets topic.

@@ -1,15 +1,24 @@
-// Package txn holds connectd's commit protocols: how one batch and the input
-// checkpoint after it become durable. Each protocol implements
-// connector.Protocol and states what is atomic, what happens on abort, on
-// fencing, and when the outcome of a commit is unknown.
+// Package txn holds connectd's commit protocols: how one batch and the
+// input checkpoint after it become durable, transactionally or not. Each
+// protocol implements connector.Protocol and states what is atomic, what
+// happens on abort, on fencing, and when the outcome of a commit is
+// unknown. A protocol is named for where its checkpoint lives:
 //
-//   - KafkaGroupTxn: Kafka → Kafka exactly-once; one franz-go client consumes
-//     and produces, and the consumed offsets commit inside the producer
-//     transaction (KIP-447).
-//   - ProducerTxn: a non-Kafka source → Kafka exactly-once; the checkpoint is
-//     a record in a compacted offsets topic, written in the same transaction.
-//   - AtLeastOnce: write, wait for acknowledgement, then store the
-//     checkpoint. Duplicates appear after failures; nothing is lost.
+//   - KafkaGroupTxn: Kafka → Kafka exactly-once; one franz-go client
+//     consumes and produces, and the consumed offsets commit inside the
+//     producer transaction (KIP-447).
+//   - OffsetsTopicTxn: a source that is not a consumer group → Kafka
+//     exactly-once; the checkpoint is a record in a compacted offsets
+//     topic (OffsetsTopic), written in the same transaction.
+//   - SinkOffsets: Kafka → a sink store exactly-once; the checkpoint is
+//     kept by the sink (a table, a hash, a manifest) and commits with the
+//     output in the store's own transaction, claimed and fenced by epochs.
+//   - TwoPhase: Kafka → several sinks exactly-once; the participants
+//     prepare, and the Kafka transaction with the group's offsets and a
+//     decision record is the commit point.
+//   - KafkaAtLeastOnce, SinkAtLeastOnce: write, wait for acknowledgement,
+//     then store the checkpoint (the group's offsets, or the offsets
+//     topic). Duplicates appear after failures; nothing is lost.
 package txn
 
 import (

@@ -10,7 +10,7 @@ import (
 	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
-// ProducerTxn is the exactly-once protocol for a source that is not a Kafka
+// OffsetsTopicTxn is the exactly-once protocol for a source that is not a Kafka
 // consumer group (the generator) writing to Kafka. The checkpoint is a
 // record in a compacted offsets topic produced in the same transaction as
 // the batch's output.
@@ -26,7 +26,7 @@ import (
 //     at once; the epoch bump ends the old transaction on the broker before
 //     the checkpoint is re-read, and the re-read checkpoint says whether the
 //     batch committed.
-type ProducerTxn struct {
+type OffsetsTopicTxn struct {
 	opts    []kgo.Opt
 	topic   string
 	conv    sinkkafka.Converter // output records, carved from chunks
@@ -36,22 +36,22 @@ type ProducerTxn struct {
 	promise *kgo.FirstErrPromise
 }
 
-// NewProducerTxn returns the protocol; opts must carry the seed brokers, a
+// NewOffsetsTopicTxn returns the protocol; opts must carry the seed brokers, a
 // transactional ID unique to this instance and the transaction timeout.
-func NewProducerTxn(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *ProducerTxn {
-	return &ProducerTxn{opts: opts, topic: topic, store: store, log: log}
+func NewOffsetsTopicTxn(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *OffsetsTopicTxn {
+	return &OffsetsTopicTxn{opts: opts, topic: topic, store: store, log: log}
 }
 
-var _ connector.Protocol = (*ProducerTxn)(nil)
+var _ connector.Protocol = (*OffsetsTopicTxn)(nil)
 
 // Begin starts a transaction.
-func (p *ProducerTxn) Begin(context.Context) error {
+func (p *OffsetsTopicTxn) Begin(context.Context) error {
 	p.promise = kgo.AbortingFirstErrPromise(p.cl)
 	return classifyKafka("begin", p.cl.BeginTransaction())
 }
 
 // Write produces recs into the open transaction.
-func (p *ProducerTxn) Write(ctx context.Context, recs []*connector.Record) error {
+func (p *OffsetsTopicTxn) Write(ctx context.Context, recs []*connector.Record) error {
 	for _, r := range recs {
 		p.cl.Produce(ctx, p.conv.Convert(r, p.topic), p.promise.Promise())
 	}
@@ -59,7 +59,7 @@ func (p *ProducerTxn) Write(ctx context.Context, recs []*connector.Record) error
 }
 
 // Commit adds the checkpoint record and commits, if every produce succeeded.
-func (p *ProducerTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
+func (p *OffsetsTopicTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	for _, r := range p.store.Records(cp) {
 		p.cl.Produce(ctx, r, p.promise.Promise())
 	}
@@ -74,7 +74,7 @@ func (p *ProducerTxn) Commit(ctx context.Context, cp connector.Checkpoint) error
 }
 
 // Abort drops buffered records and aborts the transaction.
-func (p *ProducerTxn) Abort(ctx context.Context) error {
+func (p *OffsetsTopicTxn) Abort(ctx context.Context) error {
 	if err := p.cl.AbortBufferedRecords(ctx); err != nil {
 		return classifyKafka("abort", err)
 	}
@@ -83,7 +83,7 @@ func (p *ProducerTxn) Abort(ctx context.Context) error {
 
 // Recover (re)creates the producer when needed, then returns the
 // checkpoint stored in the offsets topic.
-func (p *ProducerTxn) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
+func (p *OffsetsTopicTxn) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
 	if p.cl == nil || needsNewSession(cause) {
 		if p.cl != nil {
 			p.log.Info("replacing the transactional producer", "cause", cause)
@@ -106,7 +106,7 @@ func (p *ProducerTxn) Recover(ctx context.Context, cause error) (connector.Check
 }
 
 // Close closes the producer; an open transaction is aborted by the broker.
-func (p *ProducerTxn) Close() {
+func (p *OffsetsTopicTxn) Close() {
 	if p.cl != nil {
 		p.cl.Close()
 		p.cl = nil

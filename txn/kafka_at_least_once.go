@@ -13,7 +13,7 @@ import (
 	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
-// AtLeastOnce writes a batch to Kafka with an idempotent producer (acks=all)
+// KafkaAtLeastOnce writes a batch to Kafka with an idempotent producer (acks=all)
 // and, once every record is acknowledged, stores the checkpoint: in the
 // consumer group for a Kafka source, or in the offsets topic otherwise.
 //
@@ -26,7 +26,7 @@ import (
 //   - A stop while a join is in flight (GroupRebalance, group checkpoints
 //     only): the connector does not commit the offsets; the records already
 //     acknowledged are written again by the partitions' next owner.
-type AtLeastOnce struct {
+type KafkaAtLeastOnce struct {
 	opts    []kgo.Opt
 	topic   string
 	conv    sinkkafka.Converter // output records, carved from chunks
@@ -37,28 +37,28 @@ type AtLeastOnce struct {
 	promise *kgo.FirstErrPromise
 }
 
-// NewAtLeastOnce returns the protocol. With store nil, opts must include the
+// NewKafkaAtLeastOnce returns the protocol. With store nil, opts must include the
 // source's consumer-group options: one client consumes and produces.
-func NewAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *AtLeastOnce {
-	return &AtLeastOnce{opts: opts, topic: topic, store: store, log: log}
+func NewKafkaAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *KafkaAtLeastOnce {
+	return &KafkaAtLeastOnce{opts: opts, topic: topic, store: store, log: log}
 }
 
 var (
-	_ connector.Protocol       = (*AtLeastOnce)(nil)
-	_ connector.GroupCommitter = (*AtLeastOnce)(nil)
+	_ connector.Protocol       = (*KafkaAtLeastOnce)(nil)
+	_ connector.GroupCommitter = (*KafkaAtLeastOnce)(nil)
 )
 
 // Client is the protocol's client, for a Kafka source to poll.
-func (a *AtLeastOnce) Client() *kgo.Client { return a.cl }
+func (a *KafkaAtLeastOnce) Client() *kgo.Client { return a.cl }
 
 // Begin starts collecting produce results.
-func (a *AtLeastOnce) Begin(context.Context) error {
+func (a *KafkaAtLeastOnce) Begin(context.Context) error {
 	a.promise = kgo.AbortingFirstErrPromise(a.cl)
 	return nil
 }
 
 // Write produces recs.
-func (a *AtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error {
+func (a *KafkaAtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error {
 	for _, r := range recs {
 		a.cl.Produce(ctx, a.conv.Convert(r, a.topic), a.promise.Promise())
 	}
@@ -66,7 +66,7 @@ func (a *AtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error
 }
 
 // Commit waits for every record, then stores cp.
-func (a *AtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error {
+func (a *KafkaAtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	if err := a.promise.Err(); err != nil {
 		return connector.NewCommitError(connector.Abortable, "produce", err)
 	}
@@ -76,14 +76,14 @@ func (a *AtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error
 	return a.commitGroup(ctx, cp)
 }
 
-func (a *AtLeastOnce) storeInTopic(ctx context.Context, cp connector.Checkpoint) error {
+func (a *KafkaAtLeastOnce) storeInTopic(ctx context.Context, cp connector.Checkpoint) error {
 	if err := a.cl.ProduceSync(ctx, a.store.Records(cp)...).FirstErr(); err != nil {
 		return connector.NewCommitError(connector.Abortable, "store checkpoint", err)
 	}
 	return nil
 }
 
-func (a *AtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpoint) error {
+func (a *KafkaAtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpoint) error {
 	if err := commitGroupSync(ctx, a.cl, cp); err != nil {
 		return connector.NewCommitError(connector.Abortable, "commit offsets", err)
 	}
@@ -112,12 +112,12 @@ func commitGroupSync(ctx context.Context, cl *kgo.Client, cp connector.Checkpoin
 
 // GroupRebalance implements connector.GroupCommitter: franz-go holds the
 // group offsets commit while this member's join and sync are in flight.
-func (a *AtLeastOnce) GroupRebalance() <-chan struct{} {
+func (a *KafkaAtLeastOnce) GroupRebalance() <-chan struct{} {
 	return a.watch.inJoin()
 }
 
 // Abort drops buffered records; acknowledged ones stay written.
-func (a *AtLeastOnce) Abort(ctx context.Context) error {
+func (a *KafkaAtLeastOnce) Abort(ctx context.Context) error {
 	return a.cl.AbortBufferedRecords(ctx)
 }
 
@@ -129,7 +129,7 @@ func (a *AtLeastOnce) Abort(ctx context.Context) error {
 // restart at the reset offset. (Rewinding the old client in place would need
 // the start position of never-committed partitions, which kgo does not
 // expose; getting it wrong would skip the failed batch, i.e. lose it.)
-func (a *AtLeastOnce) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
+func (a *KafkaAtLeastOnce) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
 	if a.cl != nil && cause != nil && a.store == nil {
 		a.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
 		a.cl.CloseAllowingRebalance()
@@ -154,7 +154,7 @@ func (a *AtLeastOnce) Recover(ctx context.Context, cause error) (connector.Check
 }
 
 // Close flushes nothing further and closes the client (leaving the group).
-func (a *AtLeastOnce) Close() {
+func (a *KafkaAtLeastOnce) Close() {
 	if a.cl != nil {
 		closeGroupClient(a.cl, a.log)
 		a.cl = nil
