@@ -220,6 +220,12 @@ type Source struct {
 	// New builds any other source; its checkpoint is kept in the
 	// daemon's offsets topic, written in the batch's transaction.
 	New func(cfg SourceConfig, connector string) (connector.Source, error)
+	// End, for a source that can be finite, returns the checkpoint at
+	// which all its records are read (a bounded run stops there and
+	// starts every partition it names at 0), or an error saying why this
+	// config never ends. nil: the source is not finite by itself (the
+	// Kafka source is bounded by its topics' offsets instead).
+	End func(cfg SourceConfig, connector string) (connector.Checkpoint, error)
 }
 
 var (

@@ -13,7 +13,6 @@ import (
 	"github.com/connectd/connectd/bounded"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/pipeline"
-	"github.com/connectd/connectd/source/generator"
 )
 
 // Bounded runs (`connectd run --until`): Start captures each connector's
@@ -83,19 +82,20 @@ func (d *Daemon) stopsLocked(name string) connector.Checkpoint { return d.jobs[n
 // connector that cannot be bounded is an error saying why.
 func captureJob(ctx context.Context, adm *kadm.Client, s *pipeline.Spec, u bounded.Until, explicit map[string]map[int32]int64) (job, error) {
 	switch {
-	case s.Generator != nil && s.Generator.Count > 0:
-		// A generator with a count is bounded by it: its checkpoint
-		// (one partition, in the offsets topic) ends at count.
-		g, err := generator.New(s.Conf.Name, *s.Generator)
+	case s.Source.End != nil:
+		// A finite source (a generator with a count) is bounded by its
+		// own end; its checkpoint (in the offsets topic) starts at 0.
+		stops, err := s.Source.End(s.SourceConfig, s.Conf.Name)
 		if err != nil {
-			return job{}, err
+			return job{}, fmt.Errorf("a bounded run needs a source that ends: %w", err)
 		}
-		tp := connector.TopicPartition{Topic: g.Origin()}
-		return job{stops: connector.Checkpoint{tp: s.Generator.Count}, starts: connector.Checkpoint{tp: 0}}, nil
-	case s.Generator != nil:
-		return job{}, errors.New("a bounded run needs a generator with a count (this one is unbounded)")
+		starts := connector.Checkpoint{}
+		for tp := range stops {
+			starts[tp] = 0
+		}
+		return job{stops: stops, starts: starts}, nil
 	case s.KafkaSrc == nil:
-		return job{}, fmt.Errorf("a bounded run needs a kafka source or a generator with a count; a %s source cannot be bounded yet", s.Conf.Source.Type)
+		return job{}, fmt.Errorf("a bounded run needs a kafka source or a source that ends (a generator with a count); a %s source cannot be bounded yet", s.Conf.Source.Type)
 	case s.Processor.Window() != nil && s.Processor.Window().Repartition:
 		return job{}, errors.New("a bounded run of a repartitioned window stage (repartition: true) is not supported yet")
 	}

@@ -25,10 +25,12 @@ func (s *Spec) checkBounded() []error {
 	}
 	var errs []error
 	switch {
-	case s.Generator != nil && s.Generator.Count <= 0:
-		errs = append(errs, at(b.Pos, "a generator without a count never ends; give the source a count (the job is count events) or remove bounded"))
-	case s.Generator != nil && !b.Until.End:
-		errs = append(errs, at(b.Pos, "a generator is bounded by its count alone; write bounded: {until: end}"))
+	case s.Source.End != nil:
+		if _, err := s.Source.End(s.SourceConfig, name); err != nil {
+			errs = append(errs, at(b.Pos, "%v, or remove bounded", err))
+		} else if !b.Until.End {
+			errs = append(errs, at(b.Pos, "a %s source is bounded by its own end alone; write bounded: {until: end}", s.Conf.Source.Type))
+		}
 	case s.KafkaSrc != nil && len(b.Offsets) > 0 && len(s.KafkaSrc.Topics) > 0:
 		for _, topic := range slices.Sorted(maps.Keys(b.Offsets)) {
 			if !slices.Contains(s.KafkaSrc.Topics, topic) {

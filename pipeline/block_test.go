@@ -49,7 +49,7 @@ connectors:
 	}
 	want := []string{
 		"b.yaml:7:5: connector endless: bounded: a generator without a count never ends",
-		"b.yaml:11:5: connector timed-gen: bounded: a generator is bounded by its count alone; write bounded: {until: end}",
+		"b.yaml:11:5: connector timed-gen: bounded: a generator source is bounded by its own end alone; write bounded: {until: end}",
 		`b.yaml:15:5: connector offsets: bounded: offsets: input topic "b" is not listed`,
 		`b.yaml:18:9: connector offsets: bounded: offsets: "c" is not an input topic (source.topics: [a b])`,
 	}

@@ -154,7 +154,7 @@ connectors:
 		sink: {type: kafka, topic: raw}
 `)
 	r := connectd(t, time.Minute, nil, "run", "-c", path, "--until", "end")
-	if r.code != exitFail || !strings.Contains(r.stderr, "connector gen: --until: a bounded run needs a generator with a count") {
+	if r.code != exitFail || !strings.Contains(r.stderr, "connector gen: --until: a bounded run needs a source that ends: a generator without a count never ends") {
 		t.Fatalf("unbounded generator: exit %d, stderr %s", r.code, r.stderr)
 	}
 	for _, args := range [][]string{{"--until", "yesterday"}, {"--until", "end", "--output", "yaml"}} {

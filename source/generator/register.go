@@ -1,6 +1,8 @@
 package generator
 
 import (
+	"errors"
+
 	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/connector"
 )
@@ -18,6 +20,14 @@ func init() {
 		NewConfig: func() component.SourceConfig { return new(Config) },
 		New: func(cfg component.SourceConfig, name string) (connector.Source, error) {
 			return New(name, *cfg.(*Config))
+		},
+		// A generator with a count ends there: its one partition's
+		// checkpoint (in the offsets topic) reaches count.
+		End: func(cfg component.SourceConfig, name string) (connector.Checkpoint, error) {
+			if n := cfg.(*Config).Count; n > 0 {
+				return connector.Checkpoint{{Topic: origin(name)}: n}, nil
+			}
+			return nil, errors.New("a generator without a count never ends; give the source a count (the job is count events)")
 		},
 		Fields: []component.Field{
 			{Name: "count", Type: "int", Default: "0", Description: "Number of events to emit; 0 means unbounded."},
