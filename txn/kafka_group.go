@@ -207,14 +207,8 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) (connector.Che
 	}
 	k.watch.Store(w)
 	k.sess.Store(s)
-	// Loading the producer ID now bumps the epoch: a transaction that a
-	// previous session with our transactional ID left open is ended on the
-	// broker before this session reads anything, and a zombie still
-	// holding the old epoch is fenced at once.
-	if _, _, err := s.Client().ProducerID(ctx); err != nil {
-		return nil, classifyKafka("init producer id", err)
-	}
-	return nil, nil
+	// Before this session reads anything (bumpEpoch).
+	return nil, bumpEpoch(ctx, s.Client())
 }
 
 // Close leaves the group (letting a rebalance held back by

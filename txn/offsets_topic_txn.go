@@ -95,11 +95,9 @@ func (p *OffsetsTopicTxn) Recover(ctx context.Context, cause error) (connector.C
 			return nil, connector.NewCommitError(connector.Fatal, "new producer", err)
 		}
 		p.cl = cl
-		// Loading the producer ID now bumps the epoch, which ends any
-		// transaction a previous producer with our ID left open, before
-		// we read the checkpoint.
-		if _, _, err := cl.ProducerID(ctx); err != nil {
-			return nil, classifyKafka("init producer id", err)
+		// Before the checkpoint is read (bumpEpoch).
+		if err := bumpEpoch(ctx, cl); err != nil {
+			return nil, err
 		}
 	}
 	return p.store.checkpoint(ctx)

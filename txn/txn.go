@@ -22,10 +22,12 @@
 package txn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -64,6 +66,19 @@ func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) ||
 		errors.Is(err, kerr.InvalidProducerEpoch) ||
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}
+
+// bumpEpoch loads a new transactional client's producer ID, which bumps
+// the epoch of its transactional ID: a transaction a previous client with
+// that ID left open is ended on the broker (completed if its EndTxn was
+// already written, aborted otherwise) before the caller reads its
+// checkpoint, and a zombie still holding the old epoch is fenced at once.
+// Every protocol that replaces its producer calls it first.
+func bumpEpoch(ctx context.Context, cl *kgo.Client) error {
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		return classifyKafka("init producer id", err)
+	}
+	return nil
 }
 
 // needsNewSession reports whether a failure leaves a producer session that
