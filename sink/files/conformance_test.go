@@ -1,6 +1,8 @@
 package files
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/connectd/connectd/component"
@@ -26,7 +28,23 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return sinktest.Harness{
-			Open:  func() sinktest.SinkStore { return sk.Store(&cfg, env).(*Store) },
+			Open: func() sinktest.SinkStore { return sk.Store(&cfg, env).(*Store) },
+			// The manifest's epoch of the partition, keeping its checkpoint.
+			SetEpoch: func(group string, tp connector.TopicPartition, epoch int64) {
+				rel := manifestPath(groupKey(group))
+				m, err := readManifest(cfg.Path, rel)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Join(cfg.Path, filepath.Dir(rel)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				m.Seq++
+				m.partOrNew(tp).Epoch = epoch
+				if _, err := writeManifest(cfg.Path, rel, m, false, nil); err != nil {
+					t.Fatal(err)
+				}
+			},
 			Probe: probe,
 			Refused: func(n int64) *connector.Record {
 				r := sinktest.Record(connector.TopicPartition{Topic: "in"}, n)

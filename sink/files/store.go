@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -116,6 +117,8 @@ func (e *stopped) Unwrap() error { return e.err }
 //     manifest replacement raises every partition's epoch and is read
 //     back as the claims: all of tps or none.
 //   - Fencing: the raised epochs fence every earlier claimant's commits.
+//     A partition at epoch MaxInt64 fails the claim (Fatal) with the
+//     manifest untouched: no epoch wraps, none is raised.
 //   - Unknown outcome (the manifest renamed but its directory's fsync
 //     failed): the error is returned; a claim that did happen only raised
 //     epochs, and the next claim raises them again.
@@ -141,6 +144,11 @@ func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPa
 	claims := connector.Claims{}
 	for _, tp := range tps {
 		p := next.partOrNew(tp)
+		if p.Epoch == math.MaxInt64 {
+			// The next epoch would wrap below every one given; the
+			// manifest is not replaced, so no epoch is raised.
+			return nil, connector.NewCommitError(connector.Fatal, "claim", fmt.Errorf("partition %s: claim epochs exhausted; no partition was claimed", tp))
+		}
 		p.Epoch++
 		claims[tp] = connector.PartitionClaim{Epoch: p.Epoch, Next: p.Next}
 	}

@@ -1,6 +1,9 @@
 package redis
 
 import (
+	"context"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/connectd/connectd/component"
@@ -25,8 +28,20 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		admin := newStore(t, cfg, dlqTopic)
 		return sinktest.Harness{
-			Open:  func() sinktest.SinkStore { return newStore(t, cfg, dlqTopic) },
+			Open: func() sinktest.SinkStore { return newStore(t, cfg, dlqTopic) },
+			// The field's "<epoch>:<next>", keeping next (-1: none).
+			SetEpoch: func(group string, tp connector.TopicPartition, epoch int64) {
+				key := admin.OffsetsKey(group)
+				next := "-1"
+				if v, err := admin.client.HGet(context.Background(), key, tp.String()).Result(); err == nil {
+					next = v[strings.IndexByte(v, ':')+1:]
+				}
+				if err := admin.client.HSet(context.Background(), key, tp.String(), strconv.FormatInt(epoch, 10)+":"+next).Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
 			Probe: probe,
 			Refused: func(n int64) *connector.Record {
 				r := sinktest.Record(connector.TopicPartition{Topic: "in"}, n)

@@ -17,25 +17,48 @@ import (
 // field starts at 1) and keeps its checkpoint. A script runs alone, so
 // concurrent claims get distinct epochs.
 //
+// A claim is all or nothing: a command that fails in a script does not
+// undo the ones before it, so the script first reads and checks every
+// field — "<epoch>:<next>" with a decimal epoch, and an epoch below
+// MaxInt64, as the next one must fit in an int64 — and only then HSETs
+// any. Epochs are raised as decimal strings: Lua numbers are doubles,
+// exact only up to 2^53.
+//
 //	KEYS[1]  the group's offsets hash
 //	ARGV     partition fields
 //
-// Replies {"ok", {next, epoch per field}}, or {"wrongtype", "0", key, type}.
+// Replies {"ok", {next, epoch per field}}, {"wrongtype", "0", key, type},
+// {"malformed", field, value} or {"exhausted", field, value}; in the
+// refusals nothing was written.
 var claimScript = redis.NewScript(`#!lua
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t ~= 'none' and t ~= 'hash' then return {'wrongtype', '0', KEYS[1], t, 'hash'} end
-local out = {}
+local MAX = '9223372036854775807'
+local epochs, nexts = {}, {}
 for i = 1, #ARGV do
   local v = redis.call('HGET', KEYS[1], ARGV[i])
-  local epoch, n = 0, '-1'
+  local e, n = '0', '-1'
   if v then
-    local c = string.find(v, ':', 1, true)
-    epoch = tonumber(string.sub(v, 1, c - 1))
-    n = string.sub(v, c + 1)
+    e, n = string.match(v, '^(%d+):(%-?%d+)$')
+    if not e then return {'malformed', ARGV[i], v} end
+    e = string.gsub(e, '^0+', '')
+    if e == '' then e = '0' end
+    if #e > #MAX or (#e == #MAX and e >= MAX) then return {'exhausted', ARGV[i], v} end
   end
-  local e = string.format('%d', epoch + 1)
-  redis.call('HSET', KEYS[1], ARGV[i], e .. ':' .. n)
-  out[#out + 1] = n
+  epochs[i], nexts[i] = e, n
+end
+local out = {}
+for i = 1, #ARGV do
+  local e = epochs[i]
+  local j = #e
+  while j > 0 and string.sub(e, j, j) == '9' do j = j - 1 end
+  if j == 0 then
+    e = '1' .. string.rep('0', #e)
+  else
+    e = string.sub(e, 1, j - 1) .. string.char(string.byte(e, j) + 1) .. string.rep('0', #e - j)
+  end
+  redis.call('HSET', KEYS[1], ARGV[i], e .. ':' .. nexts[i])
+  out[#out + 1] = nexts[i]
   out[#out + 1] = e
 end
 return {'ok', out}

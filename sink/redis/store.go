@@ -77,7 +77,9 @@ func (s *Store) Client() *redis.Client { return s.client }
 func (s *Store) OffsetsKey(group string) string { return s.plan.k.offsetsKey(group) }
 
 // Claim takes ownership of tps: one script raises each partition's claim
-// epoch and returns it with the stored checkpoint.
+// epoch and returns it with the stored checkpoint. It is all or nothing:
+// a field it cannot raise (malformed, or at epoch MaxInt64) fails the
+// claim (Fatal) before any epoch is written.
 func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (txn.Claims, error) {
 	claims := txn.Claims{}
 	if len(tps) == 0 {
@@ -91,7 +93,15 @@ func (s *Store) Claim(ctx context.Context, group string, tps []connector.TopicPa
 	if err != nil {
 		return nil, classify("claim", err)
 	}
-	if kind, _ := res[0].(string); kind != "ok" {
+	switch kind, _ := res[0].(string); {
+	case (kind == "malformed" || kind == "exhausted") && len(res) == 3:
+		what := "malformed stored claim"
+		if kind == "exhausted" {
+			what = "claim epochs exhausted"
+		}
+		return nil, connector.NewCommitError(connector.Fatal, "claim",
+			fmt.Errorf("offsets hash %s field %v: %s (%q); no partition was claimed", s.OffsetsKey(group), res[1], what, res[2]))
+	case kind != "ok":
 		return nil, s.refusal("claim", res, nil)
 	}
 	out, _ := res[1].([]any)

@@ -21,22 +21,33 @@
 //   - setting and resetting checkpoints (the offsets API) keep the epochs,
 //     so an owner from before stays fenced;
 //   - dead letters commit in the same unit as the rows;
-//   - a batch the sink refuses part-way writes nothing and moves nothing.
+//   - a batch the sink refuses part-way writes nothing and moves nothing;
+//   - a claim over several partitions that fails on one of them (its
+//     epoch cannot be raised past MaxInt64) raises no epoch at all, and
+//     the last epoch, MaxInt64, is given exactly and commits;
+//   - a commit killed at any point (its context cancelled at the N-th
+//     time the store looks at it, for every N until one completes) leaves
+//     the whole batch with its checkpoint or none of it.
 //
 // How to adopt it: write a Harness factory that points a store at a fresh
 // namespace (a table, a key prefix, a directory) and returns how to open
 // it (each Open is another process on the same data) and how to read it
 // back (the sink's registered component.Probe), then call
 // sinktest.Store(t, factory) from a test of the sink's package.
+//
+// Sinks that take part in a two-phase commit (connector.Participant) run
+// a second table, Participant (participant.go), the same way.
 package sinktest
 
 import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,12 +77,19 @@ type Harness struct {
 	// dead-letter topic (a Fatal commit), to plant in the middle of a
 	// batch; nil skips the property.
 	Refused func(offset int64) *connector.Record
+	// SetEpoch stores epoch as tp's claim epoch in group, keeping its
+	// checkpoint (none for a partition not stored yet), as an old or
+	// long-lived namespace would hold it: it lets the suite put a
+	// partition where the next claim of it must fail. nil skips the
+	// properties that need it.
+	SetEpoch func(group string, tp connector.TopicPartition, epoch int64)
 }
 
 // The input partitions and the group the suite commits for.
 var (
 	tp0 = connector.TopicPartition{Topic: "in", Partition: 0}
 	tp1 = connector.TopicPartition{Topic: "in", Partition: 1}
+	tp2 = connector.TopicPartition{Topic: "in", Partition: 2}
 )
 
 const group = "sinktest-group"
@@ -417,4 +435,127 @@ var properties = []struct {
 		s.mustCommit(st, c, records(tp0, 5, 50), connector.Checkpoint{tp0: 5}, connector.Checkpoint{tp0: 50})
 		s.want("after the good batch", connector.Checkpoint{tp0: 50}, records(tp0, 0, 50)...)
 	}},
+	{"ClaimFailingPartWayRaisesNoEpoch", false, func(s *suite) {
+		if s.h.SetEpoch == nil {
+			s.t.Skip("the harness cannot set an epoch")
+		}
+		owner := s.open()
+		c := s.claim(owner, tp0, tp1, tp2)
+		s.mustCommit(owner, c, records(tp0, 0, 5), connector.Checkpoint{}, connector.Checkpoint{tp0: 5})
+		// tp1's epoch cannot be raised: a claim of tp1 with partitions
+		// on both sides of it, in either order, must fail as a whole.
+		s.h.SetEpoch(group, tp1, math.MaxInt64)
+		for _, tps := range [][]connector.TopicPartition{{tp0, tp1, tp2}, {tp2, tp1, tp0}} {
+			if got, err := s.open().Claim(ctx(s.t), group, tps); err == nil {
+				s.t.Fatalf("claim %v over an epoch at MaxInt64 succeeded: %+v", tps, got)
+			}
+		}
+		// Had the failed claims raised tp0's or tp2's epoch, the owner
+		// would now be fenced there.
+		batch := append(records(tp0, 5, 10), records(tp2, 0, 5)...)
+		s.mustCommit(owner, c, batch, connector.Checkpoint{tp0: 5}, connector.Checkpoint{tp0: 10, tp2: 5})
+		s.want("after the failed claims and the owner's commit", connector.Checkpoint{tp0: 10, tp2: 5},
+			append(records(tp0, 0, 5), batch...)...)
+	}},
+	{"LastEpochIsExact", false, func(s *suite) {
+		if s.h.SetEpoch == nil {
+			s.t.Skip("the harness cannot set an epoch")
+		}
+		s.h.SetEpoch(group, tp0, math.MaxInt64-1)
+		st := s.open()
+		c := s.claim(st, tp0)
+		if c[tp0].Epoch != math.MaxInt64 || c[tp0].Next != connector.NoCheckpoint {
+			s.t.Fatalf("claim after epoch MaxInt64-1: %+v, want epoch MaxInt64 and no checkpoint", c[tp0])
+		}
+		s.mustCommit(st, c, records(tp0, 0, 5), connector.Checkpoint{}, connector.Checkpoint{tp0: 5})
+		// No epoch follows MaxInt64: a claim must fail, not wrap to one
+		// that a zombie's old epoch could equal or that sorts below it.
+		if got, err := s.open().Claim(ctx(s.t), group, []connector.TopicPartition{tp0}); err == nil {
+			s.t.Fatalf("claim past epoch MaxInt64 succeeded: %+v", got)
+		}
+		s.mustCommit(st, c, records(tp0, 5, 10), connector.Checkpoint{tp0: 5}, connector.Checkpoint{tp0: 10})
+		s.want("after commits at epoch MaxInt64", connector.Checkpoint{tp0: 10}, records(tp0, 0, 10)...)
+	}},
+	{"KilledCommitIsAllOrNothing", false, func(s *suite) {
+		// Each round is a process that claims and commits one batch over
+		// two partitions with its context cancelled at the n-th time the
+		// store or its client library consults the context (Done or
+		// Err); the next round is a restart. The sweep ends with the
+		// first n the commit completes under. How deep it reaches depends
+		// on how often the store looks: a store that checks once before
+		// one atomic call has little to show here.
+		const maxRounds = 400
+		var applied []*connector.Record
+		cp := connector.Checkpoint{}
+		for n := int64(1); ; n++ {
+			if n > maxRounds {
+				s.t.Fatalf("the commit still failed after being killed at its %d-th context check", maxRounds)
+			}
+			st := s.h.Open()
+			c := s.claim(st, tp0, tp1)
+			base := max(nextOf(cp, tp0), 0)
+			if c[tp0].Next != nextOf(cp, tp0) || c[tp1].Next != nextOf(cp, tp1) {
+				s.t.Fatalf("round %d: claim %+v, the probe read checkpoint %v", n, c, cp)
+			}
+			batch := append(records(tp0, base, base+5), records(tp1, base, base+5)...)
+			to := connector.Checkpoint{tp0: base + 5, tp1: base + 5}
+			k := killAt(ctx(s.t), n)
+			err := st.Commit(k, group, epochs(c), batch, cp, to)
+			calls := k.calls.Load()
+			k.cancel()
+			st.Close()
+			switch o := s.output(); {
+			case maps.Equal(o.checkpoint, to):
+				applied = append(applied, batch...)
+				cp = to
+			case maps.Equal(o.checkpoint, cp):
+				if err == nil {
+					s.t.Fatalf("round %d: the commit returned nil but stored checkpoint %v, not %v", n, o.checkpoint, to)
+				}
+			default:
+				s.t.Fatalf("round %d: checkpoint %v after a killed commit from %v to %v", n, o.checkpoint, cp, to)
+			}
+			// The whole batch with its checkpoint, or none of it.
+			s.want(fmt.Sprintf("round %d (killed at context check %d: %v)", n, n, err), cp, applied...)
+			if s.t.Failed() {
+				return
+			}
+			if err == nil && calls < n {
+				s.t.Logf("the commit completed with %d context checks; %d of %d rounds applied their batch", calls, len(applied)/10, n)
+				return
+			}
+		}
+	}},
+}
+
+// killCtx is a context cancelled at the n-th call of its Done or Err: the
+// store's own checks of its context are where it can be killed.
+type killCtx struct {
+	context.Context
+	cancel context.CancelFunc
+	n      int64
+	calls  atomic.Int64
+}
+
+func killAt(parent context.Context, n int64) *killCtx {
+	c, cancel := context.WithCancel(parent)
+	return &killCtx{Context: c, cancel: cancel, n: n}
+}
+
+func (k *killCtx) check() {
+	if k.calls.Add(1) == k.n {
+		k.cancel()
+	}
+}
+
+func (k *killCtx) Done() <-chan struct{} { k.check(); return k.Context.Done() }
+
+func (k *killCtx) Err() error { k.check(); return k.Context.Err() }
+
+// nextOf is tp's next offset in cp, or connector.NoCheckpoint.
+func nextOf(cp connector.Checkpoint, tp connector.TopicPartition) int64 {
+	if n, ok := cp[tp]; ok {
+		return n
+	}
+	return connector.NoCheckpoint
 }

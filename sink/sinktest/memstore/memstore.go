@@ -3,13 +3,15 @@
 // unit under a compare-and-set) kept in memory under one mutex, with
 // nothing else to get wrong. It passes the conformance suite (sinktest)
 // under -short, and it lets the commit protocols of package txn be tested
-// on kfake without a database.
+// on kfake without a database. Prepared (participant.go) is the same for
+// two-phase participants, held to sinktest.Participant.
 package memstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/connectd/connectd/component"
@@ -74,7 +76,10 @@ func (d *Data) group(g string) map[connector.TopicPartition]*partition {
 }
 
 // Claim raises each partition's epoch and returns it with the checkpoint,
-// all under one lock: atomic.
+// all under one lock: atomic. A partition whose epoch is MaxInt64 cannot
+// be claimed again (the next epoch would wrap below every one given); the
+// claim then fails before it raises any epoch, so a claim that fails
+// changes nothing.
 func (s *Store) Claim(_ context.Context, group string, tps []connector.TopicPartition) (connector.Claims, error) {
 	if s.closed {
 		return nil, errors.New("memstore: closed")
@@ -82,6 +87,11 @@ func (s *Store) Claim(_ context.Context, group string, tps []connector.TopicPart
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
 	g := s.d.group(group)
+	for _, tp := range tps {
+		if p := g[tp]; p != nil && p.epoch == math.MaxInt64 {
+			return nil, connector.NewCommitError(connector.Fatal, "memstore claim", fmt.Errorf("%v: claim epochs exhausted", tp))
+		}
+	}
 	s.d.claimed++
 	out := connector.Claims{}
 	for _, tp := range tps {
@@ -96,16 +106,35 @@ func (s *Store) Claim(_ context.Context, group string, tps []connector.TopicPart
 	return out, nil
 }
 
+// SetEpoch stores epoch as tp's claim epoch in group, keeping its
+// checkpoint: how a test puts a partition at the end of its epochs
+// (sinktest.Harness.SetEpoch).
+func (d *Data) SetEpoch(group string, tp connector.TopicPartition, epoch int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.group(group)
+	p := g[tp]
+	if p == nil {
+		p = &partition{next: connector.NoCheckpoint}
+		g[tp] = p
+	}
+	p.epoch = epoch
+}
+
 // Commit checks every partition's epoch and checkpoint, then applies recs
 // and moves the checkpoints, under one lock. Nothing is applied unless
 // every check passes and every record is accepted: a fenced or refused
-// batch changes nothing.
-func (s *Store) Commit(_ context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
+// batch changes nothing. A cancelled ctx is seen once, under the lock
+// before any check: the commit then changes nothing either (Abortable).
+func (s *Store) Commit(ctx context.Context, group string, epochs map[connector.TopicPartition]int64, recs []*connector.Record, from, to connector.Checkpoint) error {
 	if s.closed {
 		return connector.NewCommitError(connector.Abortable, "memstore commit", errors.New("closed"))
 	}
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return connector.NewCommitError(connector.Abortable, "memstore commit", err)
+	}
 	g := s.d.group(group)
 	for tp := range to {
 		p := g[tp]
