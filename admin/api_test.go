@@ -429,12 +429,12 @@ func TestToken(t *testing.T) {
 		{"bare token", "GET", "/connectors", []string{"Authorization", "s3cret"}, 401},
 		{"mutation", "DELETE", "/connectors/a", nil, 401},
 		{"metrics", "GET", "/metrics", nil, 401},
-		{"ready", "GET", "/ready", nil, 401},
 		{"unknown path", "GET", "/nope", nil, 401},
 		{"right token", "GET", "/connectors", []string{"Authorization", "Bearer s3cret"}, 200},
 		{"scheme case", "GET", "/connectors", []string{"Authorization", "bearer s3cret"}, 200},
 		{"metrics with token", "GET", "/metrics", []string{"Authorization", "Bearer s3cret"}, 200},
 		{"health is open", "GET", "/health", nil, 200},
+		{"ready is open", "GET", "/ready", nil, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := do(t, h, tc.method, tc.path, "", tc.hdr...)

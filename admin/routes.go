@@ -84,13 +84,14 @@ func methodNotAllowed(allow ...string) http.HandlerFunc {
 	}
 }
 
-// unauthenticatedPath is the one route open without the token: liveness
-// probes carry no credentials, and /health reveals nothing about
-// connectors.
-const unauthenticatedPath = "/health"
+// unauthenticated reports whether path is open without the token: the
+// orchestrator's probes carry no credentials (a Kubernetes httpGet probe
+// cannot read a Secret), /health reveals nothing about connectors and
+// /ready only whether all of them run, not which.
+func unauthenticated(path string) bool { return path == "/health" || path == "/ready" }
 
 // authenticate requires the bearer token set by WithToken on every request
-// but those to /health. Without a token it returns next unchanged.
+// but the probes' (unauthenticated). Without a token it returns next unchanged.
 //
 // The comparison is of SHA-256 digests in constant time, so neither the
 // token's bytes nor its length leak through response timing.
@@ -100,7 +101,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	}
 	want := sha256.Sum256([]byte(s.token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == unauthenticatedPath {
+		if unauthenticated(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -33,8 +33,8 @@ type Admin struct {
 	// changes last until the daemon stops.
 	StateFile string `yaml:"state_file"`
 	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every route but /health. Write it as ${VAR} so it stays out of the
-	// file.
+	// every route but the probes /health and /ready. Write it as ${VAR}
+	// so it stays out of the file.
 	Token string `yaml:"token"`
 }
 
