@@ -6,6 +6,8 @@
 #   make build   write bin/connectd
 #   make short   the fast loop: unit and in-process kfake tests, no services
 #   make lint    gofmt and go vet
+#   make image   the container image connectd:$(VERSION), built offline
+#                (deploy/image/build.sh; needs the Docker engine: make services)
 #   make test-faults  the fault matrix (test/faults), also the last step of test
 #   make soak    the fault matrix's seeded random soak (SOAK_MINUTES, SOAK_SEED)
 #   make bench   the benchmark harness (bench/, issue 9) on the test services;
@@ -24,13 +26,20 @@ TEST_TIMEOUT ?= 45m
 .DEFAULT_GOAL := build
 include test/services.mk
 
-.PHONY: build run test short lint clean bench test-faults soak
+.PHONY: build run test short lint clean bench test-faults soak image
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/connectd
 
 run: build
 	./$(BIN) run -c configs/quickstart.yaml
+
+# A static binary, CA certificates and a non-root user (UID 65532), on no
+# base image: nothing is pulled. deploy/kubernetes runs it.
+IMAGE ?= connectd:$(VERSION)
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o bin/image/connectd ./cmd/connectd
+	deploy/image/build.sh bin/image/connectd $(IMAGE) $(VERSION)
 
 # The fault matrix runs last and alone: it drives a container cluster on
 # two cores and should not share them with the other suites.

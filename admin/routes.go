@@ -84,11 +84,13 @@ func methodNotAllowed(allow ...string) http.HandlerFunc {
 	}
 }
 
-// unauthenticated reports whether path is open without the token: the
-// orchestrator's probes carry no credentials (a Kubernetes httpGet probe
-// cannot read a Secret), /health reveals nothing about connectors and
-// /ready only whether all of them run, not which.
-func unauthenticated(path string) bool { return path == "/health" || path == "/ready" }
+// ProbePaths are the routes open without the token, for an orchestrator's
+// liveness and readiness probes, which carry no credentials (a Kubernetes
+// httpGet probe cannot read a Secret): /health reveals nothing about
+// connectors and /ready only whether all of them run, not which.
+var ProbePaths = []string{"/health", "/ready"}
+
+func unauthenticated(path string) bool { return slices.Contains(ProbePaths, path) }
 
 // authenticate requires the bearer token set by WithToken on every request
 // but the probes' (unauthenticated). Without a token it returns next unchanged.
