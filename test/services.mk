@@ -2,7 +2,8 @@
 #
 # Works included from the top-level Makefile (`include test/services.mk`) and
 # standalone (`make -f test/services.mk services images`). Targets:
-#   services        install what is missing (apt-get; pip for duckdb), then start on 127.0.0.1:
+#   services        install what is missing (apt-get; pip for duckdb; promtool taken out of
+#                   Debian's prometheus package), then start on 127.0.0.1:
 #                   Kafka (KRaft, one node, :9192), PostgreSQL 15 (:5432),
 #                   Redis 7 (:6379, appendonly), and dockerd. Idempotent.
 #   services-stop   stop them (data kept); services-status shows them
@@ -46,6 +47,7 @@ services:
 	@$(CONNECTD_SCRIPTS)/install.sh services
 	@python3 -c 'import duckdb, sys; sys.exit(duckdb.__version__ != "$(DUCKDB_VERSION)")' 2>/dev/null || \
 		python3 -m pip install --quiet --root-user-action=ignore duckdb==$(DUCKDB_VERSION)
+	@$(CONNECTD_SCRIPTS)/promtool.sh
 	@$(CONNECTD_SCRIPTS)/kafka-jars.sh
 	@$(CONNECTD_SCRIPTS)/kafka.sh start single
 	@$(CONNECTD_SCRIPTS)/postgres.sh start
