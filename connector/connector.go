@@ -391,8 +391,8 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 	c.recordCommit(cp, in, out)
 	if ctx.Err() != nil {
 		// The fault suites count this line as a SIGTERM's bite: the stop
-		// came while this batch was open, and it committed before the
-		// process left its group.
+		// came while this batch was open, and the batch committed before
+		// the connector stopped (and its process left the group).
 		c.log.Info(StopCommittedMsg, "records", in)
 	}
 	if c.opts.Observer != nil {
@@ -526,7 +526,7 @@ func (c *Connector) rebalancing() bool {
 // (runBatch), or aborted it because the group was rebalancing
 // (abortForRebalance).
 const (
-	StopCommittedMsg = "stopping: the open batch committed before leaving the group"
+	StopCommittedMsg = "stopping: the open batch the stop found is committed"
 	StopAbortedMsg   = "stopping during a consumer-group rebalance: the open batch is aborted, not committed; the partitions' next owner reads it again"
 )
 
