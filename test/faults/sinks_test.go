@@ -358,12 +358,12 @@ func (r *run) observeFiles(c *conn, o *Observation) {
 		}
 		return ids
 	}
-	dead := ids(out.DeadLetters)
-	o.Scanned = slices.Concat(ids(out.Files), ids(out.Staged), ids(out.Unlisted), dead)
+	listed, dead := ids(out.Files), ids(out.DeadLetters)
+	o.Scanned = slices.Concat(listed, ids(out.Staged), ids(out.Unlisted), dead)
 	o.DeadLetters["files "+files.DeadLetters] = dead
 	if c.exactlyOnce() {
 		rows, distinct := testenv.DuckDBCount(r.t, cfg.Path)
-		o.Witness = &Witness{Reader: "DuckDB", Rows: rows, IDs: distinct, Listed: len(ids(out.Files))}
+		o.Witness = &Witness{Reader: "DuckDB", Rows: rows, IDs: distinct, Listed: len(listed)}
 	}
 }
 

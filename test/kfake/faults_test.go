@@ -3,14 +3,12 @@ package kfake_test
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/config"
-	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/verify"
 )
@@ -60,34 +58,14 @@ func runFaultSchedule(t *testing.T, guarantee string, n int) (verify.Report, int
 	cfg := copyConfig(t, c, guarantee)
 
 	faults := e2e.Inject(c, faultSet, 42, 0.05)
-	var daemons []*daemon.Daemon
-	start := func(id string) *daemon.Daemon {
-		d := startDaemon(t, cfg, id)
-		daemons = append(daemons, d)
-		return d
-	}
-	a := start("a")
-	waitExpected(t, c, cfg, "copy", n/4, 2*time.Minute)
-	a.Stop() // graceful: commits or aborts its open batch
-	start("a")
-	waitExpected(t, c, cfg, "copy", n/2, 2*time.Minute)
-	b := start("b") // joins: cooperative rebalance moves partitions to it
-	waitExpected(t, c, cfg, "copy", 3*n/4, 2*time.Minute)
-	b.Stop() // leaves: its partitions move back
-	waitExpected(t, c, cfg, "copy", 9*n/10, 2*time.Minute)
-	hits, summary := faults.Stop()
-	rep := waitExpected(t, c, cfg, "copy", n, 2*time.Minute)
+	var hits int
+	var summary string
+	rep, daemons := restartJoinLeave(t, c, cfg, "copy", n, func() { hits, summary = faults.Stop() })
 	t.Logf("faults: %s", summary)
 	if hits == 0 {
 		t.Fatal("no fault fired: the schedule proves nothing")
 	}
-	aborts := 0
-	for _, d := range daemons {
-		st, _ := d.Status("copy")
-		for _, v := range st.Aborts {
-			aborts += int(v)
-		}
-	}
+	aborts := aborts(daemons, "copy")
 	t.Logf("%s: %d requests faulted, %d batches aborted across instances", guarantee, hits, aborts)
 	return rep, aborts, faults
 }

@@ -3,9 +3,7 @@ package kfake_test
 import (
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/test/testenv"
 	"github.com/connectd/connectd/verify"
@@ -24,24 +22,10 @@ func runFilesUnderFaults(t *testing.T, guarantee string, n int) (verify.Report, 
 	yaml = strings.Replace(yaml, "\t\tcommit.interval:", "\t\tguarantee: "+guarantee+"\n\t\tcommit.interval:", 1)
 	cfg := parse(t, c, yaml)
 	faults := e2e.Inject(c, e2e.ConsumerFaults, 7, 0.05)
-	var daemons []*daemon.Daemon
-	start := func(id string) *daemon.Daemon {
-		d := startDaemon(t, cfg, id)
-		daemons = append(daemons, d)
-		return d
-	}
-	a := start("a")
-	waitExpected(t, c, cfg, "tofiles", n/4, 2*time.Minute)
-	a.Stop()
-	a = start("a")
-	waitExpected(t, c, cfg, "tofiles", n/2, 2*time.Minute)
-	b := start("b")
-	waitExpected(t, c, cfg, "tofiles", 3*n/4, 2*time.Minute)
-	b.Stop()
-	waitExpected(t, c, cfg, "tofiles", 9*n/10, 2*time.Minute)
-	hits, summary := faults.Stop()
-	rep := waitExpected(t, c, cfg, "tofiles", n, 2*time.Minute)
-	a.Stop()
+	var hits int
+	var summary string
+	rep, daemons := restartJoinLeave(t, c, cfg, "tofiles", n, func() { hits, summary = faults.Stop() })
+	daemons[len(daemons)-1].Stop() // the last stop rolls what is staged
 	t.Logf("%s: faults: %s", guarantee, summary)
 	// Every fault must have fired in the exactly_once run, which takes a
 	// minute (a commit fsyncs). The at_least_once run can drain in
@@ -57,14 +41,7 @@ func runFilesUnderFaults(t *testing.T, guarantee string, n int) (verify.Report, 
 	if hits == 0 {
 		t.Fatal("no fault fired: the schedule proves nothing")
 	}
-	aborts := 0
-	for _, d := range daemons {
-		st, _ := d.Status("tofiles")
-		for _, v := range st.Aborts {
-			aborts += int(v)
-		}
-	}
-	t.Logf("%s: %d requests faulted, %d batches aborted across instances; %s", guarantee, hits, aborts, rep)
+	t.Logf("%s: %d requests faulted, %d batches aborted across instances; %s", guarantee, hits, aborts(daemons, "tofiles"), rep)
 	return rep, dir
 }
 

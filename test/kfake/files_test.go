@@ -3,9 +3,7 @@ package kfake_test
 import (
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/sink/files"
 	"github.com/connectd/connectd/test/testenv"
 )
@@ -38,23 +36,9 @@ func TestFilesSinkExactlyOnce(t *testing.T) {
 	c := newCluster(t)
 	produceInput(t, c, "in", n)
 	cfg := parse(t, c, strings.ReplaceAll(filesYAML, "DIR", dir))
-	var daemons []*daemon.Daemon
-	start := func(id string) *daemon.Daemon {
-		d := startDaemon(t, cfg, id)
-		daemons = append(daemons, d)
-		return d
-	}
-	a := start("a")
-	waitExpected(t, c, cfg, "tofiles", n/4, 2*time.Minute)
-	a.Stop()
-	a = start("a")
-	waitExpected(t, c, cfg, "tofiles", n/2, 2*time.Minute)
-	b := start("b")
-	waitExpected(t, c, cfg, "tofiles", 3*n/4, 2*time.Minute)
-	b.Stop()
-	rep := waitExpected(t, c, cfg, "tofiles", n, 2*time.Minute)
+	rep, daemons := restartJoinLeave(t, c, cfg, "tofiles", n, nil)
 	must(t, rep, "the files sink, exactly_once")
-	a.Stop()
+	daemons[len(daemons)-1].Stop() // the last stop rolls what is staged
 
 	out, err := files.ReadOutput(t.Context(), files.Config{Path: dir}, "tofiles", "connectd-tofiles")
 	if err != nil {

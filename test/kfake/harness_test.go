@@ -47,3 +47,45 @@ func must(t *testing.T, rep verify.Report, what string) {
 	t.Helper()
 	e2e.MustBeClean(t, rep, what)
 }
+
+// restartJoinLeave is the schedule the kfake suites share, over connector
+// name reading n input events: instance a, a's graceful restart at n/4,
+// b joining at n/2 (a cooperative rebalance moves partitions to it) and
+// leaving at 3n/4 (they move back). At 9n/10 it calls settle (the callers
+// remove their faults there; nil: nothing) and returns verify's report once
+// all n are expected, with every daemon it started; the second a is
+// still running.
+func restartJoinLeave(t *testing.T, c *kfake.Cluster, cfg *config.Config, name string, n int, settle func()) (verify.Report, []*daemon.Daemon) {
+	t.Helper()
+	var daemons []*daemon.Daemon
+	start := func(id string) *daemon.Daemon {
+		d := startDaemon(t, cfg, id)
+		daemons = append(daemons, d)
+		return d
+	}
+	a := start("a")
+	waitExpected(t, c, cfg, name, n/4, 2*time.Minute)
+	a.Stop() // graceful: commits or aborts its open batch
+	start("a")
+	waitExpected(t, c, cfg, name, n/2, 2*time.Minute)
+	b := start("b")
+	waitExpected(t, c, cfg, name, 3*n/4, 2*time.Minute)
+	b.Stop()
+	waitExpected(t, c, cfg, name, 9*n/10, 2*time.Minute)
+	if settle != nil {
+		settle()
+	}
+	return waitExpected(t, c, cfg, name, n, 2*time.Minute), daemons
+}
+
+// aborts sums name's aborted batches over daemons, by every reason.
+func aborts(daemons []*daemon.Daemon, name string) int {
+	n := 0
+	for _, d := range daemons {
+		st, _ := d.Status(name)
+		for _, v := range st.Aborts {
+			n += int(v)
+		}
+	}
+	return n
+}
