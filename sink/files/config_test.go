@@ -86,12 +86,17 @@ func TestNames(t *testing.T) {
 			t.Errorf("escapeName(%q) = %q", s, e)
 		}
 	}
-	name := fileName("my+conn", tp0, 10, 99, "parquet")
+	name := fileName("my+conn", tp0, 10, 99, 0, "parquet")
 	if name != "my%2Bconn+in+0+10-99.parquet" {
 		t.Errorf("fileName: %s", name)
 	}
+	if c2 := fileName("my+conn", tp0, 10, 99, 2, "parquet"); c2 != "my%2Bconn+in+0+10-99+c2.parquet" {
+		t.Errorf("fileName copy 2: %s", c2)
+	}
 	for n, want := range map[string]bool{name: true, "my%2Bconn+in+0+10-99.jsonl": true, "other+in+0+10-99.parquet": false,
-		"my%2Bconn+in+x+10-99.parquet": false, "my%2Bconn+in+0+10.parquet": false, "my%2Bconn+in+0+1-2-3.parquet": false} {
+		"my%2Bconn+in+x+10-99.parquet": false, "my%2Bconn+in+0+10.parquet": false, "my%2Bconn+in+0+1-2-3.parquet": false,
+		"my%2Bconn+in+0+10-99+c2.parquet": true, "my%2Bconn+orders.v1+0+10-99.jsonl": true, "my%2Bconn+in+0+10-99+c0.parquet": false,
+		"my%2Bconn+in+0+10-99+x2.parquet": false, "my%2Bconn+in+0+10-99+c2+c3.parquet": false, "my%2Bconn+in+0+10-99": false} {
 		if got := ownFile("my+conn", n); got != want {
 			t.Errorf("ownFile(%s) = %v, want %v", n, got, want)
 		}

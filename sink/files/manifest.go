@@ -159,6 +159,11 @@ func (m *manifest) addFile(f fileEntry) {
 	m.Files = append(m.Files, f)
 }
 
+// lists reports whether the manifest lists a file at path.
+func (m *manifest) lists(path string) bool {
+	return slices.ContainsFunc(m.Files, func(e fileEntry) bool { return e.Path == path })
+}
+
 // escapeName keeps [A-Za-z0-9._-] and writes every other byte as %XX, so
 // a connector, topic or group name can add neither a path separator nor a
 // '+' (the field separator of file names) to a name.
@@ -185,11 +190,17 @@ func manifestPath(key string) string { return metaDir + "/" + manifestPrefix + k
 
 // fileName is a data or dead-letter file's name: from the connector, the
 // input partition and the offsets of its first and last rows, so it is
-// unique among the files of a directory and the same input range gives
-// the same name again.
-func fileName(connectorName string, tp connector.TopicPartition, first, last int64, ext string) string {
-	return escapeName(connectorName) + "+" + escapeName(tp.Topic) + "+" + strconv.Itoa(int(tp.Partition)) +
-		"+" + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10) + "." + ext
+// unique among the exactly-once files of a directory and the same input
+// range gives the same name again. n > 0 adds "+c<n>": the
+// at_least_once writer's second, third... file of one range (see
+// commitWork.finalPath).
+func fileName(connectorName string, tp connector.TopicPartition, first, last int64, n int, ext string) string {
+	name := escapeName(connectorName) + "+" + escapeName(tp.Topic) + "+" + strconv.Itoa(int(tp.Partition)) +
+		"+" + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10)
+	if n > 0 {
+		name += "+c" + strconv.Itoa(n)
+	}
+	return name + "." + ext
 }
 
 // ownFile reports whether name (a base name) is a data file of the
@@ -200,15 +211,24 @@ func ownFile(connectorName, name string) bool {
 		return false
 	}
 	parts := strings.Split(rest, "+")
-	if len(parts) != 3 {
+	if len(parts) != 3 && len(parts) != 4 {
 		return false
 	}
-	rng, _, ok := strings.Cut(parts[2], ".")
-	first, last, ok2 := strings.Cut(rng, "-")
+	// The extension follows the last field (a topic may hold dots).
+	parts[len(parts)-1], _, ok = strings.Cut(parts[len(parts)-1], ".")
+	if !ok {
+		return false
+	}
+	first, last, ok := strings.Cut(parts[2], "-")
 	_, err1 := strconv.ParseInt(parts[1], 10, 32)
 	_, err2 := strconv.ParseInt(first, 10, 64)
 	_, err3 := strconv.ParseInt(last, 10, 64)
-	return ok && ok2 && err1 == nil && err2 == nil && err3 == nil
+	if len(parts) == 4 {
+		c, found := strings.CutPrefix(parts[3], "c")
+		n, err := strconv.Atoi(c)
+		ok = ok && found && err == nil && n > 0
+	}
+	return ok && err1 == nil && err2 == nil && err3 == nil
 }
 
 // readManifest reads the manifest at rel under root; a missing one is an

@@ -614,10 +614,7 @@ func (w *commitWork) roll(rollAll func(*partState) bool) error {
 func (w *commitWork) rollSegment(p *partState, g segment) error {
 	root := w.s.root()
 	ext := w.s.cfg.Format
-	final := fileName(w.s.opts.Connector, p.tp(), g.First, g.Last, ext)
-	if g.Dir != "" {
-		final = g.Dir + "/" + final
-	}
+	final := w.finalPath(g.Dir, p.tp(), g.First, g.Last, ext)
 	from := g.File
 	if w.s.cfg.Format == FormatParquet {
 		from = tmpDir + "/" + w.newName(w.key, ext)
@@ -645,6 +642,32 @@ func (w *commitWork) rollSegment(p *partState, g segment) error {
 	w.rolled++
 	w.m.Pending = append(w.m.Pending, rename{From: from, To: final})
 	return nil
+}
+
+// finalPath is where a file of tp's rows first..last goes under dir ("" for
+// the root).
+//
+// Exactly once, a range is written once per checkpoint: the claim fences
+// every other writer and the checkpoint only moves forward, so the same
+// range again (after an offsets reset) holds the same rows, and its file
+// replaces the old one (manifest.addFile).
+//
+// At least once, nothing fences: after a rewind, or while two members both
+// write a partition during a rebalance, a segment can span the same first
+// and last offsets as a listed file but hold other rows (its rows from two
+// writers, with a gap). Replacing the listed file would lose the rows only
+// it held, so the at_least_once writer gives such a file the next free
+// copy number instead, and both stay: a duplicate, never a loss.
+func (w *commitWork) finalPath(dir string, tp connector.TopicPartition, first, last int64, ext string) string {
+	for n := 0; ; n++ {
+		path := fileName(w.s.opts.Connector, tp, first, last, n, ext)
+		if dir != "" {
+			path = dir + "/" + path
+		}
+		if w.key != atLeastOnceKey || !w.m.lists(path) {
+			return path
+		}
+	}
 }
 
 // truncateTo cuts a staging file that becomes a JSON Lines file as is to
@@ -691,7 +714,7 @@ func (w *commitWork) deadLetters(dlq map[connector.TopicPartition][]deadLetter) 
 			return err
 		}
 		w.dirty(tmp)
-		final := deadLetterDir + "/" + fileName(w.s.opts.Connector, tp, first, last, "jsonl")
+		final := w.finalPath(deadLetterDir, tp, first, last, "jsonl")
 		w.m.addFile(fileEntry{Path: final, Rows: int64(len(ds)), Topic: tp.Topic, Partition: tp.Partition,
 			First: first, Last: last, DeadLetters: true})
 		w.m.Pending = append(w.m.Pending, rename{From: tmp, To: final})
