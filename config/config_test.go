@@ -167,8 +167,8 @@ connectors:
 colour: blue
 `,
 			want: []string{
-				`f.yaml:3:3: unknown key "embeded" in kafka (known keys: brokers, embedded)`,
-				`f.yaml:5:3: unknown key "port" in admin (known keys: listen, state_file, token)`,
+				`f.yaml:3:3: unknown key "embeded" in kafka (known keys: brokers, embedded, tls, sasl)`,
+				`f.yaml:5:3: unknown key "port" in admin (known keys: listen, state_file, token, auth, tls)`,
 				`f.yaml:8:5: unknown key "gaurantee" in connectors[0] (known keys: name, guarantee, commit.interval, batch.max.records, tasks, transaction.timeout, shutdown_timeout, event_id, errors.tolerance, dead_letter_queue, source, transforms, sink, sinks, bounded)`,
 				`f.yaml:9:16: unknown key "form" in connectors[0].event_id (known keys: from, header, field)`,
 				`f.yaml:10:35: unknown key "partitions" in connectors[0].dead_letter_queue (known keys: topic)`,

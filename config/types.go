@@ -36,6 +36,12 @@ type Admin struct {
 	// every route but the probes /health and /ready. Write it as ${VAR}
 	// so it stays out of the file.
 	Token string `yaml:"token"`
+	// Auth says which routes need the token: "all" (default) or
+	// "writes" (GET and HEAD open, every write needs it).
+	Auth string `yaml:"auth"`
+	// TLS serves the admin API over HTTPS (and, with a client CA, mutual
+	// TLS). Nil: plain HTTP.
+	TLS *AdminTLS `yaml:"tls"`
 }
 
 // Kafka says which Kafka cluster connectors talk to: external brokers, or the
@@ -43,6 +49,11 @@ type Admin struct {
 type Kafka struct {
 	Brokers  []string  `yaml:"brokers"`
 	Embedded *Embedded `yaml:"embedded"`
+	// TLS and SASL secure every client connectd opens to the brokers
+	// (pipelines, verify, the admin API's offsets and transactions
+	// routes); the embedded broker speaks plaintext only.
+	TLS  *TLS  `yaml:"tls"`
+	SASL *SASL `yaml:"sasl"`
 }
 
 // Embedded configures the in-process broker started with the daemon.
