@@ -106,13 +106,19 @@ func Check(t testing.TB, c *kfake.Cluster, cfg *config.Config, name string) veri
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: c.ListenAddrs(), ClientOpts: FastClient})
-		if err != nil {
-			t.Fatalf("verify %s: %v", name, err)
+		// The checker reads the input through the same faulty broker: a
+		// fetch fault can fail one run of it, so try a few times.
+		for range 10 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			var rep verify.Report
+			rep, err = verify.Run(ctx, verify.Options{Spec: spec, Brokers: c.ListenAddrs(), ClientOpts: FastClient})
+			cancel()
+			if err == nil {
+				return rep
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return rep
+		t.Fatalf("verify %s: %v", name, err)
 	}
 	t.Fatalf("no connector %q", name)
 	return verify.Report{}
@@ -148,26 +154,43 @@ func MustBeClean(t testing.TB, rep verify.Report, what string) {
 // ("in-<i>"), repeating keys and JSON values {"i":i,"amount":i%1000}.
 func Produce(t testing.TB, c *kfake.Cluster, topic string, from, to int) {
 	t.Helper()
+	if err := ProduceRecords(c, topic, InputRecords(from, to)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ProduceRecords writes recs to topic; it returns its error, for
+// goroutines.
+func ProduceRecords(c *kfake.Cluster, topic string, recs []*kgo.Record) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := cl.ProduceSync(ctx, InputRecords(from, to)...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	return cl.ProduceSync(ctx, recs...).FirstErr()
 }
 
 // InputRecords are Produce's records from..to-1, for the client's default
 // topic.
 func InputRecords(from, to int) []*kgo.Record {
+	return PoisonedRecords(from, to, 0)
+}
+
+// PoisonedRecords are InputRecords with every poison-th value (i%poison
+// == poison-1) not JSON: a poison record for a json: column or transform,
+// which goes to the dead letters. poison 0: none.
+func PoisonedRecords(from, to, poison int) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, to-from)
 	for i := from; i < to; i++ {
+		v := fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i%1000)
+		if poison > 0 && i%poison == poison-1 {
+			v = fmt.Appendf(nil, "not json %d", i)
+		}
 		recs = append(recs, &kgo.Record{
 			Key:     fmt.Appendf(nil, "k-%d", i%97),
-			Value:   fmt.Appendf(nil, `{"i":%d,"amount":%d}`, i, i%1000),
+			Value:   v,
 			Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "in-%d", i)}},
 		})
 	}
@@ -193,21 +216,33 @@ type Injector struct {
 
 // Inject installs faults on c.
 func Inject(c *kfake.Cluster, faults []kfake.Fault, seed uint64, p float64) *Injector {
+	return inject(c, Schedule{Faults: faults, Seed: seed, P: p})
+}
+
+// inject installs s's faults on c; s.SureWhen chooses a fault's sure hit.
+func inject(c *kfake.Cluster, s Schedule) *Injector {
 	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(seed, seed))
-	in := &Injector{faults: faults}
-	for _, f := range faults {
-		in.sure = append(in.sure, c.Fault(f))
+	rng := rand.New(rand.NewPCG(s.Seed, s.Seed))
+	in := &Injector{faults: s.Faults}
+	for i, f := range s.Faults {
+		sure := f
+		if w := s.SureWhen[i]; w != nil {
+			sure.When = w
+		}
+		in.sure = append(in.sure, c.Fault(sure))
 		f.Count = -1
 		f.When = func(kmsg.Request) bool {
 			mu.Lock()
 			defer mu.Unlock()
-			return rng.Float64() < p
+			return rng.Float64() < s.P
 		}
 		in.random = append(in.random, c.Fault(f))
 	}
 	return in
 }
+
+// SureHits is how many requests the i-th fault's sure hit failed (0 or 1).
+func (in *Injector) SureHits(i int) int { return in.sure[i].Hits() }
 
 // Fired reports whether the i-th fault failed at least one request.
 func (in *Injector) Fired(i int) bool { return in.sure[i].Hits()+in.random[i].Hits() > 0 }

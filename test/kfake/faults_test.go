@@ -10,7 +10,6 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/test/e2e"
-	"github.com/connectd/connectd/verify"
 )
 
 const copyYAML = `
@@ -48,39 +47,28 @@ var faultSet = []kfake.Fault{
 	{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.RequestTimedOut},
 }
 
-// runFaultSchedule runs the copy connector over n input records under
-// injected faults, a restart of the connector mid-stream, and a second
-// instance joining and leaving; it returns the checker's report once every
-// input is committed, and the aborted batches counted by every instance.
-func runFaultSchedule(t *testing.T, guarantee string, n int) (verify.Report, int, *e2e.Injector) {
+// runFaultSchedule runs the copy connector over n input records on the
+// shared schedule (e2e.Schedule: a restart, a second instance joining and
+// leaving) under faultSet; it returns the run's outcome once every input
+// is committed.
+func runFaultSchedule(t *testing.T, guarantee string, n int) e2e.Outcome {
 	c := newCluster(t)
 	produceInput(t, c, "in", n)
 	cfg := copyConfig(t, c, guarantee)
-
-	faults := e2e.Inject(c, faultSet, 42, 0.05)
-	var hits int
-	var summary string
-	rep, daemons := restartJoinLeave(t, c, cfg, "copy", n, func() { hits, summary = faults.Stop() })
-	t.Logf("faults: %s", summary)
-	if hits == 0 {
-		t.Fatal("no fault fired: the schedule proves nothing")
-	}
-	aborts := aborts(daemons, "copy")
-	t.Logf("%s: %d requests faulted, %d batches aborted across instances", guarantee, hits, aborts)
-	return rep, aborts, faults
+	return e2e.RunSchedule(t, c, cfg, "copy", n, e2e.Schedule{Faults: faultSet, Seed: 42, P: 0.05})
 }
 
 // Exactly-once holds under produce, offset-commit and end-transaction faults
 // (including timeouts after the broker applied the request), a restart
 // mid-stream, and a rebalance in and out.
 func TestExactlyOnceUnderFaults(t *testing.T) {
-	rep, aborts, faults := runFaultSchedule(t, "exactly_once", 20000)
-	must(t, rep, "exactly_once under faults")
-	if aborts == 0 {
+	run := runFaultSchedule(t, "exactly_once", 20000)
+	must(t, run.Report, "exactly_once under faults")
+	if run.Aborts == 0 {
 		t.Fatal("faults fired but no batch aborted: the faults did not bite")
 	}
 	for i, f := range faultSet {
-		if f.Keys[0] != kmsg.OffsetCommit && !faults.Fired(i) {
+		if f.Keys[0] != kmsg.OffsetCommit && !run.Faults.Fired(i) {
 			t.Errorf("fault %s %s never fired", f.Keys[0].Name(), f.Err.Message)
 		}
 	}
@@ -89,7 +77,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 // The same schedule at-least-once loses nothing and shows duplicates, which
 // the checker counts: proof that the faults bite.
 func TestAtLeastOnceUnderFaultsDuplicates(t *testing.T) {
-	rep, _, _ := runFaultSchedule(t, "at_least_once", 20000)
+	rep := runFaultSchedule(t, "at_least_once", 20000).Report
 	t.Logf("at_least_once under faults: %s", rep)
 	if rep.Missing != 0 || rep.Unexpected != 0 {
 		t.Fatalf("at_least_once lost or invented records: %s", rep)

@@ -21,28 +21,24 @@ func runFilesUnderFaults(t *testing.T, guarantee string, n int) (verify.Report, 
 	yaml := strings.ReplaceAll(filesYAML, "DIR", dir)
 	yaml = strings.Replace(yaml, "\t\tcommit.interval:", "\t\tguarantee: "+guarantee+"\n\t\tcommit.interval:", 1)
 	cfg := parse(t, c, yaml)
-	faults := e2e.Inject(c, e2e.ConsumerFaults, 7, 0.05)
-	var hits int
-	var summary string
-	rep, daemons := restartJoinLeave(t, c, cfg, "tofiles", n, func() { hits, summary = faults.Stop() })
-	daemons[len(daemons)-1].Stop() // the last stop rolls what is staged
-	t.Logf("%s: faults: %s", guarantee, summary)
+	run := e2e.RunSchedule(t, c, cfg, "tofiles", n, e2e.SinkSchedule(7, 0.05))
+	run.Daemons[len(run.Daemons)-1].Stop() // the last stop rolls what is staged
 	// Every fault must have fired in the exactly_once run, which takes a
 	// minute (a commit fsyncs). The at_least_once run can drain in
 	// seconds, before any member's first heartbeat: its bite is its
-	// duplicates.
+	// duplicates, and the sure rejection of a written batch's offset
+	// commit.
 	if guarantee == "exactly_once" {
 		for i, f := range e2e.ConsumerFaults {
-			if !faults.Fired(i) {
+			if !run.Faults.Fired(i) {
 				t.Errorf("fault %s %s never fired", f.Keys[0].Name(), f.Err.Message)
 			}
 		}
 	}
-	if hits == 0 {
-		t.Fatal("no fault fired: the schedule proves nothing")
+	if run.Faults.SureHits(e2e.LostCommit) != 1 {
+		t.Fatal("no offset commit of a written batch was rejected: the lost commit did not bite")
 	}
-	t.Logf("%s: %d requests faulted, %d batches aborted across instances; %s", guarantee, hits, aborts(daemons, "tofiles"), rep)
-	return rep, dir
+	return run.Report, dir
 }
 
 // TestFilesSinkUnderFaults: exactly once into files while the consumer

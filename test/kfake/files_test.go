@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/connectd/connectd/sink/files"
+	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/test/testenv"
 )
 
@@ -36,9 +37,10 @@ func TestFilesSinkExactlyOnce(t *testing.T) {
 	c := newCluster(t)
 	produceInput(t, c, "in", n)
 	cfg := parse(t, c, strings.ReplaceAll(filesYAML, "DIR", dir))
-	rep, daemons := restartJoinLeave(t, c, cfg, "tofiles", n, nil)
+	run := e2e.RunSchedule(t, c, cfg, "tofiles", n, e2e.Schedule{})
+	rep := run.Report
 	must(t, rep, "the files sink, exactly_once")
-	daemons[len(daemons)-1].Stop() // the last stop rolls what is staged
+	run.Daemons[len(run.Daemons)-1].Stop() // the last stop rolls what is staged
 
 	out, err := files.ReadOutput(t.Context(), files.Config{Path: dir}, "tofiles", "connectd-tofiles")
 	if err != nil {

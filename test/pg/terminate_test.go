@@ -48,7 +48,7 @@ func TestTerminatedBackendsRecover(t *testing.T) {
 	e := newEnv(t)
 	e.produce("in", 0, backlog)
 	cfg := e.copyConfig("exactly_once")
-	d := e.startDaemon(cfg, "a", fastClient)
+	d := e.startDaemon(cfg, "a")
 	in := e.feed("in", backlog, func() int { return checkpointed(d, "copy") })
 
 	// Before the first commit the pool may be creating the tables
@@ -97,7 +97,7 @@ func TestTerminatedBackendsRecover(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	total := in.stop(t)
+	total := in.Stop(t)
 	st, _ := d.Status("copy")
 	t.Logf("terminated %d backends inside a batch (%s) in %d polls; %d batches aborted (%v); %d records produced",
 		len(terminated), summarize(caught), polls, aborts(d, "copy")-before, st.Aborts, total)

@@ -47,13 +47,13 @@ func TestZombieNeverCommits(t *testing.T) {
 	cfgHeir := e.parse(strings.ReplaceAll(zombieYAML, "GATE", t.Name()+"/heir"))
 
 	// A short rebalance timeout expels the frozen member quickly.
-	opts := append([]kgo.Opt{kgo.RebalanceTimeout(3 * time.Second)}, fastClient...)
-	zombie := e.startDaemon(cfgZombie, "z", opts)
+	opts := []kgo.Opt{kgo.RebalanceTimeout(3 * time.Second)}
+	zombie := e.startDaemon(cfgZombie, "z", opts...)
 	e2e.WaitClosed(t, zombieGate.Started(), "zombie started")
 	e.produce("in", 1000, n)
 	e2e.WaitClosed(t, zombieGate.Reached(), "zombie frozen")
 
-	heir := e.startDaemon(cfgHeir, "y", opts)
+	heir := e.startDaemon(cfgHeir, "y", opts...)
 	must(t, e.waitExpected(cfgHeir, "copy", n, 2*time.Minute), "heir processed everything")
 
 	zombieGate.Release()
