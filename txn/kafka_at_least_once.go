@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/connector"
-	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
 // KafkaAtLeastOnce writes a batch to Kafka with an idempotent producer (acks=all)
@@ -27,20 +26,18 @@ import (
 //     only): the connector does not commit the offsets; the records already
 //     acknowledged are written again by the partitions' next owner.
 type KafkaAtLeastOnce struct {
-	opts    []kgo.Opt
-	topic   string
-	conv    sinkkafka.Converter // output records, carved from chunks
-	store   *OffsetsTopic       // nil: the checkpoint is the consumer group's offsets
-	log     *slog.Logger
-	cl      *kgo.Client
-	watch   *rebalanceWatch // the client's group; nil with store
-	promise *kgo.FirstErrPromise
+	opts  []kgo.Opt
+	out   batchProducer
+	store *OffsetsTopic // nil: the checkpoint is the consumer group's offsets
+	log   *slog.Logger
+	cl    *kgo.Client
+	watch *rebalanceWatch // the client's group; nil with store
 }
 
 // NewKafkaAtLeastOnce returns the protocol. With store nil, opts must include the
 // source's consumer-group options: one client consumes and produces.
 func NewKafkaAtLeastOnce(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *KafkaAtLeastOnce {
-	return &KafkaAtLeastOnce{opts: opts, topic: topic, store: store, log: log}
+	return &KafkaAtLeastOnce{opts: opts, out: batchProducer{topic: topic}, store: store, log: log}
 }
 
 var (
@@ -53,21 +50,19 @@ func (a *KafkaAtLeastOnce) Client() *kgo.Client { return a.cl }
 
 // Begin starts collecting produce results.
 func (a *KafkaAtLeastOnce) Begin(context.Context) error {
-	a.promise = kgo.AbortingFirstErrPromise(a.cl)
+	a.out.begin(a.cl)
 	return nil
 }
 
 // Write produces recs.
 func (a *KafkaAtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error {
-	for _, r := range recs {
-		a.cl.Produce(ctx, a.conv.Convert(r, a.topic), a.promise.Promise())
-	}
+	a.out.write(ctx, a.cl.Produce, recs)
 	return nil
 }
 
 // Commit waits for every record, then stores cp.
 func (a *KafkaAtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error {
-	if err := a.promise.Err(); err != nil {
+	if err := a.out.wait(); err != nil {
 		return connector.NewCommitError(connector.Abortable, "produce", err)
 	}
 	if a.store != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
-	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
 // KafkaGroupTxn is the Kafka → Kafka exactly-once protocol (consume-
@@ -51,12 +50,10 @@ import (
 //     either (closeUnblockingJoin).
 type KafkaGroupTxn struct {
 	opts     []kgo.Opt
-	topic    string
-	conv     sinkkafka.Converter // output records, carved from chunks
+	out      batchProducer
 	log      *slog.Logger
 	sess     atomic.Pointer[kgo.GroupTransactSession]
 	watch    atomic.Pointer[rebalanceWatch] // the current session's
-	promise  *kgo.FirstErrPromise
 	onFenced func()
 }
 
@@ -67,7 +64,7 @@ func NewKafkaGroupTxn(opts []kgo.Opt, topic string, log *slog.Logger, onFenced f
 	if onFenced == nil {
 		onFenced = func() {}
 	}
-	return &KafkaGroupTxn{opts: opts, topic: topic, log: log, onFenced: onFenced}
+	return &KafkaGroupTxn{opts: opts, out: batchProducer{topic: topic}, log: log, onFenced: onFenced}
 }
 
 var (
@@ -89,24 +86,21 @@ func (k *KafkaGroupTxn) Begin(context.Context) error {
 	if s == nil {
 		return connector.NewCommitError(connector.CommitUnknown, "begin", errors.New("no session"))
 	}
-	k.promise = kgo.AbortingFirstErrPromise(s.Client())
+	k.out.begin(s.Client())
 	return classifyKafka("begin", s.Begin())
 }
 
 // Write produces recs into the open transaction. Results are checked at
 // Commit: the first failure aborts every buffered record.
 func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) error {
-	s := k.sess.Load()
-	for _, r := range recs {
-		s.Produce(ctx, k.conv.Convert(r, k.topic), k.promise.Promise())
-	}
+	k.out.write(ctx, k.sess.Load().Produce, recs)
 	return nil
 }
 
 // produce adds one more record to the open transaction, checked at Commit
 // like the batch's own (the two-phase decision record).
 func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
-	k.sess.Load().Produce(ctx, r, k.promise.Promise())
+	k.out.add(ctx, k.sess.Load().Produce, r)
 }
 
 // Commit ends the transaction: commit only if every produce succeeded. The
@@ -114,7 +108,7 @@ func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
 // cp: the source polls through this session and nothing else.
 func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) error {
 	s := k.sess.Load()
-	produceErr := k.promise.Err() // waits for every produce of the batch
+	produceErr := k.out.wait()
 	// The gate stays closed during End, for heldGrace even if the group
 	// manager comes to wait at it. End forces a heartbeat after committing
 	// the offsets. A manager that meets a rebalance waits at the gate with
@@ -130,13 +124,10 @@ func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) erro
 	stopAllowing := k.watch.Load().allowWhileHeld(s.AllowRebalance, heldGrace)
 	committed, err := s.End(ctx, kgo.TransactionEndTry(produceErr == nil))
 	stopAllowing()
-	switch {
-	case err != nil:
-		return classifyKafka("end transaction", err)
-	case produceErr != nil:
-		// End aborted; a fenced produce is still fencing.
-		return classifyKafka("produce", asAbortable(produceErr))
-	case !committed:
+	if err != nil || produceErr != nil {
+		return endResult(err, produceErr)
+	}
+	if !committed {
 		return connector.NewCommitError(connector.Abortable, "end transaction",
 			errors.New("aborted: partitions were revoked or lost, or the offset commit was rejected, during the batch"))
 	}

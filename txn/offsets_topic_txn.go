@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
-	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
 // OffsetsTopicTxn is the exactly-once protocol for a source that is not a Kafka
@@ -27,50 +26,38 @@ import (
 //     the checkpoint is re-read, and the re-read checkpoint says whether the
 //     batch committed.
 type OffsetsTopicTxn struct {
-	opts    []kgo.Opt
-	topic   string
-	conv    sinkkafka.Converter // output records, carved from chunks
-	store   *OffsetsTopic
-	log     *slog.Logger
-	cl      *kgo.Client
-	promise *kgo.FirstErrPromise
+	opts  []kgo.Opt
+	out   batchProducer
+	store *OffsetsTopic
+	log   *slog.Logger
+	cl    *kgo.Client
 }
 
 // NewOffsetsTopicTxn returns the protocol; opts must carry the seed brokers, a
 // transactional ID unique to this instance and the transaction timeout.
 func NewOffsetsTopicTxn(opts []kgo.Opt, topic string, store *OffsetsTopic, log *slog.Logger) *OffsetsTopicTxn {
-	return &OffsetsTopicTxn{opts: opts, topic: topic, store: store, log: log}
+	return &OffsetsTopicTxn{opts: opts, out: batchProducer{topic: topic}, store: store, log: log}
 }
 
 var _ connector.Protocol = (*OffsetsTopicTxn)(nil)
 
 // Begin starts a transaction.
 func (p *OffsetsTopicTxn) Begin(context.Context) error {
-	p.promise = kgo.AbortingFirstErrPromise(p.cl)
+	p.out.begin(p.cl)
 	return classifyKafka("begin", p.cl.BeginTransaction())
 }
 
 // Write produces recs into the open transaction.
 func (p *OffsetsTopicTxn) Write(ctx context.Context, recs []*connector.Record) error {
-	for _, r := range recs {
-		p.cl.Produce(ctx, p.conv.Convert(r, p.topic), p.promise.Promise())
-	}
+	p.out.write(ctx, p.cl.Produce, recs)
 	return nil
 }
 
 // Commit adds the checkpoint record and commits, if every produce succeeded.
 func (p *OffsetsTopicTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
-	for _, r := range p.store.Records(cp) {
-		p.cl.Produce(ctx, r, p.promise.Promise())
-	}
-	produceErr := p.promise.Err() // waits for every produce of the batch
-	if err := p.cl.EndTransaction(ctx, kgo.TransactionEndTry(produceErr == nil)); err != nil {
-		return classifyKafka("end transaction", err)
-	}
-	if produceErr != nil {
-		return classifyKafka("produce", asAbortable(produceErr))
-	}
-	return nil
+	p.out.add(ctx, p.cl.Produce, p.store.Records(cp)...)
+	produceErr := p.out.wait()
+	return endResult(p.cl.EndTransaction(ctx, kgo.TransactionEndTry(produceErr == nil)), produceErr)
 }
 
 // Abort drops buffered records and aborts the transaction.
@@ -90,15 +77,12 @@ func (p *OffsetsTopicTxn) Recover(ctx context.Context, cause error) (connector.C
 			p.cl.Close()
 			p.cl = nil
 		}
-		cl, err := kgo.NewClient(p.opts...)
+		// The epoch is bumped before the checkpoint is read.
+		cl, err := newTransactionalClient(ctx, p.opts)
 		if err != nil {
-			return nil, connector.NewCommitError(connector.Fatal, "new producer", err)
-		}
-		p.cl = cl
-		// Before the checkpoint is read (bumpEpoch).
-		if err := bumpEpoch(ctx, cl); err != nil {
 			return nil, err
 		}
+		p.cl = cl
 	}
 	return p.store.checkpoint(ctx)
 }

@@ -162,7 +162,7 @@ const abortTimeout = 10 * time.Second
 // Write produces recs into the Kafka transaction (with a Kafka sink) and
 // keeps them for the participants, which write them at Commit.
 func (t *TwoPhase) Write(ctx context.Context, recs []*connector.Record) error {
-	if t.kafka.topic != "" {
+	if t.kafka.out.topic != "" {
 		if err := t.kafka.Write(ctx, recs); err != nil {
 			return err
 		}
