@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/connectd/connectd/sink/postgres"
 )
 
 // benchDatabase is the PostgreSQL database the harness owns: created if
@@ -86,14 +88,10 @@ func (p *pgEnv) count(ctx context.Context, table string) (int64, error) {
 	return n, err
 }
 
-// pgOffsetsTable is connectd's PostgreSQL sink's default offsets_table,
-// in benchDatabase.
-const pgOffsetsTable = "connectd_offsets"
-
 // forgetGroup deletes the run's checkpoint rows (housekeeping: the
 // offsets table is shared by every run).
 func (p *pgEnv) forgetGroup(ctx context.Context, group string) {
-	_, _ = p.conn.Exec(ctx, "DELETE FROM "+pgOffsetsTable+" WHERE group_id = $1", group)
+	_, _ = p.conn.Exec(ctx, "DELETE FROM "+postgres.DefaultOffsetsTable+" WHERE group_id = $1", group)
 }
 
 // inDoubt counts the prepared transactions (PREPARE TRANSACTION, phase
