@@ -16,6 +16,7 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/daemon"
+	"github.com/connectd/connectd/kafkaauth"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/verify"
 )
@@ -86,11 +87,21 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	if err := reachable(brokers); err != nil {
 		return fail("%v%s", err, hint)
 	}
+	secure, err := kafkaauth.Options(cfg.Kafka)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if !embedded {
+		// A wrong password or CA would otherwise surface as --timeout.
+		if err := kafkaauth.Check(context.Background(), brokers, secure, cfg.Kafka); errors.Is(err, kafkaauth.ErrSecurity) {
+			return fail("%v", err)
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	progress, endProgress := newVerifyProgress(stderr, *name)
-	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: brokers, OffsetsTopic: cfg.OffsetsTopic, Stopped: *stopped, Progress: progress})
+	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: brokers, ClientOpts: secure, OffsetsTopic: cfg.OffsetsTopic, Stopped: *stopped, Progress: progress})
 	endProgress()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

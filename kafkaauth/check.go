@@ -1,0 +1,189 @@
+package kafkaauth
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/config"
+)
+
+// ErrSecurity marks a Check failure caused by the TLS or SASL settings (or
+// the broker's): a wrong password, an untrusted certificate, TLS against a
+// plaintext port or the reverse. Retrying cannot fix it, unlike a broker
+// that is down, so callers refuse to start on it.
+var ErrSecurity = errors.New("kafka connection security")
+
+// Check connects to each seed broker in turn with opts and sends one
+// Metadata request, returning nil at the first that answers. Otherwise the
+// error has one line per broker, naming its address and the cause in the
+// terms of kafka.tls and kafka.sasl. franz-go itself retries a refused
+// authentication or handshake like any connection error until a request
+// times out, and reports a SASL failure that the broker answers by closing
+// the connection as a bare EOF; this is where the daemon and verify learn
+// why instead.
+func Check(ctx context.Context, brokers []string, opts []kgo.Opt, k config.Kafka) error {
+	var errs []error
+	for _, b := range brokers {
+		err := checkOne(ctx, b, opts, k)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkOne(ctx context.Context, broker string, opts []kgo.Opt, k config.Kafka) error {
+	h := &saslHook{}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.SeedBrokers(broker), kgo.WithHooks(h))...)
+	if err != nil {
+		return fmt.Errorf("kafka broker %s: %w", broker, err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = cl.Ping(ctx)
+	if err == nil {
+		return nil
+	}
+	saslFailed, connectErr := h.state()
+	cause, security := explain(err, saslFailed, k)
+	switch {
+	case cause != "":
+	case TLSOn(k) && connectErr != nil && (errors.Is(connectErr, io.EOF) || errors.Is(connectErr, syscall.ECONNRESET)):
+		// Kafka reads a ClientHello as a request far above its size
+		// limit and drops the connection, with a reset when the rest
+		// of the hello is still unread.
+		cause, security = "the broker closed the connection during the TLS handshake (kafka.tls is set; is this a plaintext listener?)", true
+	case TLSOn(k) && ctx.Err() != nil:
+		// Not refused outright: a slow broker looks the same, so the
+		// caller goes on and retries, with this hint in the log.
+		cause = "no answer to the TLS handshake or first request in time (kafka.tls is set; is this a plaintext listener?)"
+	}
+	return &checkError{broker: broker, cause: cause, err: err, security: security}
+}
+
+// checkError is one broker's Check failure: the address, the cause in
+// configuration terms when known, and franz-go's error after it.
+type checkError struct {
+	broker, cause string
+	err           error
+	security      bool
+}
+
+func (e *checkError) Error() string {
+	if e.cause == "" {
+		return fmt.Sprintf("kafka broker %s: %v", e.broker, e.err)
+	}
+	return fmt.Sprintf("kafka broker %s: %s (%v)", e.broker, e.cause, e.err)
+}
+
+func (e *checkError) Unwrap() error { return e.err }
+
+// Is makes a security cause match ErrSecurity.
+func (e *checkError) Is(target error) bool { return e.security && target == ErrSecurity }
+
+// saslHook notes a failed read of a SASLAuthenticate exchange, so that a
+// connection the broker closed there reads as a refused login rather than
+// an EOF, and the last connection error, which Ping may replace by its
+// context's.
+type saslHook struct {
+	mu         sync.Mutex
+	err        bool
+	connectErr error
+}
+
+func (h *saslHook) state() (saslFailed bool, connectErr error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err, h.connectErr
+}
+
+// OnBrokerConnect keeps the last dial or TLS handshake error.
+func (h *saslHook) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		h.mu.Lock()
+		h.connectErr = err
+		h.mu.Unlock()
+	}
+}
+
+const saslAuthenticateKey = 36
+
+func (h *saslHook) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == saslAuthenticateKey && err != nil {
+		h.mu.Lock()
+		h.err = true
+		h.mu.Unlock()
+	}
+}
+
+// explain says in configuration terms why err happened, and whether it is
+// a security problem (as opposed to a broker that is down or slow).
+func explain(err error, saslFailed bool, k config.Kafka) (string, bool) {
+	mech, user := "", ""
+	if k.SASL != nil {
+		mech, user = k.SASL.Mechanism, k.SASL.Username
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
+		firstEOF  *kgo.ErrFirstReadEOF
+	)
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed) || (saslFailed && k.SASL != nil):
+		who := ""
+		if user != "" {
+			who = fmt.Sprintf(" as user %q", user)
+		}
+		return fmt.Sprintf("SASL %s authentication%s refused: wrong username, password or token, or no such user for this mechanism", mech, who), true
+	case errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return fmt.Sprintf("the broker does not enable SASL mechanism %s (kafka.sasl.mechanism)", mech), true
+	case errors.Is(err, kerr.IllegalSaslState):
+		return "the broker refused the SASL exchange", true
+	case errors.As(err, &unknownCA):
+		return "TLS: the broker's certificate is not signed by a CA in kafka.tls.ca_file (or the system's roots without one)", true
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("TLS: the broker's certificate is not valid for %q (set kafka.tls.server_name to a name it carries)", hostname.Host), true
+	case errors.As(err, &invalid):
+		if invalid.Reason == x509.Expired {
+			return "TLS: the broker's certificate has expired or is not yet valid", true
+		}
+		return "TLS: the broker's certificate is invalid", true
+	case errors.As(err, &record):
+		return "TLS: the broker did not answer with TLS on this port (kafka.tls is set; is this a plaintext listener?)", true
+	case strings.Contains(err.Error(), "remote error: tls: "):
+		// The broker's TLS alert; crypto/tls keeps its type unexported.
+		if strings.Contains(err.Error(), "certificate required") {
+			return "TLS: the broker requires a client certificate (set kafka.tls.cert_file and key_file)", true
+		}
+		return "TLS: the broker rejected the handshake (is our client certificate signed by a CA it trusts?)", true
+	case errors.As(err, &firstEOF):
+		if !TLSOn(k) {
+			return "the broker closed the connection at the first request: it most likely requires TLS, and kafka.tls is not set", true
+		}
+		return "the broker closed the connection at the first request (does it require SASL, or a different listener?)", true
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return "TLS: the broker's certificate could not be verified", true
+	}
+	return "", false
+}
