@@ -223,6 +223,14 @@ func TestMatrices(t *testing.T) {
 	if n := len(FullMatrix()); n != 36*3+12*3+12 {
 		t.Errorf("full matrix has %d scenarios", n)
 	}
+	var scale []string
+	for _, s := range ScaleOutMatrix() {
+		scale = append(scale, s.Name())
+	}
+	if want := []string{"connectd kafka EO 100ms 100B 12p 1t", "connectd kafka EO 100ms 100B 12p x2 1t",
+		"connectd kafka EO 100ms 100B 12p x3 1t", "connectd kafka EO 100ms 100B 12p 2t", "connectd kafka EO 100ms 100B 12p 3t"}; !reflect.DeepEqual(scale, want) {
+		t.Errorf("scale-out matrix %q, want %q", scale, want)
+	}
 	if got := (Input{RecordSize: 1024, Partitions: 1}).Topic(1000000); got != "bench-in-1kb-1p-1000000" {
 		t.Errorf("input topic %q", got)
 	}
@@ -264,6 +272,24 @@ func TestConfigsValidate(t *testing.T) {
 					t.Fatalf("%s %s crash=%v:\n%s\n%v", sink, g, crash, text, err)
 				}
 			}
+		}
+	}
+}
+
+// TestScaleOutConfig: the processes of a scale-out run share the group and
+// differ in instance_id (static membership, transactional IDs), and the
+// scenario's tasks override the harness's.
+func TestScaleOutConfig(t *testing.T) {
+	s := ScaleOutMatrix()[4] // one process, 3 tasks
+	for i, id := range []string{"", "bench-1"} {
+		c := connectdConfig{Scenario: s, InstanceID: id, AdminListen: "127.0.0.1:18083", Brokers: []string{"127.0.0.1:9192"},
+			InputTopics: []string{"bench-in"}, Group: "bench-g", OutputTopic: "bench-out", Tasks: s.Tasks}
+		cfg, err := config.Parse("gen.yaml", []byte(c.render()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"bench", "bench-1"}[i]; cfg.InstanceID != want || cfg.Connectors[0].Tasks != 3 {
+			t.Errorf("instance_id %q tasks %d, want %q and 3", cfg.InstanceID, cfg.Connectors[0].Tasks, want)
 		}
 	}
 }

@@ -29,7 +29,17 @@ type child struct {
 	// started is just before the process was started, exitedAt just
 	// after Wait returned: a bounded run's wall time is between them.
 	started, exitedAt time.Time
+	// members are the other processes of a system under test that runs
+	// as several (connectd with Scenario.Processes > 1, one consumer
+	// group across them): CPU and peak RSS are summed over all, a member
+	// exiting is the system exiting, stop and kill reach every one.
+	members []*child
+	// admin is connectd's admin API address ("" for other systems).
+	admin string
 }
+
+// all is c and its members.
+func (c *child) all() []*child { return append([]*child{c}, c.members...) }
 
 // startChild starts argv with its output appended to logPath.
 func startChild(name, logPath string, env []string, argv ...string) (*child, error) {
@@ -77,6 +87,15 @@ func startChildOut(name, logPath, outPath string, env []string, argv ...string) 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 func (c *child) exited() bool {
+	for _, m := range c.members {
+		if m.exited() {
+			return true
+		}
+	}
+	return c.selfExited()
+}
+
+func (c *child) selfExited() bool {
 	select {
 	case <-c.done:
 		return true
@@ -85,13 +104,22 @@ func (c *child) exited() bool {
 	}
 }
 
-// cpu is the CPU time used so far (from /proc while running, rusage after).
+// cpu is the CPU time used so far (from /proc while running, rusage after),
+// summed over the members.
 func (c *child) cpu() time.Duration {
-	if c.exited() {
+	d := c.selfCPU()
+	for _, m := range c.members {
+		d += m.selfCPU()
+	}
+	return d
+}
+
+func (c *child) selfCPU() time.Duration {
+	if c.selfExited() {
 		return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
 	}
 	d, err := procCPU(c.pid())
-	if err != nil && c.exited() {
+	if err != nil && c.selfExited() {
 		return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
 	}
 	return d
@@ -103,37 +131,84 @@ func (c *child) cpu() time.Duration {
 // high-water mark into the child across exec, so every child would report
 // at least the harness's own peak.
 func (c *child) sampleRSS() {
-	if c.exited() {
-		return
-	}
-	if n, err := procPeakRSS(c.pid()); err == nil {
-		c.rss = max(c.rss, n)
+	for _, m := range c.all() {
+		if m.selfExited() {
+			continue
+		}
+		if n, err := procPeakRSS(m.pid()); err == nil {
+			m.rss = max(m.rss, n)
+		}
 	}
 }
 
-// peakRSS is the largest VmHWM sampled, in bytes.
-func (c *child) peakRSS() int64 { return c.rss }
+// peakRSS is the largest VmHWM sampled, in bytes; for several processes
+// the sum of each one's peak (an upper bound of their peak together).
+func (c *child) peakRSS() int64 {
+	n := int64(0)
+	for _, m := range c.all() {
+		n += m.rss
+	}
+	return n
+}
 
 // stop sends SIGTERM (a clean stop: connectd commits or aborts its open
 // batch, a JVM runs its shutdown hooks) and waits up to grace, then kills.
 func (c *child) stop(grace time.Duration) {
-	if c.exited() {
-		return
+	for _, m := range c.all() {
+		if !m.selfExited() {
+			_ = m.cmd.Process.Signal(syscall.SIGTERM)
+		}
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(grace):
-		c.kill()
+	deadline := time.After(grace)
+	for _, m := range c.all() {
+		select {
+		case <-m.done:
+		case <-deadline:
+			c.kill()
+			return
+		}
 	}
 }
 
-// kill sends SIGKILL and waits for the exit.
+// kill sends SIGKILL and waits for the exit, of every member too.
 func (c *child) kill() {
-	if !c.exited() {
-		_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	for _, m := range c.all() {
+		if !m.selfExited() {
+			_ = m.cmd.Process.Signal(syscall.SIGKILL)
+		}
 	}
-	<-c.done
+	for _, m := range c.all() {
+		<-m.done
+	}
+}
+
+// metric sums a connectd metric over the processes' /metrics; ok is false
+// when no process answered with it.
+func (c *child) metric(name string) (sum float64, ok bool) {
+	for _, m := range c.all() {
+		if m.admin == "" {
+			continue
+		}
+		text, err := scrape("http://" + m.admin + "/metrics")
+		if err != nil {
+			continue
+		}
+		if v, found := sumMetric(text, name); found {
+			sum, ok = sum+v, true
+		}
+	}
+	return sum, ok
+}
+
+// exitReport names the first process of the system that exited, its
+// error and the last n lines of its log.
+func (c *child) exitReport(n int) string {
+	for _, m := range c.all() {
+		if m.selfExited() {
+			return fmt.Sprintf("%s exited: %v\n%s", m.name, m.err, m.logTail(n))
+		}
+	}
+	return c.name + " is running"
 }
 
 // logTail returns the last n lines of the child's log, for error reports.

@@ -37,7 +37,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var (
 		records      = fs.Int64("records", 200000, "pre-loaded input records per topic")
 		full         = fs.Bool("full", false, "issue 9's full size: 1,000,000 records (overrides -records)")
-		matrix       = fs.String("matrix", "default", "default (every sink and guarantee at 100ms/100B/12p + the Kafka commit-interval sweep), full (the whole cross product) or window (issue 15: windowed count+sum, connectd vs Kafka Streams), bounded (issue 16: connectd run --until end vs the streaming drain, Kafka and PostgreSQL exactly_once) or bounded-sweep (bounded runs at explicit commit.interval/batch.max.records settings)")
+		matrix       = fs.String("matrix", "default", "default (every sink and guarantee at 100ms/100B/12p + the Kafka commit-interval sweep), full (the whole cross product) or window (issue 15: windowed count+sum, connectd vs Kafka Streams), bounded (issue 16: connectd run --until end vs the streaming drain, Kafka and PostgreSQL exactly_once) bounded-sweep (bounded runs at explicit commit.interval/batch.max.records settings) or scaleout (issue 19: Kafka → Kafka exactly_once drained by 1–3 connectd processes and by 1–3 tasks in one)")
 		rounds       = fs.Int("rounds", 3, "repeats of every scenario, interleaved; medians are reported")
 		latRounds    = fs.Int("latency-rounds", 1, "how many of the first rounds also run the latency phase")
 		latRate      = fs.Int("latency-rate", 5000, "records/s produced during the latency phase")
@@ -94,8 +94,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		scs = BoundedMatrix()
 	case "bounded-sweep":
 		scs = BoundedSweepMatrix()
+	case "scaleout":
+		scs = ScaleOutMatrix()
 	default:
-		fmt.Fprintf(stderr, "connectd-bench: -matrix %q: want default, full, window, bounded or bounded-sweep\n", *matrix)
+		fmt.Fprintf(stderr, "connectd-bench: -matrix %q: want default, full, window, bounded, bounded-sweep or scaleout\n", *matrix)
 		return 2
 	}
 	var filter *regexp.Regexp

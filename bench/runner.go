@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -455,15 +456,16 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 			// Kept for the evidence behind a slow round: franz-go's
 			// request latencies by request kind, commit durations.
 			_ = os.WriteFile(filepath.Join(r.o.WorkDir, n.id+".drain.metrics"), []byte(text), 0o644)
-			if v, ok := sumMetric(text, "connectd_commit_duration_seconds_sum"); ok {
-				res.CommitShare = v
-			}
-			if v, ok := sumMetric(text, "connectd_batches_committed_total"); ok {
-				res.Commits = v
-			}
-			if v, ok := sumMetric(text, "connectd_batches_aborted_total"); ok {
-				res.Aborts = v
-			}
+		}
+		// Summed over the processes; the commit share is per process.
+		if v, ok := c.metric("connectd_commit_duration_seconds_sum"); ok {
+			res.CommitShare = v / float64(len(c.all()))
+		}
+		if v, ok := c.metric("connectd_batches_committed_total"); ok {
+			res.Commits = v
+		}
+		if v, ok := c.metric("connectd_batches_aborted_total"); ok {
+			res.Aborts = v
 		}
 	}
 	rate, elapsed, ok := DrainRate(samples, r.o.Records)
@@ -490,10 +492,8 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 	if s.System == Connectd && withLatency {
 		// Aborts count over the whole run: one in the latency phase
 		// matters as much as one in the drain.
-		if text, err := scrape("http://" + admin + "/metrics"); err == nil {
-			if v, ok := sumMetric(text, "connectd_batches_aborted_total"); ok {
-				res.Aborts = v
-			}
+		if v, ok := c.metric("connectd_batches_aborted_total"); ok {
+			res.Aborts = v
 		}
 	}
 	res.Output, err = r.countOutput(ctx, s, n, res.Expected)
@@ -512,40 +512,26 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 	logPath := filepath.Join(r.o.WorkDir, n.id+".log")
 	switch s.System {
 	case Connectd:
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		// One process, or Scenario.Processes of them sharing the group
+		// (instance IDs bench-0, bench-1...), each with its own admin
+		// port; *admin is the first's.
+		var first *child
+		for i := range max(s.Processes, 1) {
+			c, addr, err := r.startConnectd(ctx, s, n, topics, i, logPath, profile)
+			if err != nil {
+				if first != nil {
+					first.kill()
+				}
+				return nil, err
+			}
+			if first == nil {
+				first, *admin = c, addr
+				profile = "" // the first process's only
+				continue
+			}
+			first.members = append(first.members, c)
 		}
-		*admin = "127.0.0.1:" + strconv.Itoa(port)
-		cfg := connectdConfig{
-			Scenario: s, AdminListen: *admin, Brokers: r.o.Brokers,
-			InputTopics: strings.Split(topics, ","), Group: n.group, OutputTopic: n.out,
-			Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
-			Tasks: r.o.Tasks, Window: s.Windowed,
-		}
-		if r.pg != nil {
-			cfg.PGDSN = r.pg.dsn
-		}
-		path := filepath.Join(r.o.WorkDir, n.id+".yaml")
-		if err := os.WriteFile(path, []byte(cfg.render()), 0o644); err != nil {
-			return nil, err
-		}
-		argv := []string{r.o.Connectd, "run", "-c", path}
-		if profile != "" {
-			argv = append(argv, "--cpuprofile", profile)
-		}
-		argv = append(argv, r.o.ConnectdArgs...)
-		c, err := startChild("connectd", logPath, nil, argv...)
-		if err != nil {
-			return nil, err
-		}
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := waitHTTP(wctx, c, "http://"+*admin+"/health"); err != nil {
-			c.kill()
-			return nil, err
-		}
-		return c, nil
+		return first, nil
 	case Bare, BareCopy:
 		bc := r.baselineConfig(s, n, topics)
 		return startChild(string(s.System)+" "+string(s.Sink), logPath, nil, append([]string{r.o.Self, "baseline"}, bc.args()...)...)
@@ -562,6 +548,54 @@ func (r *Runner) start(ctx context.Context, s Scenario, n names, topics string, 
 			streamsArgv(r.streamCP, r.o.Brokers, topics, n.out, n.group, s.CommitInterval, s.StreamsDefaults)...)
 	}
 	return nil, fmt.Errorf("unknown system %q", s.System)
+}
+
+// startConnectd starts connectd process i of scenario s and waits for its
+// admin API; it returns the process and its admin address.
+func (r *Runner) startConnectd(ctx context.Context, s Scenario, n names, topics string, i int, logPath, profile string) (*child, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	admin := "127.0.0.1:" + strconv.Itoa(port)
+	cfg := connectdConfig{
+		Scenario: s, AdminListen: admin, Brokers: r.o.Brokers,
+		InputTopics: strings.Split(topics, ","), Group: n.group, OutputTopic: n.out,
+		Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
+		Tasks: cmp.Or(s.Tasks, r.o.Tasks), Window: s.Windowed,
+	}
+	name, path := "connectd", filepath.Join(r.o.WorkDir, n.id+".yaml")
+	if s.Processes > 1 {
+		cfg.InstanceID = "bench-" + strconv.Itoa(i)
+		name += "-" + strconv.Itoa(i)
+	}
+	if i > 0 {
+		path = filepath.Join(r.o.WorkDir, n.id+"."+strconv.Itoa(i)+".yaml")
+		logPath = strings.TrimSuffix(logPath, ".log") + "." + strconv.Itoa(i) + ".log"
+	}
+	if r.pg != nil {
+		cfg.PGDSN = r.pg.dsn
+	}
+	if err := os.WriteFile(path, []byte(cfg.render()), 0o644); err != nil {
+		return nil, "", err
+	}
+	argv := []string{r.o.Connectd, "run", "-c", path}
+	if profile != "" {
+		argv = append(argv, "--cpuprofile", profile)
+	}
+	argv = append(argv, r.o.ConnectdArgs...)
+	c, err := startChild(name, logPath, nil, argv...)
+	if err != nil {
+		return nil, "", err
+	}
+	c.admin = admin
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := waitHTTP(wctx, c, "http://"+admin+"/health"); err != nil {
+		c.kill()
+		return nil, "", err
+	}
+	return c, admin, nil
 }
 
 // drain polls the frontier of topic every 20 ms until every pre-loaded
@@ -587,7 +621,7 @@ func (r *Runner) drain(ctx context.Context, s Scenario, c *child, front func(con
 			}
 		}
 		if c.exited() && s.System != TMC {
-			return nil, fmt.Errorf("%s exited during the drain: %v\n%s", c.name, c.err, c.logTail(15))
+			return nil, fmt.Errorf("during the drain, %s", c.exitReport(15))
 		}
 		if dctx.Err() != nil {
 			last := int64(0)

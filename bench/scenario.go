@@ -73,6 +73,11 @@ type Scenario struct {
 	// (connectd's shipped default) the scenario reads an input whose every
 	// record carries an event-id header (Input.EventIDHeader).
 	EventID string `json:",omitempty"`
+	// Processes, above 1, runs that many connectd processes on the one
+	// consumer group (the scale-out runs, ScaleOutMatrix); Tasks, above 0,
+	// is the connector's tasks, overriding the harness's -tasks.
+	Processes int `json:",omitempty"`
+	Tasks     int `json:",omitempty"`
 }
 
 // Name is a short, unique, human-readable label, e.g.
@@ -97,6 +102,12 @@ func (s Scenario) Name() string {
 	}
 	if s.StreamsDefaults {
 		name += " defaults"
+	}
+	if s.Processes > 1 {
+		name += fmt.Sprintf(" x%d", s.Processes)
+	}
+	if s.Tasks > 0 {
+		name += fmt.Sprintf(" %dt", s.Tasks)
 	}
 	switch s.EventID {
 	case "":
@@ -230,6 +241,26 @@ func WindowMatrix() []Scenario {
 	cd, st := base, base
 	cd.System, st.System = Connectd, Streams
 	return []Scenario{cd, st}
+}
+
+// ScaleOutMatrix is issue 19's scale-out measurement: the same backlog,
+// Kafka → Kafka exactly_once at 100 ms, 100-byte records, 12 partitions,
+// drained by 1, 2 and 3 connectd processes (one task each, one consumer
+// group across them) and by one process with 1, 2 and 3 tasks.
+func ScaleOutMatrix() []Scenario {
+	base := Scenario{System: Connectd, Sink: SinkKafka, Guarantee: ExactlyOnce, CommitInterval: 100 * time.Millisecond, RecordSize: 100, Partitions: 12}
+	var out []Scenario
+	for p := 1; p <= 3; p++ {
+		s := base
+		s.Processes, s.Tasks = p, 1
+		out = append(out, s)
+	}
+	for t := 2; t <= 3; t++ {
+		s := base
+		s.Tasks = t
+		out = append(out, s)
+	}
+	return out
 }
 
 // BoundedMatrix is issue 16's comparison: over the same backlog, into the
