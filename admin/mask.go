@@ -13,10 +13,12 @@ const masked = "****"
 // ("sasl.password", "api_key", "clientSecret", "sasl.jaas.config").
 var secretKeyWords = []string{"password", "passwd", "secret", "token", "credential", "apikey", "privatekey", "jaas"}
 
-// envRef is a value that only names an environment variable, "${PG_PASS}":
-// it reveals no secret, and showing it lets a config read back from the
-// API be sent again unchanged.
-var envRef = regexp.MustCompile(`^\$\{[A-Za-z_][A-Za-z0-9_]*\}$`)
+// envRef is a value that only names where a secret comes from: an
+// environment variable, "${PG_PASS}", or an absolute file path,
+// "${file:/run/secrets/pg}". It reveals no secret, and showing it lets a
+// config read back from the API be sent again unchanged. ${NAME:default} is
+// masked: its default may be the secret itself.
+var envRef = regexp.MustCompile(`^\$\{(?:[A-Za-z_][A-Za-z0-9_]*|file:/[^}]*)\}$`)
 
 // urlPassword matches the password in a URL's userinfo,
 // scheme://user:PASSWORD@host. The password runs to the last '@' before

@@ -63,3 +63,24 @@ func TestRenderConfigMasks(t *testing.T) {
 		t.Error("not JSON")
 	}
 }
+
+// TestRenderConfigShowsReferences: a secret given as ${VAR} or
+// ${file:/path} is shown as the reference (it names where the secret is,
+// not what it is); a literal or a default is masked.
+func TestRenderConfigShowsReferences(t *testing.T) {
+	raw := `{"name": "x", "sink": {"type": "postgres",
+		"password": "${file:/run/secrets/pg}", "token": "${TOKEN}", "secret": "${S:literal}",
+		"dsn": "host=db password=${file:/run/secrets/pg} dbname=d", "url": "postgres://u:${file:/run/s}@h/d",
+		"api_key": "file:/run/secrets/k"}}`
+	want := `{"name":"x","sink":{"type":"postgres",` +
+		`"password":"${file:/run/secrets/pg}","token":"${TOKEN}","secret":"****",` +
+		`"dsn":"host=db password=${file:/run/secrets/pg} dbname=d","url":"postgres://u:${file:/run/s}@h/d",` +
+		`"api_key":"****"}}`
+	got, err := renderConfig(config.Connector{Name: "x"}, []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("renderConfig =\n%s\nwant\n%s", got, want)
+	}
+}

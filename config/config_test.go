@@ -194,7 +194,15 @@ colour: blue
 			name: "env var expanding to a bad integer",
 			env:  map[string]string{"BATCH_FOR_TEST": "lots"},
 			src:  strings.Replace(minimal, "name: c1", "name: c1\n    batch.max.records: ${BATCH_FOR_TEST}", 1),
-			want: []string{`f.yaml:5:24: connectors[0].batch.max.records: expected an integer that fits in int, got "lots"`},
+			// The expanded value is not echoed: it may be a secret.
+			want: []string{`f.yaml:5:24: connectors[0].batch.max.records: expected an integer that fits in int, got the value of "${BATCH_FOR_TEST}" (not shown)`},
+		},
+		{
+			name: "file reference expanding to a bad duration",
+			src:  strings.Replace(minimal, "name: c1", "name: c1\n    commit.interval: ${file:/dev/null}", 1),
+			want: []string{
+				`f.yaml:5:22: connectors[0].commit.interval: invalid duration the value of "${file:/dev/null}" (not shown) (want a Go duration such as 100ms, 1s or 2m30s)`,
+			},
 		},
 		{
 			name: "duplicate connector names",

@@ -241,7 +241,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
-			d.fail(n, path, "%s: %v", path, err)
+			d.fail(n, path, "%s: %s", path, d.redact(n, s, err.Error()))
 		}
 		return
 	}
@@ -395,6 +395,38 @@ func (d *decoder) decodeMap(m *ast.MappingNode, v reflect.Value, path string, sk
 	}
 }
 
+// expanded reports whether s, n's decoded value, came from a ${VAR} or
+// ${file:} reference rather than the text written.
+func (d *decoder) expanded(n ast.Node, s string) bool {
+	raw, ok := scalarText(n)
+	return ok && isString(n) && raw != s
+}
+
+// shown is how an error message quotes s, n's decoded value: as written,
+// unless it came from a reference. An expanded value may be a secret (the
+// usual reason for ${VAR} or ${file:}), and error messages reach logs and
+// admin API responses, so only the reference is shown.
+func (d *decoder) shown(n ast.Node, s string) string {
+	if d.expanded(n, s) {
+		raw, _ := scalarText(n)
+		return fmt.Sprintf("the value of %q (not shown)", raw)
+	}
+	return strconv.Quote(s)
+}
+
+// redact replaces s, n's decoded value, in msg, a parser's error about it,
+// with shown's words when s came from a reference.
+func (d *decoder) redact(n ast.Node, s, msg string) string {
+	if !d.expanded(n, s) {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, strconv.Quote(s), d.shown(n, s))
+	if s != "" {
+		msg = strings.ReplaceAll(msg, s, d.shown(n, s))
+	}
+	return msg
+}
+
 // scalar returns a scalar's text, environment-expanded when it is a string.
 func (d *decoder) scalar(n ast.Node, path string) (string, bool) {
 	s, ok := scalarText(n)
@@ -419,7 +451,7 @@ func (d *decoder) decodeDuration(n ast.Node, v reflect.Value, path string) {
 	}
 	dur, err := parseDuration(s)
 	if err != nil {
-		d.fail(n, path, "%s: %v", path, err)
+		d.fail(n, path, "%s: %s", path, d.redact(n, s, err.Error()))
 		return
 	}
 	v.SetInt(int64(dur))
@@ -436,7 +468,7 @@ func (d *decoder) decodeBool(n ast.Node, v reflect.Value, path string) {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		d.fail(n, path, "%s: expected true or false, got %q", path, s)
+		d.fail(n, path, "%s: expected true or false, got %s", path, d.shown(n, s))
 		return
 	}
 	v.SetBool(b)
@@ -462,7 +494,7 @@ func (d *decoder) decodeInt(n ast.Node, v reflect.Value, path string) {
 	if v.CanInt() {
 		i, err := strconv.ParseInt(strings.TrimSpace(s), 10, bits)
 		if err != nil {
-			d.fail(n, path, "%s: expected an integer that fits in %s, got %q", path, v.Type(), s)
+			d.fail(n, path, "%s: expected an integer that fits in %s, got %s", path, v.Type(), d.shown(n, s))
 			return
 		}
 		v.SetInt(i)
@@ -470,7 +502,7 @@ func (d *decoder) decodeInt(n ast.Node, v reflect.Value, path string) {
 	}
 	u, err := strconv.ParseUint(strings.TrimSpace(s), 10, bits)
 	if err != nil {
-		d.fail(n, path, "%s: expected a non-negative integer that fits in %s, got %q", path, v.Type(), s)
+		d.fail(n, path, "%s: expected a non-negative integer that fits in %s, got %s", path, v.Type(), d.shown(n, s))
 		return
 	}
 	v.SetUint(u)
@@ -499,7 +531,7 @@ func (d *decoder) decodeFloat(n ast.Node, v reflect.Value, path string) {
 		}
 		var err error
 		if f, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
-			d.fail(n, path, "%s: expected a number, got %q", path, s)
+			d.fail(n, path, "%s: expected a number, got %s", path, d.shown(n, s))
 			return
 		}
 	default:
