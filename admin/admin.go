@@ -9,11 +9,14 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -112,12 +115,51 @@ func WithWorkerID(id string) Option {
 }
 
 // WithToken requires `Authorization: Bearer <token>` on every route except
-// /health, which load balancers and orchestrators probe without
-// credentials. Default "": no authentication, so the API should then listen
+// the probes (ProbePaths), which load balancers and orchestrators call
+// without credentials, and, with WithAuth(writes), the reads. Default "": no authentication, so the API should then listen
 // on loopback only (config's admin.listen default, 127.0.0.1:8083). The
 // token usually comes from the environment through ${VAR} in the config.
 func WithToken(token string) Option {
 	return func(s *Server) { s.token = token }
+}
+
+// WithAuth sets which routes need WithToken's token: config.AdminAuthAll
+// ("all", the default; "" means the same) or config.AdminAuthWrites, which
+// leaves GET and HEAD open so dashboards and `curl` can read status
+// without the token while every change still needs it. The probes are
+// open either way.
+func WithAuth(mode string) Option {
+	return func(s *Server) { s.readsOpen = mode == config.AdminAuthWrites }
+}
+
+// WithTLS serves HTTPS with cfg (see TLSConfig) instead of plain HTTP.
+func WithTLS(cfg *tls.Config) Option {
+	return func(s *Server) { s.tls = cfg }
+}
+
+// TLSConfig is the server side of admin.tls: the certificate and key, and
+// with a client CA, mutual TLS, where a client without a certificate signed
+// by that CA is refused during the handshake, before any route or token is
+// looked at.
+func TLSConfig(t *config.AdminTLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: tls: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin API: tls: client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("admin API: tls: no PEM certificate in client CA file %s", t.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // WithMetrics serves reg at GET /metrics in Prometheus' exposition format
@@ -146,6 +188,10 @@ type Server struct {
 	commit  string
 	types   map[string]string
 	token   string
+	// readsOpen is WithAuth(writes): GET and HEAD need no token.
+	readsOpen bool
+	// tls is WithTLS' config; nil serves plain HTTP.
+	tls *tls.Config
 	// metricsHandler serves WithMetrics' registry; nil without one.
 	metricsHandler http.Handler
 	// txns serves /transactions; nil without WithTransactions.
@@ -192,6 +238,9 @@ func (s *Server) Listen(addr string) error {
 		ln.Close()
 		return errors.New("admin API: already listening")
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.ln = ln
 	if s.workerID == "" {
 		s.workerID = ln.Addr().String()
@@ -227,7 +276,11 @@ func (s *Server) Serve() error {
 	if srv == nil {
 		return errors.New("admin API: Serve before Listen")
 	}
-	s.log.Info("admin API listening", "addr", ln.Addr().String())
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+	}
+	s.log.Info("admin API listening", "addr", ln.Addr().String(), "scheme", scheme)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin API: %w", err)
 	}

@@ -90,10 +90,17 @@ func methodNotAllowed(allow ...string) http.HandlerFunc {
 // connectors and /ready only whether all of them run, not which.
 var ProbePaths = []string{"/health", "/ready"}
 
-func unauthenticated(path string) bool { return slices.Contains(ProbePaths, path) }
+// unauthenticated reports whether r may skip the token: a probe, or with
+// WithAuth(writes) any read (GET, HEAD).
+func (s *Server) unauthenticated(r *http.Request) bool {
+	if slices.Contains(ProbePaths, r.URL.Path) {
+		return true
+	}
+	return s.readsOpen && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+}
 
 // authenticate requires the bearer token set by WithToken on every request
-// but the probes' (unauthenticated). Without a token it returns next unchanged.
+// but the probes' and, with WithAuth(writes), the reads' (unauthenticated). Without a token it returns next unchanged.
 //
 // The comparison is of SHA-256 digests in constant time, so neither the
 // token's bytes nor its length leak through response timing.
@@ -103,7 +110,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	}
 	want := sha256.Sum256([]byte(s.token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if unauthenticated(r.URL.Path) {
+		if s.unauthenticated(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

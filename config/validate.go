@@ -52,6 +52,7 @@ func connectorPath(i int) string { return fmt.Sprintf("connectors[%d]", i) }
 func (v *validator) config(c *Config) {
 	top := Position{File: v.file, Line: 1, Column: 1}
 	v.kafka(c.Kafka, top)
+	v.admin(c.Admin, top)
 	if len(c.Connectors) == 0 && v.ok("connectors") {
 		v.add(v.keyAt("connectors", top), "no connectors: define at least one under connectors")
 	}
@@ -89,6 +90,7 @@ func (v *validator) kafka(k Kafka, top Position) {
 	if e := k.Embedded; e != nil && e.Partitions <= 0 && v.ok("kafka.embedded.partitions") {
 		v.add(v.at("kafka.embedded.partitions", at), "kafka.embedded.partitions must be > 0, got %d", e.Partitions)
 	}
+	v.kafkaSecurity(k, at)
 }
 
 func (v *validator) connector(c *Connector, p string) {

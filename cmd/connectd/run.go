@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/bounded"
+	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/daemon"
 	"github.com/connectd/connectd/gctune"
+	"github.com/connectd/connectd/kafkaauth"
 	"github.com/connectd/connectd/metrics"
 )
 
@@ -97,10 +100,26 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		kafkaHandler, _ = newHandler(stderr, level.Level, *format)
 	}
 	d.ClientOpts = append(d.ClientOpts, kgo.WithLogger(kslog.New(slog.New(kafkaHandler).With("component", "kafka-client"))))
+	// kafka.tls and kafka.sasl reach every client the daemon opens
+	// (pipelines, offsets API, transactions routes) through ClientOpts.
+	secure, err := kafkaauth.Options(cfg.Kafka)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	d.ClientOpts = append(d.ClientOpts, secure...)
 	opts := []admin.Option{admin.WithVersion(b.Version, b.Revision), admin.WithConfig(cfg), admin.WithMetrics(d.Metrics.Registry),
 		admin.WithTransactions(d.API())}
 	if cfg.Admin.Token != "" {
-		opts = append(opts, admin.WithToken(cfg.Admin.Token))
+		opts = append(opts, admin.WithToken(cfg.Admin.Token), admin.WithAuth(cfg.Admin.Auth))
+	}
+	if cfg.Admin.TLS != nil {
+		tlsCfg, err := admin.TLSConfig(cfg.Admin.TLS)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return exitFail
+		}
+		opts = append(opts, admin.WithTLS(tlsCfg))
 	}
 	srv := admin.New(d.API(), log, opts...)
 	// Bind the admin port before starting anything, so a taken port fails
@@ -119,6 +138,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	stopTuner := startGCTuner(log)
 	defer stopTuner()
 	log.Info("starting connectd", "version", b.Version, "config", *path, "connectors", len(cfg.Connectors))
+	if err := checkKafka(cfg, d.ClientOpts, log); err != nil {
+		log.Error("cannot start", "err", err)
+		shutdownAdmin(srv)
+		return exitFail
+	}
 	if err := d.Start(context.Background()); err != nil {
 		log.Error("cannot start", "err", err)
 		d.Stop()
@@ -158,6 +182,28 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	shutdownAdmin(srv)
 	log.Info("connectd stopped")
 	return exitOK
+}
+
+// checkKafka connects to the external brokers once before any connector
+// starts. franz-go retries a refused login or TLS handshake like any
+// connection error, so a wrong password or CA would otherwise show only as
+// connectors that never progress; such a cause stops the start with an
+// error naming the broker. A broker that is down or slow is only logged:
+// the connectors retry until it is back, as without the check.
+func checkKafka(cfg *config.Config, opts []kgo.Opt, log *slog.Logger) error {
+	if len(cfg.Kafka.Brokers) == 0 {
+		return nil // the embedded broker: plaintext, in this process
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := kafkaauth.Check(ctx, daemon.SplitBrokers(cfg.Kafka.Brokers), opts, cfg.Kafka)
+	if errors.Is(err, kafkaauth.ErrSecurity) {
+		return err
+	}
+	if err != nil {
+		log.Warn("kafka not reachable at start; connectors retry", "err", err)
+	}
+	return nil
 }
 
 func shutdownAdmin(srv *admin.Server) {
