@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -104,10 +105,15 @@ func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
 }
 
 // Commit ends the transaction: commit only if every produce succeeded. The
-// checkpoint committed is the session's consumed offsets, which are exactly
-// cp: the source polls through this session and nothing else.
-func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) error {
+// checkpoint committed is the session's consumed offsets, which are cp for
+// every partition the batch read: the source polls through this session
+// and nothing else. cp can also hold partitions the batch did not read but
+// changed (a window stage's idle advance: their state and results are in
+// this transaction, at their unchanged offsets); withIdleOffsets adds them
+// to the TxnOffsetCommit.
+func (k *KafkaGroupTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	s := k.sess.Load()
+	ctx = withIdleOffsets(ctx, cp)
 	produceErr := k.out.wait()
 	// The gate stays closed during End, for heldGrace even if the group
 	// manager comes to wait at it. End forces a heartbeat after committing
@@ -132,6 +138,58 @@ func (k *KafkaGroupTxn) Commit(ctx context.Context, _ connector.Checkpoint) erro
 			errors.New("aborted: partitions were revoked or lost, or the offset commit was rejected, during the batch"))
 	}
 	return nil
+}
+
+// withIdleOffsets makes the transaction's offset commit carry every
+// partition of cp, also those the session consumed nothing of (franz-go
+// commits only consumed offsets), at cp's offset, which for such a
+// partition is its committed one, unchanged. Why it matters: an idle
+// advance writes a partition's window state and results in this
+// transaction. With the partition's offset in the transaction too, (1)
+// the coordinator fences the commit with the group generation for that
+// partition as for the others: a member that lost it meanwhile aborts
+// instead of writing state its new owner is using; and (2) the new
+// owner's stable offset fetch (KIP-447) waits for this transaction to end
+// before it reads the partition's checkpoint and state, so it loads the
+// advanced state, never the one before it. The metadata of an added
+// partition is the request's own (the member ID franz-go writes).
+func withIdleOffsets(ctx context.Context, cp connector.Checkpoint) context.Context {
+	return kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		in := map[connector.TopicPartition]bool{}
+		var meta *string
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				in[connector.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = true
+				meta = p.Metadata
+			}
+		}
+		for _, tp := range sortedTPs(cp) {
+			next := cp[tp]
+			if in[tp] || next < 0 {
+				continue
+			}
+			i := slices.IndexFunc(req.Topics, func(t kmsg.TxnOffsetCommitRequestTopic) bool { return t.Topic == tp.Topic })
+			if i < 0 {
+				t := kmsg.NewTxnOffsetCommitRequestTopic()
+				t.Topic = tp.Topic
+				req.Topics = append(req.Topics, t)
+				i = len(req.Topics) - 1
+			}
+			p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			p.Partition, p.Offset, p.LeaderEpoch, p.Metadata = tp.Partition, next, -1, meta
+			req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+		}
+		return nil
+	})
+}
+
+func sortedTPs(cp connector.Checkpoint) []connector.TopicPartition {
+	tps := make([]connector.TopicPartition, 0, len(cp))
+	for tp := range cp {
+		tps = append(tps, tp)
+	}
+	slices.SortFunc(tps, connector.TopicPartition.Compare)
+	return tps
 }
 
 // GroupRebalance implements connector.GroupCommitter: End commits the
