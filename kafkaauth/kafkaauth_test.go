@@ -15,12 +15,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/config"
-	"github.com/connectd/connectd/kafkaauth/kafkaauthtest"
+	"github.com/connectd/connectd/test/pki"
 )
 
 // secureCluster starts kfake with a TLS listener that requires a client
 // certificate from p's CA (mutual TLS) and SASL with one user.
-func secureCluster(t *testing.T, p kafkaauthtest.PKI, mechanism, user, pass string) string {
+func secureCluster(t *testing.T, p *pki.PKI, mechanism, user, pass string) string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"),
 		kfake.EnableSASL(), kfake.Superuser(mechanism, user, pass),
@@ -67,12 +67,12 @@ func roundTrip(addr string, opts []kgo.Opt) error {
 // TestRoundTrip produces and consumes through mutual TLS and each
 // password mechanism kfake serves.
 func TestRoundTrip(t *testing.T) {
-	p := kafkaauthtest.New(t)
+	p := pki.New(t)
 	for _, mech := range []string{ScramSHA256, ScramSHA512, Plain} {
 		t.Run(mech, func(t *testing.T) {
 			addr := secureCluster(t, p, mech, "connectd", "s3cret")
 			k := config.Kafka{Brokers: []string{addr},
-				TLS:  &config.TLS{CAFile: p.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile, ServerName: "localhost"},
+				TLS:  &config.TLS{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey, ServerName: "localhost"},
 				SASL: &config.SASL{Mechanism: mech, Username: "connectd", Password: "s3cret"}}
 			opts, err := Options(k)
 			if err != nil {
@@ -92,10 +92,10 @@ func TestRoundTrip(t *testing.T) {
 // and the cause, marked ErrSecurity, and quickly (franz-go alone would
 // retry until a request times out).
 func TestCheckErrors(t *testing.T) {
-	p := kafkaauthtest.New(t)
-	other := kafkaauthtest.New(t) // a CA that did not sign the broker's certificate
+	p := pki.New(t)
+	other := pki.New(t) // a CA that did not sign the broker's certificate
 	addr := secureCluster(t, p, ScramSHA512, "connectd", "s3cret")
-	tl := &config.TLS{CAFile: p.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile}
+	tl := &config.TLS{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}
 	good := &config.SASL{Mechanism: ScramSHA512, Username: "connectd", Password: "s3cret"}
 	for _, tc := range []struct {
 		name, addr string
@@ -104,9 +104,9 @@ func TestCheckErrors(t *testing.T) {
 	}{
 		{"wrong password", addr, config.Kafka{TLS: tl, SASL: &config.SASL{Mechanism: ScramSHA512, Username: "connectd", Password: "wrong"}},
 			`SASL SCRAM-SHA-512 authentication as user "connectd" refused: wrong username, password or token`},
-		{"wrong CA", addr, config.Kafka{TLS: &config.TLS{CAFile: other.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile}, SASL: good},
+		{"wrong CA", addr, config.Kafka{TLS: &config.TLS{CAFile: other.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}, SASL: good},
 			"TLS: the broker's certificate is not signed by a CA in kafka.tls.ca_file"},
-		{"wrong server name", addr, config.Kafka{TLS: &config.TLS{CAFile: p.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile, ServerName: "kafka.example"}, SASL: good},
+		{"wrong server name", addr, config.Kafka{TLS: &config.TLS{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey, ServerName: "kafka.example"}, SASL: good},
 			`TLS: the broker's certificate is not valid for "kafka.example"`},
 		{"no client certificate", addr, config.Kafka{TLS: &config.TLS{CAFile: p.CAFile}, SASL: good},
 			"TLS: the broker requires a client certificate"},
@@ -142,7 +142,7 @@ func TestCheckErrors(t *testing.T) {
 // error names the likely cause but is not ErrSecurity, since a slow broker
 // looks the same.
 func TestCheckTLSAgainstPlaintext(t *testing.T) {
-	p := kafkaauthtest.New(t)
+	p := pki.New(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestCheckTLSAgainstKafkaPlaintext(t *testing.T) {
 			c.Close()
 		}
 	}()
-	p := kafkaauthtest.New(t)
+	p := pki.New(t)
 	k := config.Kafka{TLS: &config.TLS{CAFile: p.CAFile}}
 	opts, _ := Options(k)
 	err = Check(context.Background(), []string{l.Addr().String()}, opts, k)
@@ -191,9 +191,9 @@ func TestCheckTLSAgainstKafkaPlaintext(t *testing.T) {
 
 // TestCheckExpiredCertificate: a broker whose certificate expired.
 func TestCheckExpiredCertificate(t *testing.T) {
-	p := kafkaauthtest.NewExpired(t)
+	p := pki.NewExpired(t)
 	addr := secureCluster(t, p, Plain, "u", "p")
-	k := config.Kafka{TLS: &config.TLS{CAFile: p.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile}, SASL: &config.SASL{Mechanism: Plain, Username: "u", Password: "p"}}
+	k := config.Kafka{TLS: &config.TLS{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}, SASL: &config.SASL{Mechanism: Plain, Username: "u", Password: "p"}}
 	opts, _ := Options(k)
 	err := Check(context.Background(), []string{addr}, opts, k)
 	want := "kafka broker " + addr + ": TLS: the broker's certificate has expired or is not yet valid"
@@ -209,10 +209,10 @@ func TestInsecureSkipVerify(t *testing.T) {
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	defer slog.SetDefault(prev)
-	p, other := kafkaauthtest.New(t), kafkaauthtest.New(t)
+	p, other := pki.New(t), pki.New(t)
 	addr := secureCluster(t, p, Plain, "u", "p")
 	// other's CA did not sign the broker's certificate.
-	k := config.Kafka{TLS: &config.TLS{CAFile: other.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile, InsecureSkipVerify: true}, SASL: &config.SASL{Mechanism: Plain, Username: "u", Password: "p"}}
+	k := config.Kafka{TLS: &config.TLS{CAFile: other.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey, InsecureSkipVerify: true}, SASL: &config.SASL{Mechanism: Plain, Username: "u", Password: "p"}}
 	opts, err := Options(k)
 	if err != nil {
 		t.Fatal(err)

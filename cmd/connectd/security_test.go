@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/connectd/connectd/kafkaauth/kafkaauthtest"
+	"github.com/connectd/connectd/test/pki"
 )
 
 // TestRunSASLSSL runs two exactly_once connectors (generator → Kafka, and
@@ -18,8 +18,8 @@ import (
 // a wrong password stops `run` and `verify` at once with the broker and
 // the cause named, instead of connectors that never progress.
 func TestRunSASLSSL(t *testing.T) {
-	pki := kafkaauthtest.New(t)
-	c := newCluster(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "connectd", "s3cret"), kfake.TLS(pki.ServerTLS()))
+	certs := pki.New(t)
+	c := newCluster(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "connectd", "s3cret"), kfake.TLS(certs.ServerTLS()))
 	addr := c.ListenAddrs()[0]
 	dir := t.TempDir()
 	path := writeConfig(t, dir, "sasl-ssl.yaml", `
@@ -29,9 +29,9 @@ admin:
 kafka:
 	brokers: [`+addr+`]
 	tls:
-		ca_file: `+pki.CAFile+`
-		cert_file: `+pki.CertFile+`
-		key_file: `+pki.KeyFile+`
+		ca_file: `+certs.CAFile+`
+		cert_file: `+certs.ClientCert+`
+		key_file: `+certs.ClientKey+`
 	sasl:
 		mechanism: SCRAM-SHA-512
 		username: connectd

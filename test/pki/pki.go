@@ -32,10 +32,25 @@ type PKI struct {
 	// Client is the same pair loaded for a tls.Config.
 	ClientCert, ClientKey string
 	Client                tls.Certificate
+	// Server is the server certificate loaded, for a test server's
+	// tls.Config (ServerTLS).
+	Server tls.Certificate
 }
 
 // New issues a fresh CA, server and client certificate under t.TempDir().
-func New(t testing.TB) *PKI {
+func New(t testing.TB) *PKI { return newPKI(t, false) }
+
+// NewExpired is New with a server certificate that expired an hour ago.
+func NewExpired(t testing.TB) *PKI { return newPKI(t, true) }
+
+// ServerTLS is a server's TLS configuration (kfake.TLS, an HTTPS test
+// server) that requires a client certificate signed by p's CA: mutual TLS.
+func (p *PKI) ServerTLS() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{p.Server}, ClientCAs: p.Pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+}
+
+func newPKI(t testing.TB, expiredServer bool) *PKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey := newKey(t)
@@ -74,6 +89,9 @@ func New(t testing.TB) *PKI {
 		if usage == x509.ExtKeyUsageServerAuth {
 			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 			tmpl.DNSNames = []string{"localhost"}
+			if expiredServer {
+				tmpl.NotBefore, tmpl.NotAfter = now.Add(-2*time.Hour), now.Add(-time.Hour)
+			}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 		if err != nil {
@@ -91,6 +109,9 @@ func New(t testing.TB) *PKI {
 	p.ClientCert, p.ClientKey = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 	issue(3, "client", x509.ExtKeyUsageClientAuth, p.ClientCert, p.ClientKey)
 	if p.Client, err = tls.LoadX509KeyPair(p.ClientCert, p.ClientKey); err != nil {
+		t.Fatal(err)
+	}
+	if p.Server, err = tls.LoadX509KeyPair(p.ServerCert, p.ServerKey); err != nil {
 		t.Fatal(err)
 	}
 	return p
