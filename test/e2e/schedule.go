@@ -54,9 +54,10 @@ func SinkSchedule(seed uint64, p float64) Schedule {
 type Outcome struct {
 	// Report is verify's, once all n outputs are committed.
 	Report verify.Report
-	// Daemons are every instance started; the last (a's second run) is
-	// still running.
+	// Daemons are every instance started, in order: a, a again, b.
 	Daemons []*daemon.Daemon
+	// Running is the one still running at the end (a's second run).
+	Running *daemon.Daemon
 	// Faults is the stopped injector (Fired, SureHits); Hits and Summary
 	// are its totals.
 	Faults  *Injector
@@ -82,7 +83,7 @@ func RunSchedule(t testing.TB, c *kfake.Cluster, cfg *config.Config, name string
 	a := start("a")
 	WaitExpected(t, c, cfg, name, n/4, 2*time.Minute)
 	a.Stop() // graceful: commits or aborts its open batch
-	start("a")
+	out.Running = start("a")
 	WaitExpected(t, c, cfg, name, n/2, 2*time.Minute)
 	b := start("b")
 	WaitExpected(t, c, cfg, name, 3*n/4, 2*time.Minute)

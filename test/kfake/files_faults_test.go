@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/connectd/connectd/sink/files"
 	"github.com/connectd/connectd/test/e2e"
 	"github.com/connectd/connectd/test/testenv"
 	"github.com/connectd/connectd/verify"
@@ -22,7 +23,7 @@ func runFilesUnderFaults(t *testing.T, guarantee string, n int) (verify.Report, 
 	yaml = strings.Replace(yaml, "\t\tcommit.interval:", "\t\tguarantee: "+guarantee+"\n\t\tcommit.interval:", 1)
 	cfg := parse(t, c, yaml)
 	run := e2e.RunSchedule(t, c, cfg, "tofiles", n, e2e.SinkSchedule(7, 0.05))
-	run.Daemons[len(run.Daemons)-1].Stop() // the last stop rolls what is staged
+	run.Running.Stop() // the last stop rolls what is staged
 	// Every fault must have fired in the exactly_once run, which takes a
 	// minute (a commit fsyncs). The at_least_once run can drain in
 	// seconds, before any member's first heartbeat: its bite is its
@@ -66,6 +67,19 @@ func TestFilesSinkAtLeastOnceUnderFaults(t *testing.T) {
 	rep, dir := runFilesUnderFaults(t, "at_least_once", n)
 	if rep.Missing != 0 || rep.Unexpected != 0 {
 		t.Fatalf("at_least_once lost or invented records: %s", rep)
+	}
+	// The last stop rolled everything into files DuckDB can see.
+	out, err := files.ReadAtLeastOnceOutput(t.Context(), files.Config{Path: dir}, "tofiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFiles := 0
+	for _, f := range out.Files {
+		inFiles += len(f.Rows)
+	}
+	t.Logf("after the last stop: %d rows in %d files, %d staged segments, %d unlisted files", inFiles, len(out.Files), len(out.Staged), len(out.Unlisted))
+	if len(out.Staged) != 0 || len(out.Unlisted) != 0 {
+		t.Fatalf("after the last stop: %d staged segments, %d unlisted files; want every row in a listed file", len(out.Staged), len(out.Unlisted))
 	}
 	rows, ids := testenv.DuckDBCount(t, dir)
 	t.Logf("DuckDB: %d rows, %d distinct event IDs; verify: %s", rows, ids, rep)

@@ -40,7 +40,7 @@ func TestFilesSinkExactlyOnce(t *testing.T) {
 	run := e2e.RunSchedule(t, c, cfg, "tofiles", n, e2e.Schedule{})
 	rep := run.Report
 	must(t, rep, "the files sink, exactly_once")
-	run.Daemons[len(run.Daemons)-1].Stop() // the last stop rolls what is staged
+	run.Running.Stop() // the last stop rolls what is staged
 
 	out, err := files.ReadOutput(t.Context(), files.Config{Path: dir}, "tofiles", "connectd-tofiles")
 	if err != nil {
