@@ -320,10 +320,7 @@ connectors:
 func TestEnvExpansion(t *testing.T) {
 	t.Setenv("SET_FOR_TEST", "value")
 	t.Setenv("EMPTY_FOR_TEST", "")
-	tests := []struct {
-		in, want string
-		problem  string
-	}{
+	checkExpand(t, []expandCase{
 		{in: "plain", want: "plain"},
 		{in: "${SET_FOR_TEST}", want: "value"},
 		{in: "a-${SET_FOR_TEST}-b", want: "a-value-b"},
@@ -338,8 +335,16 @@ func TestEnvExpansion(t *testing.T) {
 		{in: "${UNSET_FOR_TEST}", problem: "environment variable UNSET_FOR_TEST is not set (use ${UNSET_FOR_TEST:default} for a default)"},
 		{in: "${1BAD}", problem: "invalid environment variable reference ${1BAD} (want ${NAME} or ${NAME:default})"},
 		{in: "x${SET_FOR_TEST", problem: `unterminated ${ in "${SET_FOR_TEST" (write $${ for a literal ${)`},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// expandCase is one reference expansion: in expands to want, or reports
+// problem.
+type expandCase struct{ in, want, problem string }
+
+func checkExpand(t *testing.T, cases []expandCase) {
+	t.Helper()
+	for _, tt := range cases {
 		got, problems := expandEnv(tt.in)
 		if tt.problem != "" {
 			if len(problems) != 1 || problems[0] != tt.problem {

@@ -36,7 +36,7 @@ func TestFileReference(t *testing.T) {
 		}
 	}
 	t.Setenv("SET_FOR_TEST", "value")
-	for _, tt := range []struct{ in, want, problem string }{
+	checkExpand(t, []expandCase{
 		{in: "${file:" + dir + "/nl}", want: "s3cret"},
 		{in: "${file:" + dir + "/two}", want: "s3cret\n"},
 		{in: "${file:" + dir + "/crlf}", want: "s3cret"},
@@ -53,18 +53,7 @@ func TestFileReference(t *testing.T) {
 		{in: "${file:" + dir + "}", problem: "${file:" + dir + "}: cannot read the file: is a directory"},
 		{in: "${file:relative/path}", problem: "${file:relative/path}: the path must be absolute"},
 		{in: "${file:}", problem: "${file:}: the path must be absolute"},
-	} {
-		got, problems := expandEnv(tt.in)
-		if tt.problem != "" {
-			if len(problems) != 1 || problems[0] != tt.problem {
-				t.Errorf("expandEnv(%q) problems = %q, want %q", tt.in, problems, tt.problem)
-			}
-			continue
-		}
-		if len(problems) != 0 || got != tt.want {
-			t.Errorf("expandEnv(%q) = %q, %q; want %q", tt.in, got, problems, tt.want)
-		}
-	}
+	})
 }
 
 // TestParseFileReference reads a token and a sink's password from files,
