@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/connectd/connectd/cluster"
 	"log/slog"
 	"net"
 	"net/http"
@@ -108,6 +109,21 @@ func WithConfig(cfg *config.Config) Option {
 	}
 }
 
+// MemberStatuses is the cluster's task statuses (package cluster's
+// StatusLog): every member's tasks of a connector, this one's included.
+type MemberStatuses interface {
+	Statuses(connector string) []cluster.TaskStatus
+}
+
+// WithClusterStatus makes a connector's status list the tasks of every
+// member of the cluster, each with its worker_id, as Kafka Connect's
+// distributed mode does: this member's from its own connectors (live),
+// the others' from the status topic. A member that stopped refreshing
+// (crashed, cut off) shows its tasks UNASSIGNED until it comes back.
+func WithClusterStatus(m MemberStatuses) Option {
+	return func(s *Server) { s.members = m }
+}
+
 // WithWorkerID sets the worker_id reported in status. Default: the address
 // the server listens on once Listen has bound it.
 func WithWorkerID(id string) Option {
@@ -195,7 +211,10 @@ type Server struct {
 	// metricsHandler serves WithMetrics' registry; nil without one.
 	metricsHandler http.Handler
 	// txns serves /transactions; nil without WithTransactions.
-	txns    Transactions
+	txns Transactions
+	// members is WithClusterStatus' view of the other members' tasks;
+	// nil for a standalone daemon.
+	members MemberStatuses
 	mux     *http.ServeMux // the routes, without authentication
 	handler http.Handler   // mux behind authentication
 

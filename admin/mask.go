@@ -100,6 +100,11 @@ func secretKey(key string) bool {
 
 // maskString masks the passwords of connection strings in s: URL userinfo
 // and keyword=value passwords. Passwords given as ${VAR} stay.
+// MaskTrace hides the passwords an error text may quote (a DSN or URL from
+// the config), as every status answer does; a member publishes its
+// tasks' traces to the status topic through it.
+func MaskTrace(s string) string { return maskString(s) }
+
 func maskString(s string) string {
 	if strings.Contains(s, "://") {
 		s = urlPassword.ReplaceAllStringFunc(s, func(m string) string {

@@ -162,12 +162,37 @@ func (s *Server) status(st connector.Status) ConnectorStatus {
 			out.Tasks = append(out.Tasks, TaskStatus{ID: ts.ID, StateInfo: ti})
 		}
 	}
+	out.Tasks = append(out.Tasks, s.memberTasks(st.Name)...)
 	if out.Partitions == nil {
 		out.Partitions = []connector.PartitionStatus{}
 	}
 	if !st.LastCommit.IsZero() {
 		t := st.LastCommit.UTC()
 		out.LastCommit = &t
+	}
+	return out
+}
+
+// memberTasks are the other members' tasks of connector name, from the
+// status topic (WithClusterStatus); none for a standalone daemon. A stale
+// member's tasks are UNASSIGNED: nobody knows they run, and their
+// partitions move to the live members through the consumer groups.
+func (s *Server) memberTasks(name string) []TaskStatus {
+	if s.members == nil {
+		return nil
+	}
+	self := s.worker()
+	var out []TaskStatus
+	for _, ts := range s.members.Statuses(name) {
+		if ts.WorkerID == self {
+			continue // this member's own tasks are the live ones above
+		}
+		info := StateInfo{State: ts.State, WorkerID: ts.WorkerID, Trace: maskString(ts.Trace)}
+		if ts.Stale {
+			info = StateInfo{State: "UNASSIGNED", WorkerID: ts.WorkerID,
+				Trace: "no status from this member for 3 refresh intervals"}
+		}
+		out = append(out, TaskStatus{ID: ts.Task, StateInfo: info})
 	}
 	return out
 }

@@ -172,7 +172,7 @@ colour: blue
 				`f.yaml:8:5: unknown key "gaurantee" in connectors[0] (known keys: name, guarantee, commit.interval, batch.max.records, tasks, transaction.timeout, shutdown_timeout, event_id, errors.tolerance, dead_letter_queue, source, transforms, sink, sinks, bounded)`,
 				`f.yaml:9:16: unknown key "form" in connectors[0].event_id (known keys: from, header, field)`,
 				`f.yaml:10:35: unknown key "partitions" in connectors[0].dead_letter_queue (known keys: topic)`,
-				`f.yaml:13:1: unknown key "colour" in top level (known keys: admin, kafka, connectors, instance_id, offsets_topic)`,
+				`f.yaml:13:1: unknown key "colour" in top level (known keys: admin, kafka, connectors, instance_id, offsets_topic, cluster)`,
 			},
 		},
 		{

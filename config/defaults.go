@@ -84,6 +84,7 @@ func applyDefaults(c *Config, spans map[string]span) {
 			e.Partitions = DefaultEmbeddedPartitions
 		}
 	}
+	applyClusterDefaults(c.Cluster, set)
 	for i := range c.Connectors {
 		applyConnectorDefaults(&c.Connectors[i], connectorPath(i), set)
 	}

@@ -19,6 +19,10 @@ type Config struct {
 	// not a Kafka consumer group keep their checkpoints. Default
 	// "_connectd-offsets".
 	OffsetsTopic string `yaml:"offsets_topic"`
+	// Cluster, when set, makes this daemon a member of a connectd cluster
+	// coordinated through Kafka (package cluster). Nil: a standalone
+	// daemon.
+	Cluster *Cluster `yaml:"cluster"`
 	// Path is the file this config was loaded from (not a YAML field).
 	Path string `yaml:"-"`
 }

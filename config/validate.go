@@ -53,6 +53,7 @@ func (v *validator) config(c *Config) {
 	top := Position{File: v.file, Line: 1, Column: 1}
 	v.kafka(c.Kafka, top)
 	v.admin(c.Admin, top)
+	v.cluster(c, top)
 	if len(c.Connectors) == 0 && v.ok("connectors") {
 		v.add(v.keyAt("connectors", top), "no connectors: define at least one under connectors")
 	}

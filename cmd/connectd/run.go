@@ -121,6 +121,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		opts = append(opts, admin.WithTLS(tlsCfg))
 	}
+	if err := checkKafka(cfg, d.ClientOpts, log); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	members, err := openClusterStatus(context.Background(), cfg, d.ClientOpts, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	if members != nil {
+		opts = append(opts, admin.WithWorkerID(cfg.InstanceID), admin.WithClusterStatus(members.log))
+		defer members.stop()
+	}
 	srv := admin.New(d.API(), log, opts...)
 	// Bind the admin port before starting anything, so a taken port fails
 	// the start instead of leaving connectors running unobservable.
@@ -138,16 +151,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	stopTuner := startGCTuner(log)
 	defer stopTuner()
 	log.Info("starting connectd", "version", b.Version, "config", *path, "connectors", len(cfg.Connectors))
-	if err := checkKafka(cfg, d.ClientOpts, log); err != nil {
-		log.Error("cannot start", "err", err)
-		shutdownAdmin(srv)
-		return exitFail
-	}
 	if err := d.Start(context.Background()); err != nil {
 		log.Error("cannot start", "err", err)
 		d.Stop()
 		shutdownAdmin(srv)
 		return exitFail
+	}
+	if members != nil {
+		members.start(d)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
