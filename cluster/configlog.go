@@ -84,7 +84,7 @@ func Open(ctx context.Context, brokers []string, topic string, opts []kgo.Opt, l
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureTopic(ctx, cl, topic); err != nil {
+	if err := ensureTopic(ctx, cl, topic, 1); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("config topic %s: %w", topic, err)
 	}
@@ -110,10 +110,11 @@ func Open(ctx context.Context, brokers []string, topic string, opts []kgo.Opt, l
 	return l, nil
 }
 
-// ensureTopic creates topic with one partition, compacted, if missing.
-func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+// ensureTopic creates topic, compacted, with partitions and the brokers'
+// default replication, if it is missing.
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) error {
 	compact := "compact"
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": &compact}, topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -78,12 +75,7 @@ func OpenStatus(ctx context.Context, brokers []string, topic, worker string, int
 	if err != nil {
 		return nil, err
 	}
-	compact := "compact"
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, statusPartitions, -1, map[string]*string{"cleanup.policy": &compact}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	if err := ensureTopic(ctx, cl, topic, statusPartitions); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("status topic %s: %w", topic, err)
 	}
