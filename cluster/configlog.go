@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 
@@ -196,11 +197,7 @@ func (l *ConfigLog) waitPast(ctx context.Context, offset int64) error {
 func (l *ConfigLog) Snapshot() map[string]Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]Entry, len(l.entries))
-	for n, e := range l.entries {
-		out[n] = e
-	}
-	return out
+	return maps.Clone(l.entries)
 }
 
 // Put writes name's definition and target and returns the write's version

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/config"
 )
@@ -123,10 +124,8 @@ func (h *saslHook) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.
 	}
 }
 
-const saslAuthenticateKey = 36
-
 func (h *saslHook) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if key == saslAuthenticateKey && err != nil {
+	if key == int16(kmsg.SASLAuthenticate) && err != nil {
 		h.mu.Lock()
 		h.err = true
 		h.mu.Unlock()

@@ -163,7 +163,7 @@ func withIdleOffsets(ctx context.Context, cp connector.Checkpoint) context.Conte
 				meta = p.Metadata
 			}
 		}
-		for _, tp := range sortedTPs(cp) {
+		for _, tp := range cp.Partitions() {
 			next := cp[tp]
 			if in[tp] || next < 0 {
 				continue
@@ -181,15 +181,6 @@ func withIdleOffsets(ctx context.Context, cp connector.Checkpoint) context.Conte
 		}
 		return nil
 	})
-}
-
-func sortedTPs(cp connector.Checkpoint) []connector.TopicPartition {
-	tps := make([]connector.TopicPartition, 0, len(cp))
-	for tp := range cp {
-		tps = append(tps, tp)
-	}
-	slices.SortFunc(tps, connector.TopicPartition.Compare)
-	return tps
 }
 
 // GroupRebalance implements connector.GroupCommitter: End commits the
