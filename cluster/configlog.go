@@ -66,6 +66,7 @@ type ConfigLog struct {
 	written map[string]bool // names ever written, deleted ones included
 	next    int64           // the next offset the reader will see
 	err     error           // the reader's end, once it ended
+	watch   []chan struct{} // Changes' channels
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -141,8 +142,17 @@ func (l *ConfigLog) read(ctx context.Context) {
 			l.log.Warn("reading the config topic", "topic", l.topic, "err", err)
 		})
 		l.mu.Lock()
+		before := l.next
 		fs.EachRecord(l.applyLocked)
 		l.changed.Broadcast()
+		if l.next != before {
+			for _, c := range l.watch {
+				select {
+				case c <- struct{}{}:
+				default: // one pending signal says it all: read Snapshot
+				}
+			}
+		}
 		l.mu.Unlock()
 	}
 }
@@ -193,11 +203,30 @@ func (l *ConfigLog) waitPast(ctx context.Context, offset int64) error {
 	return nil
 }
 
+// Changes returns a channel that receives a signal after the reader has
+// applied new records; the receiver then reads Snapshot. Signals do not
+// queue up: several writes may show as one.
+func (l *ConfigLog) Changes() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	l.mu.Lock()
+	l.watch = append(l.watch, c)
+	l.mu.Unlock()
+	return c
+}
+
 // Snapshot returns every connector's entry.
 func (l *ConfigLog) Snapshot() map[string]Entry {
+	entries, _ := l.SnapshotAt()
+	return entries
+}
+
+// SnapshotAt returns every connector's entry and the log position they
+// reflect: the offset after the last record applied. A write whose
+// version is below next (a deletion included) is part of the snapshot.
+func (l *ConfigLog) SnapshotAt() (entries map[string]Entry, next int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return maps.Clone(l.entries)
+	return maps.Clone(l.entries), l.next
 }
 
 // Put writes name's definition and target and returns the write's version

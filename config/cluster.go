@@ -3,9 +3,10 @@ package config
 import "time"
 
 // Cluster configures cluster mode: the members sharing an ID share their
-// task statuses through StatusTopic (and, later, their connector
-// configurations through ConfigTopic), so any member's admin API answers
-// for the whole cluster. Each member's worker ID is its instance_id.
+// connector configurations through ConfigTopic (any member's admin API
+// writes there, every member runs what it holds) and their task statuses
+// through StatusTopic, so any member's admin API answers for the whole
+// cluster. Each member's worker ID is its instance_id.
 type Cluster struct {
 	// ID names the cluster; the topics default from it.
 	ID string `yaml:"id"`
@@ -67,6 +68,9 @@ func (v *validator) cluster(c *Config, top Position) {
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		v.add(at, "cluster mode needs kafka.brokers: the members coordinate through one Kafka cluster, not an embedded broker")
+	}
+	if c.Admin.StateFile != "" {
+		v.add(v.at("admin.state_file", at), "admin.state_file is not used in cluster mode: the config topic (cluster.config_topic) keeps what the admin API changes, for every member")
 	}
 	if _, set := v.spans["instance_id"]; !set {
 		v.add(at, "cluster mode needs an explicit instance_id: it is this member's worker ID in every member's status answers")

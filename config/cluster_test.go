@@ -39,3 +39,44 @@ func TestClusterErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWrittenKeepsReferences: a connector's Written definition (what
+// cluster mode seeds the config topic with) holds ${VAR} and ${file:}
+// references as written, merge keys resolved, while the parsed connector
+// has the values.
+func TestWrittenKeepsReferences(t *testing.T) {
+	t.Setenv("WRITTEN_TOPIC", "secret-topic")
+	cfg, err := Parse("f.yaml", []byte(`
+kafka:
+  brokers: ["localhost:9092"]
+connectors:
+  - &first
+    name: first
+    shutdown_timeout: 5s
+    source: {type: kafka, topics: [in]}
+    sink: {type: kafka, topic: out}
+  - <<: *first
+    name: c
+    sink: {type: kafka, topic: "${WRITTEN_TOPIC}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Connectors[1]
+	w := string(c.Written)
+	if !strings.Contains(w, `"topic":"${WRITTEN_TOPIC}"`) || strings.Contains(w, "secret-topic") || !strings.Contains(w, `"shutdown_timeout":"5s"`) {
+		t.Errorf("Written = %s, want the reference and the merged key", w)
+	}
+	again, err := ParseConnector("again", c.Written)
+	if err != nil || again.ShutdownTimeout.D() != 5*time.Second {
+		t.Errorf("Written does not parse back: %v, %+v", err, again)
+	}
+}
+
+// TestClusterRefusesStateFile: the config topic replaces admin.state_file.
+func TestClusterRefusesStateFile(t *testing.T) {
+	_, err := Parse("f.yaml", []byte(minimal+"instance_id: a\nadmin: {state_file: s.json}\ncluster: {id: p}\n"))
+	if err == nil || !strings.Contains(err.Error(), "admin.state_file is not used in cluster mode") {
+		t.Fatalf("error %v, want admin.state_file refused", err)
+	}
+}

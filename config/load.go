@@ -53,6 +53,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	for i := range cfg.Connectors {
 		cfg.Connectors[i].Pos = d.at(connectorPath(i), Position{File: file, Line: 1, Column: 1})
 	}
+	if body != nil {
+		d.setWritten(body, cfg)
+	}
 	applyDefaults(cfg, d.spans)
 	v := &validator{file: file, spans: d.spans, failed: d.failed, errs: &d.errs}
 	v.config(cfg)

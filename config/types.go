@@ -123,6 +123,10 @@ type Connector struct {
 
 	// Pos is where the connector is defined (not a YAML field).
 	Pos Position `yaml:"-"`
+	// Written is the connector's definition as the config file has it,
+	// as JSON with ${VAR} and ${file:} references unexpanded (not a YAML
+	// field; set by Parse, nil for a definition given through the API).
+	Written []byte `yaml:"-" json:"-"`
 	// Explicit says which keys with a bounded-run default the config set
 	// itself (not a YAML field): a bounded run gives the others
 	// BoundedDefaults, an explicit value always wins.

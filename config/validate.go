@@ -54,7 +54,9 @@ func (v *validator) config(c *Config) {
 	v.kafka(c.Kafka, top)
 	v.admin(c.Admin, top)
 	v.cluster(c, top)
-	if len(c.Connectors) == 0 && v.ok("connectors") {
+	// A cluster member may start with none: it runs those of the config
+	// topic, written through any member's admin API.
+	if len(c.Connectors) == 0 && v.ok("connectors") && c.Cluster == nil {
 		v.add(v.keyAt("connectors", top), "no connectors: define at least one under connectors")
 	}
 	firstByName := map[string]Position{}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/connectd/connectd/admin"
 	"github.com/connectd/connectd/bounded"
+	"github.com/connectd/connectd/cluster"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/embedded"
@@ -40,7 +41,11 @@ type Daemon struct {
 	// Until, if set before Start, makes every connector a bounded job
 	// over its input up to where Until says (bounded.go).
 	Until *bounded.Until
-	jobs  map[string]job
+	// Configs, if set before Start, is cluster mode (cluster.go): the
+	// connectors are those of the cluster's config topic, and lifecycle
+	// requests write there.
+	Configs ConfigStore
+	jobs    map[string]job
 
 	mu      sync.Mutex
 	broker  *kfake.Cluster
@@ -49,6 +54,11 @@ type Daemon struct {
 	cancel  context.CancelFunc
 	entries map[string]*entry
 	state   *stateFile
+	// Cluster mode: the config topic position applied so far, a channel
+	// closed at each apply, and the end of the topic's watcher.
+	applied       int64
+	appliedSignal chan struct{}
+	watchDone     chan struct{}
 }
 
 // entry is one hosted connector.
@@ -65,6 +75,11 @@ type entry struct {
 	// finished says how a connector with a bounded: block finished
 	// (FINISHED, block.go); "" until then.
 	finished string
+	// Cluster mode: the config topic version of this definition and
+	// target, the target, and why the definition does not decode here.
+	version int64
+	target  cluster.Target
+	broken  error
 }
 
 // Errors returned for lifecycle requests; see package admin.
@@ -123,8 +138,19 @@ func SplitBrokers(entries []string) []string {
 
 // Start starts the embedded broker (if configured), applies the state file
 // (connectors created, changed, stopped or deleted through the API), and
-// starts every connector not STOPPED.
+// starts every connector not STOPPED. In cluster mode the connectors are
+// instead those of the config topic (cluster.go), which the file seeds.
 func (d *Daemon) Start(ctx context.Context) error {
+	if err := d.startLocal(ctx); err != nil {
+		return err
+	}
+	if d.Configs != nil {
+		return d.startCluster(ctx)
+	}
+	return nil
+}
+
+func (d *Daemon) startLocal(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e := d.cfg.Kafka.Embedded; e != nil {
@@ -163,6 +189,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 	}
 	d.ctx, d.cancel = context.WithCancel(ctx)
+	if d.Configs != nil {
+		var errs []error
+		for _, e := range d.entries {
+			errs = append(errs, clusterable(e.spec))
+		}
+		clear(d.entries) // the config topic's connectors replace the file's
+		return config.Merge(errs...)
+	}
 	for _, e := range d.entries {
 		if !e.stopped {
 			d.startLocked(e)
@@ -181,7 +215,11 @@ func (d *Daemon) onFenced(name string) {
 // startLocked builds a fresh connector for e and runs it.
 func (d *Daemon) startLocked(e *entry) {
 	var c connector.Runner
-	if err := d.startBlockLocked(e); err != nil {
+	err := e.broken
+	if err == nil {
+		err = d.startBlockLocked(e)
+	}
+	if err != nil {
 		c = &unstarted{name: e.spec.Conf.Name, guarantee: string(e.spec.Conf.Guarantee), err: err}
 	} else {
 		c = pipeline.Build(e.spec, d.connectorEnv(e.spec.Conf.Name, "pipeline"))
@@ -251,6 +289,12 @@ func (d *Daemon) Stop() {
 	if d.cancel != nil {
 		d.cancel()
 	}
+	watching := d.watchDone
+	d.mu.Unlock()
+	if watching != nil {
+		<-watching // no reconcile starts a connector after this
+	}
+	d.mu.Lock()
 	entries := make([]*entry, 0, len(d.entries))
 	for _, e := range d.entries {
 		entries = append(entries, e)
@@ -346,7 +390,11 @@ func (d *Daemon) Config(name string) (config.Connector, []byte, bool) {
 }
 
 // Create adds and starts a connector.
-func (d *Daemon) Create(_ context.Context, cc config.Connector, raw []byte) error {
+func (d *Daemon) Create(ctx context.Context, cc config.Connector, raw []byte) error {
+	if d.Configs != nil {
+		_, err := d.clusterPut(ctx, cc, raw, true)
+		return err
+	}
 	spec, err := pipeline.Decode(cc)
 	if err != nil {
 		return err
@@ -369,6 +417,9 @@ func (d *Daemon) Create(_ context.Context, cc config.Connector, raw []byte) erro
 // Update replaces a connector's config and restarts that connector only, or
 // creates it.
 func (d *Daemon) Update(ctx context.Context, cc config.Connector, raw []byte) (bool, error) {
+	if d.Configs != nil {
+		return d.clusterPut(ctx, cc, raw, false)
+	}
 	spec, err := pipeline.Decode(cc)
 	if err != nil {
 		return false, err
@@ -395,7 +446,10 @@ func (d *Daemon) Update(ctx context.Context, cc config.Connector, raw []byte) (b
 }
 
 // Delete stops a connector and forgets it. Its checkpoint stays where it is.
-func (d *Daemon) Delete(_ context.Context, name string) error {
+func (d *Daemon) Delete(ctx context.Context, name string) error {
+	if d.Configs != nil {
+		return d.clusterDelete(ctx, name)
+	}
 	e, err := d.entry(name)
 	if err != nil {
 		return err
@@ -414,6 +468,9 @@ func (d *Daemon) Delete(_ context.Context, name string) error {
 
 // Pause makes a connector stop reading after its open batch commits.
 func (d *Daemon) Pause(name string) error {
+	if d.Configs != nil {
+		return d.clusterTarget(context.Background(), name, cluster.Paused)
+	}
 	e, err := d.entry(name)
 	if err != nil {
 		return err
@@ -430,6 +487,9 @@ func (d *Daemon) Pause(name string) error {
 
 // Resume resumes a paused or stopped connector.
 func (d *Daemon) Resume(name string) error {
+	if d.Configs != nil {
+		return d.clusterTarget(context.Background(), name, cluster.Running)
+	}
 	e, err := d.entry(name)
 	if err != nil {
 		return err
@@ -447,7 +507,10 @@ func (d *Daemon) Resume(name string) error {
 
 // StopConnector stops a connector (KIP-875 STOPPED): its open batch commits or
 // aborts, its resources are released, and its offsets may be changed.
-func (d *Daemon) StopConnector(_ context.Context, name string) error {
+func (d *Daemon) StopConnector(ctx context.Context, name string) error {
+	if d.Configs != nil {
+		return d.clusterTarget(ctx, name, cluster.Stopped)
+	}
 	e, err := d.entry(name)
 	if err != nil {
 		return err
@@ -470,6 +533,9 @@ func (d *Daemon) Restart(_ context.Context, name string) error {
 	defer d.mu.Unlock()
 	if !e.stopped {
 		d.startLocked(e)
+		if e.target == cluster.Paused {
+			e.conn.Pause()
+		}
 	}
 	return nil
 }
@@ -530,6 +596,9 @@ func (d *Daemon) offsetStore(name string) (pipeline.OffsetStore, bool, error) {
 	e, ok := d.entries[name]
 	if !ok {
 		return nil, false, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if e.broken != nil {
+		return nil, false, fmt.Errorf("%w: %s: its definition does not decode on this member: %v", admin.ErrRefused, name, e.broken)
 	}
 	return pipeline.Offsets(e.spec, d.connectorEnv(name, "offsets")), e.stopped && e.stop == nil, nil
 }

@@ -45,6 +45,9 @@ func (d *Daemon) Replay(ctx context.Context, live string, def []byte, from strin
 	case !ok:
 		d.mu.Unlock()
 		return kappa.Info{}, fmt.Errorf("%w: %s", ErrNotFound, live)
+	case d.Configs != nil:
+		d.mu.Unlock()
+		return kappa.Info{}, errClusterReplay
 	case d.state == nil:
 		d.mu.Unlock()
 		return kappa.Info{}, fmt.Errorf("%w: a replay needs admin.state_file, so that the shadow and its promotion survive a restart", admin.ErrRefused)

@@ -13,31 +13,39 @@ import (
 	"github.com/connectd/connectd/daemon"
 )
 
-// clusterStatus is a cluster member's part in the status topic: it
-// publishes this daemon's tasks every status_interval and removes them on
-// a clean stop; the admin API reads every member's from it.
-type clusterStatus struct {
-	log    *cluster.StatusLog
-	cancel context.CancelFunc
-	done   chan struct{}
+// clusterMember is a daemon's part in its cluster: the config topic it
+// runs the connectors of (daemon.Daemon.Configs), and the status topic,
+// where it publishes its tasks every status_interval and removes them on a
+// clean stop, and from which the admin API reads every member's.
+type clusterMember struct {
+	configs *cluster.ConfigLog
+	log     *cluster.StatusLog
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
-// openClusterStatus opens the status topic of cfg.Cluster (nil without
-// cluster mode). The worker ID is the instance_id (validation requires one).
-func openClusterStatus(ctx context.Context, cfg *config.Config, opts []kgo.Opt, log *slog.Logger) (*clusterStatus, error) {
+// openCluster opens the config and status topics of cfg.Cluster (nil
+// without cluster mode), having read the config topic to its end. The
+// worker ID is the instance_id (validation requires one).
+func openCluster(ctx context.Context, cfg *config.Config, opts []kgo.Opt, log *slog.Logger) (*clusterMember, error) {
 	if cfg.Cluster == nil {
 		return nil, nil
 	}
-	sl, err := cluster.OpenStatus(ctx, daemon.SplitBrokers(cfg.Kafka.Brokers), cfg.Cluster.StatusTopic, cfg.InstanceID,
-		cfg.Cluster.StatusInterval.D(), opts, log.With("cluster", cfg.Cluster.ID))
+	brokers, log := daemon.SplitBrokers(cfg.Kafka.Brokers), log.With("cluster", cfg.Cluster.ID)
+	configs, err := cluster.Open(ctx, brokers, cfg.Cluster.ConfigTopic, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	return &clusterStatus{log: sl}, nil
+	sl, err := cluster.OpenStatus(ctx, brokers, cfg.Cluster.StatusTopic, cfg.InstanceID, cfg.Cluster.StatusInterval.D(), opts, log)
+	if err != nil {
+		configs.Close()
+		return nil, err
+	}
+	return &clusterMember{configs: configs, log: sl}, nil
 }
 
 // start publishes d's tasks until stop.
-func (c *clusterStatus) start(d *daemon.Daemon) {
+func (c *clusterMember) start(d *daemon.Daemon) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
 	go func() {
@@ -46,13 +54,15 @@ func (c *clusterStatus) start(d *daemon.Daemon) {
 	}()
 }
 
-// stop removes this member's statuses (a clean stop) and closes the topic.
-func (c *clusterStatus) stop() {
+// stop removes this member's statuses (a clean stop) and closes both
+// topics; the daemon has stopped following the config topic by then.
+func (c *clusterMember) stop() {
 	if c.cancel != nil {
 		c.cancel()
 		<-c.done
 	}
 	c.log.Close()
+	c.configs.Close()
 }
 
 // taskStatuses are d's connectors' tasks as the status topic holds them,

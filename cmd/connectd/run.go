@@ -125,12 +125,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
-	members, err := openClusterStatus(context.Background(), cfg, d.ClientOpts, log)
+	if bound != nil && cfg.Cluster != nil {
+		fmt.Fprintln(stderr, "connectd run: --until runs this process's connectors as a bounded job; a cluster member runs the config topic's connectors as streams (remove the cluster block, or --until)")
+		return exitUsage
+	}
+	members, err := openCluster(context.Background(), cfg, d.ClientOpts, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
 	if members != nil {
+		d.Configs = members.configs
 		opts = append(opts, admin.WithWorkerID(cfg.InstanceID), admin.WithClusterStatus(members.log))
 		defer members.stop()
 	}
