@@ -1,0 +1,279 @@
+// Package clustered runs a connectd cluster as it is deployed: three
+// connectd containers (the image `make image` builds) in cluster mode on
+// one Docker network with a three-broker Kafka cluster (replication
+// factor 3, min ISR 2). The members coordinate only through the config and
+// status topics and the connector's consumer group.
+package clustered
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/pipeline"
+	"github.com/connectd/connectd/test/testenv"
+	"github.com/connectd/connectd/verify"
+)
+
+// memberConfig is one member's whole config: no connectors of its own,
+// everything comes from the config topic.
+const memberConfig = `
+instance_id: %s
+admin:
+  listen: 0.0.0.0:8083
+kafka:
+  brokers: [%s]
+cluster:
+  id: it
+  status_interval: 500ms
+`
+
+// copyConfig is the config of the connector created through the API,
+// which verify checks too.
+const copyConfig = `{"commit.interval": "100ms", "shutdown_timeout": "5s",
+	"source": {"type": "kafka", "topics": ["in"]},
+	"sink": {"type": "kafka", "topic": "out"}}`
+
+// TestClusterContainers: created via A, the connector runs on A, B and C;
+// paused via B it pauses on all; a SIGKILLed C's partitions move to A and B
+// while records flow, and C rejoins when its container starts again;
+// every record is copied exactly once; deleted via A it stops everywhere
+// and its group offsets stay.
+func TestClusterContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Docker engine and the images `make images` builds")
+	}
+	kc := testenv.StartKafkaContainers(t, 3)
+	tag := testenv.ConnectdImage(t)
+	adm := kadm.NewClient(testenv.KafkaClient(t, kc.Brokers))
+	ctx := t.Context()
+	if _, err := adm.CreateTopic(ctx, 6, 3, nil, "in"); err != nil {
+		t.Fatal(err)
+	}
+
+	ids := []string{"a", "b", "c"}
+	members := map[string]*testenv.ConnectdContainer{}
+	for _, id := range ids {
+		cfg := fmt.Sprintf(memberConfig, id, strings.Join(kc.InternalBrokers, ","))
+		members[id] = testenv.StartConnectdContainer(t, tag, cfg, testenv.WithNetwork(kc.Network, "connectd-"+id))
+	}
+	admin := func(id string) string { return "http://" + members[id].Admin }
+
+	if code := send(t, "POST", admin("a")+"/connectors", `{"name": "copy", "config": `+copyConfig+`}`); code != http.StatusCreated {
+		t.Fatalf("create via A: HTTP %d", code)
+	}
+	running := []string{"a:RUNNING", "b:RUNNING", "c:RUNNING"}
+	for _, id := range ids {
+		waitTasks(t, "created via A, seen on "+id, admin(id), running...)
+	}
+	if code := send(t, "PUT", admin("b")+"/connectors/copy/pause", ""); code != http.StatusAccepted {
+		t.Fatalf("pause via B: HTTP %d", code)
+	}
+	waitTasks(t, "paused via B", admin("c"), "a:PAUSED", "b:PAUSED", "c:PAUSED")
+	if code := send(t, "PUT", admin("c")+"/connectors/copy/resume", ""); code != http.StatusAccepted {
+		t.Fatalf("resume via C: HTTP %d", code)
+	}
+	waitTasks(t, "resumed via C", admin("a"), running...)
+
+	// Records flow through the kill: C holds partitions with batches in
+	// flight when its process dies.
+	feed := newFeeder(t, kc.Brokers)
+	feed.run(0, 10000)
+	waitRecordsIn(t, admin("c"))
+	feeding := feed.start(10000, 40000)
+	docker, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer docker.Close()
+	if _, err := docker.ContainerKill(ctx, members["c"].GetContainerID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatalf("kill C: %v", err)
+	}
+	waitTasks(t, "C killed", admin("a"), "a:RUNNING", "b:RUNNING", "c:UNASSIGNED")
+	<-feeding
+	if err := members["c"].Start(ctx); err != nil {
+		t.Fatalf("start C again: %v", err)
+	}
+	port, err := members["c"].MappedPort(ctx, "8083/tcp") // a new one after a start
+	if err != nil {
+		t.Fatal(err)
+	}
+	members["c"].Admin = "127.0.0.1:" + port.Port()
+	waitTasks(t, "C restarted", admin("a"), running...)
+	waitCommitted(t, adm, 40000)
+
+	if code := send(t, "DELETE", admin("a")+"/connectors/copy", ""); code != http.StatusNoContent {
+		t.Fatalf("delete via A: HTTP %d", code)
+	}
+	for _, id := range ids {
+		waitGone(t, admin(id))
+	}
+	waitCommitted(t, adm, 40000) // offsets kept
+
+	cc, err := config.ParseConnector("copy", []byte(`{"name": "copy", `+copyConfig[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := pipeline.Decode(*cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Run(ctx, verify.Options{Spec: spec, Brokers: kc.Brokers, Stopped: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Expected != 40000 || rep.Duplicates != 0 || rep.Missing != 0 || rep.Unexpected != 0 {
+		t.Fatalf("verify: %s, want 40000 expected, each once", rep)
+	}
+	t.Logf("verify: %s", rep)
+}
+
+// feeder produces numbered records with event IDs to topic in.
+type feeder struct {
+	t  *testing.T
+	cl *kgo.Client
+}
+
+func newFeeder(t *testing.T, brokers []string) *feeder {
+	return &feeder{t: t, cl: testenv.KafkaClient(t, brokers)}
+}
+
+// run produces records from..to-1 and waits until they are acknowledged.
+func (f *feeder) run(from, to int) {
+	for i := from; i < to; i++ {
+		f.cl.Produce(context.Background(), &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 100)), Value: []byte(strconv.Itoa(i)),
+			Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("e" + strconv.Itoa(i))}}}, nil)
+		if i%500 == 499 {
+			time.Sleep(20 * time.Millisecond) // keep records arriving over seconds
+		}
+	}
+	if err := f.cl.Flush(context.Background()); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// start runs run in the background; the channel closes when it is done.
+func (f *feeder) start(from, to int) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { defer close(done); f.run(from, to) }()
+	return done
+}
+
+// send sends a request with a JSON body and returns the status code.
+func send(t *testing.T, method, url, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: HTTP %d: %s", method, url, resp.StatusCode, msg)
+	}
+	return resp.StatusCode
+}
+
+// getJSON GETs url into v and returns the status (0 if unreachable).
+func getJSON(url string, v any) int {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(v)
+	return resp.StatusCode
+}
+
+// waitTasks polls base's status of copy until its tasks, as worker:state,
+// are want.
+func waitTasks(t *testing.T, what, base string, want ...string) {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var st struct {
+			Tasks []struct {
+				State    string `json:"state"`
+				WorkerID string `json:"worker_id"`
+			} `json:"tasks"`
+		}
+		getJSON(base+"/connectors/copy/status", &st)
+		got = got[:0]
+		for _, ts := range st.Tasks {
+			got = append(got, ts.WorkerID+":"+ts.State)
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("%s: tasks %v, want %v", what, got, want)
+}
+
+// waitRecordsIn polls base until its member has committed input of copy.
+func waitRecordsIn(t *testing.T, base string) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var st struct {
+			RecordsIn uint64 `json:"records_in"`
+		}
+		if getJSON(base+"/connectors/copy/status", &st) == http.StatusOK && st.RecordsIn > 0 {
+			return
+		}
+	}
+	t.Fatalf("%s committed no input within 2 minutes: it holds no partition", base)
+}
+
+// waitGone polls base until copy is neither listed nor has a status.
+func waitGone(t *testing.T, base string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var names []string
+		var st map[string]any
+		if getJSON(base+"/connectors", &names) == http.StatusOK && !slices.Contains(names, "copy") &&
+			getJSON(base+"/connectors/copy/status", &st) == http.StatusNotFound {
+			return
+		}
+	}
+	t.Fatalf("%s still runs copy a minute after its deletion", base)
+}
+
+// waitCommitted polls the group's committed offsets on in until they sum
+// to n.
+func waitCommitted(t *testing.T, adm *kadm.Client, n int64) {
+	t.Helper()
+	var sum int64
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		offs, err := adm.FetchOffsets(context.Background(), "connectd-copy")
+		if err != nil {
+			continue
+		}
+		sum = 0
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == "in" {
+				sum += o.At
+			}
+		})
+		if sum == n {
+			return
+		}
+	}
+	t.Fatalf("group connectd-copy committed %d of %d records", sum, n)
+}
