@@ -177,6 +177,9 @@ func TestKubernetesManifests(t *testing.T) {
 	if cfg.InstanceID != "connectd-0" {
 		t.Errorf("instance_id is %q, want the pod name (${POD_NAME}): static membership needs it stable", cfg.InstanceID)
 	}
+	if cfg.Cluster == nil || cfg.Admin.StateFile != "" {
+		t.Errorf("cluster = %+v, state_file = %q: the replicas must form one cluster (an API change on one pod reaches all)", cfg.Cluster, cfg.Admin.StateFile)
+	}
 
 	// Ports and probes are the admin API's.
 	_, port, err := net.SplitHostPort(cfg.Admin.Listen)
