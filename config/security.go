@@ -23,6 +23,12 @@ type TLS struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
+// On says whether t asks for TLS: enabled, or any other field set. A nil
+// block, `tls: {}` and `tls: {enabled: false}` are off.
+func (t *TLS) On() bool {
+	return t != nil && (t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify)
+}
+
 // SASL configures Kafka authentication.
 type SASL struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -60,43 +59,46 @@ func Options(k config.Kafka) ([]kgo.Opt, error) {
 
 // TLSOn says whether k asks for TLS: a tls block with enabled: true or any
 // other field set (config.TLS); `tls: {enabled: false}` or `tls: {}` is off.
-func TLSOn(k config.Kafka) bool {
-	t := k.TLS
-	return t != nil && (t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify)
-}
+func TLSOn(k config.Kafka) bool { return k.TLS.On() }
 
 // TLSConfig builds the client TLS configuration: the CA pool from CAFile
 // (the system's roots when empty), the client certificate for mutual TLS,
 // the server name, and TLS 1.2 at least. franz-go fills ServerName from
 // the host of each broker dialed when it is empty, so every broker of the
 // cluster is checked against its own name.
-func TLSConfig(t config.TLS) (*tls.Config, error) {
+func TLSConfig(t config.TLS) (*tls.Config, error) { return TLSConfigAt(t, "kafka.tls") }
+
+// TLSConfigAt is TLSConfig for a tls block written at path ("kafka.tls",
+// or a sink's "tls"), which its errors and warning name; the Redis sink
+// builds its connections' TLS here too, so both read files and check
+// them the same way.
+func TLSConfigAt(t config.TLS, path string) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+			return nil, fmt.Errorf("%s.ca_file: %w", path, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file %s: no PEM certificate in it", t.CAFile)
+			return nil, fmt.Errorf("%s.ca_file %s: no PEM certificate in it", path, t.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
 		if t.CertFile == "" || t.KeyFile == "" {
-			return nil, errors.New("kafka.tls: cert_file and key_file go together (mutual TLS needs both)")
+			return nil, fmt.Errorf("%s: cert_file and key_file go together (mutual TLS needs both)", path)
 		}
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka.tls cert_file %s / key_file %s: %w", t.CertFile, t.KeyFile, err)
+			return nil, fmt.Errorf("%s cert_file %s / key_file %s: %w", path, t.CertFile, t.KeyFile, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	if t.InsecureSkipVerify {
 		// Loud on purpose: with this set anyone on the path can read and
 		// alter every record and credential, and nothing else says so.
-		slog.Warn("kafka.tls.insecure_skip_verify is set: the brokers' certificates are NOT verified, so the connection is open to interception; use it on a test bench only")
+		slog.Warn(path + ".insecure_skip_verify is set: the servers' certificates are NOT verified, so the connection is open to interception; use it on a test bench only")
 		tc.InsecureSkipVerify = true
 	}
 	return tc, nil

@@ -28,6 +28,13 @@ func classify(op string, err error, commitSent bool) error {
 	if errors.As(err, &ce) {
 		return err
 	}
+	// Nothing of op ran when no connection could be had: say so, and
+	// why in the DSN's terms (connerr.go). The kind follows from the
+	// error as below (a refused login is class 28, Fatal).
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		op, err = "connect to postgres", explainConnect(err)
+	}
 	var pe *pgconn.PgError
 	isPg := errors.As(err, &pe)
 	if isPg && (pe.Code == "40001" || pe.Code == "40P01") {

@@ -21,6 +21,7 @@
 package redis
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/kafkaauth"
 )
 
 // Structures: how a record is stored under its key.
@@ -82,6 +86,14 @@ type Config struct {
 	URL string `yaml:"url"`
 	// Password, when set, overrides the URL's.
 	Password string `yaml:"password"`
+	// TLS, when any of its fields is set, connects with TLS verified
+	// against ca_file (the system's roots without one), with cert_file and
+	// key_file as the client certificate when the server requires one,
+	// and server_name as the name the server's certificate must carry
+	// (default: the host of addr or url). It takes precedence over a
+	// rediss:// URL's TLS, which trusts only the system's roots.
+	// insecure_skip_verify is refused: give the server's CA instead.
+	TLS *config.TLS `yaml:"tls"`
 	// DB, when not 0, overrides the URL's database number.
 	DB int `yaml:"db"`
 	// Key is the template of a record's data key. Placeholders:
@@ -157,6 +169,16 @@ func (c *Config) Validate() error {
 	if c.DB < 0 {
 		return errors.New("db: must not be negative")
 	}
+	if c.TLS.On() {
+		if c.TLS.InsecureSkipVerify {
+			return errors.New("tls.insecure_skip_verify: not supported by the redis sink; set tls.ca_file to the CA that signed the server's certificate")
+		}
+		// Reads the files now, so a missing or malformed one fails the
+		// config at its position instead of every commit.
+		if _, err := c.tlsConfig(); err != nil {
+			return err
+		}
+	}
 	if c.Key == "" {
 		c.Key = DefaultKey
 	}
@@ -231,6 +253,18 @@ func (c *Config) options() (*redis.Options, error) {
 	if c.DB != 0 {
 		o.DB = c.DB
 	}
+	if c.TLS.On() {
+		tc, err := c.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		if tc.ServerName == "" {
+			// go-redis hands the config to crypto/tls as is, which
+			// needs a name to check the certificate against.
+			tc.ServerName, _, _ = net.SplitHostPort(o.Addr)
+		}
+		o.TLSConfig = tc
+	}
 	o.MaxRetries = -1
 	o.DialTimeout = c.Timeout
 	o.ReadTimeout = c.Timeout
@@ -238,6 +272,10 @@ func (c *Config) options() (*redis.Options, error) {
 	o.ContextTimeoutEnabled = true
 	return o, nil
 }
+
+// tlsConfig builds the tls block's client configuration through
+// kafkaauth, which builds Kafka's the same way; errors name "tls.<field>".
+func (c *Config) tlsConfig() (*tls.Config, error) { return kafkaauth.TLSConfigAt(*c.TLS, "tls") }
 
 // keys names the sink's own keys, under the prefix.
 type keys struct {

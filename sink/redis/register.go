@@ -42,6 +42,8 @@ var fields = []component.Field{
 	{Name: "addr", Type: "string", Description: "Server host:port; exactly one of addr and url is required."},
 	{Name: "url", Type: "string", Secret: true, Description: "A redis:// or rediss:// URL (user, password and db may be in it)."},
 	{Name: "password", Type: "string", Secret: true, Description: "Password; overrides the URL's."},
+	{Name: "tls", Type: "object",
+		Description: "TLS with explicit files: ca_file (default: the system's roots), cert_file and key_file (mutual TLS), server_name (default: the host dialed); any field set turns TLS on, whatever the URL's scheme."},
 	{Name: "db", Type: "int", Default: "0", Description: "Database number; when not 0, overrides the URL's."},
 	{Name: "key", Type: "string", Default: "{event_id}",
 		Description: "Template of a record's data key: {event_id}, {key}, {topic}, {partition}, {offset}, {json:dot.path}; {{ and }} are literal braces."},

@@ -60,7 +60,7 @@ func NewStore(ctx context.Context, cfg Config, dlqTopic string) (*Store, error) 
 	for _, sc := range []*redis.Script{claimScript, commitScript, snapshotScript} {
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
 			_ = s.client.Close()
-			return nil, fmt.Errorf("redis sink: loading scripts: %w", err)
+			return nil, fmt.Errorf("redis sink: loading scripts: %w", connError(opts, err))
 		}
 	}
 	if err := ensurePrefixKey(ctx, s.client, &s.cfg); err != nil {

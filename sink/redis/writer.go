@@ -49,7 +49,7 @@ func NewWriter(ctx context.Context, cfg Config, dlqTopic string) (*Writer, error
 	w.plan = newPlanner(&w.cfg, dlqTopic)
 	if err := w.client.Ping(ctx).Err(); err != nil {
 		_ = w.client.Close()
-		return nil, err
+		return nil, connError(opts, err)
 	}
 	if err := ensurePrefixKey(ctx, w.client, &w.cfg); err != nil {
 		_ = w.client.Close()
