@@ -29,6 +29,10 @@ type memParticipant struct {
 	applied     map[string]int
 	listings    int
 	failListing atomic.Int32
+	// failCommits makes that many COMMIT PREPAREDs fail; commitDelay
+	// slows every one down.
+	failCommits atomic.Int32
+	commitDelay time.Duration
 }
 
 func newMemParticipant() *memParticipant {
@@ -51,6 +55,10 @@ func (m *memParticipant) Prepare(_ context.Context, gid string, recs []*connecto
 }
 
 func (m *memParticipant) CommitPrepared(_ context.Context, gid string) error {
+	time.Sleep(m.commitDelay)
+	if m.failCommits.Add(-1) >= 0 {
+		return errors.New("injected: commit prepared failed")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, v := range m.prepared[gid] {
@@ -85,39 +93,36 @@ type identity struct{}
 
 func (identity) Process(in []*connector.Record) ([]*connector.Record, error) { return in, nil }
 
-// TestTwoPhaseResolutionFailureAfterPollLosesNothing: the first batch after
-// a partition assignment resolves in-doubt transactions in Begin, after it
-// has polled. When that resolution fails (here listing the prepared
-// transactions; in the fault matrix, fencing a departed instance against a
-// killed broker), the batch is abandoned before its transaction began, and
-// the records it polled must be read again: every input record ends up
-// applied exactly once in the participant and once in the output topic.
-func TestTwoPhaseResolutionFailureAfterPollLosesNothing(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// twoPhaseRig is a TwoPhase connector copying topic in to out and into
+// an in-memory participant, on a kfake cluster.
+type twoPhaseRig struct {
+	t      *testing.T
+	ctx    context.Context
+	c      *kfake.Cluster
+	seeds  kgo.Opt
+	cl     *kgo.Client // produces the input, reads the output
+	adm    *kadm.Client
+	part   *memParticipant
+	tp     *txn.TwoPhase
+	conn   *connector.Connector
+	stop   context.CancelFunc
+	done   chan error
+	logger *slog.Logger
+}
+
+func newTwoPhaseRig(t *testing.T, ctx context.Context, part *memParticipant) *twoPhaseRig {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "out"), kfake.SeedTopics(1, "_offsets"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
 	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
 	cl, err := kgo.NewClient(seeds, kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	const n = 2000
-	produce := func(from, to int) {
-		for i := from; i < to; i++ {
-			cl.Produce(ctx, &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 7)), Value: []byte(strconv.Itoa(i))}, nil)
-		}
-		if err := cl.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	part := newMemParticipant()
+	t.Cleanup(cl.Close)
 	log := slog.New(slog.DiscardHandler)
 	tp := txn.NewTwoPhase(txn.TwoPhaseConfig{
 		KafkaOpts: []kgo.Opt{seeds, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("in"),
@@ -133,96 +138,162 @@ func TestTwoPhaseResolutionFailureAfterPollLosesNothing(t *testing.T) {
 		FenceOpts:       []kgo.Opt{seeds},
 		Log:             log,
 	})
-	adm := kadm.NewClient(cl)
-	waitMembers := func(want int) {
-		for {
-			g, err := adm.DescribeGroups(ctx, "g")
-			if err == nil && len(g["g"].Members) == want && g["g"].State == "Stable" {
-				return
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("the group never became stable with %d members", want)
-			}
-			time.Sleep(20 * time.Millisecond)
+	return &twoPhaseRig{t: t, ctx: ctx, c: c, seeds: seeds, cl: cl, adm: kadm.NewClient(cl), part: part, tp: tp, logger: log}
+}
+
+func (r *twoPhaseRig) produce(from, to int) {
+	for i := from; i < to; i++ {
+		r.cl.Produce(r.ctx, &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 7)), Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := r.cl.Flush(r.ctx); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *twoPhaseRig) waitMembers(want int) {
+	for {
+		g, err := r.adm.DescribeGroups(r.ctx, "g")
+		if err == nil && len(g["g"].Members) == want && g["g"].State == "Stable" {
+			return
+		}
+		if r.ctx.Err() != nil {
+			r.t.Fatalf("the group never became stable with %d members", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// start runs the connector (batches of at most 300 records every 50 ms).
+func (r *twoPhaseRig) start() {
+	r.conn = connector.New(connector.Options{Name: "c", Guarantee: "exactly_once", CommitInterval: 50 * time.Millisecond,
+		MaxBatch: 300, ProgressInterval: -1, Logger: r.logger}, kafkasrc.New(r.tp.Client, r.logger), identity{}, r.tp)
+	rctx, stop := context.WithCancel(r.ctx)
+	r.stop, r.done = stop, make(chan error, 1)
+	go func() { r.done <- r.conn.Run(rctx) }()
+}
+
+func (r *twoPhaseRig) waitCommitted(want int64) {
+	for {
+		offs, err := r.adm.FetchOffsets(r.ctx, "g")
+		var sum int64
+		offs.Each(func(o kadm.OffsetResponse) { sum += max(o.At, 0) })
+		if err == nil && sum == want {
+			return
+		}
+		select {
+		case <-r.ctx.Done():
+			r.t.Fatalf("the group committed %d input records, want %d: %v", sum, want, offs)
+		case err := <-r.done:
+			r.t.Fatalf("the connector stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	// Another member holds every partition first, so the connector is
-	// only ever assigned partitions, never has one revoked: a revocation
-	// would make the session abort its next transaction and rewind, which
-	// hides the loss this test is about.
-	intruder, err := kgo.NewClient(seeds, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("in"), kgo.DisableAutoCommit())
-	if err != nil {
+}
+
+// stopAndCheck stops the connector and requires every input record 0..n-1
+// applied exactly once in the participant and once in the output, and
+// nothing left prepared.
+func (r *twoPhaseRig) stopAndCheck(n int) {
+	t := r.t
+	r.stop()
+	if err := <-r.done; err != nil {
 		t.Fatal(err)
 	}
-	defer intruder.Close()
-	waitMembers(1)
-
-	conn := connector.New(connector.Options{Name: "c", Guarantee: "exactly_once", CommitInterval: 50 * time.Millisecond,
-		MaxBatch: 300, ProgressInterval: -1, Logger: log}, kafkasrc.New(tp.Client, log), identity{}, tp)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- conn.Run(rctx) }()
-	waitMembers(2)
-	// The connector's next Begin resolves in-doubt transactions (it was
-	// assigned partitions) after polling the batch's first records; that
-	// resolution fails three times.
-	part.failListing.Store(3)
-	intruder.Close()
-	waitMembers(1)
-	produce(0, n)
-
-	waitCommitted := func(want int64) {
-		for {
-			offs, err := adm.FetchOffsets(ctx, "g")
-			var sum int64
-			offs.Each(func(o kadm.OffsetResponse) { sum += max(o.At, 0) })
-			if err == nil && sum == want {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("the group committed %d input records, want %d: %v", sum, want, offs)
-			case err := <-done:
-				t.Fatalf("the connector stopped: %v", err)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	waitCommitted(n)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if left := part.failListing.Load(); left > 0 {
-		t.Fatalf("%d injected failures never happened", left)
-	}
-	if aborts := conn.Stats().Aborts[connector.Abortable].Load(); aborts == 0 {
-		t.Fatal("no batch aborted: the injected resolution failure did not hit a batch")
-	}
-
 	out := map[string]int{}
-	octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
+	octx, ocancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer ocancel()
 	for len(out) < n {
-		fs := cl.PollFetches(octx)
+		fs := r.cl.PollFetches(octx)
 		if octx.Err() != nil {
 			break
 		}
-		fs.EachRecord(func(r *kgo.Record) { out[string(r.Value)]++ })
+		fs.EachRecord(func(rec *kgo.Record) { out[string(rec.Value)]++ })
 	}
-	part.mu.Lock()
-	defer part.mu.Unlock()
+	r.part.mu.Lock()
+	defer r.part.mu.Unlock()
 	var problems []string
 	for i := range n {
 		v := strconv.Itoa(i)
-		if part.applied[v] != 1 || out[v] != 1 {
-			problems = append(problems, fmt.Sprintf("%s: applied %d, in output %d", v, part.applied[v], out[v]))
+		if r.part.applied[v] != 1 || out[v] != 1 {
+			problems = append(problems, fmt.Sprintf("%s: applied %d, in output %d", v, r.part.applied[v], out[v]))
 		}
 	}
 	if len(problems) > 0 {
 		t.Fatalf("%d of %d records not exactly once, e.g. %v", len(problems), n, problems[:min(5, len(problems))])
 	}
-	if len(part.prepared) != 0 {
-		t.Errorf("prepared transactions left: %v", part.prepared)
+	if len(r.part.prepared) != 0 {
+		t.Errorf("prepared transactions left: %v", r.part.prepared)
 	}
+}
+
+// TestTwoPhaseResolutionFailureAfterPollLosesNothing: the first batch after
+// a partition assignment resolves in-doubt transactions in Begin, after it
+// has polled. When that resolution fails (here listing the prepared
+// transactions; in the fault matrix, fencing a departed instance against a
+// killed broker), the batch is abandoned before its transaction began, and
+// the records it polled must be read again: every input record ends up
+// applied exactly once in the participant and once in the output topic.
+func TestTwoPhaseResolutionFailureAfterPollLosesNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := newTwoPhaseRig(t, ctx, newMemParticipant())
+	const n = 2000
+	// Another member holds every partition first, so the connector is
+	// only ever assigned partitions, never has one revoked: a revocation
+	// would make the session abort its next transaction and rewind, which
+	// hides the loss this test is about.
+	intruder, err := kgo.NewClient(r.seeds, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("in"), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Close()
+	r.waitMembers(1)
+	r.start()
+	r.waitMembers(2)
+	// The connector's next Begin resolves in-doubt transactions (it was
+	// assigned partitions) after polling the batch's first records; that
+	// resolution fails three times.
+	r.part.failListing.Store(3)
+	intruder.Close()
+	r.waitMembers(1)
+	r.produce(0, n)
+	r.waitCommitted(n)
+	if left := r.part.failListing.Load(); left > 0 {
+		t.Fatalf("%d injected failures never happened", left)
+	}
+	if aborts := r.conn.Stats().Aborts[connector.Abortable].Load(); aborts == 0 {
+		t.Fatal("no batch aborted: the injected resolution failure did not hit a batch")
+	}
+	r.stopAndCheck(n)
+}
+
+// TestTwoPhaseFailedPhaseTwoIsRecovered: when phase two (COMMIT PREPARED)
+// fails, the batch is decided but not visible in the participant: the
+// commit reports an abortable error and recovery commits the batch from its
+// decision. Every record lands exactly once, nothing stays prepared.
+func TestTwoPhaseFailedPhaseTwoIsRecovered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	part := newMemParticipant()
+	part.commitDelay = 30 * time.Millisecond
+	r := newTwoPhaseRig(t, ctx, part)
+	const n = 3000
+	r.start()
+	r.waitMembers(1)
+	r.produce(0, n/3)
+	r.waitCommitted(n / 3)
+	// Records are in flight while phase two fails twice.
+	part.failCommits.Store(2)
+	r.produce(n/3, n)
+	r.waitCommitted(n)
+	if left := part.failCommits.Load(); left > 0 {
+		t.Fatalf("%d injected failures never happened", left)
+	}
+	if aborts := r.conn.Stats().Aborts[connector.Abortable].Load(); aborts == 0 {
+		t.Fatal("no batch counted aborted after a failed phase two")
+	}
+	if st := r.tp.TwoPhaseStatus(); st.ResolvedCommitted == 0 {
+		t.Fatalf("recovery committed no decided batch: %+v", st)
+	}
+	r.stopAndCheck(n)
 }
