@@ -166,11 +166,19 @@ func explain(err error, saslFailed bool, k config.Kafka) (string, bool) {
 			return "TLS: the broker's certificate has expired or is not yet valid", true
 		}
 		return "TLS: the broker's certificate is invalid", true
+	case !TLSOn(k) && strings.Contains(err.Error(), "appear to be a tls alert record"):
+		// A Java broker answers a plaintext request on its TLS listener
+		// with a TLS alert, which franz-go reads as an impossible
+		// response size and describes only in its message.
+		return "the broker answered with a TLS alert: this listener requires TLS, and kafka.tls is not set", true
 	case errors.As(err, &record):
 		return "TLS: the broker did not answer with TLS on this port (kafka.tls is set; is this a plaintext listener?)", true
 	case strings.Contains(err.Error(), "remote error: tls: "):
 		// The broker's TLS alert; crypto/tls keeps its type unexported.
-		if strings.Contains(err.Error(), "certificate required") {
+		// Go answers a missing client certificate with the TLS 1.3
+		// alert certificate_required; Java (Kafka) with bad_certificate,
+		// which is also its answer to an untrusted one.
+		if strings.Contains(err.Error(), "certificate required") || (k.TLS != nil && k.TLS.CertFile == "") {
 			return "TLS: the broker requires a client certificate (set kafka.tls.cert_file and key_file)", true
 		}
 		return "TLS: the broker rejected the handshake (is our client certificate signed by a CA it trusts?)", true

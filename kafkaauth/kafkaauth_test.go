@@ -2,6 +2,7 @@ package kafkaauth
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -278,5 +279,82 @@ func TestOptionsNone(t *testing.T) {
 	}
 	if _, err := Options(config.Kafka{SASL: &config.SASL{Mechanism: "GSSAPI"}}); err == nil {
 		t.Fatal("GSSAPI accepted")
+	}
+}
+
+// TestCheckPlaintextAgainstKafkaTLS: Kafka's TLS listener answers a
+// plaintext request with a TLS alert record (Java's SSLEngine), which
+// franz-go reads as a response of some 350 MB and names only in its
+// message; without a case for it Check called it no security problem and
+// the daemon started with connectors that never connect
+// (test/kafkasecure found it). A listener that answers the same way
+// stands in for Kafka.
+func TestCheckPlaintextAgainstKafkaTLS(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4))
+			// Alert record, TLS 1.2, 2 bytes: fatal, handshake_failure.
+			_, _ = c.Write([]byte{21, 3, 3, 0, 2, 2, 40})
+			c.Close()
+		}
+	}()
+	k := config.Kafka{SASL: &config.SASL{Mechanism: ScramSHA512, Username: "connectd", Password: "s3cret"}}
+	opts, _ := Options(k)
+	start := time.Now()
+	err = Check(context.Background(), []string{l.Addr().String()}, opts, k)
+	want := "kafka broker " + l.Addr().String() + ": the broker answered with a TLS alert: this listener requires TLS, and kafka.tls is not set"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrSecurity) {
+		t.Fatalf("err = %v\nwant %q, ErrSecurity", err, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+// TestCheckClientCertificateTLS12: over TLS 1.2 a missing client
+// certificate is answered with the alert bad_certificate, as Kafka (Java)
+// answers it over TLS 1.3 too, not certificate_required; the cause is the
+// missing certificate when none is configured, and the CA when one is.
+func TestCheckClientCertificateTLS12(t *testing.T) {
+	p := pki.New(t)
+	other := pki.New(t) // its client certificate is not signed by p's CA
+	srv := p.ServerTLS()
+	srv.MaxVersion = tls.VersionTLS12
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	for _, tc := range []struct {
+		name string
+		tls  *config.TLS
+		want string
+	}{
+		{"none", &config.TLS{CAFile: p.CAFile}, "TLS: the broker requires a client certificate (set kafka.tls.cert_file and key_file)"},
+		{"untrusted", &config.TLS{CAFile: p.CAFile, CertFile: other.ClientCert, KeyFile: other.ClientKey},
+			"TLS: the broker rejected the handshake (is our client certificate signed by a CA it trusts?)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := config.Kafka{TLS: tc.tls}
+			opts, err := Options(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Check(context.Background(), []string{addr}, opts, k)
+			want := "kafka broker " + addr + ": " + tc.want
+			if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrSecurity) {
+				t.Fatalf("err = %v\nwant %q, ErrSecurity", err, want)
+			}
+		})
 	}
 }
