@@ -984,3 +984,29 @@ func TestControlRecordsOnlyMoveTheCheckpoint(t *testing.T) {
 		t.Fatalf("outputs %v, checkpoint %v; want the two data records and the checkpoint past the last marker", ids, proto.durable)
 	}
 }
+
+// claimingProtocol reports a failed claim, as txn.SinkOffsets does.
+type claimingProtocol struct {
+	*fakeProtocol
+	failure *AbortInfo
+}
+
+func (p *claimingProtocol) ClaimFailure() *AbortInfo { return p.failure }
+
+// TestStatusShowsClaimFailure: while the sink refuses the claim (no batch
+// runs, so none aborts), the status's last abort is the claim's failure;
+// an older batch abort does not hide it, and it is gone once a claim
+// succeeds.
+func TestStatusShowsClaimFailure(t *testing.T) {
+	p := &claimingProtocol{fakeProtocol: newFakeProtocol()}
+	c := New(Options{Name: "c", CommitInterval: 100 * time.Millisecond}, nil, nil, p)
+	c.noteAbort(Abortable, errors.New("an old batch"))
+	p.failure = &AbortInfo{Kind: "claim", Error: "connect to postgres: password authentication failed", At: time.Now().Add(time.Second)}
+	if a := c.Status().LastAbort; a == nil || a.Kind != "claim" || !strings.Contains(a.Error, "password") {
+		t.Fatalf("last abort %+v, want the claim failure", a)
+	}
+	p.failure = nil
+	if a := c.Status().LastAbort; a == nil || a.Kind != "abortable" {
+		t.Fatalf("last abort %+v after the claim succeeded, want the old batch's", a)
+	}
+}

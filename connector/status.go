@@ -103,6 +103,16 @@ type AbortInfo struct {
 	At    time.Time `json:"at"`
 }
 
+// ClaimReporter is implemented by protocols that claim partitions in the
+// sink when they are assigned (the sink's own checkpoints). A claim that
+// fails (the sink unreachable, a wrong password) makes the group rejoin
+// and retry; nothing is read meanwhile, so no batch aborts, and the
+// failure is what the status shows as the last abort, kind "claim".
+type ClaimReporter interface {
+	// ClaimFailure is the last failed claim, nil once one succeeded.
+	ClaimFailure() *AbortInfo
+}
+
 // TwoPhaseReporter is implemented by protocols that prepare transactions.
 type TwoPhaseReporter interface {
 	TwoPhaseStatus() TwoPhaseStatus
@@ -126,6 +136,11 @@ func (c *Connector) Status() Status {
 	}
 	cp := c.checkpoint.Clone()
 	c.mu.Unlock()
+	if r, ok := c.proto.(ClaimReporter); ok {
+		if a := r.ClaimFailure(); a != nil && (st.LastAbort == nil || a.At.After(st.LastAbort.At)) {
+			st.LastAbort = a
+		}
+	}
 
 	st.RecordsIn = c.stats.RecordsIn.Load()
 	st.RecordsOut = c.stats.RecordsOut.Load()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -58,6 +59,9 @@ type SinkOffsets struct {
 
 	mu    sync.Mutex
 	owned map[connector.TopicPartition]claim
+	// claimFailed is the last failed claim, until one succeeds: while
+	// claims fail nothing is read or committed, and the status says why.
+	claimFailed *connector.AbortInfo
 }
 
 // claim is what this member knows about a partition it owns.
@@ -76,6 +80,17 @@ func NewSinkOffsets(opts []kgo.Opt, group string, startAt kgo.Offset, store Sink
 }
 
 var _ connector.Protocol = (*SinkOffsets)(nil)
+
+// ClaimFailure implements connector.ClaimReporter.
+func (s *SinkOffsets) ClaimFailure() *connector.AbortInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claimFailed == nil {
+		return nil
+	}
+	a := *s.claimFailed
+	return &a
+}
 
 // Client is the current consumer, for the source to poll.
 func (s *SinkOffsets) Client() *kgo.Client { return s.cl.Load() }
@@ -202,12 +217,16 @@ func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kg
 		}
 	}
 	claims, err := s.store.Claim(ctx, s.group, tps)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err != nil {
+		// Set before the log line, so a status read once the line
+		// is out shows it.
+		s.claimFailed = &connector.AbortInfo{Kind: "claim", Error: err.Error(), At: time.Now().UTC()}
 		s.log.Warn("claiming partitions in the sink failed; the group will rejoin", "err", err)
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.claimFailed = nil
 	for _, tp := range tps {
 		c, ok := claims[tp]
 		if !ok {

@@ -2,8 +2,11 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,4 +108,76 @@ func equalCheckpoint(a, b connector.Checkpoint) bool {
 		}
 	}
 	return true
+}
+
+// refusingStore fails its first claims, as a sink with a wrong password or
+// down does, and records what the protocol reported meanwhile.
+type refusingStore struct {
+	SinkStore
+	s       *SinkOffsets
+	mu      sync.Mutex
+	refuse  int
+	reports []*connector.AbortInfo
+}
+
+func (r *refusingStore) Claim(ctx context.Context, group string, tps []connector.TopicPartition) (connector.Claims, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports = append(r.reports, r.s.ClaimFailure())
+	if r.refuse > 0 {
+		r.refuse--
+		return nil, errors.New("connect to the sink: password authentication failed")
+	}
+	return r.SinkStore.Claim(ctx, group, tps)
+}
+
+// TestSinkOffsetsReportsClaimFailure: a refused claim makes the group
+// rejoin and retry (nothing is read meanwhile); ClaimFailure says why
+// until a claim succeeds, and the records are then read and committed.
+func TestSinkOffsetsReportsClaimFailure(t *testing.T) {
+	const topic, group, events = "in", "g", 20
+	_, seeds, _ := kfakeInput(t, topic, events)
+	store := &refusingStore{SinkStore: memstore.New("").Open(), refuse: 2}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := NewSinkOffsets([]kgo.Opt{seeds, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit()},
+		group, kgo.NewOffset().AtStart(), store, log)
+	store.s = s
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The refused claims surface as poll errors ("unable to join group
+	// session"), which the connector logs and polls through; so does this.
+	cp := connector.Checkpoint{}
+	var recs []*connector.Record
+	for len(recs) < events {
+		fs := s.Client().PollRecords(ctx, events-len(recs))
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", len(recs), events)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			o := connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+			recs = append(recs, &connector.Record{Value: r.Value, Origin: o, EventID: o.String()})
+			cp.Advance(o)
+		})
+	}
+	if err := commitBatch(ctx, t, s, recs, cp); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.reports) < 3 {
+		t.Fatalf("%d claims, want 2 refused and one granted", len(store.reports))
+	}
+	if r := store.reports[0]; r != nil {
+		t.Errorf("before any claim: failure %+v, want none", r)
+	}
+	if r := store.reports[2]; r == nil || r.Kind != "claim" || !strings.Contains(r.Error, "password authentication failed") || r.At.IsZero() {
+		t.Errorf("after two refusals: failure %+v, want the claim's error", r)
+	}
+	if r := s.ClaimFailure(); r != nil {
+		t.Errorf("after a granted claim: failure %+v, want none", r)
+	}
 }

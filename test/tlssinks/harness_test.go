@@ -206,10 +206,10 @@ const claimFailed = "claiming partitions in the sink failed; the group will rejo
 // is the claim of the partitions the group assigned, whose error makes
 // franz-go rejoin the group with a back-off of up to 5 s, again and again.
 // So the connector stays RUNNING with no commit, no record read and no
-// abort counted, its status says nothing of the cause, and the cause is
-// in the log (the claimFailed line, WARN, at every attempt). checkBroken
-// waits for that line with every wanted substring, then requires the
-// rest, and that no secret is in the status.
+// abort counted; the cause is in the log (the claimFailed line, WARN, at
+// every attempt) and in the status's last_abort, kind "claim".
+// checkBroken waits for that line with every wanted substring, then
+// requires the rest, and that no secret is in the status.
 func checkBroken(t *testing.T, proc *testenv.Process, cases []broken, secrets []string) {
 	t.Helper()
 	for _, c := range cases {
@@ -226,6 +226,14 @@ func checkBroken(t *testing.T, proc *testenv.Process, cases []broken, secrets []
 		}
 		if st.Connector.State != "RUNNING" || st.Commits != 0 || st.checkpointed() != 0 || st.RecordsIn != 0 {
 			t.Errorf("%s: want RUNNING with nothing read or committed through a connection that fails, got %s", c.name, st.raw)
+		}
+		if st.LastAbort == nil || st.LastAbort.Kind != "claim" {
+			t.Errorf("%s: want the claim's failure as the status's last_abort, got %s", c.name, st.raw)
+		}
+		for _, w := range c.want {
+			if st.LastAbort != nil && !strings.Contains(st.LastAbort.Error, w) {
+				t.Errorf("%s: the status's last_abort does not say %q: %s", c.name, w, st.raw)
+			}
 		}
 		for _, s := range secrets {
 			if strings.Contains(st.raw, s) {
