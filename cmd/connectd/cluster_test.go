@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/connectd/connectd/test/testenv"
 )
 
 // memberTasks is a status answer's tasks as worker:state, sorted.
@@ -135,7 +136,7 @@ cluster:
 		waitMemberTasks(t, "seeded by A's file", base, "seeded", running...)
 	}
 
-	created := call(t, "POST", baseA+"/connectors", `{"name": "copy", "config": {
+	created := testenv.Send(t, "POST", baseA+"/connectors", `{"name": "copy", "config": {
 		"shutdown_timeout": "5s", "commit.interval": "50ms",
 		"source": {"type": "kafka", "topics": ["in"]},
 		"sink": {"type": "kafka", "topic": "${CLUSTER_OUT_TOPIC}"}}}`)
@@ -155,15 +156,15 @@ cluster:
 	}
 
 	// A source that is not a consumer group would run once per member.
-	if code := call(t, "POST", baseB+"/connectors", `{"name": "gen", "config": {"source": {"type": "generator", "count": 10}, "sink": {"type": "kafka", "topic": "g"}}}`); code != http.StatusBadRequest {
+	if code := testenv.Send(t, "POST", baseB+"/connectors", `{"name": "gen", "config": {"source": {"type": "generator", "count": 10}, "sink": {"type": "kafka", "topic": "g"}}}`); code != http.StatusBadRequest {
 		t.Errorf("create a generator connector in cluster mode: HTTP %d, want 400", code)
 	}
 
-	if code := call(t, "PUT", baseB+"/connectors/copy/pause", ""); code != http.StatusAccepted {
+	if code := testenv.Send(t, "PUT", baseB+"/connectors/copy/pause", ""); code != http.StatusAccepted {
 		t.Fatalf("pause via B: HTTP %d", code)
 	}
 	waitMemberTasks(t, "paused via B", baseA, "copy", "a:PAUSED", "b:PAUSED", "c:PAUSED")
-	if code := call(t, "PUT", baseC+"/connectors/copy/resume", ""); code != http.StatusAccepted {
+	if code := testenv.Send(t, "PUT", baseC+"/connectors/copy/resume", ""); code != http.StatusAccepted {
 		t.Fatalf("resume via C: HTTP %d", code)
 	}
 	waitMemberTasks(t, "resumed via C", baseA, "copy", running...)
@@ -195,15 +196,15 @@ cluster:
 	cc = member("c", "")
 	baseC = cc.adminURL(t)
 	waitMemberTasks(t, "C restarted", baseA, "copy", running...)
-	waitGroupCommitted(t, c, "connectd-copy", "in", n)
+	testenv.WaitGroupCommitted(t, kadmClient(t, c), "connectd-copy", "in", n, 2*time.Minute)
 
-	if code := call(t, "DELETE", baseA+"/connectors/copy", ""); code != http.StatusNoContent {
+	if code := testenv.Send(t, "DELETE", baseA+"/connectors/copy", ""); code != http.StatusNoContent {
 		t.Fatalf("delete via A: HTTP %d", code)
 	}
 	for _, base := range []string{baseA, baseB, baseC} {
 		waitGone(t, base, "copy")
 	}
-	waitGroupCommitted(t, c, "connectd-copy", "in", n) // offsets kept
+	testenv.WaitGroupCommitted(t, kadmClient(t, c), "connectd-copy", "in", n, 2*time.Minute) // offsets kept
 	verifyPath := writeConfig(t, dir, "verify.yaml", fmt.Sprintf(`
 kafka:
 	brokers: [%s]
@@ -217,7 +218,7 @@ connectors:
 	}
 
 	// Deleted through the API, a file's connector is not seeded again.
-	if code := call(t, "DELETE", baseB+"/connectors/seeded", ""); code != http.StatusNoContent {
+	if code := testenv.Send(t, "DELETE", baseB+"/connectors/seeded", ""); code != http.StatusNoContent {
 		t.Fatalf("delete seeded via B: HTTP %d", code)
 	}
 	waitGone(t, baseA, "seeded")
@@ -229,26 +230,6 @@ connectors:
 	if len(names) != 0 {
 		t.Errorf("restarted A runs %v, want nothing (seeded was deleted)", names)
 	}
-}
-
-// call sends a request with a JSON body and returns the status code.
-func call(t *testing.T, method, url, body string) int {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s: HTTP %d: %s", method, url, resp.StatusCode, msg)
-	}
-	return resp.StatusCode
 }
 
 // waitGone polls base until it no longer lists name and its status is 404.
@@ -277,30 +258,6 @@ func waitMemberRecords(t *testing.T, base, name, worker string) {
 		}
 	}
 	t.Fatalf("member %s committed no input of %s within a minute", worker, name)
-}
-
-// waitGroupCommitted polls group's committed offsets on topic until they
-// sum to n.
-func waitGroupCommitted(t *testing.T, c *kfake.Cluster, group, topic string, n int64) {
-	t.Helper()
-	adm := kadmClient(t, c)
-	var sum int64
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		offs, err := adm.FetchOffsets(context.Background(), group)
-		if err != nil {
-			continue
-		}
-		sum = 0
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.Topic == topic {
-				sum += o.At
-			}
-		})
-		if sum == n {
-			return
-		}
-	}
-	t.Fatalf("group %s committed %d of %d records of %s", group, sum, n, topic)
 }
 
 // waitGroupStable polls group until it is Stable with members members.

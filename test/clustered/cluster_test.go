@@ -7,9 +7,7 @@ package clustered
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -71,18 +69,18 @@ func TestClusterContainers(t *testing.T) {
 	}
 	admin := func(id string) string { return "http://" + members[id].Admin }
 
-	if code := send(t, "POST", admin("a")+"/connectors", `{"name": "copy", "config": `+copyConfig+`}`); code != http.StatusCreated {
+	if code := testenv.Send(t, "POST", admin("a")+"/connectors", `{"name": "copy", "config": `+copyConfig+`}`); code != http.StatusCreated {
 		t.Fatalf("create via A: HTTP %d", code)
 	}
 	running := []string{"a:RUNNING", "b:RUNNING", "c:RUNNING"}
 	for _, id := range ids {
 		waitTasks(t, "created via A, seen on "+id, admin(id), running...)
 	}
-	if code := send(t, "PUT", admin("b")+"/connectors/copy/pause", ""); code != http.StatusAccepted {
+	if code := testenv.Send(t, "PUT", admin("b")+"/connectors/copy/pause", ""); code != http.StatusAccepted {
 		t.Fatalf("pause via B: HTTP %d", code)
 	}
 	waitTasks(t, "paused via B", admin("c"), "a:PAUSED", "b:PAUSED", "c:PAUSED")
-	if code := send(t, "PUT", admin("c")+"/connectors/copy/resume", ""); code != http.StatusAccepted {
+	if code := testenv.Send(t, "PUT", admin("c")+"/connectors/copy/resume", ""); code != http.StatusAccepted {
 		t.Fatalf("resume via C: HTTP %d", code)
 	}
 	waitTasks(t, "resumed via C", admin("a"), running...)
@@ -112,15 +110,15 @@ func TestClusterContainers(t *testing.T) {
 	}
 	members["c"].Admin = "127.0.0.1:" + port.Port()
 	waitTasks(t, "C restarted", admin("a"), running...)
-	waitCommitted(t, adm, 40000)
+	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 40000, 3*time.Minute)
 
-	if code := send(t, "DELETE", admin("a")+"/connectors/copy", ""); code != http.StatusNoContent {
+	if code := testenv.Send(t, "DELETE", admin("a")+"/connectors/copy", ""); code != http.StatusNoContent {
 		t.Fatalf("delete via A: HTTP %d", code)
 	}
 	for _, id := range ids {
 		waitGone(t, admin(id))
 	}
-	waitCommitted(t, adm, 40000) // offsets kept
+	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 40000, 3*time.Minute) // offsets kept
 
 	cc, err := config.ParseConnector("copy", []byte(`{"name": "copy", `+copyConfig[1:]))
 	if err != nil {
@@ -171,37 +169,6 @@ func (f *feeder) start(from, to int) <-chan struct{} {
 	return done
 }
 
-// send sends a request with a JSON body and returns the status code.
-func send(t *testing.T, method, url, body string) int {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s: HTTP %d: %s", method, url, resp.StatusCode, msg)
-	}
-	return resp.StatusCode
-}
-
-// getJSON GETs url into v and returns the status (0 if unreachable).
-func getJSON(url string, v any) int {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	_ = json.NewDecoder(resp.Body).Decode(v)
-	return resp.StatusCode
-}
-
 // waitTasks polls base's status of copy until its tasks, as worker:state,
 // are want.
 func waitTasks(t *testing.T, what, base string, want ...string) {
@@ -214,7 +181,7 @@ func waitTasks(t *testing.T, what, base string, want ...string) {
 				WorkerID string `json:"worker_id"`
 			} `json:"tasks"`
 		}
-		getJSON(base+"/connectors/copy/status", &st)
+		testenv.GetJSON(base+"/connectors/copy/status", &st)
 		got = got[:0]
 		for _, ts := range st.Tasks {
 			got = append(got, ts.WorkerID+":"+ts.State)
@@ -234,7 +201,7 @@ func waitRecordsIn(t *testing.T, base string) {
 		var st struct {
 			RecordsIn uint64 `json:"records_in"`
 		}
-		if getJSON(base+"/connectors/copy/status", &st) == http.StatusOK && st.RecordsIn > 0 {
+		if testenv.GetJSON(base+"/connectors/copy/status", &st) == http.StatusOK && st.RecordsIn > 0 {
 			return
 		}
 	}
@@ -247,33 +214,10 @@ func waitGone(t *testing.T, base string) {
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		var names []string
 		var st map[string]any
-		if getJSON(base+"/connectors", &names) == http.StatusOK && !slices.Contains(names, "copy") &&
-			getJSON(base+"/connectors/copy/status", &st) == http.StatusNotFound {
+		if testenv.GetJSON(base+"/connectors", &names) == http.StatusOK && !slices.Contains(names, "copy") &&
+			testenv.GetJSON(base+"/connectors/copy/status", &st) == http.StatusNotFound {
 			return
 		}
 	}
 	t.Fatalf("%s still runs copy a minute after its deletion", base)
-}
-
-// waitCommitted polls the group's committed offsets on in until they sum
-// to n.
-func waitCommitted(t *testing.T, adm *kadm.Client, n int64) {
-	t.Helper()
-	var sum int64
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		offs, err := adm.FetchOffsets(context.Background(), "connectd-copy")
-		if err != nil {
-			continue
-		}
-		sum = 0
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.Topic == "in" {
-				sum += o.At
-			}
-		})
-		if sum == n {
-			return
-		}
-	}
-	t.Fatalf("group connectd-copy committed %d of %d records", sum, n)
 }
