@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,24 +145,15 @@ func (in *instance) status(connector string) (status, error) {
 	if base == "" {
 		return status{}, errors.New("no admin API (process not started)")
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(base + "/connectors/" + connector + "/status")
+	body, err := testenv.StatusBody(base, connector)
 	if err != nil {
 		return status{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return status{}, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return status{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
 	}
 	var st status
 	if err := json.Unmarshal(body, &st); err != nil {
 		return status{}, fmt.Errorf("%w: %s", err, body)
 	}
-	st.raw = string(bytes.TrimSpace(body))
+	st.raw = string(body)
 	return st, nil
 }
 

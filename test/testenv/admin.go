@@ -1,8 +1,10 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -67,4 +69,22 @@ func WaitGroupCommitted(t testing.TB, adm *kadm.Client, group, topic string, n i
 		}
 	}
 	t.Fatalf("group %s committed %d of %d records of %s within %v", group, sum, n, topic, within)
+}
+
+// StatusBody is GET base/connectors/name/status's body, trimmed; an
+// answer other than 200 is an error carrying the body.
+func StatusBody(base, name string) ([]byte, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/connectors/" + name + "/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
+	}
+	return bytes.TrimSpace(body), nil
 }

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,24 +140,15 @@ func (s status) cause() string {
 }
 
 func getStatus(proc *testenv.Process, name string) (status, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(proc.Admin() + "/connectors/" + name + "/status")
+	body, err := testenv.StatusBody(proc.Admin(), name)
 	if err != nil {
 		return status{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return status{}, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return status{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
 	}
 	var st status
 	if err := json.Unmarshal(body, &st); err != nil {
 		return status{}, fmt.Errorf("%w: %s", err, body)
 	}
-	st.raw = string(bytes.TrimSpace(body))
+	st.raw = string(body)
 	return st, nil
 }
 
