@@ -109,7 +109,7 @@ func (r *Runner) runBounded(ctx context.Context, run Run, profile bool) (res Res
 		return fail(err)
 	}
 	cfg := connectdConfig{
-		Scenario: s, AdminListen: "127.0.0.1:" + strconv.Itoa(port), Brokers: r.o.Brokers,
+		Scenario: s, AdminListen: "127.0.0.1:" + strconv.Itoa(port), Brokers: r.o.Brokers, Security: r.o.Security,
 		InputTopics: []string{in, n.live}, Group: n.group, OutputTopic: n.out,
 		Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix, Tasks: r.o.Tasks,
 	}

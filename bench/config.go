@@ -18,6 +18,8 @@ type connectdConfig struct {
 	InstanceID  string
 	AdminListen string
 	Brokers     []string
+	// Security is written as kafka.tls and kafka.sasl.
+	Security    KafkaSecurity
 	InputTopics []string
 	Group       string
 	// Kafka sink.
@@ -55,6 +57,7 @@ func (c connectdConfig) render() string {
 	w("  listen: %q", c.AdminListen)
 	w("kafka:")
 	w("  brokers: [%s]", strings.Join(quoted, ", "))
+	c.Security.render(w)
 	w("connectors:")
 	w("  - name: %s", connectorName)
 	w("    guarantee: %s", c.Scenario.Guarantee)

@@ -81,7 +81,7 @@ func (r *Runner) crashRun(ctx context.Context, sink Sink, g string) (cr CrashRes
 	}
 	admin := "127.0.0.1:" + fmt.Sprint(port)
 	cfg := connectdConfig{
-		Scenario: s, AdminListen: admin, Brokers: r.o.Brokers, InputTopics: []string{in}, Group: n.group,
+		Scenario: s, AdminListen: admin, Brokers: r.o.Brokers, Security: r.o.Security, InputTopics: []string{in}, Group: n.group,
 		OutputTopic: n.out, Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix, Crash: true,
 	}
 	if r.pg != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -81,9 +82,10 @@ func recordKey(i int64) []byte { return []byte("k-" + strconv.FormatInt(i%1000, 
 // kafkaEnv holds the harness's own clients: admin and a plain producer
 // for pre-loading and live traffic.
 type kafkaEnv struct {
-	brokers []string
-	cl      *kgo.Client
-	adm     *kadm.Client
+	// conn is every client's seed brokers and security (Runner.conn).
+	conn []kgo.Opt
+	cl   *kgo.Client
+	adm  *kadm.Client
 	// rf is the replication factor of every topic the harness creates;
 	// above 1, min.insync.replicas is rf-1 (3 brokers: 2), so acks=all
 	// waits for a real follower, as in production.
@@ -95,18 +97,17 @@ type kafkaEnv struct {
 	keyedErr  error
 }
 
-func newKafkaEnv(brokers []string) (*kafkaEnv, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+func newKafkaEnv(conn []kgo.Opt) (*kafkaEnv, error) {
+	cl, err := kgo.NewClient(append(slices.Clip(conn),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
 		kgo.MaxBufferedRecords(50000),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
-	return &kafkaEnv{brokers: brokers, cl: cl, adm: kadm.NewClient(cl)}, nil
+	return &kafkaEnv{conn: conn, cl: cl, adm: kadm.NewClient(cl)}, nil
 }
 
 func (k *kafkaEnv) Close() {
@@ -270,17 +271,16 @@ type outputWatcher struct {
 	lat []time.Duration
 }
 
-func watchOutput(brokers []string, topic string, from map[int32]int64, since time.Time) (*outputWatcher, error) {
+func watchOutput(conn []kgo.Opt, topic string, from map[int32]int64, since time.Time) (*outputWatcher, error) {
 	offs := map[int32]kgo.Offset{}
 	for p, o := range from {
 		offs[p] = kgo.NewOffset().At(o)
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+	cl, err := kgo.NewClient(append(slices.Clip(conn),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
 		kgo.FetchMaxWait(50*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -320,14 +320,13 @@ func (w *outputWatcher) stop() []time.Duration {
 
 // countOutput counts the records of topic visible under read_committed,
 // reading until want are seen or nothing new arrives for idle.
-func countOutput(ctx context.Context, brokers []string, topic string, want int64, idle time.Duration) (int64, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+func countOutput(ctx context.Context, conn []kgo.Opt, topic string, want int64, idle time.Duration) (int64, error) {
+	cl, err := kgo.NewClient(append(slices.Clip(conn),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return 0, err
 	}

@@ -66,6 +66,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		noPeers      = fs.Bool("no-peers", false, "skip Kafka Streams and TransactionalMessageCopier")
 		reportSuffix = fs.String("suffix", "", "appended to the report's file name")
 		render       = fs.String("render", "", "render the report of a results `FILE.json` again (no runs)")
+		kafkaTLS     = fs.String("kafka-tls-dir", "", "reach Kafka over TLS: `DIR` holds ca.pem and, for mutual TLS, client.pem and client-key.pem (test/pki's names); used by the harness's clients and written into connectd's configs as kafka.tls (connectd scenarios only)")
+		kafkaSASL    = fs.String("kafka-sasl", "", "authenticate to Kafka as `MECHANISM:USER` (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) with the password of -kafka-sasl-password-file; connectd's configs get kafka.sasl with the password as ${file:...}")
+		kafkaPass    = fs.String("kafka-sasl-password-file", "", "the `FILE` holding -kafka-sasl's password (kept out of the command line and the report)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -109,6 +112,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	scs = selectScenarios(scs, filter, *noPeers)
+	security, err := parseKafkaSecurity(*kafkaTLS, *kafkaSASL, *kafkaPass)
+	if err == nil {
+		err = refusePeers(scs, security)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "connectd-bench:", err)
+		return 2
+	}
 	if *records < 1000 || *rounds < 1 {
 		fmt.Fprintln(stderr, "connectd-bench: want -records >= 1000 and -rounds >= 1")
 		return 2
@@ -154,7 +165,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur, WindowCloseEvery: *closeEvery,
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
 		Profile: *profile, Micro: *micro, Tasks: *tasks,
-		Brokers: strings.Split(*brokers, ","), ReplicationFactor: *replication, PGDSN: *pgDSN, RedisAddr: *redisAddr,
+		Brokers: strings.Split(*brokers, ","), Security: security, ReplicationFactor: *replication, PGDSN: *pgDSN, RedisAddr: *redisAddr,
 		Connectd: bin, ConnectdArgs: strings.Fields(*connectdArgs), Self: self, KafkaLibs: *kafkaLibs, StreamsDir: abs(*streamsDir),
 		StreamsWindowDir: abs(*streamsWin), StreamsWindowEmit: *streamsEmit,
 		RepoDir: repo, WorkDir: *workDir, OutDir: *outDir, Filter: filter,

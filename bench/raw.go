@@ -40,6 +40,9 @@ type rawOptions struct {
 	Brokers           []string `json:",omitempty"`
 	ReplicationFactor int      `json:",omitempty"`
 	Tasks             int      `json:",omitempty"`
+	// Security describes how Kafka was reached (KafkaSecurity.Desc);
+	// empty is plaintext.
+	Security string `json:",omitempty"`
 }
 
 func (rep *Report) raw() rawReport {
@@ -48,7 +51,7 @@ func (rep *Report) raw() rawReport {
 		Date: rep.Date, CmdLine: rep.CmdLine, Machine: rep.Machine, Versions: rep.Versions, LoadAtEnd: rep.LoadAtEnd,
 		Options: rawOptions{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
 			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery,
-			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks},
+			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks, Security: o.Security.Desc},
 		Results: rep.Results, Crashes: rep.Crashes, Micro: rep.Micro, MicroCmd: rep.MicroCmd, Profiles: rep.Profiles, Notes: rep.Notes,
 	}
 }
@@ -60,7 +63,7 @@ func fromRaw(r rawReport) *Report {
 		Date: r.Date, CmdLine: r.CmdLine, Machine: r.Machine, Versions: r.Versions, LoadAtEnd: r.LoadAtEnd,
 		Options: Options{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
 			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery,
-			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks},
+			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks, Security: KafkaSecurity{Desc: o.Security}},
 		Results: r.Results, Crashes: r.Crashes, Micro: r.Micro, MicroCmd: r.MicroCmd, Profiles: r.Profiles, Notes: r.Notes,
 	}
 	if rep.Profiles == nil {

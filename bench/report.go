@@ -48,6 +48,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	} else {
 		p("| Apache Kafka | %s, one KRaft node on loopback |", rep.Versions.Kafka)
 	}
+	p("| Kafka security | %s |", rep.Options.Security)
 	copies, windowed := false, false
 	for _, r := range rep.Results {
 		copies = copies || !r.Scenario.Windowed

@@ -16,8 +16,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/connectd/connectd/component"
 	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/kafkaauth"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/txn"
 )
@@ -52,6 +55,9 @@ type Options struct {
 	Tasks int
 
 	Brokers []string
+	// Security is how every Kafka client of the run connects: the
+	// harness's and connectd's (plaintext when zero).
+	Security KafkaSecurity
 	// ReplicationFactor of every topic the harness creates (1: the single
 	// broker of `make services`; 3 on `make kafka-cluster`, with
 	// min.insync.replicas 2).
@@ -112,7 +118,10 @@ type Result struct {
 
 // Runner holds the services and inputs of one benchmark run.
 type Runner struct {
-	o        Options
+	o Options
+	// conn is what every Kafka client of the harness starts from: the
+	// seed brokers and Options.Security's TLS and SASL.
+	conn     []kgo.Opt
 	kafka    *kafkaEnv
 	pg       *pgEnv
 	redis    *redisEnv
@@ -131,12 +140,24 @@ type Runner struct {
 func NewRunner(ctx context.Context, o Options) (*Runner, error) {
 	r := &Runner{o: o, inputs: map[Input]string{}}
 	var err error
-	if r.kafka, err = newKafkaEnv(o.Brokers); err != nil {
+	sec, err := o.Security.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	if o.Security.On() {
+		// franz-go retries a refused login or handshake like a broken
+		// connection; Check says which setting the broker refused, at once.
+		if err := kafkaauth.Check(ctx, o.Brokers, sec, config.Kafka{TLS: o.Security.TLS, SASL: o.Security.SASL}); err != nil {
+			return nil, fmt.Errorf("Kafka at %v (%s): %w", o.Brokers, o.Security, err)
+		}
+	}
+	r.conn = append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, sec...)
+	if r.kafka, err = newKafkaEnv(r.conn); err != nil {
 		return nil, err
 	}
 	r.kafka.rf = int16(o.ReplicationFactor)
 	if _, err := r.kafka.adm.ListBrokers(ctx); err != nil {
-		return nil, fmt.Errorf("Kafka at %v: %w (start it with `make services`)", o.Brokers, err)
+		return nil, fmt.Errorf("Kafka at %v (%s): %w (start it with `make services`)", o.Brokers, o.Security, err)
 	}
 	needs := map[Sink]bool{}
 	streams, streamsWin := false, false
@@ -559,7 +580,7 @@ func (r *Runner) startConnectd(ctx context.Context, s Scenario, n names, topics 
 	}
 	admin := "127.0.0.1:" + strconv.Itoa(port)
 	cfg := connectdConfig{
-		Scenario: s, AdminListen: admin, Brokers: r.o.Brokers,
+		Scenario: s, AdminListen: admin, Brokers: r.o.Brokers, Security: r.o.Security,
 		InputTopics: strings.Split(topics, ","), Group: n.group, OutputTopic: n.out,
 		Table: "public." + n.table, RedisAddr: r.o.RedisAddr, KeyPrefix: n.prefix,
 		Tasks: cmp.Or(s.Tasks, r.o.Tasks), Window: s.Windowed,
@@ -659,7 +680,7 @@ func (r *Runner) latencyPhase(ctx context.Context, s Scenario, n names, front fu
 		if err != nil {
 			return nil, 0, err
 		}
-		if watcher, err = watchOutput(r.o.Brokers, n.out, from, since); err != nil {
+		if watcher, err = watchOutput(r.conn, n.out, from, since); err != nil {
 			return nil, 0, err
 		}
 	} else {
@@ -730,13 +751,13 @@ func (r *Runner) latencyPhase(ctx context.Context, s Scenario, n names, front fu
 func (r *Runner) countOutput(ctx context.Context, s Scenario, n names, want int64) (int64, error) {
 	switch s.Sink {
 	case SinkKafka:
-		return countOutput(ctx, r.o.Brokers, n.out, want, 5*time.Second)
+		return countOutput(ctx, r.conn, n.out, want, 5*time.Second)
 	case SinkPostgres:
 		return r.pg.count(ctx, n.table)
 	case SinkRedis:
 		return r.redis.countKeys(ctx, n.prefix+"bench-*")
 	case SinkTwoPhase: // every record is in both legs: the smaller count
-		k, err := countOutput(ctx, r.o.Brokers, n.out, want, 5*time.Second)
+		k, err := countOutput(ctx, r.conn, n.out, want, 5*time.Second)
 		if err != nil {
 			return 0, err
 		}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -262,12 +263,11 @@ func (wi *windowInput) closedCount() int64 {
 // (franz-go's default partitioner), unlike the harness's round-robin one.
 func (k *kafkaEnv) keyedClient() (*kgo.Client, error) {
 	k.keyedOnce.Do(func() {
-		k.keyed, k.keyedErr = kgo.NewClient(
-			kgo.SeedBrokers(k.brokers...),
+		k.keyed, k.keyedErr = kgo.NewClient(append(slices.Clip(k.conn),
 			kgo.ProducerLinger(5*time.Millisecond),
 			kgo.ProducerBatchMaxBytes(1<<20),
 			kgo.MaxBufferedRecords(50000),
-		)
+		)...)
 	})
 	return k.keyed, k.keyedErr
 }
@@ -380,7 +380,7 @@ func (r *Runner) runWindowed(ctx context.Context, run Run, withLatency, profile 
 		}
 	}
 	res.Expected = wi.closedCount()
-	if err := checkWindowOutput(ctx, r.o.Brokers, n.out, wi, res.Expected, 5*time.Second, res.Window); err != nil {
+	if err := checkWindowOutput(ctx, r.conn, n.out, wi, res.Expected, 5*time.Second, res.Window); err != nil {
 		return fail(fmt.Errorf("reading the output: %w", err))
 	}
 	res.Output = res.Expected - res.Window.Missing
@@ -471,14 +471,13 @@ func parseWindowOutput(v []byte) (windowID, windowSum, error) {
 
 // checkWindowOutput reads topic from the start (read_committed) until want
 // results or nothing new for idle, and compares them with wi's windows.
-func checkWindowOutput(ctx context.Context, brokers []string, topic string, wi *windowInput, want int64, idle time.Duration, w *WindowResult) error {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+func checkWindowOutput(ctx context.Context, conn []kgo.Opt, topic string, wi *windowInput, want int64, idle time.Duration, w *WindowResult) error {
+	cl, err := kgo.NewClient(append(slices.Clip(conn),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -534,17 +533,16 @@ type windowWatcher struct {
 	bad  int
 }
 
-func watchWindows(brokers []string, topic string, from map[int32]int64) (*windowWatcher, error) {
+func watchWindows(conn []kgo.Opt, topic string, from map[int32]int64) (*windowWatcher, error) {
 	offs := map[int32]kgo.Offset{}
 	for p, o := range from {
 		offs[p] = kgo.NewOffset().At(o)
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+	cl, err := kgo.NewClient(append(slices.Clip(conn),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
 		kgo.FetchMaxWait(50*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -596,7 +594,7 @@ func (r *Runner) windowLatencyPhase(ctx context.Context, n names, wi *windowInpu
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	watcher, err := watchWindows(r.o.Brokers, n.out, from)
+	watcher, err := watchWindows(r.conn, n.out, from)
 	if err != nil {
 		return nil, nil, 0, err
 	}
