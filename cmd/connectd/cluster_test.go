@@ -169,6 +169,18 @@ cluster:
 	}
 	waitMemberTasks(t, "resumed via C", baseA, "copy", running...)
 
+	// A new definition through C restarts the connector on every member.
+	if code := testenv.Send(t, "PUT", baseC+"/connectors/copy/config", `{
+		"shutdown_timeout": "5s", "commit.interval": "40ms",
+		"source": {"type": "kafka", "topics": ["in"]},
+		"sink": {"type": "kafka", "topic": "${CLUSTER_OUT_TOPIC}"}}`); code != http.StatusOK {
+		t.Fatalf("update via C: HTTP %d", code)
+	}
+	for _, base := range bases {
+		waitConfig(t, base, "copy", "commit.interval", "40ms")
+	}
+	waitMemberTasks(t, "updated via C", baseA, "copy", running...)
+
 	// Records flow while C is killed: the feeder keeps producing, so C
 	// holds partitions with a batch open when it dies.
 	const n = 6000
@@ -230,6 +242,19 @@ connectors:
 	if len(names) != 0 {
 		t.Errorf("restarted A runs %v, want nothing (seeded was deleted)", names)
 	}
+}
+
+// waitConfig polls base's config of name until key has value.
+func waitConfig(t *testing.T, base, name, key, value string) {
+	t.Helper()
+	var cfg map[string]any
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		cfg = nil
+		if getJSON(t, base+"/connectors/"+name+"/config", &cfg) == http.StatusOK && cfg[key] == value {
+			return
+		}
+	}
+	t.Fatalf("%s: config of %s is %v, want %s = %s", base, name, cfg, key, value)
 }
 
 // waitGone polls base until it no longer lists name and its status is 404.
