@@ -343,3 +343,52 @@ func testClient(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
+
+// TestClusterDefinitionBrokenOnOneMember: a definition written through A
+// names a ${VAR} that B's environment lacks. A runs the connector; on B it
+// is FAILED with the cause (the variable and where it is used), and B
+// stays a member that follows the topic: deleted via A, it is gone on B.
+func TestClusterDefinitionBrokenOnOneMember(t *testing.T) {
+	c := newCluster(t)
+	brokers := strings.Join(c.ListenAddrs(), ",")
+	dir := t.TempDir()
+	member := func(id string, env []string) *daemonProc {
+		path := writeConfig(t, dir, id+".yaml", fmt.Sprintf(`
+instance_id: %s
+admin:
+	listen: 127.0.0.1:0
+kafka:
+	brokers: [%s]
+cluster:
+	id: broken
+	status_interval: 200ms
+`, id, brokers))
+		return startRunEnv(t, env, path)
+	}
+	a, b := member("a", []string{"ONLY_ON_A=copied"}), member("b", nil)
+	baseA, baseB := a.adminURL(t), b.adminURL(t)
+	if code := testenv.Send(t, "POST", baseA+"/connectors", `{"name": "copy", "config": {
+		"source": {"type": "kafka", "topics": ["in"]},
+		"sink": {"type": "kafka", "topic": "${ONLY_ON_A}"}}}`); code != http.StatusCreated {
+		t.Fatalf("create via A: HTTP %d", code)
+	}
+	waitMemberTasks(t, "A runs it, B cannot (seen on A)", baseA, "copy", "a:RUNNING", "b:FAILED")
+	waitMemberTasks(t, "A runs it, B cannot (seen on B)", baseB, "copy", "a:RUNNING", "b:FAILED")
+	var st struct {
+		Tasks []struct {
+			State    string `json:"state"`
+			WorkerID string `json:"worker_id"`
+			Trace    string `json:"trace"`
+		} `json:"tasks"`
+	}
+	getJSON(t, baseB+"/connectors/copy/status", &st)
+	for _, ts := range st.Tasks {
+		if ts.WorkerID == "b" && !strings.Contains(ts.Trace, "ONLY_ON_A") {
+			t.Errorf("B's task trace %q does not name the missing variable", ts.Trace)
+		}
+	}
+	if code := testenv.Send(t, "DELETE", baseA+"/connectors/copy", ""); code != http.StatusNoContent {
+		t.Fatalf("delete via A: HTTP %d", code)
+	}
+	waitGone(t, baseB, "copy")
+}
