@@ -70,7 +70,7 @@ cluster:
 connectors:
 	- name: copy
 		shutdown_timeout: 5s
-		source: {type: kafka, topics: [in]}
+		source: {type: kafka, topics: [in], session_timeout: 10s}
 		sink: {type: kafka, topic: out}
 `, id, strings.Join(c.ListenAddrs(), ",")))
 		return startRunEnv(t, nil, path)
@@ -81,9 +81,10 @@ connectors:
 	all := []string{"a:RUNNING", "b:RUNNING", "c:RUNNING"}
 	waitMemberTasks(t, "A sees every member", baseA, "copy", all...)
 	waitMemberTasks(t, "B sees every member", baseB, "copy", all...)
-	// Killed during a rebalance, C would hold the others' joins until
-	// its session times out, and B's clean stop below with them (kfake
-	// does not end a join when its member leaves).
+	// C, killed, holds every rebalance until its session times out, and
+	// a clean stop waiting in such a rebalance with it (kfake does not
+	// end a join when its member leaves): a 10s session timeout (above)
+	// bounds that wait, and the kill comes once the group is stable.
 	waitGroupStable(t, c, "connectd-copy", 3)
 
 	cc.signal(t, syscall.SIGKILL)
@@ -138,7 +139,7 @@ cluster:
 
 	created := testenv.Send(t, "POST", baseA+"/connectors", `{"name": "copy", "config": {
 		"shutdown_timeout": "5s", "commit.interval": "50ms",
-		"source": {"type": "kafka", "topics": ["in"]},
+		"source": {"type": "kafka", "topics": ["in"], "session_timeout": "10s"},
 		"sink": {"type": "kafka", "topic": "${CLUSTER_OUT_TOPIC}"}}}`)
 	if created != http.StatusCreated {
 		t.Fatalf("create via A: HTTP %d", created)
@@ -172,7 +173,7 @@ cluster:
 	// A new definition through C restarts the connector on every member.
 	if code := testenv.Send(t, "PUT", baseC+"/connectors/copy/config", `{
 		"shutdown_timeout": "5s", "commit.interval": "40ms",
-		"source": {"type": "kafka", "topics": ["in"]},
+		"source": {"type": "kafka", "topics": ["in"], "session_timeout": "10s"},
 		"sink": {"type": "kafka", "topic": "${CLUSTER_OUT_TOPIC}"}}`); code != http.StatusOK {
 		t.Fatalf("update via C: HTTP %d", code)
 	}
@@ -205,10 +206,14 @@ cluster:
 	if err := prod.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// C's partitions move once its session (10s) times out: A and B
+	// copy everything while C is down.
+	testenv.WaitGroupCommitted(t, kadmClient(t, c), "connectd-copy", "in", n, 2*time.Minute)
+	waitGroupStable(t, c, "connectd-copy", 2)
 	cc = member("c", "")
 	baseC = cc.adminURL(t)
 	waitMemberTasks(t, "C restarted", baseA, "copy", running...)
-	testenv.WaitGroupCommitted(t, kadmClient(t, c), "connectd-copy", "in", n, 2*time.Minute)
+	waitGroupStable(t, c, "connectd-copy", 3)
 
 	if code := testenv.Send(t, "DELETE", baseA+"/connectors/copy", ""); code != http.StatusNoContent {
 		t.Fatalf("delete via A: HTTP %d", code)

@@ -8,6 +8,7 @@ package clustered
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -40,15 +41,18 @@ cluster:
 
 // copyConfig is the config of the connector created through the API,
 // which verify checks too.
+// Its 10s session timeout lets the test see a killed member's partitions
+// move to the others (Kafka's default, 45s, would only slow it down).
 const copyConfig = `{"commit.interval": "100ms", "shutdown_timeout": "5s",
-	"source": {"type": "kafka", "topics": ["in"]},
+	"source": {"type": "kafka", "topics": ["in"], "session_timeout": "10s"},
 	"sink": {"type": "kafka", "topic": "out"}}`
 
 // TestClusterContainers: created via A, the connector runs on A, B and C;
-// paused via B it pauses on all; a SIGKILLed C's partitions move to A and B
-// while records flow, and C rejoins when its container starts again;
-// every record is copied exactly once; deleted via A it stops everywhere
-// and its group offsets stay.
+// paused via B it pauses on all; C is SIGKILLed while it holds partitions
+// and records flow; its partitions move to A and B, which copy the rest
+// while C is down, and C rejoins when its container starts again; every
+// record is copied exactly once; deleted via A it stops everywhere and its
+// group offsets stay.
 func TestClusterContainers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the Docker engine and the images `make images` builds")
@@ -68,6 +72,13 @@ func TestClusterContainers(t *testing.T) {
 		members[id] = testenv.StartConnectdContainer(t, tag, cfg, testenv.WithNetwork(kc.Network, "connectd-"+id))
 	}
 	admin := func(id string) string { return "http://" + members[id].Admin }
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, id := range ids {
+				dumpLogs(t, id, members[id])
+			}
+		}
+	})
 
 	if code := testenv.Send(t, "POST", admin("a")+"/connectors", `{"name": "copy", "config": `+copyConfig+`}`); code != http.StatusCreated {
 		t.Fatalf("create via A: HTTP %d", code)
@@ -101,6 +112,11 @@ func TestClusterContainers(t *testing.T) {
 	}
 	waitTasks(t, "C killed", admin("a"), "a:RUNNING", "b:RUNNING", "c:UNASSIGNED")
 	<-feeding
+	// C's partitions move: A and B copy everything while C is down.
+	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 40000, 3*time.Minute)
+	if g, err := adm.DescribeGroups(ctx, "connectd-copy"); err != nil || len(g["connectd-copy"].Members) != 2 {
+		t.Fatalf("group while C is down: %+v, %v; want A and B only", g["connectd-copy"].Members, err)
+	}
 	if err := members["c"].Start(ctx); err != nil {
 		t.Fatalf("start C again: %v", err)
 	}
@@ -110,7 +126,9 @@ func TestClusterContainers(t *testing.T) {
 	}
 	members["c"].Admin = "127.0.0.1:" + port.Port()
 	waitTasks(t, "C restarted", admin("a"), running...)
-	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 40000, 3*time.Minute)
+	feed.run(40000, 45000)
+	waitRecordsIn(t, admin("c")) // C takes part again
+	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 45000, 3*time.Minute)
 
 	if code := testenv.Send(t, "DELETE", admin("a")+"/connectors/copy", ""); code != http.StatusNoContent {
 		t.Fatalf("delete via A: HTTP %d", code)
@@ -118,7 +136,7 @@ func TestClusterContainers(t *testing.T) {
 	for _, id := range ids {
 		waitGone(t, admin(id))
 	}
-	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 40000, 3*time.Minute) // offsets kept
+	testenv.WaitGroupCommitted(t, adm, "connectd-copy", "in", 45000, 3*time.Minute) // offsets kept
 
 	cc, err := config.ParseConnector("copy", []byte(`{"name": "copy", `+copyConfig[1:]))
 	if err != nil {
@@ -132,10 +150,25 @@ func TestClusterContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Expected != 40000 || rep.Duplicates != 0 || rep.Missing != 0 || rep.Unexpected != 0 {
-		t.Fatalf("verify: %s, want 40000 expected, each once", rep)
+	if rep.Expected != 45000 || rep.Duplicates != 0 || rep.Missing != 0 || rep.Unexpected != 0 {
+		t.Fatalf("verify: %s, want 45000 expected, each once", rep)
 	}
 	t.Logf("verify: %s", rep)
+}
+
+// dumpLogs logs the tail of a member's container log.
+func dumpLogs(t *testing.T, id string, ctr *testenv.ConnectdContainer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := ctr.Logs(ctx)
+	if err != nil {
+		t.Logf("member %s: no logs: %v", id, err)
+		return
+	}
+	defer r.Close()
+	b, _ := io.ReadAll(r)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	t.Logf("member %s, last %d log lines:\n%s", id, min(len(lines), 60), strings.Join(lines[max(0, len(lines)-60):], "\n"))
 }
 
 // feeder produces numbered records with event IDs to topic in.
