@@ -18,6 +18,7 @@ package kafkasecure_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,6 +134,37 @@ func TestSASLSSLRealKafka(t *testing.T) {
 		}
 	})
 
+	// OAUTHBEARER against Kafka's validator of unsecured JWTs (alg
+	// none): the token file connectd re-reads at each authentication,
+	// accepted while valid; an expired token refused with a clear cause.
+	t.Run("OAUTHBEARER login", func(t *testing.T) {
+		check := func(exp time.Time) error {
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte(unsecuredJWT(user, exp)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			kc := config.Kafka{
+				TLS:  &config.TLS{CAFile: certs.CAFile, CertFile: certs.ClientCert, KeyFile: certs.ClientKey},
+				SASL: &config.SASL{Mechanism: "OAUTHBEARER", TokenFile: file},
+			}
+			opts, err := kafkaauth.Options(kc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return kafkaauth.Check(ctx, []string{sslAddr}, opts, kc)
+		}
+		if err := check(time.Now().Add(time.Hour)); err != nil {
+			t.Errorf("a valid token: %v", err)
+		}
+		err := check(time.Now().Add(-time.Hour))
+		if !errors.Is(err, kafkaauth.ErrSecurity) || !strings.Contains(err.Error(), "kafka broker "+sslAddr+": ") || !strings.Contains(err.Error(), "OAUTHBEARER") {
+			t.Errorf("an expired token: %v, want a security error naming the broker and OAUTHBEARER", err)
+		}
+		t.Logf("expired token: %v", err)
+	})
+
 	t.Run("exactly_once over SASL_SSL", func(t *testing.T) {
 		path := writeConfig(t, dir, "good.yaml", secureConfig{brokers: sslAddr, tls: &good, password: password, in: in, out: out, group: group})
 		p := testenv.NewProcess(t, bin, path, filepath.Join(dir, "good.log"), testenv.UniqueName(t, "i", "-", 60), testenv.ProcessOptions{})
@@ -186,6 +218,16 @@ func TestSASLSSLRealKafka(t *testing.T) {
 		refusedAtStart(t, bin, path, k.tls, "TLS: the broker's certificate has expired or is not yet valid")
 		nothingWritten(t, k, out, group)
 	})
+}
+
+// unsecuredJWT is an unsigned JWT (alg none) for subject sub expiring at
+// exp, which Kafka's default OAUTHBEARER validator accepts; production
+// tokens come from an identity provider.
+func unsecuredJWT(sub string, exp time.Time) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	header := enc([]byte(`{"alg":"none"}`))
+	claims := enc(fmt.Appendf(nil, `{"sub":%q,"iat":%d,"exp":%d}`, sub, time.Now().Add(-2*time.Hour).Unix(), exp.Unix()))
+	return header + "." + claims + "."
 }
 
 // needKafka skips with -short and fails, saying how to install them,

@@ -6,7 +6,8 @@
 #          $KAFKA_CLUSTER_BASE_PORT+0..2 (19092-19094), controllers +100 (19192-19194).
 # secure:  one combined node for the TLS/SASL tests (test/kafkasecure), beside
 #          the others: PLAINTEXT on $KAFKA_SECURE_PORT (9392), SASL_SSL on
-#          $KAFKA_SECURE_SSL_PORT (9393; SCRAM-SHA-512 and SCRAM-SHA-256), controller
+#          $KAFKA_SECURE_SSL_PORT (9393; SCRAM-SHA-512, SCRAM-SHA-256, and OAUTHBEARER
+#          with Kafka's validator of unsecured (alg none) JWTs), controller
 #          on $KAFKA_SECURE_CONTROLLER_PORT (9394). TLS comes from the PEM files
 #          ca.pem, server.pem and server-key.pem (unencrypted PKCS#8, as test/pki
 #          writes them) in $KAFKA_SECURE_TLS_DIR, which start needs; client
@@ -104,9 +105,10 @@ PROPS
 	cat "$KAFKA_SECURE_TLS_DIR/server-key.pem" "$KAFKA_SECURE_TLS_DIR/server.pem" >"$dir/keystore.pem"
 	chmod 600 "$dir/keystore.pem"
 	cat >>"$dir/server.properties" <<PROPS
-sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,OAUTHBEARER
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";
 listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location=$dir/keystore.pem
 listener.name.sasl_ssl.ssl.truststore.type=PEM
