@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,6 +183,9 @@ func explain(err error, saslFailed bool, k config.Kafka) (string, bool) {
 		if strings.Contains(err.Error(), "certificate required") || (k.TLS != nil && k.TLS.CertFile == "") {
 			return "TLS: the broker requires a client certificate (set kafka.tls.cert_file and key_file)", true
 		}
+		if end, expired := clientCertExpired(k); expired {
+			return fmt.Sprintf("TLS: the broker rejected our client certificate, which expired at %s (kafka.tls.cert_file)", end.UTC().Format(time.RFC3339)), true
+		}
 		return "TLS: the broker rejected the handshake (is our client certificate signed by a CA it trusts?)", true
 	case errors.As(err, &firstEOF):
 		if !TLSOn(k) {
@@ -193,4 +198,27 @@ func explain(err error, saslFailed bool, k config.Kafka) (string, bool) {
 		return "TLS: the broker's certificate could not be verified", true
 	}
 	return "", false
+}
+
+// clientCertExpired reports whether kafka.tls.cert_file's certificate is
+// past its NotAfter, and when that was: Java brokers answer an expired
+// client certificate with a generic alert, so the cause is told from the
+// file.
+func clientCertExpired(k config.Kafka) (time.Time, bool) {
+	if k.TLS == nil || k.TLS.CertFile == "" {
+		return time.Time{}, false
+	}
+	data, err := os.ReadFile(k.TLS.CertFile)
+	if err != nil {
+		return time.Time{}, false
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return time.Time{}, false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return cert.NotAfter, time.Now().After(cert.NotAfter)
 }

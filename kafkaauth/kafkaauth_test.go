@@ -111,6 +111,8 @@ func TestCheckErrors(t *testing.T) {
 			`TLS: the broker's certificate is not valid for "kafka.example"`},
 		{"no client certificate", addr, config.Kafka{TLS: &config.TLS{CAFile: p.CAFile}, SASL: good},
 			"TLS: the broker requires a client certificate"},
+		{"expired client certificate", addr, config.Kafka{TLS: &config.TLS{CAFile: p.CAFile, CertFile: p.ExpiredClientCert, KeyFile: p.ExpiredClientKey}, SASL: good},
+			"TLS: the broker rejected our client certificate, which expired at"},
 		{"plaintext against TLS", addr, config.Kafka{SASL: good},
 			"the broker closed the connection at the first request: it most likely requires TLS, and kafka.tls is not set"},
 	} {

@@ -99,6 +99,8 @@ func TestSASLSSLRealKafka(t *testing.T) {
 			`SASL SCRAM-SHA-512 authentication as user "connectd" refused: wrong username, password or token`},
 		{"wrong CA", secureConfig{tls: &tlsBlock{ca: other.CAFile, cert: certs.ClientCert, key: certs.ClientKey}, password: password},
 			"TLS: the broker's certificate is not signed by a CA in kafka.tls.ca_file"},
+		{"expired client certificate", secureConfig{tls: &tlsBlock{ca: certs.CAFile, cert: certs.ExpiredClientCert, key: certs.ExpiredClientKey}, password: password},
+			"TLS: the broker rejected our client certificate, which expired at"},
 		{"no client certificate", secureConfig{tls: &tlsBlock{ca: certs.CAFile}, password: password},
 			"TLS: the broker requires a client certificate (set kafka.tls.cert_file and key_file)"},
 		// The cause must say that the listener wants TLS and kafka.tls

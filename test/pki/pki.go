@@ -32,6 +32,9 @@ type PKI struct {
 	// Client is the same pair loaded for a tls.Config.
 	ClientCert, ClientKey string
 	Client                tls.Certificate
+	// ExpiredClientCert and ExpiredClientKey are a client certificate
+	// (CN "client") that expired an hour ago.
+	ExpiredClientCert, ExpiredClientKey string
 	// Server is the server certificate loaded, for a test server's
 	// tls.Config (ServerTLS).
 	Server tls.Certificate
@@ -76,7 +79,7 @@ func newPKI(t testing.TB, expiredServer bool) *PKI {
 	p.Pool.AddCert(ca)
 	writePEM(t, p.CAFile, "CERTIFICATE", caDER)
 
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, certFile, keyFile string) {
+	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, certFile, keyFile string, expired bool) {
 		key := newKey(t)
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial),
@@ -89,9 +92,9 @@ func newPKI(t testing.TB, expiredServer bool) *PKI {
 		if usage == x509.ExtKeyUsageServerAuth {
 			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 			tmpl.DNSNames = []string{"localhost"}
-			if expiredServer {
-				tmpl.NotBefore, tmpl.NotAfter = now.Add(-2*time.Hour), now.Add(-time.Hour)
-			}
+		}
+		if expired {
+			tmpl.NotBefore, tmpl.NotAfter = now.Add(-2*time.Hour), now.Add(-time.Hour)
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 		if err != nil {
@@ -105,9 +108,11 @@ func newPKI(t testing.TB, expiredServer bool) *PKI {
 		writePEM(t, keyFile, "PRIVATE KEY", keyDER)
 	}
 	p.ServerCert, p.ServerKey = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
-	issue(2, "localhost", x509.ExtKeyUsageServerAuth, p.ServerCert, p.ServerKey)
+	issue(2, "localhost", x509.ExtKeyUsageServerAuth, p.ServerCert, p.ServerKey, expiredServer)
 	p.ClientCert, p.ClientKey = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
-	issue(3, "client", x509.ExtKeyUsageClientAuth, p.ClientCert, p.ClientKey)
+	issue(3, "client", x509.ExtKeyUsageClientAuth, p.ClientCert, p.ClientKey, false)
+	p.ExpiredClientCert, p.ExpiredClientKey = filepath.Join(dir, "client-expired.pem"), filepath.Join(dir, "client-expired-key.pem")
+	issue(4, "client", x509.ExtKeyUsageClientAuth, p.ExpiredClientCert, p.ExpiredClientKey, true)
 	if p.Client, err = tls.LoadX509KeyPair(p.ClientCert, p.ClientKey); err != nil {
 		t.Fatal(err)
 	}
