@@ -141,10 +141,19 @@ func runSinkZombie(t *testing.T, sink string, claimEpoch func(*pipe) (int64, err
 	}
 	// The status read before the SIGSTOP can miss a commit that ended
 	// between that read and the signal; a commit after the freeze is
-	// one stamped after it.
-	if after.Commits != before.Commits && after.LastCommit.After(frozen) {
+	// one stamped after it. One exception: the SIGSTOP can land inside
+	// a commit whose sink write already passed the claim-epoch check;
+	// it is stamped only once the process runs again, right after
+	// SIGCONT (CI run 56 saw one 0.1s after). A commit that really
+	// passed the fence after the heir's claim would show in verify's
+	// apply counts below.
+	inFlight := after.Commits == before.Commits+1 && after.LastCommit.Sub(woke) < 2*time.Second
+	if after.Commits != before.Commits && after.LastCommit.After(frozen) && !inFlight {
 		t.Errorf("the woken zombie committed %d batches before it aborted, the last at %s, after it froze at %s",
 			after.Commits-before.Commits, after.LastCommit.Format(time.RFC3339Nano), frozen.Format(time.RFC3339Nano))
+	}
+	if inFlight && after.LastCommit.After(frozen) {
+		t.Logf("a commit in flight at the SIGSTOP completed on SIGCONT, stamped %s", after.LastCommit.Format(time.RFC3339Nano))
 	}
 	waitFor(t, 2*time.Minute, "the zombie to rejoin the group", func() bool {
 		zombie.Alive()
