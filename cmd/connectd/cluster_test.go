@@ -58,22 +58,13 @@ func TestClusterStatus(t *testing.T) {
 	c := newCluster(t)
 	dir := t.TempDir()
 	member := func(id string) *daemonProc {
-		path := writeConfig(t, dir, id+".yaml", fmt.Sprintf(`
-instance_id: %s
-admin:
-	listen: 127.0.0.1:0
-kafka:
-	brokers: [%s]
-cluster:
-	id: test
-	status_interval: 200ms
+		return startMember(t, dir, id, "test", strings.Join(c.ListenAddrs(), ","), `
 connectors:
 	- name: copy
 		shutdown_timeout: 5s
 		source: {type: kafka, topics: [in], session_timeout: 10s}
 		sink: {type: kafka, topic: out}
-`, id, strings.Join(c.ListenAddrs(), ",")))
-		return startRunEnv(t, nil, path)
+`, nil)
 	}
 	a, b, cc := member("a"), member("b"), member("c")
 	baseA, baseB := a.adminURL(t), b.adminURL(t)
@@ -117,17 +108,7 @@ connectors:
 		sink: {type: kafka, topic: seed-out}
 `
 	member := func(id, connectors string) *daemonProc {
-		path := writeConfig(t, dir, id+".yaml", fmt.Sprintf(`
-instance_id: %s
-admin:
-	listen: 127.0.0.1:0
-kafka:
-	brokers: [%s]
-cluster:
-	id: test
-	status_interval: 200ms
-%s`, id, brokers, connectors))
-		return startRunEnv(t, env, path)
+		return startMember(t, dir, id, "test", brokers, connectors, env)
 	}
 	a, b, cc := member("a", seeded), member("b", ""), member("c", "")
 	baseA, baseB, baseC := a.adminURL(t), b.adminURL(t), cc.adminURL(t)
@@ -249,6 +230,24 @@ connectors:
 	}
 }
 
+// startMember runs a cluster member: instance id, cluster clusterID on
+// brokers, statuses every 200ms, connectors (YAML, may be empty) seeding
+// the config topic, env added to the test's environment.
+func startMember(t *testing.T, dir, id, clusterID, brokers, connectors string, env []string) *daemonProc {
+	t.Helper()
+	path := writeConfig(t, dir, id+".yaml", fmt.Sprintf(`
+instance_id: %s
+admin:
+	listen: 127.0.0.1:0
+kafka:
+	brokers: [%s]
+cluster:
+	id: %s
+	status_interval: 200ms
+%s`, id, brokers, clusterID, connectors))
+	return startRunEnv(t, env, path)
+}
+
 // waitConfig polls base's config of name until key has value.
 func waitConfig(t *testing.T, base, name, key, value string) {
 	t.Helper()
@@ -358,17 +357,7 @@ func TestClusterDefinitionBrokenOnOneMember(t *testing.T) {
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	dir := t.TempDir()
 	member := func(id string, env []string) *daemonProc {
-		path := writeConfig(t, dir, id+".yaml", fmt.Sprintf(`
-instance_id: %s
-admin:
-	listen: 127.0.0.1:0
-kafka:
-	brokers: [%s]
-cluster:
-	id: broken
-	status_interval: 200ms
-`, id, brokers))
-		return startRunEnv(t, env, path)
+		return startMember(t, dir, id, "broken", brokers, "", env)
 	}
 	a, b := member("a", []string{"ONLY_ON_A=copied"}), member("b", nil)
 	baseA, baseB := a.adminURL(t), b.adminURL(t)
