@@ -195,8 +195,9 @@ func (pg *tlsPostgres) setup() {
 	}
 }
 
-// exec runs statement q on database db as the superuser, over TLS.
-func (pg *tlsPostgres) exec(db, q string) {
+// superuser runs use on a connection to database db as the superuser,
+// over TLS, within 30s.
+func (pg *tlsPostgres) superuser(db string, use func(context.Context, *pgx.Conn)) {
 	pg.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -205,24 +206,27 @@ func (pg *tlsPostgres) exec(db, q string) {
 		pg.t.Fatalf("connect to the TLS PostgreSQL as postgres: %v", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, q); err != nil {
-		pg.t.Fatalf("%s: %v", q, err)
-	}
+	use(ctx, conn)
+}
+
+// exec runs statement q on database db as the superuser, over TLS.
+func (pg *tlsPostgres) exec(db, q string) {
+	pg.t.Helper()
+	pg.superuser(db, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			pg.t.Fatalf("%s: %v", q, err)
+		}
+	})
 }
 
 // queryInt runs a one-value query on database db as the superuser.
 func (pg *tlsPostgres) queryInt(db, q string) int64 {
 	pg.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pg.dsn("postgres", pgSuperPassword, db, nil))
-	if err != nil {
-		pg.t.Fatalf("connect to the TLS PostgreSQL as postgres: %v", err)
-	}
-	defer conn.Close(context.Background())
 	var n int64
-	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
-		pg.t.Fatalf("%s: %v", q, err)
-	}
+	pg.superuser(db, func(ctx context.Context, conn *pgx.Conn) {
+		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			pg.t.Fatalf("%s: %v", q, err)
+		}
+	})
 	return n
 }
