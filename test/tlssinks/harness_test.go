@@ -190,6 +190,30 @@ type broken struct {
 // connects (txn.SinkOffsets).
 const claimFailed = "claiming partitions in the sink failed; the group will rejoin"
 
+// runGoodAndBroken runs good and bad connectors in one process: each good
+// one drains its input and verifies clean, each bad one fails as
+// checkBroken wants, and no secret reaches a status answer or the log.
+func (p *pipeline) runGoodAndBroken(good []connector, bad []broken, secrets ...string) {
+	t := p.t
+	t.Helper()
+	conns := append([]connector{}, good...)
+	for _, b := range bad {
+		conns = append(conns, b.connector)
+	}
+	cfg := p.writeConfig(conns...)
+	proc := p.start(cfg)
+	for _, c := range good {
+		st := waitDrained(t, proc, c.name)
+		t.Logf("%s: %d records committed in %d commits", c.name, st.checkpointed(), st.Commits)
+	}
+	checkBroken(t, proc, bad, secrets)
+	stop(t, proc)
+	logHasNo(t, proc, secrets...)
+	for _, c := range good {
+		verifyClean(t, cfg, c.name)
+	}
+}
+
 // checkBroken checks what a connector whose sink cannot connect does
 // today, whatever the cause (retryable or not): the first use of the sink
 // is the claim of the partitions the group assigned, whose error makes

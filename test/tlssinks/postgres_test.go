@@ -56,24 +56,7 @@ func TestPostgresOverTLS(t *testing.T) {
 		{connector{"pg-no-client-cert", pgSink(pg.dsn(pgCertUser, pgCertPassword, pgCertUser, nil), "public.no_cert")},
 			[]string{"connect to postgres (fatal): the server requires a client certificate for this user: set sslcert and sslkey", cert}},
 	}
-	conns := append([]connector{}, good...)
-	for _, b := range bad {
-		conns = append(conns, b.connector)
-	}
-	cfg := p.writeConfig(conns...)
-	proc := p.start(cfg)
-	for _, c := range good {
-		st := waitDrained(t, proc, c.name)
-		t.Logf("%s: %d records committed in %d commits", c.name, st.checkpointed(), st.Commits)
-	}
-	secrets := []string{pgAppPassword, pgCertPassword, wrongPassword}
-	checkBroken(t, proc, bad, secrets)
-	stop(t, proc)
-	logHasNo(t, proc, secrets...)
-
-	for _, c := range good {
-		verifyClean(t, cfg, c.name)
-	}
+	p.runGoodAndBroken(good, bad, pgAppPassword, pgCertPassword, wrongPassword)
 	// Counted on the server too, apart from verify: every input once.
 	for _, db := range []string{pgAppUser, pgCertUser} {
 		if n := pg.queryInt(db, "SELECT count(DISTINCT event_id) FROM public.events"); n != inputRecords {

@@ -58,24 +58,7 @@ func TestRedisOverTLS(t *testing.T) {
 		{connector{"redis-wrong-password", redisSink(srv.url(redisUser, wrongPassword), "wrong-password:", ca, cert, key)},
 			[]string{at + "authentication refused: wrong username or password", "WRONGPASS"}},
 	}
-	conns := append([]connector{}, good...)
-	for _, b := range bad {
-		conns = append(conns, b.connector)
-	}
-	cfg := p.writeConfig(conns...)
-	proc := p.start(cfg)
-	for _, c := range good {
-		st := waitDrained(t, proc, c.name)
-		t.Logf("%s: %d records committed in %d commits", c.name, st.checkpointed(), st.Commits)
-	}
-	secrets := []string{redisPassword, wrongPassword}
-	checkBroken(t, proc, bad, secrets)
-	stop(t, proc)
-	logHasNo(t, proc, secrets...)
-
-	for _, c := range good {
-		verifyClean(t, cfg, c.name)
-	}
+	p.runGoodAndBroken(good, bad, redisPassword, wrongPassword)
 	for _, b := range bad {
 		prefix := b.name[len("redis-"):] + ":"
 		if n := srv.keys(prefix); n != 0 {
