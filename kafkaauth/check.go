@@ -2,7 +2,6 @@ package kafkaauth
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/tlscause"
 )
 
 // ErrSecurity marks a Check failure caused by the TLS or SASL settings (or
@@ -141,13 +141,7 @@ func explain(err error, saslFailed bool, k config.Kafka) (string, bool) {
 	if k.SASL != nil {
 		mech, user = k.SASL.Mechanism, k.SASL.Username
 	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		record    tls.RecordHeaderError
-		firstEOF  *kgo.ErrFirstReadEOF
-	)
+	var firstEOF *kgo.ErrFirstReadEOF
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed) || (saslFailed && k.SASL != nil):
 		who := ""
@@ -159,45 +153,42 @@ func explain(err error, saslFailed bool, k config.Kafka) (string, bool) {
 		return fmt.Sprintf("the broker does not enable SASL mechanism %s (kafka.sasl.mechanism)", mech), true
 	case errors.Is(err, kerr.IllegalSaslState):
 		return "the broker refused the SASL exchange", true
-	case errors.As(err, &unknownCA):
-		return "TLS: the broker's certificate is not signed by a CA in kafka.tls.ca_file (or the system's roots without one)", true
-	case errors.As(err, &hostname):
-		return fmt.Sprintf("TLS: the broker's certificate is not valid for %q (set kafka.tls.server_name to a name it carries)", hostname.Host), true
-	case errors.As(err, &invalid):
-		if invalid.Reason == x509.Expired {
-			return "TLS: the broker's certificate has expired or is not yet valid", true
-		}
-		return "TLS: the broker's certificate is invalid", true
 	case !TLSOn(k) && strings.Contains(err.Error(), "appear to be a tls alert record"):
 		// A Java broker answers a plaintext request on its TLS listener
 		// with a TLS alert, which franz-go reads as an impossible
 		// response size and describes only in its message.
 		return "the broker answered with a TLS alert: this listener requires TLS, and kafka.tls is not set", true
-	case errors.As(err, &record):
-		return "TLS: the broker did not answer with TLS on this port (kafka.tls is set; is this a plaintext listener?)", true
-	case strings.Contains(err.Error(), "remote error: tls: "):
-		// The broker's TLS alert; crypto/tls keeps its type unexported.
+	}
+	if cause := brokerPeer.Explain(err); cause != "" {
+		return cause, true
+	}
+	if alert, ok := tlscause.RemoteAlert(err); ok {
 		// Go answers a missing client certificate with the TLS 1.3
 		// alert certificate_required; Java (Kafka) with bad_certificate,
 		// which is also its answer to an untrusted one.
-		if strings.Contains(err.Error(), "certificate required") || (k.TLS != nil && k.TLS.CertFile == "") {
+		if alert == "certificate required" || (k.TLS != nil && k.TLS.CertFile == "") {
 			return "TLS: the broker requires a client certificate (set kafka.tls.cert_file and key_file)", true
 		}
 		if end, expired := clientCertExpired(k); expired {
 			return fmt.Sprintf("TLS: the broker rejected our client certificate, which expired at %s (kafka.tls.cert_file)", end.UTC().Format(time.RFC3339)), true
 		}
 		return "TLS: the broker rejected the handshake (is our client certificate signed by a CA it trusts?)", true
-	case errors.As(err, &firstEOF):
+	}
+	if errors.As(err, &firstEOF) {
 		if !TLSOn(k) {
 			return "the broker closed the connection at the first request: it most likely requires TLS, and kafka.tls is not set", true
 		}
 		return "the broker closed the connection at the first request (does it require SASL, or a different listener?)", true
 	}
-	var cve *tls.CertificateVerificationError
-	if errors.As(err, &cve) {
-		return "TLS: the broker's certificate could not be verified", true
-	}
 	return "", false
+}
+
+// brokerPeer is a Kafka broker as the kafka.tls block governs it.
+var brokerPeer = tlscause.Peer{
+	Name:     "broker",
+	CA:       "a CA in kafka.tls.ca_file",
+	HostHint: "set kafka.tls.server_name to a name it carries",
+	NotTLS:   "kafka.tls is set; is this a plaintext listener?",
 }
 
 // clientCertExpired reports whether kafka.tls.cert_file's certificate is

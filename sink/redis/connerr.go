@@ -1,8 +1,6 @@
 package redis
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/connectd/connectd/tlscause"
 )
 
 // ConnError is a failure of the sink's first commands on a new client
@@ -46,30 +46,17 @@ func connError(opts *redis.Options, err error) error {
 // explainConn says in configuration terms why a connection failed, or ""
 // when err says it already (a refused TCP connection, a timeout).
 func explainConn(err error, tlsOn bool) string {
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		record    tls.RecordHeaderError
-	)
+	if cause := redisPeer.Explain(err); cause != "" {
+		return cause
+	}
+	if alert, ok := tlscause.RemoteAlert(err); ok {
+		if alert == "certificate required" {
+			return "TLS: the server requires a client certificate (set tls.cert_file and tls.key_file)"
+		}
+		return "TLS: the server rejected the handshake (is the client certificate signed by a CA it trusts?)"
+	}
 	msg := err.Error()
 	switch {
-	case errors.As(err, &unknownCA):
-		return "TLS: the server's certificate is not signed by a CA in tls.ca_file (or the system's roots without one)"
-	case errors.As(err, &hostname):
-		return fmt.Sprintf("TLS: the server's certificate is not valid for %q (set tls.server_name to a name it carries)", hostname.Host)
-	case errors.As(err, &invalid):
-		if invalid.Reason == x509.Expired {
-			return "TLS: the server's certificate has expired or is not yet valid"
-		}
-		return "TLS: the server's certificate is invalid"
-	case errors.As(err, &record):
-		return "TLS: the server did not answer with TLS (tls or a rediss:// URL is set; is this a plaintext port?)"
-	case strings.Contains(msg, "remote error: tls: certificate required"):
-		return "TLS: the server requires a client certificate (set tls.cert_file and tls.key_file)"
-	case strings.Contains(msg, "remote error: tls: "):
-		// The server's TLS alert; crypto/tls keeps its type unexported.
-		return "TLS: the server rejected the handshake (is the client certificate signed by a CA it trusts?)"
 	case strings.HasPrefix(msg, "WRONGPASS"):
 		return "authentication refused: wrong username or password, or the ACL user is disabled"
 	case strings.HasPrefix(msg, "NOAUTH"):
@@ -82,4 +69,12 @@ func explainConn(err error, tlsOn bool) string {
 		return "the server closed the connection at the first command: it most likely requires TLS (set tls, or use a rediss:// URL)"
 	}
 	return ""
+}
+
+// redisPeer is a Redis server as the sink's tls block governs it.
+var redisPeer = tlscause.Peer{
+	Name:     "server",
+	CA:       "a CA in tls.ca_file",
+	HostHint: "set tls.server_name to a name it carries",
+	NotTLS:   "tls or a rediss:// URL is set; is this a plaintext port?",
 }
