@@ -46,7 +46,15 @@ const NoCheckpoint = connector.NoCheckpoint
 //     new claim reads the stored checkpoint, which says whether the batch
 //     committed.
 //   - After each commit the group offsets are committed too, asynchronously,
-//     so Kafka's lag tools see progress; nothing reads them back.
+//     so Kafka's lag tools see progress; nothing reads them back. So they
+//     can miss a batch the sink holds: its owner crashed between the two
+//     commits, or its member was replaced meanwhile (another process with
+//     the same instance_id joined) and the broker refused the lag commit.
+//     Each claim therefore commits the checkpoints it read to the group
+//     too, where they differ from the group's: without that, a partition
+//     with no new input showed those records as lag forever. Neither
+//     commit takes part in exactly-once: fencing and the checkpoint stay
+//     in the sink, and a refused lag commit changes nothing else.
 type SinkOffsets struct {
 	opts    []kgo.Opt
 	group   string
@@ -161,13 +169,19 @@ func (s *SinkOffsets) Commit(ctx context.Context, cp connector.Checkpoint) error
 // commitGroupForLag commits the checkpoint to the consumer group, without
 // waiting, for lag display. It is never read back: the sink is the truth.
 func (s *SinkOffsets) commitGroupForLag(cp connector.Checkpoint) {
-	cl := s.cl.Load()
-	if cl == nil {
+	commitGroupForLag(s.cl.Load(), cp, s.log)
+}
+
+// commitGroupForLag commits cp through cl (if any) as the member it is
+// now; a member replaced or expelled meanwhile is refused by the broker,
+// which changes nothing but the lag shown.
+func commitGroupForLag(cl *kgo.Client, cp connector.Checkpoint, log *slog.Logger) {
+	if cl == nil || len(cp) == 0 {
 		return
 	}
 	cl.CommitOffsets(context.Background(), groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
-			s.log.Debug("group offset commit for lag display failed", "err", err)
+			log.Debug("group offset commit for lag display failed", "err", err)
 		}
 	})
 }
@@ -193,12 +207,24 @@ func (s *SinkOffsets) Recover(_ context.Context, cause error) (connector.Checkpo
 	s.mu.Lock()
 	clear(s.owned)
 	s.mu.Unlock()
+	// The claim's lag commit goes through the client that claimed, which
+	// exists only once NewClient returns; a claim that runs before that
+	// (it takes a join and a sync) waits for it.
+	var (
+		self    *kgo.Client
+		created = make(chan struct{})
+	)
+	claimer := func() *kgo.Client { <-created; return self }
 	opts := append(append([]kgo.Opt{}, s.opts...),
-		kgo.AdjustFetchOffsetsFn(s.claim),
+		kgo.AdjustFetchOffsetsFn(func(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			return s.claim(ctx, offsets, claimer)
+		}),
 		kgo.OnPartitionsRevoked(s.release),
 		kgo.OnPartitionsLost(s.release),
 	)
 	cl, err := kgo.NewClient(opts...)
+	self = cl
+	close(created)
 	if err != nil {
 		return nil, connector.NewCommitError(connector.Fatal, "new consumer", err)
 	}
@@ -208,8 +234,10 @@ func (s *SinkOffsets) Recover(_ context.Context, cause error) (connector.Checkpo
 
 // claim runs on assignment, before fetching starts: it claims the assigned
 // partitions in the sink (the store raises their claim epochs) and replaces
-// the group's offsets by the sink's checkpoints.
-func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+// the group's offsets by the sink's checkpoints. Where those differ from
+// the group's, it commits them to the group for lag display, through
+// claimer's client, without waiting for the answer (see SinkOffsets).
+func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kgo.Offset, claimer func() *kgo.Client) (map[string]map[int32]kgo.Offset, error) {
 	var tps []connector.TopicPartition
 	for t, ps := range offsets {
 		for p := range ps {
@@ -217,6 +245,29 @@ func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kg
 		}
 	}
 	claims, err := s.store.Claim(ctx, s.group, tps)
+	lag, err := s.recordClaim(tps, claims, err, offsets)
+	if err != nil {
+		return nil, err
+	}
+	if len(lag) > 0 {
+		// Issued here, before fetching starts, so it is ordered before
+		// the lag commit of any batch read after this claim (franz-go
+		// sends commits in the order they are issued); an older
+		// checkpoint never lands after a newer one. Issuing does not
+		// wait for the group (a commit waits for a join and sync in
+		// flight): this one's are done, and franz-go starts the next
+		// only after this function returns.
+		commitGroupForLag(claimer(), lag, s.log)
+	}
+	return offsets, nil
+}
+
+// recordClaim records the outcome of the claim of tps (claims, or err):
+// the partitions owned, with their epochs and checkpoints, and each one's
+// offset in offsets, the sink's checkpoint or else the start offset. It
+// returns the checkpoints that differ from the group's offsets (what
+// offsets held before).
+func (s *SinkOffsets) recordClaim(tps []connector.TopicPartition, claims Claims, err error, offsets map[string]map[int32]kgo.Offset) (connector.Checkpoint, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -227,6 +278,7 @@ func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kg
 		return nil, err
 	}
 	s.claimFailed = nil
+	lag := connector.Checkpoint{}
 	for _, tp := range tps {
 		c, ok := claims[tp]
 		if !ok {
@@ -237,10 +289,13 @@ func (s *SinkOffsets) claim(ctx context.Context, offsets map[string]map[int32]kg
 		at := s.startAt
 		if has {
 			at = kgo.NewOffset().At(c.Next).WithEpoch(-1)
+			if offsets[tp.Topic][tp.Partition].EpochOffset().Offset != c.Next {
+				lag[tp] = c.Next
+			}
 		}
 		offsets[tp.Topic][tp.Partition] = at
 	}
-	return offsets, nil
+	return lag, nil
 }
 
 // release forgets revoked or lost partitions: a batch still holding records
