@@ -388,7 +388,7 @@ func buildTask(s *Spec, env Env) *connector.Connector {
 		env.ClientOpts = append(slices.Clip(env.ClientOpts), kgo.KeepControlRecords())
 		opts.Stops = env.Stops(cc.Name)
 	}
-	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, sinkkafka.ProducerOptions()...)
+	base := append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, sinkkafka.ProducerOptions(cc.CommitInterval.D())...)
 	txnOpts := []kgo.Opt{
 		kgo.TransactionalID(TransactionalID(cc.Name, env.InstanceID)),
 		kgo.TransactionTimeout(cc.TransactionTimeout.D()),

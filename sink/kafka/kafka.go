@@ -61,13 +61,29 @@ func (c Config) Validate() error {
 // the bimodal exactly_once rounds of issue 17 (a drain of 2.6 s taking
 // 7.6 s). Nothing is retried from memory by this: the records stay in
 // the open transaction, produced once, in order (idempotent sequence).
-func ProducerOptions() []kgo.Opt {
+//
+// The linger depends on the connector's commit interval (Linger).
+func ProducerOptions(commitInterval time.Duration) []kgo.Opt {
 	return []kgo.Opt{
+		kgo.ProducerLinger(Linger(commitInterval)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.AllowAutoTopicCreation(),
 		kgo.RecordPartitioner(Partitioner(nil)),
 		kgo.MetadataMinAge(ProducerMetadataMinAge),
 	}
+}
+
+// Linger is how long a connectd producer lets a partition's records wait
+// for more before it sends them (kgo.ProducerLinger), for a connector that
+// commits every interval: franz-go's 10 ms, but never more than a fifth of
+// the interval. The commit flushes what still lingers and waits for it
+// before it can end the transaction, so with a 10 ms interval and a 10 ms
+// linger every batch's output went out at its commit and the produce round
+// trip was added to every record's latency; sent while the batch is still
+// read, it is not. At 100 ms and more the interval does not change it.
+func Linger(commitInterval time.Duration) time.Duration {
+	const franzDefault = 10 * time.Millisecond
+	return max(min(franzDefault, commitInterval/5), 0)
 }
 
 // ProducerMetadataMinAge is the shortest time between two metadata

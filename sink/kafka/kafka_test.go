@@ -161,7 +161,7 @@ func TestAppendOriginMatchesString(t *testing.T) {
 // franz-go's 5 s, which stalled a whole commit 5 s (issue 17's bimodal
 // rounds; the benchmark reproduction is in README "Benchmarks").
 func TestProducerMetadataMinAge(t *testing.T) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}, ProducerOptions()...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}, ProducerOptions(100*time.Millisecond)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,5 +169,30 @@ func TestProducerMetadataMinAge(t *testing.T) {
 	got, _ := cl.OptValue(kgo.MetadataMinAge).(time.Duration)
 	if got != ProducerMetadataMinAge || got > 100*time.Millisecond {
 		t.Fatalf("producer MetadataMinAge = %v, want %v (≤ 100 ms)", got, ProducerMetadataMinAge)
+	}
+}
+
+// TestLinger: a producer lingers franz-go's 10 ms at most, and at most a
+// fifth of the commit interval, so a short interval's output is sent while
+// the batch is read, not at its commit.
+func TestLinger(t *testing.T) {
+	for _, tt := range []struct{ interval, want time.Duration }{
+		{10 * time.Millisecond, 2 * time.Millisecond},
+		{25 * time.Millisecond, 5 * time.Millisecond},
+		{100 * time.Millisecond, 10 * time.Millisecond},
+		{time.Second, 10 * time.Millisecond},
+		{0, 0},
+	} {
+		if got := Linger(tt.interval); got != tt.want {
+			t.Errorf("Linger(%v) = %v, want %v", tt.interval, got, tt.want)
+		}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}, ProducerOptions(10*time.Millisecond)...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got, _ := cl.OptValue(kgo.ProducerLinger).(time.Duration); got != 2*time.Millisecond {
+		t.Fatalf("the producer of a connector committing every 10ms lingers %v, want 2ms", got)
 	}
 }

@@ -39,7 +39,7 @@ func TestLoadStateMillionKeysKafka(t *testing.T) {
 
 	const keys, others, perTxn = 1_000_000, 100_000, 100_000
 	value := func(i int) []byte { return fmt.Appendf(nil, `{"count":%d,"sum":%d.25,"max":%d}`, i%1000, i, i%977) }
-	prod := testenv.KafkaClient(t, brokers, append(ProducerOptions(),
+	prod := testenv.KafkaClient(t, brokers, append(ProducerOptions(100*time.Millisecond),
 		kgo.TransactionalID(testenv.UniqueTransactionalID(t)), kgo.ProducerBatchMaxBytes(1<<20))...)
 	began := time.Now()
 	var conv Converter

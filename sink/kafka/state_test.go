@@ -110,7 +110,7 @@ func newClient(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.Client {
 // txnProducer is a transactional producer configured as the sink's
 // (ProducerOptions).
 func txnProducer(t *testing.T, seeds []string, id string) *kgo.Client {
-	return newClient(t, seeds, append(ProducerOptions(), kgo.TransactionalID(id))...)
+	return newClient(t, seeds, append(ProducerOptions(100*time.Millisecond), kgo.TransactionalID(id))...)
 }
 
 // produceTxn writes recs through a Converter in one transaction of cl and
