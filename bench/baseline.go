@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/config"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
 )
 
 // The bare baselines are the least a program must do to move the records
@@ -167,6 +168,9 @@ func runWorker(ctx context.Context, c BaselineConfig) error {
 		// franz-go's defaults, stated: acks=all and the idempotent
 		// producer, as for connectd's at_least_once.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// The linger connectd's producers use at this commit interval,
+		// so that both batch alike.
+		kgo.ProducerLinger(sinkkafka.Linger(c.CommitInterval)),
 	)
 	if err != nil {
 		return err
@@ -229,7 +233,8 @@ func runWorker(ctx context.Context, c BaselineConfig) error {
 	return nil
 }
 
-// kafkaWriter produces the batch and waits for every acknowledgement.
+// kafkaWriter produces the batch, flushes it (nothing sits out the linger)
+// and waits for every acknowledgement.
 func kafkaWriter(cl *kgo.Client, topic string) batchWriter {
 	return func(ctx context.Context, recs []*kgo.Record) error {
 		var (
@@ -249,6 +254,7 @@ func kafkaWriter(cl *kgo.Client, topic string) batchWriter {
 				wg.Done()
 			})
 		}
+		_ = cl.Flush(ctx) // a cancelled flush still leaves wg to wait for the outcomes
 		wg.Wait()
 		return firstErr
 	}
