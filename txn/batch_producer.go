@@ -49,8 +49,8 @@ func (b *batchProducer) add(ctx context.Context, produce produceFunc, recs ...*k
 // It does not flush the producer, so the batch's last records sit out the
 // linger before they are sent. Flushing here (5689e71) made the drains
 // 1.3-1.6x faster, but with it the member of test/clustered that restarts
-// after a SIGKILL held no partition for 2 minutes in 3 of 3 runs (CI run
-// 58 and two runs by hand; it passed with the flush reverted). The cause
+// after a SIGKILL held no partition for 2 minutes in 2 of 2 runs (CI run
+// 58 and one by hand; it passed twice with the flush reverted). The cause
 // is not found yet, so the flush is not in the code.
 func (b *batchProducer) wait() error { return b.promise.Err() }
 
