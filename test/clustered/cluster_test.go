@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -156,10 +157,22 @@ func TestClusterContainers(t *testing.T) {
 	t.Logf("verify: %s", rep)
 }
 
-// dumpLogs logs the tail of a member's container log.
+// dumpLogs logs the tail of a member's container log. It first sends the
+// member SIGQUIT, on which Go writes every goroutine's stack to the log
+// before the process exits: a member that stops making progress without
+// logging why (CI run 58: the member restarted after its SIGKILL held no
+// partition and logged nothing more) can then be read from its stacks.
+// The whole log, stacks included, is saved to a file that outlives the
+// test; the tail logged here is from before the signal.
 func dumpLogs(t *testing.T, id string, ctr *testenv.ConnectdContainer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if docker, err := client.New(client.FromEnv); err == nil {
+		if _, err := docker.ContainerKill(ctx, ctr.GetContainerID(), client.ContainerKillOptions{Signal: "QUIT"}); err == nil {
+			time.Sleep(2 * time.Second) // the stacks are written, the process exits
+		}
+		docker.Close()
+	}
 	r, err := ctr.Logs(ctx)
 	if err != nil {
 		t.Logf("member %s: no logs: %v", id, err)
@@ -167,7 +180,13 @@ func dumpLogs(t *testing.T, id string, ctr *testenv.ConnectdContainer) {
 	}
 	defer r.Close()
 	b, _ := io.ReadAll(r)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if f, err := os.CreateTemp("", "connectd-clustered-"+id+"-*.log"); err == nil {
+		_, _ = f.Write(b)
+		_ = f.Close()
+		t.Logf("member %s: whole log, goroutine stacks at SIGQUIT included: %s", id, f.Name())
+	}
+	before, _, _ := strings.Cut(string(b), "SIGQUIT: quit")
+	lines := strings.Split(strings.TrimSpace(before), "\n")
 	t.Logf("member %s, last %d log lines:\n%s", id, min(len(lines), 60), strings.Join(lines[max(0, len(lines)-60):], "\n"))
 }
 
