@@ -139,22 +139,7 @@ func runSinkZombie(t *testing.T, sink string, claimEpoch func(*pipe) (int64, err
 	if after.Aborts["fenced"] <= before.Aborts["fenced"] && !strings.Contains(logged, "fenced") && !endedByServer {
 		t.Errorf("the zombie's batch aborted but was neither fenced nor ended by the server: aborts %v -> %v", before.Aborts, after.Aborts)
 	}
-	// The status read before the SIGSTOP can miss a commit that ended
-	// between that read and the signal; a commit after the freeze is
-	// one stamped after it. One exception: the SIGSTOP can land inside
-	// a commit whose sink write already passed the claim-epoch check;
-	// it is stamped only once the process runs again, right after
-	// SIGCONT (CI run 56 saw one 0.1s after). A commit that really
-	// passed the fence after the heir's claim would show in verify's
-	// apply counts below.
-	inFlight := after.Commits == before.Commits+1 && after.LastCommit.Sub(woke) < 2*time.Second
-	if after.Commits != before.Commits && after.LastCommit.After(frozen) && !inFlight {
-		t.Errorf("the woken zombie committed %d batches before it aborted, the last at %s, after it froze at %s",
-			after.Commits-before.Commits, after.LastCommit.Format(time.RFC3339Nano), frozen.Format(time.RFC3339Nano))
-	}
-	if inFlight && after.LastCommit.After(frozen) {
-		t.Logf("a commit in flight at the SIGSTOP completed on SIGCONT, stamped %s", after.LastCommit.Format(time.RFC3339Nano))
-	}
+	checkNoCommitAfterFreeze(t, before, after, frozen, woke)
 	waitFor(t, 2*time.Minute, "the zombie to rejoin the group", func() bool {
 		zombie.Alive()
 		heir.Alive()
@@ -174,4 +159,27 @@ func runSinkZombie(t *testing.T, sink string, claimEpoch func(*pipe) (int64, err
 	}
 	rep := verifyClean(t, cfg, connectorName, total)
 	t.Logf("%.1fs: %d events, zombie frozen past the session timeout and woken: %s", time.Since(start).Seconds(), total, rep)
+}
+
+// checkNoCommitAfterFreeze fails t if a zombie frozen at frozen and woken
+// at woke committed after the freeze, by its status before the SIGSTOP
+// and after it aborted. The status read before the SIGSTOP can miss a
+// commit that ended between that read and the signal; a commit after the
+// freeze is one stamped after it. One exception: the SIGSTOP can land
+// inside a commit that already passed its fence (the sink write passed
+// the claim-epoch check, or the transaction committed and its answer was
+// not yet read); it is stamped only once the process runs again, right
+// after SIGCONT (CI run 56 saw one 0.1s after into Redis, run 59 one into
+// PostgreSQL). A commit that really passed the fence after the heir took
+// over would show in verify's apply counts.
+func checkNoCommitAfterFreeze(t *testing.T, before, after status, frozen, woke time.Time) {
+	t.Helper()
+	inFlight := after.Commits == before.Commits+1 && after.LastCommit.Sub(woke) < 2*time.Second
+	if after.Commits != before.Commits && after.LastCommit.After(frozen) && !inFlight {
+		t.Errorf("the woken zombie committed %d batches, the last at %s, after it froze at %s",
+			after.Commits-before.Commits, after.LastCommit.Format(time.RFC3339Nano), frozen.Format(time.RFC3339Nano))
+	}
+	if inFlight && after.LastCommit.After(frozen) {
+		t.Logf("a commit in flight at the SIGSTOP completed on SIGCONT, stamped %s", after.LastCommit.Format(time.RFC3339Nano))
+	}
 }
