@@ -62,7 +62,7 @@ func (a *KafkaAtLeastOnce) Write(ctx context.Context, recs []*connector.Record) 
 
 // Commit waits for every record, then stores cp.
 func (a *KafkaAtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error {
-	if err := a.out.wait(); err != nil {
+	if err := a.out.wait(ctx); err != nil {
 		return connector.NewCommitError(connector.Abortable, "produce", err)
 	}
 	if a.store != nil {

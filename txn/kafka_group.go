@@ -114,7 +114,7 @@ func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
 func (k *KafkaGroupTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	s := k.sess.Load()
 	ctx = withIdleOffsets(ctx, cp)
-	produceErr := k.out.wait()
+	produceErr := k.out.wait(ctx)
 	// The gate stays closed during End, for heldGrace even if the group
 	// manager comes to wait at it. End forces a heartbeat after committing
 	// the offsets. A manager that meets a rebalance waits at the gate with

@@ -56,7 +56,7 @@ func (p *OffsetsTopicTxn) Write(ctx context.Context, recs []*connector.Record) e
 // Commit adds the checkpoint record and commits, if every produce succeeded.
 func (p *OffsetsTopicTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	p.out.add(ctx, p.cl.Produce, p.store.Records(cp)...)
-	produceErr := p.out.wait()
+	produceErr := p.out.wait(ctx)
 	return endResult(p.cl.EndTransaction(ctx, kgo.TransactionEndTry(produceErr == nil)), produceErr)
 }
 
