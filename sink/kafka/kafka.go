@@ -76,7 +76,7 @@ func ProducerOptions(commitInterval time.Duration) []kgo.Opt {
 // Linger is how long a connectd producer lets a partition's records wait
 // for more before it sends them (kgo.ProducerLinger), for a connector that
 // commits every interval: franz-go's 10 ms, but never more than a fifth of
-// the interval. The commit waits for what still lingers (it flushes it)
+// the interval. The commit flushes what still lingers and waits for it
 // before it can end the transaction, so with a 10 ms interval and a 10 ms
 // linger every batch's output went out at its commit and the produce round
 // trip was added to every record's latency; sent while the batch is still
