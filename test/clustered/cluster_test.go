@@ -7,6 +7,7 @@ package clustered
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,6 +76,7 @@ func TestClusterContainers(t *testing.T) {
 	admin := func(id string) string { return "http://" + members[id].Admin }
 	t.Cleanup(func() {
 		if t.Failed() {
+			dumpGroup(t, adm)
 			for _, id := range ids {
 				dumpLogs(t, id, members[id])
 			}
@@ -160,6 +162,44 @@ func TestClusterContainers(t *testing.T) {
 		t.Fatalf("verify: %s, want %d expected, each once", rep, total)
 	}
 	t.Logf("verify: %s", rep)
+}
+
+// dumpGroup logs what the brokers say about copy's group on failure: each
+// member's assignment, the committed, end and last stable offsets of the
+// input, and the transactions. A member that "holds no partition" can
+// then be told from one that holds partitions with nothing left to read
+// (the race the restart step once had) or one behind an open transaction.
+func dumpGroup(t *testing.T, adm *kadm.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if gs, err := adm.DescribeGroups(ctx, "connectd-copy"); err != nil {
+		t.Logf("group: %v", err)
+	} else {
+		for _, g := range gs {
+			for _, m := range g.Members {
+				a, _ := m.Assigned.AsConsumer()
+				t.Logf("group %s (%s): member %s assigned %+v", g.Group, g.State, m.MemberID, a)
+			}
+		}
+	}
+	committed, err := adm.FetchOffsets(ctx, "connectd-copy")
+	ends, err2 := adm.ListEndOffsets(ctx, "in")
+	stable, err3 := adm.ListCommittedOffsets(ctx, "in")
+	if err := errors.Join(err, err2, err3); err != nil {
+		t.Logf("offsets: %v", err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		c, _ := committed.Lookup(o.Topic, o.Partition)
+		s, _ := stable.Lookup(o.Topic, o.Partition)
+		t.Logf("%s/%d: committed %d, end %d, last stable %d", o.Topic, o.Partition, c.At, o.Offset, s.Offset)
+	})
+	if txs, err := adm.DescribeTransactions(ctx); err != nil {
+		t.Logf("transactions: %v", err)
+	} else {
+		for _, tx := range txs.Sorted() {
+			t.Logf("transaction %s: producer %d epoch %d %s, partitions %v", tx.TxnID, tx.ProducerID, tx.ProducerEpoch, tx.State, tx.Topics)
+		}
+	}
 }
 
 // dumpLogs logs the tail of a member's container log. It first sends the
