@@ -322,9 +322,9 @@ func (c *Connector) runBatch(ctx, writeCtx context.Context) error {
 			if err := c.proto.Write(writeCtx, processed); err != nil {
 				return c.abort(true, err)
 			}
-			for _, r := range recs {
-				cp.Advance(r.Origin)
-				if c.opts.Observer != nil {
+			cp.AdvanceRecords(recs)
+			if c.opts.Observer != nil {
+				for _, r := range recs {
 					c.timestamps = append(c.timestamps, r.Timestamp)
 				}
 			}
