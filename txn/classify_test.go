@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connectd/connectd/connector"
 )
@@ -109,5 +110,43 @@ func TestNeedsNewSession(t *testing.T) {
 		if got := needsNewSession(tt.cause); got != tt.want {
 			t.Errorf("needsNewSession(%v) = %v, want %v", tt.cause, got, tt.want)
 		}
+	}
+}
+
+// An offset commit's outcome names every partition the broker refused, so
+// the lag commit's log (which has no other trace) says which and why; a
+// request error wins, and a clean response is no error.
+func TestOffsetCommitErr(t *testing.T) {
+	resp := kmsg.NewPtrOffsetCommitResponse()
+	for _, tp := range []struct {
+		topic string
+		part  int32
+		code  int16
+	}{{"in", 0, 0}, {"in", 1, kerr.FencedInstanceID.Code}, {"other", 2, kerr.UnknownMemberID.Code}} {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = tp.topic
+		rp := kmsg.NewOffsetCommitResponseTopicPartition()
+		rp.Partition, rp.ErrorCode = tp.part, tp.code
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+	}
+	err := offsetCommitErr(resp, nil)
+	if !errors.Is(err, kerr.FencedInstanceID) || !errors.Is(err, kerr.UnknownMemberID) {
+		t.Fatalf("offsetCommitErr = %v, want both partitions' errors", err)
+	}
+	for _, want := range []string{"in/1: FENCED_INSTANCE_ID", "other/2: UNKNOWN_MEMBER_ID"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("offsetCommitErr = %q, does not name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "in/0") {
+		t.Errorf("offsetCommitErr = %q names the partition that was committed", err)
+	}
+	reqErr := errors.New("connection reset")
+	if got := offsetCommitErr(resp, reqErr); got != reqErr {
+		t.Errorf("with a request error: %v, want it as it is", got)
+	}
+	if got := offsetCommitErr(kmsg.NewPtrOffsetCommitResponse(), nil); got != nil {
+		t.Errorf("a clean response: %v, want nil", got)
 	}
 }

@@ -2,6 +2,8 @@ package txn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -90,19 +92,27 @@ func (a *KafkaAtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpo
 func commitGroupSync(ctx context.Context, cl *kgo.Client, cp connector.Checkpoint) error {
 	var commitErr error
 	cl.CommitOffsetsSync(ctx, groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			commitErr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && commitErr == nil {
-					commitErr = err
-				}
-			}
-		}
+		commitErr = offsetCommitErr(resp, err)
 	})
 	return commitErr
+}
+
+// offsetCommitErr is an offset commit's outcome as one error: the
+// request's own error, else every partition the broker refused, each
+// named (nil if it took them all).
+func offsetCommitErr(resp *kmsg.OffsetCommitResponse, err error) error {
+	if err != nil || resp == nil {
+		return err
+	}
+	var errs []error
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // GroupRebalance implements connector.GroupCommitter: franz-go holds the

@@ -179,8 +179,8 @@ func commitGroupForLag(cl *kgo.Client, cp connector.Checkpoint, log *slog.Logger
 	if cl == nil || len(cp) == 0 {
 		return
 	}
-	cl.CommitOffsets(context.Background(), groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
+	cl.CommitOffsets(context.Background(), groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err := offsetCommitErr(resp, err); err != nil {
 			log.Debug("group offset commit for lag display failed", "err", err)
 		}
 	})
