@@ -87,8 +87,8 @@ func (a *KafkaAtLeastOnce) commitGroup(ctx context.Context, cp connector.Checkpo
 	return nil
 }
 
-// commitGroupSync commits cp as cl's group offsets and returns the first
-// error, of the request or of any partition.
+// commitGroupSync commits cp as cl's group offsets and returns the
+// request's error, else every refused partition's (offsetCommitErr).
 func commitGroupSync(ctx context.Context, cl *kgo.Client, cp connector.Checkpoint) error {
 	var commitErr error
 	cl.CommitOffsetsSync(ctx, groupOffsets(cp), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
