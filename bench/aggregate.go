@@ -174,11 +174,14 @@ type Target struct {
 	Limit    float64
 	AtMost   bool // Measured must be <= Limit (else >=)
 	Known    bool
-	Profile  string    // CPU profile of the connectd run concerned
+	Profile  string    // CPU profile of the connectd run concerned (its heap profile beside it: heapProfilePath)
 	Rounds   []float64 // per-round values behind Measured (paired ratios, p99s)
 	// ByWorst judges the target on its worst round (issue 17: targets hold
 	// for the worst of the interleaved rounds) instead of the median.
 	ByWorst bool
+	// Memory marks a memory target: a heap profile explains a miss, not
+	// a CPU profile.
+	Memory bool
 }
 
 // Worst is the worst of Rounds for this target's direction (the largest
@@ -292,12 +295,14 @@ func copyTargets(results []Result, aggs []Aggregate, micro []MicroResult) []Targ
 			alloc.Measured, alloc.Known = m.AllocsPerOp, true
 		}
 	}
-	rss := Target{Name: "connectd peak RSS (largest over all connectd runs)", Want: "< 200 MiB", Unit: "MiB", Limit: 200, AtMost: true}
+	rss := Target{Name: "connectd peak RSS (largest over all connectd runs)", Want: "< 200 MiB", Unit: "MiB", Limit: 200, AtMost: true, Memory: true}
 	for _, a := range aggs {
 		// A scale-out run's RSS is the sum over its processes: no one
 		// process's.
 		if a.Scenario.System == Connectd && a.Scenario.Processes <= 1 && a.PeakRSS > 0 {
-			rss.Measured, rss.Known = max(rss.Measured, float64(a.PeakRSS)/(1<<20)), true
+			if mib := float64(a.PeakRSS) / (1 << 20); mib > rss.Measured {
+				rss.Measured, rss.Known, rss.Profile = mib, true, a.Profile
+			}
 		}
 	}
 	return append(ts, alloc, rss)

@@ -231,7 +231,11 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 	rep.LoadAtEnd = ReadMachine().Load
 	for _, t := range rep.Targets {
 		if t.Known && !t.Met() && t.Profile != "" {
-			rep.Profiles[t.Name] = pprofTop(ctx, o.Connectd, t.Profile)
+			if t.Memory {
+				rep.Profiles[t.Name] = pprofTop(ctx, o.Connectd, heapProfilePath(t.Profile), "-sample_index=inuse_space")
+			} else {
+				rep.Profiles[t.Name] = pprofTop(ctx, o.Connectd, t.Profile)
+			}
 		}
 	}
 	if o.Tasks > 1 {
@@ -246,12 +250,13 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// pprofTop summarizes a CPU profile: the top functions by flat and by
-// cumulative time.
-func pprofTop(ctx context.Context, bin, profile string) string {
+// pprofTop summarizes a profile: the top functions by flat and by
+// cumulative value (time for a CPU profile; with -sample_index, the
+// in-use bytes of a heap profile).
+func pprofTop(ctx context.Context, bin, profile string, flags ...string) string {
 	var b strings.Builder
 	for _, mode := range [][]string{{"-top"}, {"-top", "-cum"}} {
-		args := append([]string{"tool", "pprof", "-nodecount=18"}, mode...)
+		args := append(append([]string{"tool", "pprof", "-nodecount=18"}, flags...), mode...)
 		out, err := exec.CommandContext(ctx, "go", append(args, bin, profile)...).CombinedOutput()
 		if err != nil {
 			return fmt.Sprintf("go tool pprof %s: %v\n%s", profile, err, out)

@@ -323,9 +323,9 @@ func (rep *Report) writeProfiles(p func(string, ...any)) {
 	if len(missed) == 0 {
 		return
 	}
-	p("## Why: CPU profiles of the connectd runs behind missed targets")
+	p("## Why: profiles of the connectd runs behind missed targets")
 	p("")
-	p("Taken with `connectd run --cpuprofile` in round 1 (whole process life, start-up included), summarized with `go tool pprof -top`.")
+	p("Taken in round 1: CPU profiles with `connectd run --cpuprofile` (whole process life, start-up included), heap profiles (for a memory target) with `--memprofile` (the heap at its highest in the run, in-use bytes as of the collection before), summarized with `go tool pprof -top`.")
 	p("")
 	seen := map[string]bool{}
 	for _, t := range missed {
@@ -347,6 +347,11 @@ func (rep *Report) writeProfiles(p func(string, ...any)) {
 			p("%s: the drain used %.2f s of CPU in %.2f s (%.0f%% of one core of %d)", a.Scenario.Name(), a.CPUDrain, a.DrainSec, 100*a.CPUDrain/a.DrainSec, rep.Machine.NProc)
 			if !math.IsNaN(a.CommitShare) {
 				p("and spent %.0f%% of it committing, while its coordinator reads and writes nothing (medians over the rounds).", 100*a.CommitShare)
+			}
+			if t.Memory {
+				p("Its peak RSS was %.0f MiB (the largest of its rounds). The heap at its highest, in round 1:", float64(a.PeakRSS)/(1<<20))
+				p("")
+				continue
 			}
 			p("A CPU profile shows where the CPU goes, not the waiting:")
 			p("")

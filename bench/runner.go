@@ -602,7 +602,9 @@ func (r *Runner) startConnectd(ctx context.Context, s Scenario, n names, topics 
 	}
 	argv := []string{r.o.Connectd, "run", "-c", path}
 	if profile != "" {
-		argv = append(argv, "--cpuprofile", profile)
+		// The heap profile at the run's highest heap goes beside the CPU
+		// profile, for a look at what peak RSS is made of.
+		argv = append(argv, "--cpuprofile", profile, "--memprofile", heapProfilePath(profile))
 	}
 	argv = append(argv, r.o.ConnectdArgs...)
 	c, err := startChild(name, logPath, nil, argv...)
@@ -795,4 +797,10 @@ func fmtMiB(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 
 func fmtMs(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
+}
+
+// heapProfilePath is where connectd's --memprofile goes beside the CPU
+// profile at cpuProfile (NAME.cpu.pprof → NAME.heap.pprof).
+func heapProfilePath(cpuProfile string) string {
+	return strings.TrimSuffix(cpuProfile, ".cpu.pprof") + ".heap.pprof"
 }

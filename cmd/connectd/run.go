@@ -41,6 +41,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	level := logLevelFlag(flags)
 	format := logFormatFlag(flags)
 	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile to `FILE` (off by default; for the benchmark harness)")
+	memprofile := flags.String("memprofile", "", "write to `FILE` the heap profile taken at the run's highest heap (off by default; for the benchmark harness)")
 	until := flags.String("until", "", "run as a bounded job: read each input up to `WHERE` (\"end\": the last stable offsets at start; or an RFC 3339 time), commit it, and exit")
 	output := flags.String("output", "text", "the bounded run's summary on stdout: text or json")
 	if code, ok := parseFlags(flags, args); !ok {
@@ -73,6 +74,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 	if *cpuprofile != "" {
 		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "connectd run:", err)
+			return exitUsage
+		}
+		defer stop()
+	}
+	if *memprofile != "" {
+		stop, err := startPeakHeapProfile(*memprofile)
 		if err != nil {
 			fmt.Fprintln(stderr, "connectd run:", err)
 			return exitUsage
