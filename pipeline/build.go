@@ -355,6 +355,14 @@ func Build(s *Spec, env Env) connector.Runner {
 	if s.Conf.Tasks <= 1 {
 		return buildTask(s, env)
 	}
+	if s.KafkaSrc != nil {
+		// The tasks share the connector's fetch bound, so two tasks do
+		// not buffer twice what one does (kafkasrc.Config.ForTasks).
+		shared := *s
+		src := s.KafkaSrc.ForTasks(s.Conf.Tasks)
+		shared.KafkaSrc = &src
+		s = &shared
+	}
 	tasks := make([]*connector.Connector, s.Conf.Tasks)
 	for i := range tasks {
 		te := env

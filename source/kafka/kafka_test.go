@@ -287,3 +287,27 @@ func BenchmarkFromKgo(b *testing.B) {
 		}
 	}
 }
+
+// TestForTasks: a connector's tasks share its fetch bound, each keeping
+// at least one partition's share.
+func TestForTasks(t *testing.T) {
+	for _, tc := range []struct {
+		total, partition, tasks, want int
+	}{
+		{total: 2 << 20, partition: 512 << 10, tasks: 1, want: 2 << 20},
+		{total: 2 << 20, partition: 512 << 10, tasks: 2, want: 1 << 20},
+		{total: 2 << 20, partition: 512 << 10, tasks: 3, want: (2 << 20) / 3},
+		{total: 2 << 20, partition: 512 << 10, tasks: 8, want: 512 << 10},
+		{total: 100, partition: 512 << 10, tasks: 4, want: 100},
+	} {
+		c := Config{FetchMaxBytes: tc.total, FetchMaxPartitionBytes: tc.partition}
+		got := c.ForTasks(tc.tasks)
+		if got.FetchMaxBytes != tc.want || got.FetchMaxPartitionBytes != tc.partition {
+			t.Errorf("total %d, partition %d, %d tasks: got fetch bounds %d/%d, want %d/%d",
+				tc.total, tc.partition, tc.tasks, got.FetchMaxBytes, got.FetchMaxPartitionBytes, tc.want, tc.partition)
+		}
+		if c.FetchMaxBytes != tc.total {
+			t.Errorf("ForTasks changed its receiver: %d", c.FetchMaxBytes)
+		}
+	}
+}

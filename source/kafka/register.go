@@ -25,7 +25,7 @@ func init() {
 				Description: "Group session timeout: how long a dead member's partitions stay unowned (a static member that restarts takes them back at once)."},
 			{Name: "static_membership", Type: "bool", Default: "true",
 				Description: "Every task is a static group member named by its instance ID (KIP-345); two live processes must never share an instance_id."},
-			{Name: "fetch_max_bytes", Type: "int", Default: strconv.Itoa(DefaultFetchMaxBytes), Description: "Bound of one fetch response across a task's partitions, in bytes."},
+			{Name: "fetch_max_bytes", Type: "int", Default: strconv.Itoa(DefaultFetchMaxBytes), Description: "Bound of one fetch response across the connector's partitions, in bytes; a connector with several tasks shares it among them (each at least fetch_max_partition_bytes)."},
 			{Name: "fetch_max_partition_bytes", Type: "int", Default: strconv.Itoa(DefaultFetchMaxPartitionBytes), Description: "Bound of one partition's share of a fetch response, in bytes."},
 		},
 	})
