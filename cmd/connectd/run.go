@@ -72,21 +72,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	if *cpuprofile != "" {
-		stop, err := startCPUProfile(*cpuprofile)
+	for _, prof := range []struct {
+		path  string
+		start func(path string) (stop func(), err error)
+	}{{*cpuprofile, startCPUProfile}, {*memprofile, startPeakHeapProfile}} {
+		if prof.path == "" {
+			continue
+		}
+		stop, err := prof.start(prof.path)
 		if err != nil {
 			fmt.Fprintln(stderr, "connectd run:", err)
 			return exitUsage
 		}
-		defer stop()
-	}
-	if *memprofile != "" {
-		stop, err := startPeakHeapProfile(*memprofile)
-		if err != nil {
-			fmt.Fprintln(stderr, "connectd run:", err)
-			return exitUsage
-		}
-		defer stop()
+		defer stop() // at return: the profiles are written at a clean stop
 	}
 
 	cfg, err := loadAndValidate(*path)
