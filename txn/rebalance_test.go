@@ -257,9 +257,12 @@ func testStopDuringRebalance(t *testing.T, interval time.Duration, met func(held
 	// followed it is clean (a transact session remembers a revoke until
 	// its next End).
 	batchEnds := func() uint64 {
-		n := conn.Stats().Commits.Load()
-		for i := range conn.Stats().Aborts {
-			n += conn.Stats().Aborts[i].Load()
+		st := conn.Stats()
+		n := st.Commits.Load()
+		// Indexes only: ranging over the array itself copies its
+		// counters without atomics (a data race with the connector).
+		for i := range len(st.Aborts) {
+			n += st.Aborts[i].Load()
 		}
 		return n
 	}
