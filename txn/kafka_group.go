@@ -50,8 +50,11 @@ import (
 //     committed offsets. Close leaves without waiting for the rebalance
 //     either (closeUnblockingJoin).
 type KafkaGroupTxn struct {
-	opts     []kgo.Opt
-	out      batchProducer
+	opts []kgo.Opt
+	out  batchProducer
+	// pending produces the open batch's records off the connector's
+	// loop (outputProducer); nil outside a batch.
+	pending  *outputProducer
 	log      *slog.Logger
 	sess     atomic.Pointer[kgo.GroupTransactSession]
 	watch    atomic.Pointer[rebalanceWatch] // the current session's
@@ -81,27 +84,43 @@ func (k *KafkaGroupTxn) Client() *kgo.Client {
 	return nil
 }
 
-// Begin starts a transaction on the current session.
-func (k *KafkaGroupTxn) Begin(context.Context) error {
+// Begin starts a transaction on the current session and the batch's
+// output producer, on ctx (the connector's write context).
+func (k *KafkaGroupTxn) Begin(ctx context.Context) error {
+	k.stopOutput()
 	s := k.sess.Load()
 	if s == nil {
 		return connector.NewCommitError(connector.CommitUnknown, "begin", errors.New("no session"))
 	}
 	k.out.begin(s.Client())
-	return classifyKafka("begin", s.Begin())
-}
-
-// Write produces recs into the open transaction. Results are checked at
-// Commit: the first failure aborts every buffered record.
-func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) error {
-	k.out.write(ctx, k.sess.Load().Produce, recs)
+	if err := s.Begin(); err != nil {
+		return classifyKafka("begin", err)
+	}
+	k.pending = startOutput(ctx, &k.out, s.Produce)
 	return nil
 }
 
-// produce adds one more record to the open transaction, checked at Commit
-// like the batch's own (the two-phase decision record).
-func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
-	k.out.add(ctx, k.sess.Load().Produce, r)
+// Write queues recs to be produced into the open transaction off the
+// connector's loop (outputProducer). Results are checked at Commit: the
+// first failure aborts every buffered record.
+func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) error {
+	return k.pending.write(ctx, recs)
+}
+
+// finishWith ends the batch's writes with one more record, produced after
+// the output and checked at Commit like it (the two-phase decision
+// record, handed over before the participants prepare).
+func (k *KafkaGroupTxn) finishWith(r *kgo.Record) {
+	k.pending.finish(r)
+}
+
+// stopOutput stops the open batch's output producer, if any: the
+// transaction is about to be aborted or abandoned.
+func (k *KafkaGroupTxn) stopOutput() {
+	if k.pending != nil {
+		k.pending.stop()
+		k.pending = nil
+	}
 }
 
 // Commit ends the transaction: commit only if every produce succeeded. The
@@ -114,6 +133,13 @@ func (k *KafkaGroupTxn) produce(ctx context.Context, r *kgo.Record) {
 func (k *KafkaGroupTxn) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	s := k.sess.Load()
 	ctx = withIdleOffsets(ctx, cp)
+	// Every queued record handed to the producer before the flush; the
+	// batch's context is released only once the transaction has ended.
+	if pending := k.pending; pending != nil {
+		k.pending = nil
+		pending.wait(ctx)
+		defer pending.release()
+	}
 	produceErr := k.out.wait(ctx)
 	// The gate stays closed during End, for heldGrace even if the group
 	// manager comes to wait at it. End forces a heartbeat after committing
@@ -202,6 +228,7 @@ func asAbortable(err error) error {
 
 // Abort aborts the open transaction and rewinds the consumer.
 func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
+	k.stopOutput()
 	s := k.sess.Load()
 	if s == nil {
 		return nil
@@ -216,6 +243,7 @@ func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
 // rewound to the committed offsets. It returns no checkpoint: the
 // session's consumer resumes from the group's committed offsets itself.
 func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
+	k.stopOutput()
 	if s := k.sess.Load(); s != nil && !needsNewSession(cause) {
 		if cause == nil {
 			return nil, nil
@@ -257,6 +285,7 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) (connector.Che
 // at transaction.timeout or by the next session's InitProducerID, whichever
 // comes first; nothing of it is ever visible.
 func (k *KafkaGroupTxn) Close() {
+	k.stopOutput()
 	if s := k.sess.Swap(nil); s != nil {
 		closeGroupClient(s.Client(), k.log)
 	}

@@ -26,16 +26,19 @@ type Participant = connector.Participant
 // KafkaGroupTxn, whose transaction carries the output records, the consumed
 // offsets (KIP-447) and the decision record.
 //
-// Order per batch: prepare every participant (phase one), produce the
-// decision record naming their gids, commit the Kafka transaction (the
+// Order per batch: the output, then the decision record naming the
+// participants' gids, are produced into the Kafka transaction (off the
+// connector's loop: outputProducer) while every participant prepares
+// (phase one); once all have prepared, the Kafka transaction commits (the
 // commit point), then COMMIT PREPARED each (phase two).
 //
 //   - Atomic: the Kafka output, the input offsets and the decision commit
 //     together; every participant's rows commit iff that happens, possibly
 //     later (by recovery) but never otherwise.
 //   - Abort: a failed prepare rolls back what was prepared and aborts the
-//     Kafka transaction; no decision record was produced, so none can name
-//     them. Anything going wrong from the decision on is left to recovery.
+//     Kafka transaction, the decision record in it too: no committed
+//     decision can name them. Anything going wrong from the commit point
+//     on is left to recovery.
 //   - Fencing: the Kafka transaction fails to commit (ProducerFenced, a
 //     stale generation): the prepared transactions are left to recovery,
 //     which rolls them back because no committed decision names them.
@@ -159,8 +162,9 @@ func (t *TwoPhase) Begin(ctx context.Context) error {
 // on a deadline of its own: the commit's may be what the prepare spent.
 const abortTimeout = 10 * time.Second
 
-// Write produces recs into the Kafka transaction (with a Kafka sink) and
-// keeps them for the participants, which write them at Commit.
+// Write queues recs for the Kafka transaction (with a Kafka sink; they are
+// produced off the connector's loop, see outputProducer) and keeps them
+// for the participants, which write them at Commit.
 func (t *TwoPhase) Write(ctx context.Context, recs []*connector.Record) error {
 	if t.kafka.out.topic != "" {
 		if err := t.kafka.Write(ctx, recs); err != nil {
@@ -181,13 +185,22 @@ func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
 		gids[i] = GID{Connector: t.connector, Instance: t.instance, Session: t.session, Seq: t.seq, Participant: i}.String()
 	}
 
+	// The decision is handed to the output producer now, behind the
+	// output, so that both are produced while the participants prepare.
+	// It is in the Kafka transaction, which commits only after every
+	// prepare (below) and aborts with it if one fails.
+	t.kafka.finishWith(t.decisions.DecisionRecord(t.instance, gids))
+
 	// Phase one. Nothing is visible anywhere yet.
 	for i, p := range t.parts {
 		if err := p.Prepare(ctx, gids[i], recs); err != nil {
-			// No decision record was produced, so no Kafka
-			// transaction can name these gids: rolling them back is
-			// safe whatever the abort below does. What this misses
-			// (an unanswered PREPARE) recovery rolls back.
+			// The decision naming these gids is in a Kafka
+			// transaction that can no longer commit: only the
+			// EndTxn after this loop commits it, and the abort
+			// below (or, if that fails, Recover's epoch bump) ends
+			// it. Rolling them back is safe whatever the abort
+			// does. What this misses (an unanswered PREPARE)
+			// recovery rolls back.
 			t.rollbackAll(ctx, gids[:i+1])
 			perr := participantError(p, "prepare", err)
 			// A prepare that timed out has spent ctx: the abort gets a
@@ -210,8 +223,7 @@ func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	}
 	reach("after-prepare")
 
-	// The decision, then the commit point.
-	t.kafka.produce(ctx, t.decisions.DecisionRecord(t.instance, gids))
+	// The commit point.
 	if err := t.kafka.Commit(ctx, cp); err != nil {
 		// The prepared transactions wait for Recover, which resolves
 		// them from the decisions. Abortable: the transaction was

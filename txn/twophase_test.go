@@ -33,6 +33,10 @@ type memParticipant struct {
 	// slows every one down.
 	failCommits atomic.Int32
 	commitDelay time.Duration
+	// failPrepares makes that many PREPAREs fail, each after
+	// prepareDelay (the batch's output is being produced meanwhile).
+	failPrepares atomic.Int32
+	prepareDelay time.Duration
 }
 
 func newMemParticipant() *memParticipant {
@@ -44,6 +48,10 @@ func (m *memParticipant) Check(context.Context) error { return nil }
 func (m *memParticipant) Close()                      {}
 
 func (m *memParticipant) Prepare(_ context.Context, gid string, recs []*connector.Record) error {
+	if m.failPrepares.Add(-1) >= 0 {
+		time.Sleep(m.prepareDelay)
+		return errors.New("injected: prepare failed")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	vals := make([]string, len(recs))
@@ -296,4 +304,78 @@ func TestTwoPhaseFailedPhaseTwoIsRecovered(t *testing.T) {
 		t.Fatalf("recovery committed no decided batch: %+v", st)
 	}
 	r.stopAndCheck(n)
+}
+
+// TestTwoPhaseFailedPrepareAbortsOutputAndDecision: the output and the
+// decision record are produced while the participants prepare. When a
+// prepare fails, what was produced of the batch (its output, its
+// decision) must abort with the Kafka transaction: the batch is read again
+// and every record lands exactly once in the participant and the output.
+// The bite: the output topic holds more records than were committed (the
+// failed batches' output, aborted), seen by a read_uncommitted consumer.
+func TestTwoPhaseFailedPrepareAbortsOutputAndDecision(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	part := newMemParticipant()
+	part.prepareDelay = 50 * time.Millisecond
+	r := newTwoPhaseRig(t, ctx, part)
+	const n = 3000
+	r.start()
+	r.waitMembers(1)
+	r.produce(0, n/3)
+	r.waitCommitted(n / 3)
+	// Records are in flight while two prepares fail.
+	part.failPrepares.Store(2)
+	r.produce(n/3, n)
+	r.waitCommitted(n)
+	if left := part.failPrepares.Load(); left > 0 {
+		t.Fatalf("%d injected failures never happened", left)
+	}
+	if aborts := r.conn.Stats().Aborts[connector.Abortable].Load(); aborts < 2 {
+		t.Fatalf("%d batches counted aborted, want 2 (one per failed prepare)", aborts)
+	}
+	if all := r.outputRecordsUncommitted(); all <= n {
+		t.Fatalf("the output holds %d records with aborted ones, want more than the %d committed: the failed batches produced no output, so nothing was aborted", all, n)
+	}
+	r.stopAndCheck(n)
+}
+
+// outputRecordsUncommitted counts every record of the output topic,
+// aborted ones too (read_uncommitted), up to its high watermarks.
+func (r *twoPhaseRig) outputRecordsUncommitted() int {
+	ends, err := r.adm.ListEndOffsets(r.ctx, "out")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { want[o.Partition] = o.Offset })
+	cl, err := kgo.NewClient(r.seeds, kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	n := 0
+	at := map[int32]int64{}
+	// Every write to out is transactional, so each partition's log ends
+	// with a marker, which takes an offset but is not returned: a
+	// partition is read through once its last record is at end-2.
+	done := func() bool {
+		for p, end := range want {
+			if end > 0 && at[p] < end-1 {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(rec *kgo.Record) {
+			n++
+			at[rec.Partition] = rec.Offset + 1
+		})
+	}
+	return n
 }
