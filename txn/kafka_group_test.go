@@ -25,12 +25,7 @@ import (
 func TestKafkaGroupTxnRecoverRewindsBeforeBegin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "in", "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
+	seeds, k := newKfakeGroupTxn(t)
 
 	prod, err := kgo.NewClient(seeds)
 	if err != nil {
@@ -44,12 +39,6 @@ func TestKafkaGroupTxnRecoverRewindsBeforeBegin(t *testing.T) {
 		}
 	}
 
-	k := NewKafkaGroupTxn([]kgo.Opt{
-		seeds, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("in"),
-		kgo.TransactionalID("txn-a"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	}, "out", slog.New(slog.DiscardHandler), nil)
-	defer k.Close()
 	if _, err := k.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +78,26 @@ func TestKafkaGroupTxnRecoverRewindsBeforeBegin(t *testing.T) {
 	if got := pollN(ctx, t, k.Client(), 5); got[0] != more[0] || more[0] != n {
 		t.Fatalf("after a commit at %d and a failure, re-read from %d (first read from %d)", n, got[0], more[0])
 	}
+}
+
+// newKfakeGroupTxn starts a one-broker kfake cluster with one-partition
+// topics "in" and "out", and a KafkaGroupTxn copying in to out in group
+// "g" from the start (not yet recovered). Both close when the test ends.
+func newKfakeGroupTxn(t *testing.T) (kgo.Opt, *KafkaGroupTxn) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "in", "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
+	k := NewKafkaGroupTxn([]kgo.Opt{
+		seeds, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("in"),
+		kgo.TransactionalID("txn-a"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}, "out", slog.New(slog.DiscardHandler), nil)
+	t.Cleanup(k.Close)
+	return seeds, k
 }
 
 // pollN polls cl until it has n records and returns their offsets.

@@ -2,12 +2,10 @@ package txn
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/connector"
@@ -23,17 +21,7 @@ import (
 func TestOutputProducerCommitsWhatWasWritten(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "in", "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
-	k := NewKafkaGroupTxn([]kgo.Opt{
-		seeds, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("in"),
-		kgo.TransactionalID("txn-a"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	}, "out", slog.New(slog.DiscardHandler), nil)
-	defer k.Close()
+	seeds, k := newKfakeGroupTxn(t)
 	if _, err := k.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}

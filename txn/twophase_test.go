@@ -198,6 +198,25 @@ func (r *twoPhaseRig) waitCommitted(want int64) {
 	}
 }
 
+// runInjecting runs the connector over input records 0..n-1: a third of
+// them committed first, then failures failures injected through counter
+// (one of memParticipant's fail* counters) and the rest produced, so that
+// records are in flight while the failures happen. It returns once all n
+// are committed, and fails the test if an injected failure never
+// happened.
+func (r *twoPhaseRig) runInjecting(n int, counter *atomic.Int32, failures int32) {
+	r.start()
+	r.waitMembers(1)
+	r.produce(0, n/3)
+	r.waitCommitted(int64(n / 3))
+	counter.Store(failures)
+	r.produce(n/3, n)
+	r.waitCommitted(int64(n))
+	if left := counter.Load(); left > 0 {
+		r.t.Fatalf("%d injected failures never happened", left)
+	}
+}
+
 // stopAndCheck stops the connector and requires every input record 0..n-1
 // applied exactly once in the participant and once in the output, and
 // nothing left prepared.
@@ -286,17 +305,8 @@ func TestTwoPhaseFailedPhaseTwoIsRecovered(t *testing.T) {
 	part.commitDelay = 30 * time.Millisecond
 	r := newTwoPhaseRig(t, ctx, part)
 	const n = 3000
-	r.start()
-	r.waitMembers(1)
-	r.produce(0, n/3)
-	r.waitCommitted(n / 3)
 	// Records are in flight while phase two fails twice.
-	part.failCommits.Store(2)
-	r.produce(n/3, n)
-	r.waitCommitted(n)
-	if left := part.failCommits.Load(); left > 0 {
-		t.Fatalf("%d injected failures never happened", left)
-	}
+	r.runInjecting(n, &part.failCommits, 2)
 	if aborts := r.conn.Stats().Aborts[connector.Abortable].Load(); aborts == 0 {
 		t.Fatal("no batch counted aborted after a failed phase two")
 	}
@@ -320,17 +330,8 @@ func TestTwoPhaseFailedPrepareAbortsOutputAndDecision(t *testing.T) {
 	part.prepareDelay = 50 * time.Millisecond
 	r := newTwoPhaseRig(t, ctx, part)
 	const n = 3000
-	r.start()
-	r.waitMembers(1)
-	r.produce(0, n/3)
-	r.waitCommitted(n / 3)
 	// Records are in flight while two prepares fail.
-	part.failPrepares.Store(2)
-	r.produce(n/3, n)
-	r.waitCommitted(n)
-	if left := part.failPrepares.Load(); left > 0 {
-		t.Fatalf("%d injected failures never happened", left)
-	}
+	r.runInjecting(n, &part.failPrepares, 2)
 	if aborts := r.conn.Stats().Aborts[connector.Abortable].Load(); aborts < 2 {
 		t.Fatalf("%d batches counted aborted, want 2 (one per failed prepare)", aborts)
 	}
