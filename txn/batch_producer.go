@@ -22,6 +22,9 @@ type batchProducer struct {
 	conv    sinkkafka.Converter // output records, carved from chunks
 	cl      *kgo.Client         // the batch's client, flushed at wait
 	promise *kgo.FirstErrPromise
+	// async produces the open batch's records off the connector's loop
+	// (outputProducer), for protocols that start it; nil otherwise.
+	async *outputProducer
 }
 
 // produceFunc is kgo.Client.Produce or kgo.GroupTransactSession.Produce.
@@ -36,6 +39,48 @@ func (b *batchProducer) begin(cl *kgo.Client) {
 func (b *batchProducer) write(ctx context.Context, produce produceFunc, recs []*connector.Record) {
 	for _, r := range recs {
 		produce(ctx, b.conv.Convert(r, b.topic), b.promise.Promise())
+	}
+}
+
+// startAsync starts the batch's output producer (outputProducer): queue
+// then hands records to it, produced with produce on ctx. A previous
+// batch's still running is stopped first.
+func (b *batchProducer) startAsync(ctx context.Context, produce produceFunc) {
+	b.stopAsync()
+	b.async = startOutput(ctx, b, produce)
+}
+
+// queue hands recs to the output producer started by startAsync.
+func (b *batchProducer) queue(ctx context.Context, recs []*connector.Record) error {
+	return b.async.write(ctx, recs)
+}
+
+// finishAsync ends the batch's queued writes with last, produced after
+// them (the two-phase decision record).
+func (b *batchProducer) finishAsync(last *kgo.Record) {
+	b.async.finish(last)
+}
+
+// drainAsync waits until the output producer has handed every queued
+// record to the client (see outputProducer.wait), before wait flushes
+// them. The returned func releases the batch's context: call it once the
+// transaction (or the checkpoint) has ended, not before.
+func (b *batchProducer) drainAsync(ctx context.Context) (release func()) {
+	o := b.async
+	if o == nil {
+		return func() {}
+	}
+	b.async = nil
+	o.wait(ctx)
+	return o.release
+}
+
+// stopAsync stops the output producer, if any, without producing what it
+// still holds: the batch is being aborted or abandoned.
+func (b *batchProducer) stopAsync() {
+	if b.async != nil {
+		b.async.stop()
+		b.async = nil
 	}
 }
 

@@ -28,15 +28,12 @@ import (
 //     only): the connector does not commit the offsets; the records already
 //     acknowledged are written again by the partitions' next owner.
 type KafkaAtLeastOnce struct {
-	opts []kgo.Opt
-	out  batchProducer
-	// pending produces the open batch's records off the connector's
-	// loop (outputProducer); nil outside a batch.
-	pending *outputProducer
-	store   *OffsetsTopic // nil: the checkpoint is the consumer group's offsets
-	log     *slog.Logger
-	cl      *kgo.Client
-	watch   *rebalanceWatch // the client's group; nil with store
+	opts  []kgo.Opt
+	out   batchProducer
+	store *OffsetsTopic // nil: the checkpoint is the consumer group's offsets
+	log   *slog.Logger
+	cl    *kgo.Client
+	watch *rebalanceWatch // the client's group; nil with store
 }
 
 // NewKafkaAtLeastOnce returns the protocol. With store nil, opts must include the
@@ -56,33 +53,22 @@ func (a *KafkaAtLeastOnce) Client() *kgo.Client { return a.cl }
 // Begin starts collecting produce results, and the batch's output
 // producer on ctx (the connector's write context).
 func (a *KafkaAtLeastOnce) Begin(ctx context.Context) error {
-	a.stopOutput()
 	a.out.begin(a.cl)
-	a.pending = startOutput(ctx, &a.out, a.cl.Produce)
+	a.out.startAsync(ctx, a.cl.Produce)
 	return nil
 }
 
 // Write queues recs to be produced off the connector's loop
 // (outputProducer).
 func (a *KafkaAtLeastOnce) Write(ctx context.Context, recs []*connector.Record) error {
-	return a.pending.write(ctx, recs)
-}
-
-// stopOutput stops the open batch's output producer, if any.
-func (a *KafkaAtLeastOnce) stopOutput() {
-	if a.pending != nil {
-		a.pending.stop()
-		a.pending = nil
-	}
+	return a.out.queue(ctx, recs)
 }
 
 // Commit waits for every record, then stores cp.
 func (a *KafkaAtLeastOnce) Commit(ctx context.Context, cp connector.Checkpoint) error {
-	if pending := a.pending; pending != nil {
-		a.pending = nil
-		pending.wait(ctx)
-		defer pending.release()
-	}
+	// Every queued record handed to the client before wait flushes; the
+	// batch's context is released when Commit returns.
+	defer a.out.drainAsync(ctx)()
 	if err := a.out.wait(ctx); err != nil {
 		return connector.NewCommitError(connector.Abortable, "produce", err)
 	}
@@ -142,7 +128,7 @@ func (a *KafkaAtLeastOnce) GroupRebalance() <-chan struct{} {
 
 // Abort drops buffered records; acknowledged ones stay written.
 func (a *KafkaAtLeastOnce) Abort(ctx context.Context) error {
-	a.stopOutput()
+	a.out.stopAsync()
 	return a.cl.AbortBufferedRecords(ctx)
 }
 
@@ -155,7 +141,7 @@ func (a *KafkaAtLeastOnce) Abort(ctx context.Context) error {
 // the start position of never-committed partitions, which kgo does not
 // expose; getting it wrong would skip the failed batch, i.e. lose it.)
 func (a *KafkaAtLeastOnce) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
-	a.stopOutput()
+	a.out.stopAsync()
 	if a.cl != nil && cause != nil && a.store == nil {
 		a.log.Info("replacing the consumer to rewind to the committed offsets", "cause", cause)
 		a.cl.CloseAllowingRebalance()
@@ -181,7 +167,7 @@ func (a *KafkaAtLeastOnce) Recover(ctx context.Context, cause error) (connector.
 
 // Close flushes nothing further and closes the client (leaving the group).
 func (a *KafkaAtLeastOnce) Close() {
-	a.stopOutput()
+	a.out.stopAsync()
 	if a.cl != nil {
 		closeGroupClient(a.cl, a.log)
 		a.cl = nil

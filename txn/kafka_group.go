@@ -50,11 +50,8 @@ import (
 //     committed offsets. Close leaves without waiting for the rebalance
 //     either (closeUnblockingJoin).
 type KafkaGroupTxn struct {
-	opts []kgo.Opt
-	out  batchProducer
-	// pending produces the open batch's records off the connector's
-	// loop (outputProducer); nil outside a batch.
-	pending  *outputProducer
+	opts     []kgo.Opt
+	out      batchProducer
 	log      *slog.Logger
 	sess     atomic.Pointer[kgo.GroupTransactSession]
 	watch    atomic.Pointer[rebalanceWatch] // the current session's
@@ -87,7 +84,7 @@ func (k *KafkaGroupTxn) Client() *kgo.Client {
 // Begin starts a transaction on the current session and the batch's
 // output producer, on ctx (the connector's write context).
 func (k *KafkaGroupTxn) Begin(ctx context.Context) error {
-	k.stopOutput()
+	k.out.stopAsync()
 	s := k.sess.Load()
 	if s == nil {
 		return connector.NewCommitError(connector.CommitUnknown, "begin", errors.New("no session"))
@@ -96,7 +93,7 @@ func (k *KafkaGroupTxn) Begin(ctx context.Context) error {
 	if err := s.Begin(); err != nil {
 		return classifyKafka("begin", err)
 	}
-	k.pending = startOutput(ctx, &k.out, s.Produce)
+	k.out.startAsync(ctx, s.Produce)
 	return nil
 }
 
@@ -104,23 +101,14 @@ func (k *KafkaGroupTxn) Begin(ctx context.Context) error {
 // connector's loop (outputProducer). Results are checked at Commit: the
 // first failure aborts every buffered record.
 func (k *KafkaGroupTxn) Write(ctx context.Context, recs []*connector.Record) error {
-	return k.pending.write(ctx, recs)
+	return k.out.queue(ctx, recs)
 }
 
 // finishWith ends the batch's writes with one more record, produced after
 // the output and checked at Commit like it (the two-phase decision
 // record, handed over before the participants prepare).
 func (k *KafkaGroupTxn) finishWith(r *kgo.Record) {
-	k.pending.finish(r)
-}
-
-// stopOutput stops the open batch's output producer, if any: the
-// transaction is about to be aborted or abandoned.
-func (k *KafkaGroupTxn) stopOutput() {
-	if k.pending != nil {
-		k.pending.stop()
-		k.pending = nil
-	}
+	k.out.finishAsync(r)
 }
 
 // Commit ends the transaction: commit only if every produce succeeded. The
@@ -135,11 +123,7 @@ func (k *KafkaGroupTxn) Commit(ctx context.Context, cp connector.Checkpoint) err
 	ctx = withIdleOffsets(ctx, cp)
 	// Every queued record handed to the producer before the flush; the
 	// batch's context is released only once the transaction has ended.
-	if pending := k.pending; pending != nil {
-		k.pending = nil
-		pending.wait(ctx)
-		defer pending.release()
-	}
+	defer k.out.drainAsync(ctx)()
 	produceErr := k.out.wait(ctx)
 	// The gate stays closed during End, for heldGrace even if the group
 	// manager comes to wait at it. End forces a heartbeat after committing
@@ -228,7 +212,7 @@ func asAbortable(err error) error {
 
 // Abort aborts the open transaction and rewinds the consumer.
 func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
-	k.stopOutput()
+	k.out.stopAsync()
 	s := k.sess.Load()
 	if s == nil {
 		return nil
@@ -243,7 +227,7 @@ func (k *KafkaGroupTxn) Abort(ctx context.Context) error {
 // rewound to the committed offsets. It returns no checkpoint: the
 // session's consumer resumes from the group's committed offsets itself.
 func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) (connector.Checkpoint, error) {
-	k.stopOutput()
+	k.out.stopAsync()
 	if s := k.sess.Load(); s != nil && !needsNewSession(cause) {
 		if cause == nil {
 			return nil, nil
@@ -285,7 +269,7 @@ func (k *KafkaGroupTxn) Recover(ctx context.Context, cause error) (connector.Che
 // at transaction.timeout or by the next session's InitProducerID, whichever
 // comes first; nothing of it is ever visible.
 func (k *KafkaGroupTxn) Close() {
-	k.stopOutput()
+	k.out.stopAsync()
 	if s := k.sess.Swap(nil); s != nil {
 		closeGroupClient(s.Client(), k.log)
 	}
