@@ -53,6 +53,7 @@ func (a *KafkaAtLeastOnce) Client() *kgo.Client { return a.cl }
 // Begin starts collecting produce results, and the batch's output
 // producer on ctx (the connector's write context).
 func (a *KafkaAtLeastOnce) Begin(ctx context.Context) error {
+	a.out.stopAsync()
 	a.out.begin(a.cl)
 	a.out.startAsync(ctx, a.cl.Produce)
 	return nil
