@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Kafka returns the seed brokers of the Kafka that `make services` starts
@@ -64,10 +65,76 @@ func KafkaTopics(t testing.TB, brokers []string, n int, partitions int32) []stri
 			t.Logf("delete topics %v: %v", topics, err)
 		}
 	})
+	if err == nil {
+		err = awaitTopics(ctx, cl, topics, partitions)
+	}
 	if err != nil {
 		t.Fatalf("create topics %v on %v: %v", topics, brokers, err)
 	}
 	return topics
+}
+
+// awaitTopics waits until every broker's metadata lists each of topics with
+// all its partitions led. CreateTopics returns once the controller has the
+// topics, before every broker has applied them; a client that asks a lagging
+// broker then gets UNKNOWN_TOPIC_OR_PARTITION and, after franz-go's few
+// unknown-topic retries, fails its produce (CI run 66's TestReadCommittedLog).
+func awaitTopics(ctx context.Context, cl *kgo.Client, topics []string, partitions int32) error {
+	for {
+		lag, err := topicsLag(ctx, cl, topics, partitions)
+		if err == nil && lag == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("%s", lag)
+			}
+			return fmt.Errorf("topics not ready on every broker: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// topicsLag asks every broker for the metadata of topics and says which one
+// does not list them all with partitions led partitions ("" when all do).
+func topicsLag(ctx context.Context, cl *kgo.Client, topics []string, partitions int32) (string, error) {
+	brokers, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range brokers.Brokers {
+		req := kmsg.NewPtrMetadataRequest()
+		for _, topic := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err != nil {
+			return "", err
+		}
+		for _, rt := range resp.Topics {
+			led := int32(0)
+			for _, p := range rt.Partitions {
+				if p.ErrorCode == 0 && p.Leader >= 0 {
+					led++
+				}
+			}
+			if rt.ErrorCode != 0 || led < partitions {
+				name := ""
+				if rt.Topic != nil {
+					name = *rt.Topic
+				}
+				return fmt.Sprintf("broker %d lists %d of %d partitions of %s led (error code %d)",
+					b.NodeID, led, partitions, name, rt.ErrorCode), nil
+			}
+		}
+		if len(resp.Topics) < len(topics) {
+			return fmt.Sprintf("broker %d lists %d of %d topics", b.NodeID, len(resp.Topics), len(topics)), nil
+		}
+	}
+	return "", nil
 }
 
 // KafkaTopic is KafkaTopics for a single topic.
