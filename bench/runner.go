@@ -511,6 +511,12 @@ func (r *Runner) runOne(ctx context.Context, run Run, withLatency, profile bool)
 	}
 
 	if s.System == Connectd && withLatency {
+		// The metrics at the end of the latency phase, beside the
+		// drain's: their difference is the phase's commit durations and
+		// request latencies, the evidence behind a p99.
+		if text, err := scrape("http://" + admin + "/metrics"); err == nil {
+			_ = os.WriteFile(filepath.Join(r.o.WorkDir, n.id+".latency.metrics"), []byte(text), 0o644)
+		}
 		// Aborts count over the whole run: one in the latency phase
 		// matters as much as one in the drain.
 		if v, ok := c.metric("connectd_batches_aborted_total"); ok {
