@@ -19,7 +19,9 @@ def hist(a, b, name):
     for le, c in rows:
         out.append(f'{le*1000:g}ms:{c/tot*100:.1f}%')
     return tot, ' '.join(out)
-for d in sorted(glob.glob('/tmp/lat3/work/*eo*.latency.metrics'), key=lambda f: __import__('os').path.getmtime(f)):
+import sys
+WORK = sys.argv[1] if len(sys.argv) > 1 else '.'
+for d in sorted(glob.glob(WORK + '/*eo*.latency.metrics'), key=lambda f: __import__('os').path.getmtime(f)):
     a = parse(d.replace('.latency.', '.drain.')); b = parse(d)
     print('==', d.split('/')[-1])
     print('  e2e   ', *hist(a, b, 'connectd_end_to_end_latency_seconds'))

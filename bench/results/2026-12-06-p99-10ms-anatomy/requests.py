@@ -7,7 +7,9 @@ def parse(f):
         try: m[k] = float(v)
         except: pass
     return m
-for d in sorted(glob.glob('/tmp/lat3/work/*eo*.latency.metrics'), key=os.path.getmtime):
+import sys
+WORK = sys.argv[1] if len(sys.argv) > 1 else '.'
+for d in sorted(glob.glob(WORK + '/*eo*.latency.metrics'), key=os.path.getmtime):
     a = parse(d.replace('.latency.', '.drain.')); b = parse(d)
     print('==', d.split('/')[-1])
     kinds = {}
