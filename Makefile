@@ -26,7 +26,7 @@ TEST_TIMEOUT ?= 45m
 .DEFAULT_GOAL := build
 include test/services.mk
 
-.PHONY: build run test short lint clean bench test-faults soak image
+.PHONY: build run test short race lint clean bench test-faults soak image
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/connectd
@@ -43,7 +43,7 @@ image:
 
 # The fault matrix runs last and alone: it drives a container cluster on
 # two cores and should not share them with the other suites.
-test: services images lint
+test: services images lint race
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/test/faults$$')
 	$(GO) test -count=1 -short ./test/faults/ # the checker's mutation tests and the fault proxy's tests
 	$(MAKE) --no-print-directory test-faults
@@ -68,6 +68,14 @@ soak: services images
 
 short:
 	$(GO) test -short -count=1 ./...
+
+# The race detector over the packages whose goroutines share state (the
+# commit protocols, the connector loop, the sinks, the daemon), with -short:
+# their kfake and in-process tests, no services. About 2 minutes here; it
+# found a race in a test (TestStopDuringRebalance) that the plain run cannot.
+RACE_PACKAGES ?= ./txn/... ./connector/... ./pipeline/... ./window/... ./sink/... ./source/... ./daemon/... ./cluster/... ./admin/...
+race:
+	$(GO) test -race -short -count=1 $(RACE_PACKAGES)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
