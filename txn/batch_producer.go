@@ -43,10 +43,9 @@ func (b *batchProducer) write(ctx context.Context, produce produceFunc, recs []*
 }
 
 // startAsync starts the batch's output producer (outputProducer): queue
-// then hands records to it, produced with produce on ctx. A previous
-// batch's still running is stopped first.
+// then hands records to it, produced with produce on ctx. The caller has
+// stopped the previous batch's (stopAsync) before it began this batch.
 func (b *batchProducer) startAsync(ctx context.Context, produce produceFunc) {
-	b.stopAsync()
 	b.async = startOutput(ctx, b, produce)
 }
 

@@ -103,13 +103,13 @@ func topicsLag(ctx context.Context, cl *kgo.Client, topics []string, partitions 
 	if err != nil {
 		return "", err
 	}
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
 	for _, b := range brokers.Brokers {
-		req := kmsg.NewPtrMetadataRequest()
-		for _, topic := range topics {
-			rt := kmsg.NewMetadataRequestTopic()
-			rt.Topic = kmsg.StringPtr(topic)
-			req.Topics = append(req.Topics, rt)
-		}
 		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
 		if err != nil {
 			return "", err
