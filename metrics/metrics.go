@@ -28,7 +28,7 @@ type Source interface {
 type Metrics struct {
 	Registry      *prometheus.Registry
 	commitSeconds *prometheus.HistogramVec
-	latency       *prometheus.HistogramVec
+	latency       *batchHistogramVec
 	fenced        *prometheus.CounterVec
 
 	kafkaMu sync.Mutex
@@ -46,11 +46,10 @@ func New(src Source) *Metrics {
 			Help:    "Time to commit one batch (output and checkpoint), by connector.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms .. ~16s
 		}, []string{"connector"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "connectd_end_to_end_latency_seconds",
-			Help:    "Time from an input record's timestamp to the commit that made its output visible, by connector.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. ~33s
-		}, []string{"connector"}),
+		latency: newBatchHistogramVec("connectd_end_to_end_latency_seconds",
+			"Time from an input record's timestamp to the commit that made its output visible, by connector.",
+			prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. ~33s
+			"connector"),
 		fenced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connectd_fenced_total",
 			Help: "Times a connector's session was fenced by a newer owner.",
@@ -71,7 +70,7 @@ func New(src Source) *Metrics {
 func (m *Metrics) Observer(name string) connector.Observer {
 	return &observer{
 		commit:  m.commitSeconds.WithLabelValues(name),
-		latency: m.latency.WithLabelValues(name),
+		latency: m.latency.with(name),
 	}
 }
 
@@ -82,7 +81,7 @@ func (m *Metrics) Observer(name string) connector.Observer {
 // it by themselves.)
 func (m *Metrics) Forget(name string) {
 	m.commitSeconds.DeleteLabelValues(name)
-	m.latency.DeleteLabelValues(name)
+	m.latency.delete(name)
 	m.fenced.DeleteLabelValues(name)
 	m.removeKafka(name)
 }
@@ -91,16 +90,13 @@ func (m *Metrics) Forget(name string) {
 func (m *Metrics) Fenced(name string) { m.fenced.WithLabelValues(name).Inc() }
 
 type observer struct {
-	commit, latency prometheus.Observer
+	commit  prometheus.Observer
+	latency *batchHistogram
 }
 
 func (o *observer) Committed(commit time.Duration, at time.Time, timestamps []time.Time) {
 	o.commit.Observe(commit.Seconds())
-	for _, ts := range timestamps {
-		if !ts.IsZero() {
-			o.latency.Observe(max(at.Sub(ts), 0).Seconds())
-		}
-	}
+	o.latency.observeSince(at, timestamps)
 }
 
 // statusCollector reads every connector's counters, state and lag when
