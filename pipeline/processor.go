@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/idempotency"
@@ -48,8 +49,9 @@ func (p *Processor) DeadLettered() uint64 { return p.dlq.Load() }
 // Process implements connector.Processor. It sets each input's EventID.
 func (p *Processor) Process(in []*connector.Record) ([]*connector.Record, error) {
 	out := make([]*connector.Record, 0, len(in))
+	ids := eventIDs{left: len(in)}
 	for _, r := range in {
-		id, err := p.deriver.Derive(r)
+		id, err := ids.derive(p.deriver, r)
 		if err != nil {
 			var ide *idempotency.IDError
 			if errors.As(err, &ide) { // it names the origin; RecordError does too
@@ -99,4 +101,35 @@ func (p *Processor) deadLetter(r *connector.Record, id, stage string, cause erro
 		connector.Header{Key: connector.HeaderDLQMessage, Value: []byte(msg)},
 	)
 	return d
+}
+
+// eventIDs holds one batch's event IDs, appended into shared chunks: one
+// allocation per chunk instead of a string per record. An ID is a string
+// over its chunk's bytes, which are never written again once it is made
+// (a later ID goes after it, or into a new chunk), so it is as immutable
+// as any Go string. A chunk lives as long as any of its IDs; records, and
+// so their IDs, are held for a batch and its commit.
+type eventIDs struct {
+	chunk []byte
+	left  int // records of the batch still to derive, to size a chunk
+}
+
+// eventIDChunk is the most bytes of one chunk (about 500 derived IDs);
+// a batch's last chunk is sized for the records left, at 32 bytes each.
+const eventIDChunk = 16 << 10
+
+func (e *eventIDs) derive(d *idempotency.Deriver, r *connector.Record) (string, error) {
+	if cap(e.chunk)-len(e.chunk) < 128 {
+		e.chunk = make([]byte, 0, min(eventIDChunk, max(256, 32*e.left)))
+	}
+	e.left--
+	start := len(e.chunk)
+	// A longer ID than the chunk has room for makes append copy the chunk
+	// to a new one; the IDs already made keep the old one.
+	chunk, err := d.AppendID(e.chunk, r)
+	if err != nil {
+		return "", err
+	}
+	e.chunk = chunk
+	return unsafe.String(unsafe.SliceData(chunk[start:]), len(chunk)-start), nil
 }

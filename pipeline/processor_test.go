@@ -273,3 +273,42 @@ func TestTransactionalID(t *testing.T) {
 		t.Error("two connectors share a transactional ID")
 	}
 }
+
+// A batch's event IDs share chunks: every ID stays what it was derived as
+// after the rest of the batch is derived, across chunk boundaries, for IDs
+// longer than a chunk, and after a record whose ID could not be derived.
+func TestEventIDsSurviveTheirBatch(t *testing.T) {
+	p := newProcessor(t, "    errors.tolerance: all\n    dead_letter_queue: {topic: dlq}\n    event_id: {from: header}\n"+
+		"    source: {type: kafka, topics: [in]}\n    sink: {type: kafka, topic: out}\n")
+	var in []*connector.Record
+	var want []string
+	for i := range 3000 {
+		id := fmt.Sprintf("id-%d-%s", i, strings.Repeat("x", i%97))
+		switch i {
+		case 700:
+			id = strings.Repeat("long", eventIDChunk) // longer than a chunk
+		case 1500:
+			id = "" // no usable ID: dead-lettered with the derived one
+		}
+		r := &connector.Record{Value: []byte(`{}`), Origin: connector.Origin{Topic: "in", Partition: 1, Offset: int64(i)}}
+		if id != "" {
+			r.Headers = []connector.Header{{Key: idempotency.DefaultHeader, Value: []byte(id)}}
+		} else {
+			id = "in/1/1500"
+		}
+		in = append(in, r)
+		want = append(want, id)
+	}
+	out, err := p.Process(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(want) {
+		t.Fatalf("%d records out, want %d", len(out), len(want))
+	}
+	for i, r := range out {
+		if r.EventID != want[i] {
+			t.Fatalf("record %d: event ID %.40q, want %.40q", i, r.EventID, want[i])
+		}
+	}
+}
