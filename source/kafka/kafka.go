@@ -286,6 +286,7 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 	// batch anyway).
 	n := fetches.NumRecords()
 	out, slab := make([]*connector.Record, 0, n), make([]connector.Record, n)
+	var headers headerSlab
 	var over map[connector.TopicPartition]bool // partitions the poll ran past their stop
 	if bounded {
 		over = map[connector.TopicPartition]bool{}
@@ -307,7 +308,7 @@ func (s *Source) Poll(ctx context.Context, max int) ([]*connector.Record, error)
 				continue
 			}
 			rec := &slab[len(out)]
-			fromKgo(rec, r)
+			headers.fromKgo(rec, r, n-len(out))
 			if r.Attrs.IsControl() { // bounded runs keep them (KeepControlRecords)
 				rec.Kind = connector.ControlRecord
 			}
@@ -387,22 +388,38 @@ func (s *Source) HighWatermarks() map[connector.TopicPartition]int64 {
 // client never reuses, so no copy is needed.
 func FromKgo(r *kgo.Record) *connector.Record {
 	rec := &connector.Record{}
-	fromKgo(rec, r)
+	var hs headerSlab
+	hs.fromKgo(rec, r, 0)
 	return rec
 }
 
-// fromKgo is FromKgo into a record the caller allocated.
-func fromKgo(rec *connector.Record, r *kgo.Record) {
+// headerSlab carves consumed records' headers out of shared slices: with
+// event IDs in a header (the default), every record has one, and a slice
+// each was an allocation per record.
+type headerSlab struct{ free []connector.Header }
+
+// fromKgo converts r into rec, a record the caller allocated; more is how
+// many records of the poll are still to come, to size the next slab.
+// Each record's headers are capped at their length, so a transform that
+// appends a header to one record copies them instead of writing over the
+// next record's.
+func (hs *headerSlab) fromKgo(rec *connector.Record, r *kgo.Record, more int) {
 	*rec = connector.Record{
 		Key:       r.Key,
 		Value:     r.Value,
 		Timestamp: r.Timestamp,
 		Origin:    connector.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset},
 	}
-	if len(r.Headers) > 0 {
-		rec.Headers = make([]connector.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			rec.Headers[i] = connector.Header{Key: h.Key, Value: h.Value}
-		}
+	k := len(r.Headers)
+	if k == 0 {
+		return
 	}
+	if cap(hs.free)-len(hs.free) < k {
+		hs.free = make([]connector.Header, 0, max(k, k*more))
+	}
+	start := len(hs.free)
+	for _, h := range r.Headers {
+		hs.free = append(hs.free, connector.Header{Key: h.Key, Value: h.Value})
+	}
+	rec.Headers = hs.free[start:len(hs.free):len(hs.free)]
 }

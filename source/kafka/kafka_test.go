@@ -120,6 +120,40 @@ func TestFromKgo(t *testing.T) {
 	}
 }
 
+// The records of one poll share a header slab, but each has its own:
+// setting or adding a header on one leaves the others as they were read,
+// across slab boundaries and for records with more headers than the
+// slab has room for.
+func TestHeaderSlabKeepsRecordsApart(t *testing.T) {
+	const n = 50
+	var hs headerSlab
+	recs := make([]connector.Record, n)
+	for i := range recs {
+		r := &kgo.Record{Topic: "t", Offset: int64(i)}
+		for j := range 1 + i%3 {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: fmt.Sprint("h", j), Value: []byte(fmt.Sprint(i))})
+		}
+		hs.fromKgo(&recs[i], r, 2) // a small guess: many slabs
+	}
+	for i := range recs {
+		recs[i].SetHeader("added", []byte("x"))
+		recs[i].SetHeader("h0", []byte("changed"))
+	}
+	for i, r := range recs {
+		if len(r.Headers) != 2+i%3 {
+			t.Fatalf("record %d: %d headers, want %d: %v", i, len(r.Headers), 2+i%3, r.Headers)
+		}
+		for j, h := range r.Headers[:i%3] { // h0 was removed and added again, last
+			if h.Key != fmt.Sprint("h", j+1) || string(h.Value) != fmt.Sprint(i) {
+				t.Fatalf("record %d header %d: %s=%q, want h%d=%d", i, j+1, h.Key, h.Value, j+1, i)
+			}
+		}
+		if v, _ := r.Header("h0"); string(v) != "changed" {
+			t.Fatalf("record %d: h0=%q", i, v)
+		}
+	}
+}
+
 func TestClientOptionsAccepted(t *testing.T) {
 	for _, start := range []string{"earliest", "latest"} {
 		c := Config{Topics: []string{"in"}}
