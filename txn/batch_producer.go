@@ -30,8 +30,12 @@ type batchProducer struct {
 // produceFunc is kgo.Client.Produce or kgo.GroupTransactSession.Produce.
 type produceFunc func(context.Context, *kgo.Record, func(*kgo.Record, error))
 
-// begin starts a batch produced through cl.
+// begin starts a batch produced through cl. The previous batch's output
+// records are reused if its wait returned (Converter.Recycle); if it was
+// aborted without one, a producer may still hold them, so they are left
+// to the garbage collector (Converter.Forget).
 func (b *batchProducer) begin(cl *kgo.Client) {
+	b.conv.Forget()
 	b.cl, b.promise = cl, kgo.AbortingFirstErrPromise(cl)
 }
 
@@ -104,9 +108,17 @@ func (b *batchProducer) add(ctx context.Context, produce produceFunc, recs ...*k
 // the flush's: with faster commits the other members copied the test's
 // last records before the rejoined member's partitions arrived; every
 // offset was committed (the test now feeds until that member commits).
+//
+// Once the promise has waited, every record of the batch is done with:
+// acknowledged, failed or aborted, its promise called. franz-go reads a
+// record until then and never after, so the Converter reuses the batch's
+// records for the next one (nothing converts between here and the next
+// begin: the output producer was drained before wait).
 func (b *batchProducer) wait(ctx context.Context) error {
 	_ = b.cl.Flush(ctx)
-	return b.promise.Err()
+	err := b.promise.Err()
+	b.conv.Recycle()
+	return err
 }
 
 // endResult is the outcome of a transaction ended with

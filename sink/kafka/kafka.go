@@ -107,13 +107,20 @@ func ToKgo(r *connector.Record, defaultTopic string) *kgo.Record {
 
 // A Converter converts records for producing, carving them out of chunks
 // of chunkRecords records and chunkBytes header bytes: in steady state no
-// allocation per record (ToKgo takes two). A chunk is never written again
-// once handed out, because the producer holds its records until they are
-// acknowledged; the garbage collector frees it once all of them are. The
-// zero Converter is ready; it is not safe for concurrent use.
+// allocation per record (ToKgo takes two). A chunk is not written again
+// while the producer may hold one of its records, that is until their
+// promises have all been called; then Recycle makes every chunk handed out
+// reusable, and a Converter recycled after each batch allocates nothing
+// per batch either. Without Recycle the garbage collector frees a chunk
+// once all its records are done. The zero Converter is ready; it is not
+// safe for concurrent use.
 type Converter struct {
 	recs []outRecord
 	buf  []byte
+	// Chunks handed out since the last Recycle or Forget (the ones recs
+	// and buf carve from included), and chunks free for reuse.
+	usedRecs, freeRecs [][]outRecord
+	usedBufs, freeBufs [][]byte
 	// The state topic of the last state record's namespace.
 	stateNS, stateName string
 }
@@ -123,10 +130,59 @@ const (
 	chunkBytes   = 32 << 10
 )
 
+// Recycle reuses every chunk handed out so far. The caller guarantees that
+// every record Convert returned since the last Recycle or Forget has had
+// its produce promise called (or was never produced): franz-go reads a
+// record until its promise, and not after it.
+func (c *Converter) Recycle() {
+	c.freeRecs = append(c.freeRecs, c.usedRecs...)
+	c.freeBufs = append(c.freeBufs, c.usedBufs...)
+	clear(c.usedRecs)
+	clear(c.usedBufs)
+	c.usedRecs, c.usedBufs = c.usedRecs[:0], c.usedBufs[:0]
+	c.recs, c.buf = nil, nil
+}
+
+// Forget gives up the chunks handed out since the last Recycle to the
+// garbage collector, for when their records may still be held by a
+// producer (a batch aborted without waiting for its promises): they are
+// never written again. The chunks recycled before stay free for reuse.
+func (c *Converter) Forget() {
+	clear(c.usedRecs)
+	clear(c.usedBufs)
+	c.usedRecs, c.usedBufs = c.usedRecs[:0], c.usedBufs[:0]
+	c.recs, c.buf = nil, nil
+}
+
+// recChunk returns a chunk of records, free or new, counted as used.
+func (c *Converter) recChunk() []outRecord {
+	var chunk []outRecord
+	if n := len(c.freeRecs); n > 0 {
+		chunk, c.freeRecs[n-1], c.freeRecs = c.freeRecs[n-1], nil, c.freeRecs[:n-1]
+	} else {
+		chunk = make([]outRecord, chunkRecords)
+	}
+	c.usedRecs = append(c.usedRecs, chunk)
+	return chunk
+}
+
+// bufChunk returns an empty chunk of header bytes with room for need,
+// free or new, counted as used.
+func (c *Converter) bufChunk(need int) []byte {
+	var chunk []byte
+	if n := len(c.freeBufs); n > 0 && cap(c.freeBufs[n-1]) >= need {
+		chunk, c.freeBufs[n-1], c.freeBufs = c.freeBufs[n-1][:0], nil, c.freeBufs[:n-1]
+	} else {
+		chunk = make([]byte, 0, max(chunkBytes, need))
+	}
+	c.usedBufs = append(c.usedBufs, chunk)
+	return chunk
+}
+
 // Convert is ToKgo, without its allocations.
 func (c *Converter) Convert(r *connector.Record, defaultTopic string) *kgo.Record {
 	if len(c.recs) == 0 {
-		c.recs = make([]outRecord, chunkRecords)
+		c.recs = c.recChunk()
 	}
 	out := &c.recs[0]
 	c.recs = c.recs[1:]
@@ -136,7 +192,7 @@ func (c *Converter) Convert(r *connector.Record, defaultTopic string) *kgo.Recor
 		need = stateKeyBytes(r)
 	}
 	if cap(c.buf)-len(c.buf) < need {
-		c.buf = make([]byte, 0, max(chunkBytes, need))
+		c.buf = c.bufChunk(need)
 	}
 	buf := c.buf[len(c.buf) : len(c.buf) : len(c.buf)+need]
 	var used int

@@ -87,6 +87,83 @@ func BenchmarkConvert(b *testing.B) {
 	}
 }
 
+// BenchmarkConvertRecycled is BenchmarkConvert as a batch producer runs
+// it: the Converter is recycled after every batch of 10,000 records, once
+// they are all acknowledged, so their memory is reused, not allocated.
+func BenchmarkConvertRecycled(b *testing.B) {
+	r := &connector.Record{
+		Key: []byte("k-42"), Value: make([]byte, 100), EventID: "order-123456789",
+		Headers: []connector.Header{{Key: "trace", Value: []byte("abc")}},
+		Origin:  connector.Origin{Topic: "orders", Partition: 7, Offset: 123456789},
+	}
+	var c Converter
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := c.Convert(r, "out"); len(out.Headers) != 3 {
+			b.Fatal(out.Headers)
+		}
+		if n++; n == 10000 {
+			c.Recycle()
+			n = 0
+		}
+	}
+}
+
+// After Recycle a Converter reuses the records and header bytes it handed
+// out, and converts into them what ToKgo gives; after Forget it never
+// writes to those handed out since the last Recycle again, while the
+// ones recycled before stay reusable.
+func TestConverterRecycleAndForget(t *testing.T) {
+	rec := func(i int) *connector.Record {
+		return &connector.Record{
+			Key: []byte(fmt.Sprint("k", i)), Value: []byte(fmt.Sprint("v", i)), EventID: fmt.Sprint("id-", i),
+			Origin: connector.Origin{Topic: "in", Partition: 1, Offset: int64(i)},
+		}
+	}
+	var c Converter
+	convert := func(from, n int) map[*kgo.Record]bool {
+		seen := map[*kgo.Record]bool{}
+		var got []*kgo.Record
+		for i := from; i < from+n; i++ {
+			k := c.Convert(rec(i), "out")
+			seen[k] = true
+			got = append(got, k)
+		}
+		for i, k := range got {
+			if want := ToKgo(rec(from+i), "out"); !reflect.DeepEqual(k, want) {
+				t.Fatalf("record %d: %+v, want %+v", from+i, k, want)
+			}
+		}
+		return seen
+	}
+	const n = 3 * chunkRecords // whole chunks: the second batch takes exactly the first one's records
+	first := convert(0, n)
+	c.Recycle()
+	second := convert(n, n)
+	for k := range second {
+		if !first[k] {
+			t.Fatal("a recycled Converter allocated a record instead of reusing one")
+		}
+	}
+	c.Forget() // the second batch's records may still be in flight
+	third := convert(2*n, 2)
+	for k := range third {
+		if second[k] {
+			t.Fatal("a record handed out before Forget was written again")
+		}
+	}
+	// The third batch waited for its promises: its chunks, and nothing of
+	// the second's, are reused.
+	c.Recycle()
+	fourth := convert(3*n, 2)
+	for k := range fourth {
+		if second[k] || !third[k] {
+			t.Fatal("after Forget and Recycle, a record was not reused from the recycled chunk")
+		}
+	}
+}
+
 // A Converter gives what ToKgo gives, across chunk boundaries and for
 // records with more headers than fit inline or IDs longer than a chunk,
 // and never writes over a record it handed out earlier.
