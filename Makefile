@@ -73,7 +73,7 @@ short:
 # commit protocols, the connector loop, the sinks, the daemon), with -short:
 # their kfake and in-process tests, no services. About 2 minutes here; it
 # found a race in a test (TestStopDuringRebalance) that the plain run cannot.
-RACE_PACKAGES ?= ./txn/... ./connector/... ./pipeline/... ./window/... ./sink/... ./source/... ./daemon/... ./cluster/... ./admin/...
+RACE_PACKAGES ?= ./txn/... ./connector/... ./pipeline/... ./window/... ./sink/... ./source/... ./daemon/... ./cluster/... ./admin/... ./metrics/...
 race:
 	$(GO) test -race -short -count=1 $(RACE_PACKAGES)
 
