@@ -61,9 +61,13 @@ func TestClusterContainers(t *testing.T) {
 	}
 	kc := testenv.StartKafkaContainers(t, 3)
 	tag := testenv.ConnectdImage(t)
-	adm := kadm.NewClient(testenv.KafkaClient(t, kc.Brokers))
+	kcl := testenv.KafkaClient(t, kc.Brokers)
+	adm := kadm.NewClient(kcl)
 	ctx := t.Context()
 	if _, err := adm.CreateTopic(ctx, 6, 3, nil, "in"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.AwaitTopics(ctx, kcl, []string{"in"}, 6); err != nil {
 		t.Fatal(err)
 	}
 

@@ -37,6 +37,7 @@ type env struct {
 	kproxy  []*Proxy // by node index (node.id - 1)
 	brokers []string // the proxies: what Kafka advertises and connectd uses
 	adm     *kadm.Client
+	kcl     *kgo.Client // adm's client, for requests to each broker
 
 	pg       *testenv.PostgresContainer
 	pgProxy  *Proxy
@@ -87,7 +88,8 @@ func startEnv(t *testing.T) *env {
 		e.kproxy = append(e.kproxy, proxies[i+1])
 		e.brokers = append(e.brokers, proxies[i+1].Addr())
 	}
-	e.adm = kadm.NewClient(testenv.KafkaClient(t, e.brokers))
+	e.kcl = testenv.KafkaClient(t, e.brokers)
+	e.adm = kadm.NewClient(e.kcl)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -376,6 +378,9 @@ func (e *env) createTopicsWith(partitions int32, configs map[string]*string, top
 	resp, err := e.adm.CreateTopics(ctx, partitions, 3, configs, topics...)
 	if err == nil {
 		err = resp.Error()
+	}
+	if err == nil {
+		err = testenv.AwaitTopics(ctx, e.kcl, topics, partitions)
 	}
 	if err != nil {
 		e.t.Fatalf("create topics %v: %v", topics, err)

@@ -66,7 +66,7 @@ func KafkaTopics(t testing.TB, brokers []string, n int, partitions int32) []stri
 		}
 	})
 	if err == nil {
-		err = awaitTopics(ctx, cl, topics, partitions)
+		err = AwaitTopics(ctx, cl, topics, partitions)
 	}
 	if err != nil {
 		t.Fatalf("create topics %v on %v: %v", topics, brokers, err)
@@ -74,12 +74,12 @@ func KafkaTopics(t testing.TB, brokers []string, n int, partitions int32) []stri
 	return topics
 }
 
-// awaitTopics waits until every broker's metadata lists each of topics with
-// all its partitions led. CreateTopics returns once the controller has the
+// AwaitTopics waits until every broker's metadata lists each of topics with
+// all its partitions led; every test that creates topics calls it after. CreateTopics returns once the controller has the
 // topics, before every broker has applied them; a client that asks a lagging
 // broker then gets UNKNOWN_TOPIC_OR_PARTITION and, after franz-go's few
 // unknown-topic retries, fails its produce (CI run 66's TestReadCommittedLog).
-func awaitTopics(ctx context.Context, cl *kgo.Client, topics []string, partitions int32) error {
+func AwaitTopics(ctx context.Context, cl *kgo.Client, topics []string, partitions int32) error {
 	for {
 		lag, err := topicsLag(ctx, cl, topics, partitions)
 		if err == nil && lag == "" {
