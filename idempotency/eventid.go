@@ -8,7 +8,6 @@ package idempotency
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/jsonpath"
@@ -110,7 +109,7 @@ func (d *Deriver) AppendID(dst []byte, r *connector.Record) ([]byte, error) {
 		}
 		return append(dst, r.Key...), nil
 	default: // ModeDerived; NewDeriver admits no other mode
-		return AppendDerivedID(dst, r.Origin), nil
+		return r.Origin.AppendTo(dst), nil
 	}
 }
 
@@ -119,16 +118,7 @@ func (d *Deriver) AppendID(dst []byte, r *connector.Record) ([]byte, error) {
 // allocation (for topics of ordinary length): derived mode runs per record.
 func DerivedID(o connector.Origin) string {
 	var buf [96]byte
-	return string(AppendDerivedID(buf[:0], o))
-}
-
-// AppendDerivedID appends o's derived event ID to dst.
-func AppendDerivedID(dst []byte, o connector.Origin) []byte {
-	dst = append(dst, o.Topic...)
-	dst = append(dst, '/')
-	dst = strconv.AppendInt(dst, int64(o.Partition), 10)
-	dst = append(dst, '/')
-	return strconv.AppendInt(dst, o.Offset, 10)
+	return string(o.AppendTo(buf[:0]))
 }
 
 // IDError reports a record from which no event ID could be derived.

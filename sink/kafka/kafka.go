@@ -241,7 +241,7 @@ func (out *outRecord) fill(r *connector.Record, defaultTopic string, buf []byte)
 	}
 	n := len(r.EventID)
 	buf = append(buf, r.EventID...)
-	buf = appendOrigin(buf, r.Origin)
+	buf = r.Origin.AppendTo(buf)
 	headers = append(headers, kgo.RecordHeader{Key: HeaderEventID, Value: buf[:n:n]})
 	if bytes.Equal(buf[:n], buf[n:]) {
 		// A derived event ID is the origin: carrying it twice would cost
@@ -259,17 +259,6 @@ func (out *outRecord) fill(r *connector.Record, defaultTopic string, buf []byte)
 		Timestamp: r.Timestamp,
 	}
 	return len(buf)
-}
-
-// appendOrigin appends o as Origin.String renders it, without fmt: it
-// runs for every output record, and fmt.Sprintf cost three allocations
-// (with dst sized by the caller this is one).
-func appendOrigin(dst []byte, o connector.Origin) []byte {
-	dst = append(dst, o.Topic...)
-	dst = append(dst, '/')
-	dst = strconv.AppendInt(dst, int64(o.Partition), 10)
-	dst = append(dst, '/')
-	return strconv.AppendInt(dst, o.Offset, 10)
 }
 
 // OriginOf returns the input record an output record came from, given its
