@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,13 +31,47 @@ type batchProducer struct {
 // produceFunc is kgo.Client.Produce or kgo.GroupTransactSession.Produce.
 type produceFunc func(context.Context, *kgo.Record, func(*kgo.Record, error))
 
-// begin starts a batch produced through cl. The previous batch's output
-// records are reused if its wait returned (Converter.Recycle); if it was
-// aborted without one, a producer may still hold them, so they are left
-// to the garbage collector (Converter.Forget).
+// begin starts a batch produced through cl, once the previous batch has
+// settled (settle).
 func (b *batchProducer) begin(cl *kgo.Client) {
-	b.conv.Forget()
+	b.settle()
 	b.cl, b.promise = cl, kgo.AbortingFirstErrPromise(cl)
+}
+
+// settleWait bounds how long begin waits for an aborted batch's promises.
+// Every abort path aborts the buffered records (or closes the client)
+// before the next batch begins, so they are all called by then but for
+// the aborting promise's own AbortBufferedRecords, which has nothing left
+// to do; a variable for the tests.
+var settleWait = 10 * time.Second
+
+// settle waits until every promise of the previous batch has been called.
+// A batch that commits has waited for them (wait); one that aborted has
+// not, and its first failure made the AbortingFirstErrPromise start
+// AbortBufferedRecords on a goroutine of its own. Left running, that call
+// could fail the next batch's first records (ErrAborting: CI run 70's
+// TestOutputProducerCommitsWhatWasWritten), an abort for nothing. Once the
+// promises are called, the previous batch's output records are reused
+// (Converter.Recycle). If they are not within settleWait, a producer may
+// still hold its records, so they are left to the garbage collector
+// (Converter.Forget), and the next batch begins anyway: at worst the late
+// abort fails it and it aborts in turn, the ordinary way.
+func (b *batchProducer) settle() {
+	p := b.promise
+	if p == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = p.Err()
+		close(done)
+	}()
+	select {
+	case <-done:
+		b.conv.Recycle()
+	case <-time.After(settleWait):
+		b.conv.Forget()
+	}
 }
 
 // write produces recs, converted to the output topic.
