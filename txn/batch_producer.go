@@ -23,6 +23,9 @@ type batchProducer struct {
 	conv    sinkkafka.Converter // output records, carved from chunks
 	cl      *kgo.Client         // the batch's client, flushed at wait
 	promise *kgo.FirstErrPromise
+	// settled says the batch's promises have all been called (wait
+	// returned), so the next begin need not wait for them.
+	settled bool
 	// async produces the open batch's records off the connector's loop
 	// (outputProducer), for protocols that start it; nil otherwise.
 	async *outputProducer
@@ -35,7 +38,7 @@ type produceFunc func(context.Context, *kgo.Record, func(*kgo.Record, error))
 // settled (settle).
 func (b *batchProducer) begin(cl *kgo.Client) {
 	b.settle()
-	b.cl, b.promise = cl, kgo.AbortingFirstErrPromise(cl)
+	b.cl, b.promise, b.settled = cl, kgo.AbortingFirstErrPromise(cl), false
 }
 
 // settleWait bounds how long begin waits for an aborted batch's promises.
@@ -58,8 +61,8 @@ var settleWait = 10 * time.Second
 // abort fails it and it aborts in turn, the ordinary way.
 func (b *batchProducer) settle() {
 	p := b.promise
-	if p == nil {
-		return
+	if p == nil || b.settled {
+		return // no batch yet, or wait has settled it
 	}
 	done := make(chan struct{})
 	go func() {
@@ -153,6 +156,7 @@ func (b *batchProducer) wait(ctx context.Context) error {
 	_ = b.cl.Flush(ctx)
 	err := b.promise.Err()
 	b.conv.Recycle()
+	b.settled = true
 	return err
 }
 

@@ -75,7 +75,8 @@ func KafkaTopics(t testing.TB, brokers []string, n int, partitions int32) []stri
 }
 
 // AwaitTopics waits until every broker's metadata lists each of topics with
-// all its partitions led; every test that creates topics calls it after. CreateTopics returns once the controller has the
+// all its partitions led; tests that create topics on several brokers call
+// it after CreateTopics. CreateTopics returns once the controller has the
 // topics, before every broker has applied them; a client that asks a lagging
 // broker then gets UNKNOWN_TOPIC_OR_PARTITION and, after franz-go's few
 // unknown-topic retries, fails its produce (CI run 66's TestReadCommittedLog).
