@@ -219,8 +219,12 @@ func (e *env) startNode(i int) {
 	if _, err := e.docker.ContainerStart(ctx, e.nodeID(i), client.ContainerStartOptions{}); err != nil {
 		e.t.Fatalf("start kafka node %d: %v", i+1, err)
 	}
+	// Reachable first: a broker killed for seconds may not have been
+	// fenced yet, so the ISRs can look full while it is still reading its
+	// logs. Both bounds are generous: recovery after a SIGKILL took over
+	// a minute in a CI run on a loaded machine.
+	e.waitReachable(i, 3*time.Minute)
 	e.waitReplicated(3 * time.Minute)
-	e.waitReachable(i, time.Minute)
 }
 
 // waitReachable waits until broker i answers an ApiVersions request sent
@@ -385,6 +389,22 @@ func (e *env) createTopicsWith(partitions int32, configs map[string]*string, top
 	if err != nil {
 		e.t.Fatalf("create topics %v: %v", topics, err)
 	}
+}
+
+// deleteTopics deletes a finished scenario's topics. A failure is logged,
+// not failed: the topics only cost later broker restarts time.
+func (e *env) deleteTopics(t testing.TB, topics []string) {
+	ctx, cancel := ctxFor(time.Minute)
+	defer cancel()
+	resp, err := e.adm.DeleteTopics(ctx, topics...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Logf("delete the scenario's topics %v: %v", topics, err)
+		return
+	}
+	t.Logf("deleted the scenario's %d topics", len(topics))
 }
 
 // ongoingTransactions lists transactional IDs with prefix that the cluster
