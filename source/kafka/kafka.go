@@ -398,6 +398,12 @@ func FromKgo(r *kgo.Record) *connector.Record {
 // each was an allocation per record.
 type headerSlab struct{ free []connector.Header }
 
+// maxSlabHeaders bounds a slab (about 40 KB): sized from the first
+// record's header count times the records to come, a poll whose first
+// record has headers and whose others have none would otherwise allocate
+// room that is never used, held as long as that record lives.
+const maxSlabHeaders = 1024
+
 // fromKgo converts r into rec, a record the caller allocated; more is how
 // many records of the poll are still to come, to size the next slab.
 // Each record's headers are capped at their length, so a transform that
@@ -415,7 +421,7 @@ func (hs *headerSlab) fromKgo(rec *connector.Record, r *kgo.Record, more int) {
 		return
 	}
 	if cap(hs.free)-len(hs.free) < k {
-		hs.free = make([]connector.Header, 0, max(k, k*more))
+		hs.free = make([]connector.Header, 0, max(k, min(k*more, maxSlabHeaders)))
 	}
 	start := len(hs.free)
 	for _, h := range r.Headers {

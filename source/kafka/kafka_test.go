@@ -154,6 +154,24 @@ func TestHeaderSlabKeepsRecordsApart(t *testing.T) {
 	}
 }
 
+// A slab is sized for the records still to come, but never past
+// maxSlabHeaders: a record with headers followed by many without would
+// otherwise hold room for headers nobody has.
+func TestHeaderSlabIsBounded(t *testing.T) {
+	var hs headerSlab
+	var rec connector.Record
+	hs.fromKgo(&rec, &kgo.Record{Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("e1")}}}, 1_000_000)
+	if c := cap(hs.free); c != maxSlabHeaders {
+		t.Fatalf("slab for 1,000,000 records to come: room for %d headers, want %d", c, maxSlabHeaders)
+	}
+	hs = headerSlab{}
+	big := make([]kgo.RecordHeader, maxSlabHeaders+1)
+	hs.fromKgo(&rec, &kgo.Record{Headers: big}, 10)
+	if len(rec.Headers) != len(big) {
+		t.Fatalf("a record with more headers than a slab holds: %d headers, want %d", len(rec.Headers), len(big))
+	}
+}
+
 func TestClientOptionsAccepted(t *testing.T) {
 	for _, start := range []string{"earliest", "latest"} {
 		c := Config{Topics: []string{"in"}}
