@@ -17,6 +17,7 @@ type Aggregate struct {
 	Rate           float64 // records/s, median
 	RateLo, RateHi float64
 	Rates          []float64 // records/s of each successful round, in run order
+	Loads          []float64 // each of those rounds' Load1
 	// Bimodal: the rounds fall in two groups far apart (see Bimodal), a
 	// slow mode to explain rather than a median to quote.
 	Bimodal      bool
@@ -61,6 +62,7 @@ func aggregate(s Scenario, rs []Result) Aggregate {
 			continue
 		}
 		rates = append(rates, r.RecordsPerSec)
+		a.Loads = append(a.Loads, r.Load1)
 		mbs = append(mbs, r.MBPerSec)
 		cpus = append(cpus, r.CPUDrain.Seconds())
 		drains = append(drains, r.Drain.Seconds())

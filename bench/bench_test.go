@@ -522,14 +522,21 @@ func TestBimodal(t *testing.T) {
 			t.Errorf("Bimodal(%v) = %v, want %v", tc.rates, got, tc.want)
 		}
 	}
-	agg := aggregate(Scenario{System: Connectd}, []Result{{RecordsPerSec: 130000}, {RecordsPerSec: 380000}, {RecordsPerSec: 390000}})
+	agg := aggregate(Scenario{System: Connectd}, []Result{{RecordsPerSec: 130000, Load1: 8.04}, {RecordsPerSec: 380000, Load1: 1.2}, {RecordsPerSec: 390000}})
 	if !agg.Bimodal || len(agg.Rates) != 3 {
 		t.Fatalf("aggregate: bimodal %v, rates %v", agg.Bimodal, agg.Rates)
 	}
 	rep := &Report{Aggs: []Aggregate{agg}}
 	var md bytes.Buffer
 	rep.writeScenarios(func(f string, a ...any) { fmt.Fprintf(&md, f+"\n", a...) })
-	if !strings.Contains(md.String(), "**bimodal**") || !strings.Contains(md.String(), "**Bimodal:** connectd") {
+	if !strings.Contains(md.String(), "**bimodal**") || !strings.Contains(md.String(), "**Bimodal:** connectd") ||
+		!strings.Contains(md.String(), "130000 (load 8.0), 380000 (load 1.2), 390000 records/s") {
 		t.Fatalf("report does not flag the bimodal scenario:\n%s", md.String())
+	}
+	rep.Results = []Result{{Run: Run{Round: 0}, Load1: 8.04}, {Run: Run{Round: 1}, Load1: 1.2}, {Run: Run{Round: 0}, Load1: 6.5}, {Run: Run{Round: 1}}}
+	md.Reset()
+	rep.writeScenarios(func(f string, a ...any) { fmt.Fprintf(&md, f+"\n", a...) })
+	if !strings.Contains(md.String(), "round 1 8.0–6.5, round 2 1.2–1.2.") {
+		t.Fatalf("report does not give each round's load:\n%s", md.String())
 	}
 }

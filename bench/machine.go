@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -38,6 +39,21 @@ func ReadMachine() Machine {
 		}
 	}
 	return m
+}
+
+// Load1 is the one-minute load average, or 0 if /proc/loadavg cannot be
+// read (0, not NaN: it goes into the JSON results, which have no NaN).
+func Load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // procField returns the value of the first "key : value" line of a /proc

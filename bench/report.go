@@ -206,11 +206,20 @@ func (rep *Report) writeScenarios(p func(string, ...any)) {
 			rates := make([]string, len(a.Rates))
 			for i, r := range a.Rates {
 				rates[i] = fmtRate(r)
+				if i < len(a.Loads) && a.Loads[i] > 0 {
+					// A slow round at a high load met others'
+					// work; one at a low load is connectd's.
+					rates[i] += fmt.Sprintf(" (load %.1f)", a.Loads[i])
+				}
 			}
-			p("**Bimodal:** %s, rounds %s records/s: two rounds in sorted order differ by %.1f× or more; the median hides a slow mode.",
+			p("**Bimodal:** %s, rounds %s records/s (with the one-minute load average as each began): two rounds in sorted order differ by %.1f× or more; the median hides a slow mode.",
 				a.Scenario.Name(), strings.Join(rates, ", "), BimodalGap)
 			p("")
 		}
+	}
+	if loads := roundLoads(rep.Results); loads != "" {
+		p("One-minute load average as each round's first and last run began (2 cores: above 2, others' work shared them; the per-round columns of the Targets and Ratios tables follow this order): %s.", loads)
+		p("")
 	}
 	p("Scenario names: system, sink, guarantee (ALO at_least_once, EO exactly_once), commit interval, record size, partitions. " +
 		"`bare` is the harness's minimal at-least-once loop for the sink (franz-go consume→produce with acks=all and the idempotent producer; pgx unnest `INSERT … ON CONFLICT DO NOTHING`; pipelined `SET`), " +
@@ -401,6 +410,32 @@ func fmtMem(s string) string {
 		return s
 	}
 	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+}
+
+// roundLoads is each round's Load1 at its first and last run, in round
+// order, or "" if no run recorded one.
+func roundLoads(results []Result) string {
+	type span struct{ first, last float64 }
+	var rounds []span
+	for _, r := range results {
+		if r.Load1 <= 0 {
+			continue
+		}
+		for len(rounds) <= r.Round {
+			rounds = append(rounds, span{})
+		}
+		if rounds[r.Round].first == 0 {
+			rounds[r.Round].first = r.Load1
+		}
+		rounds[r.Round].last = r.Load1
+	}
+	var parts []string
+	for i, s := range rounds {
+		if s.first > 0 {
+			parts = append(parts, fmt.Sprintf("round %d %.1f–%.1f", i+1, s.first, s.last))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func fmtRate(v float64) string {

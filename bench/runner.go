@@ -105,6 +105,10 @@ type Result struct {
 	Expected    int64
 	Profile     string
 	Err         string
+	// Load1 is the machine's one-minute load average as the run began:
+	// on this shared 2-core machine, what says whether a slow round met
+	// other work (a lagging figure: it averages the last minute).
+	Load1 float64
 	// Window holds what a windowed run measures besides (state size, the
 	// output check); nil for the others.
 	Window *WindowResult `json:",omitempty"`
@@ -390,6 +394,7 @@ func (r *Runner) RunAll(ctx context.Context) []Result {
 		}
 		withLatency := run.Round < r.o.LatencyRounds && run.Scenario.System != TMC
 		profile := r.o.Profile && run.Round == 0 && run.Scenario.System == Connectd
+		load := Load1()
 		var res Result
 		switch {
 		case run.Scenario.Bounded:
@@ -399,7 +404,8 @@ func (r *Runner) RunAll(ctx context.Context) []Result {
 		default:
 			res = r.runOne(ctx, run, withLatency, profile)
 		}
-		r.logf("[%d/%d] %s round %d: %s", i+1, len(runs), run.Scenario.Name(), run.Round+1, res.summary())
+		res.Load1 = load
+		r.logf("[%d/%d] %s round %d (load %.1f): %s", i+1, len(runs), run.Scenario.Name(), run.Round+1, load, res.summary())
 		out = append(out, res)
 	}
 	return out
