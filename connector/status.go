@@ -70,6 +70,8 @@ type WindowStatus struct {
 	// is how long the last one took.
 	Restores      uint64  `json:"state_restores"`
 	LastRestoreMS float64 `json:"last_restore_ms"`
+	// RestoredWindows counts the windows those loads brought back.
+	RestoredWindows uint64 `json:"windows_restored"`
 	// IdleAdvances counts idle partitions whose watermark idle_timeout
 	// raised to close windows; IdleLate the late records (among Late) of
 	// windows such an advance had closed.

@@ -122,6 +122,7 @@ func (t *Tasks) Status() Status {
 			st.Window.OpenWindows += w.OpenWindows
 			st.Window.StateBytes += w.StateBytes
 			st.Window.Restores += w.Restores
+			st.Window.RestoredWindows += w.RestoredWindows
 			st.Window.IdleAdvances += w.IdleAdvances
 			st.Window.IdleLate += w.IdleLate
 			st.Window.LastRestoreMS = max(st.Window.LastRestoreMS, w.LastRestoreMS)

@@ -117,6 +117,7 @@ var (
 	descWinBytes    = prometheus.NewDesc("connectd_window_state_bytes", "Estimated memory of a window stage's open windows.", []string{"connector"}, nil)
 	descWinEmitted  = prometheus.NewDesc("connectd_window_results_total", "Window results emitted (final windows or revisions).", []string{"connector"}, nil)
 	descWinRestore  = prometheus.NewDesc("connectd_window_state_restores_total", "Partition states a window stage loaded from its sink (at start, after every abort and rebalance).", []string{"connector"}, nil)
+	descWinRestored = prometheus.NewDesc("connectd_window_restored_windows_total", "Windows (open, or kept for late updates) the state loads of a window stage brought back.", []string{"connector"}, nil)
 	descWinIdle     = prometheus.NewDesc("connectd_window_idle_advances_total", "Idle partitions whose watermark a window stage raised (watermark.idle_timeout) to close windows.", []string{"connector"}, nil)
 	descWinIdleLate = prometheus.NewDesc("connectd_window_idle_late_records_total", "Late records (counted among outcome=late) whose window an idle advance had closed: the input came after its partition was declared idle.", []string{"connector"}, nil)
 	descResolved    = prometheus.NewDesc("connectd_twophase_resolved_total", "Prepared transactions a two-phase connector's recovery resolved, by outcome: committed, rolled_back.", []string{"connector", "outcome"}, nil)
@@ -126,7 +127,7 @@ var states = []connector.State{connector.Unassigned, connector.Running, connecto
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordsIn, descRecordsOut, descBatches, descAborts, descDLQ, descLag, descState, descInDoubt, descResolved,
-		descWinRecords, descWinOpen, descWinBytes, descWinEmitted, descWinRestore, descWinIdle, descWinIdleLate} {
+		descWinRecords, descWinOpen, descWinBytes, descWinEmitted, descWinRestore, descWinRestored, descWinIdle, descWinIdleLate} {
 		ch <- d
 	}
 }
@@ -159,6 +160,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descWinBytes, prometheus.GaugeValue, float64(w.StateBytes), name)
 			ch <- prometheus.MustNewConstMetric(descWinEmitted, prometheus.CounterValue, float64(w.Emitted), name)
 			ch <- prometheus.MustNewConstMetric(descWinRestore, prometheus.CounterValue, float64(w.Restores), name)
+			ch <- prometheus.MustNewConstMetric(descWinRestored, prometheus.CounterValue, float64(w.RestoredWindows), name)
 			ch <- prometheus.MustNewConstMetric(descWinIdle, prometheus.CounterValue, float64(w.IdleAdvances), name)
 			ch <- prometheus.MustNewConstMetric(descWinIdleLate, prometheus.CounterValue, float64(w.IdleLate), name)
 		}

@@ -132,7 +132,7 @@ func requireLintClean(t *testing.T, m *Metrics) {
 func TestWindowMetrics(t *testing.T) {
 	src := fakeSource{"win": {
 		Name: "win", State: connector.Running, Aborts: map[string]uint64{},
-		Window: &connector.WindowStatus{Aggregated: 90, Late: 10, Emitted: 7, OpenWindows: 3, StateBytes: 480, Restores: 4, IdleAdvances: 2, IdleLate: 1},
+		Window: &connector.WindowStatus{Aggregated: 90, Late: 10, Emitted: 7, OpenWindows: 3, StateBytes: 480, Restores: 4, RestoredWindows: 11, IdleAdvances: 2, IdleLate: 1},
 	}}
 	m := New(src)
 	requireLintClean(t, m)
@@ -153,6 +153,9 @@ connectd_window_results_total{connector="win"} 7
 # HELP connectd_window_state_restores_total Partition states a window stage loaded from its sink (at start, after every abort and rebalance).
 # TYPE connectd_window_state_restores_total counter
 connectd_window_state_restores_total{connector="win"} 4
+# HELP connectd_window_restored_windows_total Windows (open, or kept for late updates) the state loads of a window stage brought back.
+# TYPE connectd_window_restored_windows_total counter
+connectd_window_restored_windows_total{connector="win"} 11
 # HELP connectd_window_idle_advances_total Idle partitions whose watermark a window stage raised (watermark.idle_timeout) to close windows.
 # TYPE connectd_window_idle_advances_total counter
 connectd_window_idle_advances_total{connector="win"} 2
@@ -162,7 +165,7 @@ connectd_window_idle_late_records_total{connector="win"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
 		"connectd_window_records_total", "connectd_window_open_windows", "connectd_window_state_bytes",
-		"connectd_window_results_total", "connectd_window_state_restores_total",
+		"connectd_window_results_total", "connectd_window_state_restores_total", "connectd_window_restored_windows_total",
 		"connectd_window_idle_advances_total", "connectd_window_idle_late_records_total"); err != nil {
 		t.Fatal(err)
 	}

@@ -177,15 +177,16 @@ func lateReason(l *window.Late) string {
 func (w *Windowed) WindowStatus() connector.WindowStatus {
 	st := &w.op.Stats
 	return connector.WindowStatus{
-		Aggregated:    st.Aggregated.Load(),
-		Late:          st.Late.Load(),
-		Emitted:       st.Emitted.Load(),
-		OpenWindows:   st.OpenWindows.Load(),
-		StateBytes:    st.StateBytes.Load(),
-		Restores:      st.Restores.Load(),
-		LastRestoreMS: float64(st.LastRestore.Load()) / 1e6,
-		IdleAdvances:  st.IdleAdvances.Load(),
-		IdleLate:      st.IdleLate.Load(),
+		Aggregated:      st.Aggregated.Load(),
+		Late:            st.Late.Load(),
+		Emitted:         st.Emitted.Load(),
+		OpenWindows:     st.OpenWindows.Load(),
+		StateBytes:      st.StateBytes.Load(),
+		Restores:        st.Restores.Load(),
+		RestoredWindows: st.RestoredWindows.Load(),
+		LastRestoreMS:   float64(st.LastRestore.Load()) / 1e6,
+		IdleAdvances:    st.IdleAdvances.Load(),
+		IdleLate:        st.IdleLate.Load(),
 	}
 }
 

@@ -66,6 +66,9 @@ type Stats struct {
 	OpenWindows atomic.Int64
 	StateBytes  atomic.Int64 // estimated memory of the open windows
 	Restores    atomic.Uint64
+	// RestoredWindows counts the windows those loads brought back (open,
+	// or kept for late updates): what a restore after a fault restored.
+	RestoredWindows atomic.Uint64
 	// IdleAdvances counts idle advances that closed windows; IdleLate
 	// the late records among Late whose window an idle advance had
 	// closed (they came after their partition was declared idle).
@@ -215,6 +218,7 @@ func (o *Operator) load(ctx context.Context, tp connector.TopicPartition, first 
 	o.open += len(p.wins)
 	o.size += bytes
 	o.Stats.Restores.Add(1)
+	o.Stats.RestoredWindows.Add(uint64(len(p.wins)))
 	o.Stats.LastRestore.Store(int64(time.Since(start)))
 	o.publish()
 	if o.open > o.spec.MaxOpenWindows {

@@ -38,6 +38,9 @@ func TestRestoreMillionWindows(t *testing.T) {
 	if got := op.Stats.OpenWindows.Load(); got != n {
 		t.Fatalf("restored %d open windows, want %d", got, n)
 	}
+	if got, loads := op.Stats.RestoredWindows.Load(), op.Stats.Restores.Load(); got != n || loads != 1 {
+		t.Fatalf("stats: %d restores bringing back %d windows, want 1 and %d", loads, got, n)
+	}
 	if op.Watermark(tp) != 30_000 {
 		t.Fatalf("watermark %d, want 30000", op.Watermark(tp))
 	}

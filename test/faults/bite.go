@@ -40,6 +40,10 @@ type Bite struct {
 	// itself (it drops the batch's state), so each shows the faults
 	// reaching its state.
 	Restores int
+	// RestoredWindows counts the windows those loads brought back
+	// (status window.windows_restored): reported, not asserted. Lost
+	// state shows in verify's value check, which recomputes every window.
+	RestoredWindows int
 }
 
 // Total is everything the faults hit.
@@ -57,7 +61,7 @@ func (b Bite) String() string {
 		s += fmt.Sprintf(", %d abort markers", b.OutputAborts)
 	}
 	if b.Restores > 0 {
-		s += fmt.Sprintf(", %d state restores", b.Restores)
+		s += fmt.Sprintf(", %d state restores (%d windows)", b.Restores, b.RestoredWindows)
 	}
 	return s
 }
@@ -65,7 +69,8 @@ func (b Bite) String() string {
 // Add sums two bites.
 func (b Bite) Add(o Bite) Bite {
 	return Bite{Aborts: b.Aborts + o.Aborts, Fenced: b.Fenced + o.Fenced, Unknown: b.Unknown + o.Unknown,
-		Resolved: b.Resolved + o.Resolved, OutputAborts: b.OutputAborts + o.OutputAborts, Restores: b.Restores + o.Restores}
+		Resolved: b.Resolved + o.Resolved, OutputAborts: b.OutputAborts + o.OutputAborts,
+		Restores: b.Restores + o.Restores, RestoredWindows: b.RestoredWindows + o.RestoredWindows}
 }
 
 // Counters are the fault counters of one /metrics exposition, per
@@ -158,7 +163,7 @@ type Window struct {
 
 // StageCounters are a window stage's counters in one process: state loads
 // and records aggregated.
-type StageCounters struct{ Restores, Aggregated uint64 }
+type StageCounters struct{ Restores, RestoredWindows, Aggregated uint64 }
 
 // NewWindow returns a window not yet open.
 func NewWindow() *Window {
@@ -264,7 +269,9 @@ func (w *Window) Bite(connector string) Bite {
 		if !ok {
 			continue
 		}
-		b.Restores += int(now.Restores - w.stagesBase[proc][connector].Restores)
+		then := w.stagesBase[proc][connector]
+		b.Restores += int(now.Restores - then.Restores)
+		b.RestoredWindows += int(now.RestoredWindows - then.RestoredWindows)
 	}
 	return b
 }

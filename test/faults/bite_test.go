@@ -75,17 +75,17 @@ func TestBiteString(t *testing.T) {
 // window or not.
 func TestWindowStages(t *testing.T) {
 	w := NewWindow()
-	w.ObserveStage("a1", "w", StageCounters{Restores: 6, Aggregated: 900})
+	w.ObserveStage("a1", "w", StageCounters{Restores: 6, RestoredWindows: 60, Aggregated: 900})
 	w.Open()
-	w.ObserveStage("a1", "w", StageCounters{Restores: 8, Aggregated: 1500}) // last word before a SIGKILL
-	w.ObserveStage("a2", "w", StageCounters{Restores: 3, Aggregated: 40})   // its heir
-	w.ObserveStage("b1", "w", StageCounters{Aggregated: 70})                // began from empty windows
+	w.ObserveStage("a1", "w", StageCounters{Restores: 8, RestoredWindows: 75, Aggregated: 1500}) // last word before a SIGKILL
+	w.ObserveStage("a2", "w", StageCounters{Restores: 3, RestoredWindows: 30, Aggregated: 40})   // its heir
+	w.ObserveStage("b1", "w", StageCounters{Aggregated: 70})                                     // began from empty windows
 	w.ObserveStage("b1", "plain", StageCounters{})
 	w.ObserveStage("c1", "w", StageCounters{}) // started, aggregated nothing yet
 	w.Close()
 	w.ObserveStage("a2", "w", StageCounters{Restores: 90, Aggregated: 90})
-	if got := w.Bite("w").Restores; got != 5 {
-		t.Fatalf("restores in the window: %d, want 5 (2 by a1, 3 by its heir)", got)
+	if b := w.Bite("w"); b.Restores != 5 || b.RestoredWindows != 45 {
+		t.Fatalf("restores in the window: %d of %d windows, want 5 (2 by a1, 3 by its heir) of 45 (15 + 30)", b.Restores, b.RestoredWindows)
 	}
 	if got := w.Unrestored("w"); len(got) != 1 || got[0] != "b1" {
 		t.Fatalf("unrestored: %v, want [b1]", got)
@@ -96,7 +96,7 @@ func TestWindowStages(t *testing.T) {
 	if got := w.Unrestored("plain"); len(got) != 0 {
 		t.Fatalf("unrestored of a connector that aggregated nothing: %v", got)
 	}
-	if s := (Bite{Aborts: 1, Restores: 4}).String(); s != "1/0/0, 4 state restores" {
+	if s := (Bite{Aborts: 1, Restores: 4, RestoredWindows: 17}).String(); s != "1/0/0, 4 state restores (17 windows)" {
 		t.Fatalf("%q", s)
 	}
 	if (Bite{Restores: 1}).Total() != 1 {

@@ -236,7 +236,7 @@ func summary(rows []Row) string {
 		t.missing += r.Findings.Missing + r.Findings.Unexpected
 		t.aborted += r.Findings.AbortedVisible
 	}
-	var wcells, wpass, windows, mismatches, restores int
+	var wcells, wpass, windows, mismatches, restores, restored int
 	for _, r := range rows {
 		if r.Skipped == "" && r.Findings.Windowed {
 			wcells++
@@ -246,6 +246,7 @@ func summary(rows []Row) string {
 			windows += r.Findings.Windows
 			mismatches += r.Findings.ValueMismatches
 			restores += r.Bite.Restores
+			restored += r.Bite.RestoredWindows
 		}
 	}
 	gs := make([]string, 0, len(by))
@@ -264,8 +265,8 @@ func summary(rows []Row) string {
 		b.WriteString("\n")
 	}
 	if wcells > 0 {
-		fmt.Fprintf(&b, "- windowed connectors (exactly_once, among the above): %d/%d cells pass; %d windows checked value for value by verify's batch oracle, %d value mismatches; %d window state restores during the fault windows\n",
-			wpass, wcells, windows, mismatches, restores)
+		fmt.Fprintf(&b, "- windowed connectors (exactly_once, among the above): %d/%d cells pass; %d windows checked value for value by verify's batch oracle, %d value mismatches; %d window state restores during the fault windows, which brought back %d windows\n",
+			wpass, wcells, windows, mismatches, restores, restored)
 	}
 	return b.String()
 }

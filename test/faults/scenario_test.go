@@ -486,6 +486,7 @@ func (r *run) scrapeStage(admin string, c *conn) {
 	var st struct {
 		Window *struct {
 			Restores   uint64 `json:"state_restores"`
+			Windows    uint64 `json:"windows_restored"`
 			Aggregated uint64 `json:"records_aggregated"`
 		} `json:"window"`
 	}
@@ -496,7 +497,8 @@ func (r *run) scrapeStage(admin string, c *conn) {
 		r.t.Errorf("status of windowed connector %s at %s has no window section", c.name, admin)
 		return
 	}
-	r.window.ObserveStage(admin, c.name, StageCounters{Restores: st.Window.Restores, Aggregated: st.Window.Aggregated})
+	r.window.ObserveStage(admin, c.name, StageCounters{Restores: st.Window.Restores,
+		RestoredWindows: st.Window.Windows, Aggregated: st.Window.Aggregated})
 }
 
 // inputLag is how many committed input events the fastest and the slowest
