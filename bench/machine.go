@@ -32,23 +32,26 @@ func ReadMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) >= 3 {
-			m.Load = strings.Join(f[:3], " ")
-		}
+	if f := loadavg(); len(f) >= 3 {
+		m.Load = strings.Join(f[:3], " ")
 	}
 	return m
+}
+
+// loadavg is /proc/loadavg's fields (1/5/15-minute load averages first),
+// or nil if it cannot be read.
+func loadavg() []string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
 }
 
 // Load1 is the one-minute load average, or 0 if /proc/loadavg cannot be
 // read (0, not NaN: it goes into the JSON results, which have no NaN).
 func Load1() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
+	f := loadavg()
 	if len(f) == 0 {
 		return 0
 	}
