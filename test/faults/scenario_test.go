@@ -180,6 +180,9 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	// first), so a later scenario's restarts read only their own.
 	var topics []string
 	t.Cleanup(func() { e.deleteTopics(t, topics) })
+	// Likewise the scenario's Redis keys: a SIGKILLed Redis replays its
+	// whole AOF before it answers.
+	t.Cleanup(func() { e.deleteRedisKeys(t, r.runID+":*") })
 	topics = append(topics, r.in)
 	var rows []Row
 	for _, s := range sinkSetups {
