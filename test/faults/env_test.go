@@ -432,10 +432,13 @@ func (e *env) ongoingTransactions(prefix string) ([]string, error) {
 // changes, and the proxy follows.
 func (e *env) restartPG(crash bool) {
 	e.t.Helper()
+	began := time.Now()
 	e.restartContainer(e.pg.GetContainerID(), "postgres", crash)
 	addr := e.mapped(e.pg, "5432/tcp")
 	e.pgDirect.Store(&addr)
-	waitFor(e.t, 2*time.Minute, "postgres to accept queries", func() bool {
+	// A crash replays the WAL written since the last checkpoint, which
+	// checkpoint_timeout and max_wal_size bound, not the scenario count.
+	waitFor(e.t, 3*time.Minute, "postgres to accept queries", func() bool {
 		ctx, cancel := ctxFor(5 * time.Second)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, e.pgDirectDSN())
@@ -446,6 +449,7 @@ func (e *env) restartPG(crash bool) {
 		_, err = conn.Exec(ctx, "SELECT 1")
 		return err == nil
 	})
+	e.t.Logf("postgres accepted queries %v after its stop (crash %v)", time.Since(began).Round(100*time.Millisecond), crash)
 }
 
 // restartRedis SIGKILLs Redis and starts it again on its AOF. The start
