@@ -480,40 +480,16 @@ func (e *env) restartRedis() {
 // loading them (CI, at a load of 10-15 on 2 cores). A failure is logged,
 // not failed: the keys only cost later restarts time.
 func (e *env) deleteRedisKeys(t testing.TB, pattern string) {
-	ctx, cancel := ctxFor(3 * time.Minute)
-	defer cancel()
 	rdb := e.redisClient()
 	defer rdb.Close()
 	began := time.Now()
-	deleted := 0
-	iter := rdb.Scan(ctx, 0, pattern, 10000).Iterator()
-	batch := make([]string, 0, 10000)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	deleted, err := testenv.DeleteRedisKeys(rdb, pattern)
+	if err == nil {
+		ctx, cancel := ctxFor(2 * time.Minute)
+		defer cancel()
+		if err = rdb.BgRewriteAOF(ctx).Err(); err == nil {
+			err = waitAOFRewritten(ctx, rdb)
 		}
-		n, err := rdb.Unlink(ctx, batch...).Result()
-		deleted += int(n)
-		batch = batch[:0]
-		return err
-	}
-	var err error
-	for err == nil && iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == cap(batch) {
-			err = flush()
-		}
-	}
-	if err == nil {
-		err = iter.Err()
-	}
-	if err == nil {
-		err = flush()
-	}
-	if err == nil {
-		err = rdb.BgRewriteAOF(ctx).Err()
-	}
-	if err == nil {
-		err = waitAOFRewritten(ctx, rdb)
 	}
 	if err != nil {
 		t.Logf("delete the scenario's Redis keys %q (%d deleted): %v", pattern, deleted, err)

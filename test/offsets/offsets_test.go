@@ -399,12 +399,15 @@ func appliedRows(t *testing.T, dsn string, upsert bool) int {
 // data key whatever the replays.
 func appliedKeys(t *testing.T, addr, prefix string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A SCAN walks the whole shared keyspace, other tests' keys too (a
+	// test beside this one can hold a million): pages of 10,000, and
+	// time for a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
 	defer rdb.Close()
 	applied, counters := 0, 0
-	iter := rdb.Scan(ctx, 0, prefix+sinkredis.ApplyCounterPrefix+"*", 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, prefix+sinkredis.ApplyCounterPrefix+"*", 10000).Iterator()
 	for iter.Next(ctx) {
 		v, err := rdb.Get(ctx, iter.Val()).Int()
 		if err != nil {
@@ -428,7 +431,7 @@ func appliedKeys(t *testing.T, addr, prefix string) int {
 
 func scanCount(ctx context.Context, rdb *goredis.Client, pattern string) (int, error) {
 	n := 0
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, pattern, 10000).Iterator()
 	for iter.Next(ctx) {
 		n++
 	}

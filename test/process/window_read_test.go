@@ -10,10 +10,30 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/test/testenv"
 )
+
+// deleteStateTopicAtEnd deletes the compacted state topic the connector
+// creates (<group>-state) when the test ends, after its processes have
+// stopped: testenv deletes only the topics it made, and the shared broker
+// kept every run's.
+func (p *pipe) deleteStateTopicAtEnd() {
+	state := p.group + "-state"
+	p.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := p.adm.DeleteTopics(ctx, state)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			p.t.Errorf("delete the state topic %s: %v", state, err)
+		}
+	})
+}
 
 // keepForever sets retention.ms=-1 on topics and waits until the broker
 // describes it. A window result carries its window's end as its

@@ -70,6 +70,7 @@ func windowedSinks() map[string]windowedSink {
 		"kafka": {
 			section: func(p *pipe) string {
 				p.keepForever(p.out) // window results are stamped in 1970
+				p.deleteStateTopicAtEnd()
 				return "\t\t\ttype: kafka\n\t\t\ttopic: " + p.out
 			},
 			read: readKafkaWindows,

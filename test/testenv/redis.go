@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -26,28 +27,42 @@ func Redis(t testing.TB) (addr, prefix string) {
 	prefix = UniqueName(t, "t", ":", 100) + ":"
 	t.Cleanup(func() {
 		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Logf("redis cleanup of %s*: %v", prefix, err)
-			return
-		}
-		// UNLINK in chunks, not one DEL: a DEL of a million keys held the
-		// shared server 4.9 s (SLOWLOG), past the 5 s timeouts of the
-		// tests running beside this one.
-		for len(keys) > 0 {
-			n := min(len(keys), 1000)
-			if err := rdb.Unlink(ctx, keys[:n]...).Err(); err != nil {
-				t.Logf("redis cleanup of %s*: %v", prefix, err)
-				return
-			}
-			keys = keys[n:]
+		if _, err := DeleteRedisKeys(rdb, prefix+"*"); err != nil {
+			// Left behind, the keys slow every later test's cleanup
+			// (each scans the whole keyspace) until those run out of
+			// time too: CI once found 7 million keys of earlier runs.
+			t.Errorf("redis cleanup of %s*: %v", prefix, err)
 		}
 	})
 	return addr, prefix
+}
+
+// DeleteRedisKeys deletes every key matching pattern: a SCAN of the whole
+// keyspace, each page's keys UNLINKed before the next page is read. Pages of
+// 10,000 and one UNLINK each, not one DEL of them all: a DEL of a million
+// keys held the shared server 4.9 s (SLOWLOG), past the 5 s timeouts of the
+// tests running beside it. The bound is generous because a loaded machine
+// needs it: a test can leave a million keys (2 cores, load 10, about 20
+// s), and the bound only matters when something is wrong.
+// It returns how many keys it deleted.
+func DeleteRedisKeys(rdb *redis.Client, pattern string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	deleted := 0
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, pattern, 10000).Result()
+		if err != nil {
+			return deleted, fmt.Errorf("scan after %d keys deleted: %w", deleted, err)
+		}
+		if len(keys) > 0 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return deleted, fmt.Errorf("unlink after %d keys deleted: %w", deleted, err)
+			}
+			deleted += len(keys)
+		}
+		if cursor = next; cursor == 0 {
+			return deleted, nil
+		}
+	}
 }
