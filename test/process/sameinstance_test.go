@@ -86,9 +86,23 @@ func runSameInstanceZombie(t *testing.T, sink func(*pipe) string) {
 	t.Logf("the woken zombie: aborts %v -> %v, commits %d -> %d; its warnings:\n%s",
 		before.Aborts, after.Aborts, before.Commits, after.Commits, logged)
 	checkNoCommitAfterFreeze(t, before, after, frozen, woke)
-	if after.Aborts["fenced"] <= before.Aborts["fenced"] && !strings.Contains(logged, "instance_id conflict") {
-		t.Errorf("the zombie's batch aborted, but neither fenced nor for the instance_id conflict: aborts %v -> %v", before.Aborts, after.Aborts)
+	// Why the zombie's batch was refused. Fenced (the bumped producer
+	// epoch, the replaced member ID, the raised claim epochs) or the
+	// instance_id conflict, usually. Into PostgreSQL a zombie frozen
+	// inside its batch's open transaction holds row locks the heir needs,
+	// so the server ends that session after the sink's
+	// idle_in_transaction_session_timeout (10s; the heir then takes over
+	// about 10s after the freeze), and the woken zombie's commit fails on
+	// the ended session (SQLSTATE 25P03) before any epoch is compared:
+	// nothing of it committed, which checkNoCommitAfterFreeze and verify
+	// check. CI run 76 froze it there once in 11 runs.
+	fenced := after.Aborts["fenced"] > before.Aborts["fenced"]
+	conflict := strings.Contains(logged, "instance_id conflict")
+	sessionEnded := strings.Contains(logged, "SQLSTATE 25P03")
+	if !fenced && !conflict && !sessionEnded {
+		t.Errorf("the zombie's batch aborted, but neither fenced, nor for the instance_id conflict, nor on a session PostgreSQL ended: aborts %v -> %v", before.Aborts, after.Aborts)
 	}
+	t.Logf("the zombie's batch was refused: fenced %v, instance_id conflict %v, session ended by the server (25P03) %v", fenced, conflict, sessionEnded)
 	zombie.kill(syscall.SIGKILL)
 
 	total := in.stop(t)
