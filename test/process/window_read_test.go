@@ -13,15 +13,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
 	"github.com/connectd/connectd/test/testenv"
 )
 
 // deleteStateTopicAtEnd deletes the compacted state topic the connector
-// creates (<group>-state) when the test ends, after its processes have
+// creates (sinkkafka.StateTopic of its group) when the test ends, after its processes have
 // stopped: testenv deletes only the topics it made, and the shared broker
 // kept every run's.
 func (p *pipe) deleteStateTopicAtEnd() {
-	state := p.group + "-state"
+	state := sinkkafka.StateTopic(p.group)
 	p.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

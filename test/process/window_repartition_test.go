@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/connectd/connectd/pipeline"
+	sinkkafka "github.com/connectd/connectd/sink/kafka"
 	"github.com/connectd/connectd/test/testenv"
 )
 
@@ -56,7 +57,7 @@ func TestRepartitionedWindowSIGKILL(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		p.adm.DeleteTopics(ctx, repTopic, winGroup+"-state")
+		p.adm.DeleteTopics(ctx, repTopic, sinkkafka.StateTopic(winGroup))
 	})
 	cfg := p.writeConfig(connectorConfig{
 		guarantee:          "exactly_once",
