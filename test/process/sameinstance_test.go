@@ -95,7 +95,7 @@ func runSameInstanceZombie(t *testing.T, sink func(*pipe) string) {
 	// about 10s after the freeze), and the woken zombie's commit fails on
 	// the ended session (SQLSTATE 25P03) before any epoch is compared:
 	// nothing of it committed, which checkNoCommitAfterFreeze and verify
-	// check. CI run 76 froze it there once in 11 runs.
+	// check. CI run 76 froze it there, once in the 10 runs on record.
 	fenced := after.Aborts["fenced"] > before.Aborts["fenced"]
 	conflict := strings.Contains(logged, "instance_id conflict")
 	sessionEnded := strings.Contains(logged, "SQLSTATE 25P03")
