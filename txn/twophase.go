@@ -30,7 +30,10 @@ type Participant = connector.Participant
 // participants' gids, are produced into the Kafka transaction (off the
 // connector's loop: outputProducer) while every participant prepares
 // (phase one); once all have prepared, the Kafka transaction commits (the
-// commit point), then COMMIT PREPARED each (phase two).
+// commit point), then COMMIT PREPARED each (phase two). Phase two runs on
+// a goroutine of its own (phaseTwo) while the next batch is read and
+// prepared; that batch's commit point waits for it, so at most one decided
+// batch is ever waiting for its COMMIT PREPARED.
 //
 //   - Atomic: the Kafka output, the input offsets and the decision commit
 //     together; every participant's rows commit iff that happens, possibly
@@ -45,9 +48,11 @@ type Participant = connector.Participant
 //   - Unknown outcome (the EndTxn or a COMMIT PREPARED unanswered): never
 //     assumed. Recover starts a new Kafka session first (the epoch bump
 //     completes or aborts the transaction), then resolves from the
-//     decisions. An Abortable Kafka failure is a known abort: the session
-//     is kept, so a rebalance that aborts a batch does not make the member
-//     leave and rejoin the group.
+//     decisions. A failed phase two fails the next batch before its
+//     commit point (that batch is rolled back and read again), and
+//     Recover commits the decided one. An Abortable Kafka failure is a
+//     known abort: the session is kept, so a rebalance that aborts a
+//     batch does not make the member leave and rejoin the group.
 //
 // Recovery (at start, after every failure, and before the first batch after
 // a partition assignment): list the connector's prepared transactions in
@@ -85,6 +90,9 @@ type TwoPhase struct {
 	// Begin recovers first, because newly assigned partitions may have a
 	// former owner's batch prepared and holding row locks.
 	afterAssign atomic.Bool
+
+	// pending is the last decided batch's phase two, nil once awaited.
+	pending *phaseTwo
 
 	mu    sync.Mutex
 	stats connector.TwoPhaseStatus
@@ -194,32 +202,17 @@ func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	// Phase one. Nothing is visible anywhere yet.
 	for i, p := range t.parts {
 		if err := p.Prepare(ctx, gids[i], recs); err != nil {
-			// The decision naming these gids is in a Kafka
-			// transaction that can no longer commit: only the
-			// EndTxn after this loop commits it, and the abort
-			// below (or, if that fails, Recover's epoch bump) ends
-			// it. Rolling them back is safe whatever the abort
-			// does. What this misses (an unanswered PREPARE)
-			// recovery rolls back.
-			t.rollbackAll(ctx, gids[:i+1])
-			perr := participantError(p, "prepare", err)
-			// A prepare that timed out has spent ctx: the abort gets a
-			// deadline of its own. If it fails all the same, the Kafka
-			// transaction may still be open and the session's consumer
-			// not rewound: kept, that session would commit the next
-			// batch's offsets past this one, whose output never commits
-			// (records lost in every sink). The outcome is unknown, so
-			// Recover must start a new session, whose epoch bump aborts
-			// the transaction, before anything is read again.
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-			aerr := t.kafka.Abort(actx)
-			cancel()
-			if aerr != nil {
-				t.log.Warn("abort after a failed prepare", "err", aerr)
-				return connector.NewCommitError(connector.CommitUnknown, "abort after a failed prepare", errors.Join(perr, aerr))
-			}
-			return perr
+			// What this misses (an unanswered PREPARE) recovery
+			// rolls back: no committed decision names it.
+			return t.abandon(ctx, gids[:i+1], participantError(p, "prepare", err))
 		}
+	}
+	// The previous batch's phase two ran while this one was read and
+	// prepared. Its failure fails this batch before its commit point, so
+	// that Recover commits the decided one now instead of leaving its
+	// rows prepared, invisible and locked, behind more batches.
+	if err := t.awaitPhaseTwo(ctx); err != nil {
+		return t.abandon(ctx, gids, err)
 	}
 	reach("after-prepare")
 
@@ -235,15 +228,136 @@ func (t *TwoPhase) Commit(ctx context.Context, cp connector.Checkpoint) error {
 	}
 	reach("after-decision")
 
-	// Phase two. The batch is committed; this makes it visible in the
-	// participants. A failure here loses nothing: Recover commits what the
-	// decision names.
+	// Phase two. The batch is committed; COMMIT PREPARED makes it visible
+	// in the participants, on a goroutine while the loop reads the next
+	// batch. A failure there loses nothing: the next commit point, Close
+	// or Recover sees it, and Recover commits what the decision names.
+	t.pending = t.startPhaseTwo(ctx, gids)
+	return nil
+}
+
+// abandon ends a batch that failed before its commit point: its prepared
+// gids (one per participant, in order) are rolled back and the Kafka
+// transaction, with the decision naming them, is aborted. Rolling them back
+// is safe whatever the abort does: only the EndTxn of Commit could commit
+// that decision, and the abort (or, if that fails, Recover's epoch bump)
+// ends the transaction instead.
+func (t *TwoPhase) abandon(ctx context.Context, gids []string, cause error) error {
+	t.rollbackAll(ctx, gids)
+	// A prepare that timed out has spent ctx: the abort gets a deadline
+	// of its own. If it fails all the same, the Kafka transaction may
+	// still be open and the session's consumer not rewound: kept, that
+	// session would commit the next batch's offsets past this one, whose
+	// output never commits (records lost in every sink). The outcome is
+	// unknown, so Recover must start a new session, whose epoch bump
+	// aborts the transaction, before anything is read again.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	aerr := t.kafka.Abort(actx)
+	cancel()
+	if aerr != nil {
+		t.log.Warn("abort after a failed batch", "err", aerr)
+		return connector.NewCommitError(connector.CommitUnknown, "abort after a failed batch", errors.Join(cause, aerr))
+	}
+	return cause
+}
+
+// phaseTwo is a decided batch's COMMIT PREPAREDs, in flight on a goroutine
+// of their own. The gids are decided, so committing them is right whoever
+// does it and however often (a gid already committed is success, see
+// Participant): after a failed attempt the goroutine tries again, so a
+// decided batch does not stay invisible on an idle connector, until
+// Recover or Close takes over (stop) and resolves it from the decisions.
+type phaseTwo struct {
+	attempted chan struct{} // closed once the first attempt answered, err set
+	err       error
+	stop      chan struct{} // closed to end the retries
+	exited    chan struct{}
+	cancel    context.CancelFunc // abandons an attempt in flight (Close)
+}
+
+// phaseTwoTimeout bounds one attempt at a batch's COMMIT PREPAREDs: each
+// is one WAL flush, and a server that does not answer within it is left to
+// the next attempt or to recovery.
+const phaseTwoTimeout = 30 * time.Second
+
+// phaseTwoRetry is the first pause between attempts, doubled up to
+// phaseTwoRetryMax.
+const (
+	phaseTwoRetry    = 500 * time.Millisecond
+	phaseTwoRetryMax = 10 * time.Second
+)
+
+// startPhaseTwo commits gids (one per participant) on a goroutine. Its
+// context outlives ctx, the batch's: the batch is decided, and a
+// cancelled batch context must not leave it half visible.
+func (t *TwoPhase) startPhaseTwo(ctx context.Context, gids []string) *phaseTwo {
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &phaseTwo{attempted: make(chan struct{}), stop: make(chan struct{}), exited: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(p.exited)
+		defer cancel()
+		err := t.commitPrepared(base, gids)
+		p.err = err
+		close(p.attempted)
+		for pause := phaseTwoRetry; err != nil; pause = min(2*pause, phaseTwoRetryMax) {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(pause):
+			}
+			if err = t.commitPrepared(base, gids); err != nil {
+				t.log.Warn("phase two failed again; retrying", "gids", gids, "err", err)
+			} else {
+				t.log.Info("phase two committed a decided batch on a later attempt", "gids", gids)
+			}
+		}
+	}()
+	return p
+}
+
+// commitPrepared is one attempt at phase two: COMMIT PREPARED of each gid.
+func (t *TwoPhase) commitPrepared(base context.Context, gids []string) error {
+	ctx, cancel := context.WithTimeout(base, phaseTwoTimeout)
+	defer cancel()
 	for i, p := range t.parts {
 		if err := p.CommitPrepared(ctx, gids[i]); err != nil {
 			return participantError(p, "commit prepared (the batch is decided; recovery commits it)", err)
 		}
 	}
 	return nil
+}
+
+// awaitPhaseTwo waits for the first attempt of the pending phase two and
+// returns its error. The retries it may go on with are left running:
+// Recover stops them before it resolves.
+func (t *TwoPhase) awaitPhaseTwo(ctx context.Context) error {
+	p := t.pending
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.attempted:
+	case <-ctx.Done():
+		return connector.NewCommitError(connector.Abortable, "wait for the previous batch's phase two", ctx.Err())
+	}
+	if p.err != nil {
+		return p.err
+	}
+	t.pending = nil
+	return nil
+}
+
+// stopPhaseTwo ends the pending phase two's retries and waits for its
+// goroutine (an attempt in flight is bounded by phaseTwoTimeout), so that
+// nothing else commits the gids while the caller resolves them.
+func (t *TwoPhase) stopPhaseTwo() {
+	p := t.pending
+	if p == nil {
+		return
+	}
+	close(p.stop)
+	<-p.exited
+	t.pending = nil
 }
 
 // participantError classifies a participant's error: a CommitError it
@@ -300,6 +414,10 @@ func (t *TwoPhase) Recover(ctx context.Context, cause error) (connector.Checkpoi
 
 // resolve lists, fences, reads the decisions and resolves; see TwoPhase.
 func (t *TwoPhase) resolve(ctx context.Context) error {
+	// A phase two still running could commit a gid while it is listed
+	// and resolved here; its own gids are decided, so whatever it left
+	// is committed below.
+	t.stopPhaseTwo()
 	type inDoubt struct {
 		part Participant
 		gid  string
@@ -412,10 +530,28 @@ func (t *TwoPhase) fence(ctx context.Context, transactionalID string) error {
 	return nil
 }
 
-// Close closes the Kafka session and the participants. A batch prepared
-// and not decided stays prepared until the next recovery, by this or any
-// other instance, rolls it back.
+// phaseTwoCloseGrace is how long Close waits for the last batch's phase
+// two (normally one WAL flush) before it abandons it to recovery.
+const phaseTwoCloseGrace = 5 * time.Second
+
+// Close waits for the last batch's phase two (its first attempt, at most
+// phaseTwoCloseGrace), then closes the Kafka session and the participants.
+// A batch prepared and not decided stays prepared until the next recovery,
+// by this or any other instance, rolls it back; a decided one whose phase
+// two failed or was abandoned, until the next recovery commits it.
 func (t *TwoPhase) Close() {
+	if p := t.pending; p != nil {
+		select {
+		case <-p.attempted:
+		case <-time.After(phaseTwoCloseGrace):
+			p.cancel() // its outcome is unknown: recovery lists the gids
+			<-p.attempted
+		}
+		if p.err != nil {
+			t.log.Warn("the last batch's phase two did not finish; it stays prepared until the next recovery commits it", "err", p.err)
+		}
+		t.stopPhaseTwo()
+	}
 	t.kafka.Close()
 	for _, p := range t.parts {
 		p.Close()

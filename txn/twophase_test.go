@@ -316,6 +316,56 @@ func TestTwoPhaseFailedPhaseTwoIsRecovered(t *testing.T) {
 	r.stopAndCheck(n)
 }
 
+// TestTwoPhaseFailedPhaseTwoOnIdleConnectorIsRetried: phase two runs
+// while the next batch is read. When the last batch before the input goes
+// quiet fails its COMMIT PREPARED, no next batch comes to fail and recover
+// it: phase two tries again by itself, and the decided batch becomes
+// visible with no more input, no abort and no recovery.
+func TestTwoPhaseFailedPhaseTwoOnIdleConnectorIsRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	part := newMemParticipant()
+	r := newTwoPhaseRig(t, ctx, part)
+	const n = 1000
+	r.start()
+	r.waitMembers(1)
+	r.produce(0, n)
+	r.waitCommitted(n)
+	r.waitApplied(n)
+	// One record: one batch, the last before the input goes quiet.
+	part.failCommits.Store(2)
+	r.produce(n, n+1)
+	r.waitCommitted(n + 1)
+	r.waitApplied(n + 1)
+	if left := part.failCommits.Load(); left > 0 {
+		t.Fatalf("%d injected phase-two failures never happened", left)
+	}
+	if aborts := r.conn.Stats().Aborts[connector.Abortable].Load(); aborts != 0 {
+		t.Fatalf("%d batches aborted; the retried phase two should need no other batch", aborts)
+	}
+	if st := r.tp.TwoPhaseStatus(); st.ResolvedCommitted != 0 {
+		t.Fatalf("recovery committed the batch, not phase two's retry: %+v", st)
+	}
+	r.stopAndCheck(n + 1)
+}
+
+// waitApplied waits until want records are applied in the participant.
+func (r *twoPhaseRig) waitApplied(want int) {
+	for {
+		r.part.mu.Lock()
+		got := len(r.part.applied)
+		r.part.mu.Unlock()
+		if got >= want {
+			return
+		}
+		select {
+		case <-r.ctx.Done():
+			r.t.Fatalf("%d records applied in the participant, want %d", got, want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // TestTwoPhaseFailedPrepareAbortsOutputAndDecision: the output and the
 // decision record are produced while the participants prepare. When a
 // prepare fails, what was produced of the batch (its output, its
