@@ -253,7 +253,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 	// The window opens once every instance owns partitions of every
 	// connector and every connector commits: what start-up costs is not
 	// the faults' doing.
-	r.waitBalanced(2 * time.Minute)
+	r.waitBalanced()
 	r.waitProgress(0.02)
 	r.window.Open()
 	for _, w := range r.watchers {
@@ -734,7 +734,7 @@ func (r *run) running() []*instance {
 // owns partitions of every connector.
 func (r *run) pick() *instance {
 	r.t.Helper()
-	r.waitBalanced(2 * time.Minute)
+	r.waitBalanced()
 	rs := r.running()
 	if len(rs) == 0 {
 		r.t.Fatal("no connectd instance running")

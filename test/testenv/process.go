@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -259,7 +260,9 @@ func (p *Process) cleanup() {
 		}
 	}
 	if p.t.Failed() {
-		p.t.Logf("instance %s: last lines of %s:\n%s", p.id, p.logPath, p.LogTail(80))
+		// Progress lines (one per connector every few seconds) would
+		// fill the tail and hide what went wrong: they are left out.
+		p.t.Logf("instance %s: last lines of %s, progress lines left out:\n%s", p.id, p.logPath, p.LogTailWithout(80, "msg=progress"))
 	}
 }
 
@@ -283,7 +286,16 @@ func (p *Process) LogSize() int64 {
 
 // LogTail is the last n lines of the log (every run of the instance).
 func (p *Process) LogTail(n int) string {
+	return p.LogTailWithout(n, "")
+}
+
+// LogTailWithout is the last n lines of the log that do not contain skip
+// (every line if skip is "").
+func (p *Process) LogTailWithout(n int, skip string) string {
 	lines := strings.Split(strings.TrimRight(string(p.LogFrom(0)), "\n"), "\n")
+	if skip != "" {
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.Contains(l, skip) })
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
