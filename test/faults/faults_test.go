@@ -93,7 +93,7 @@ func dupsRedis(sink string) string {
 // within shutdown_timeout (it commits or aborts its open batch), and is
 // restarted with the same instance_id.
 func sigterm(rounds int) step {
-	return step{"sigterm", func(r *run) string {
+	return step{name: "sigterm", do: func(r *run) string {
 		var at []string
 		for range rounds {
 			when := r.waitProgress(0.15)
@@ -104,14 +104,14 @@ func sigterm(rounds int) step {
 			in.Start()
 		}
 		return fmt.Sprintf("%d SIGTERM (%s)", rounds, strings.Join(at, ", "))
-	}, dupsNowhere(whySIGTERM)}
+	}, dups: dupsNowhere(whySIGTERM)}
 }
 
 // sigkill: SIGKILL at random moments, each after another ≥20% of the input
 // was committed, restarting the instance at once with its instance_id (its
 // epoch bump aborts what the dead process left open).
 func sigkill(rounds int) step {
-	return step{"sigkill", func(r *run) string {
+	return step{name: "sigkill", do: func(r *run) string {
 		var at []string
 		for range rounds {
 			when := r.waitProgress(0.2)
@@ -124,7 +124,7 @@ func sigkill(rounds int) step {
 			in.Start()
 		}
 		return fmt.Sprintf("%d SIGKILL (%s)", rounds, strings.Join(at, " "))
-	}, dupsIn(writesKafka, whyRandomKill)}
+	}, dups: dupsIn(writesKafka, whyRandomKill)}
 }
 
 // sigstop: a process frozen past the group session timeout and the
@@ -143,7 +143,7 @@ func sigkill(rounds int) step {
 // Redis connectors has written a batch whose offset commit cannot arrive;
 // the links come back (closed, so it reconnects) while it is frozen.
 func sigstop(freeze time.Duration) step {
-	return step{"sigstop", func(r *run) string {
+	return step{name: "sigstop", do: func(r *run) string {
 		if freeze == 0 {
 			s, _ := time.ParseDuration(r.sc.sessionTimeout)
 			x, _ := time.ParseDuration(r.sc.txnTimeout)
@@ -165,14 +165,14 @@ func sigstop(freeze time.Duration) step {
 		r.waitProgress(0.1)
 		in.Alive()
 		return fmt.Sprintf("SIGSTOP %s@%s for %v with %s written and not committed", in.letter(), when, freeze, strings.Join(held, ", "))
-	}, nil}
+	}}
 }
 
 // brokerKill SIGKILLs the transaction coordinator of an instance's
 // exactly-once Kafka connector, then the leader of an input partition,
 // restarting each and waiting for full replication before the next.
 func brokerKill() step {
-	return step{"broker-kill", func(r *run) string {
+	return step{name: "broker-kill", do: func(r *run) string {
 		var did []string
 		for round := range 2 {
 			when := r.waitProgress(0.2)
@@ -196,7 +196,7 @@ func brokerKill() step {
 			did = append(did, fmt.Sprintf("SIGKILL broker %d (%s)@%s", node+1, role, when))
 		}
 		return strings.Join(did, ", ")
-	}, nil}
+	}}
 }
 
 // rollingRestart stops every broker in turn (controlled shutdown), starting
@@ -209,7 +209,7 @@ func brokerKill() step {
 // for progress first), which the broker's proxy counts. Every stop must end
 // at least one.
 func rollingRestart() step {
-	return step{"rolling-restart", func(r *run) string {
+	return step{name: "rolling-restart", checksItself: true, do: func(r *run) string {
 		var ended []string
 		for i := range r.e.kafka.Nodes {
 			r.waitProgress(0.1)
@@ -224,24 +224,24 @@ func rollingRestart() step {
 			ended = append(ended, strconv.Itoa(n))
 		}
 		return "rolling restart of 3 brokers (connectd connections each shutdown ended: " + strings.Join(ended, ", ") + ")"
-	}, dupsNowhere(whyControlled)}
+	}, dups: dupsNowhere(whyControlled)}
 }
 
 // partition cuts one instance off from every broker (its connections and
 // new ones swallowed, not refused) past the session timeout, then heals.
 func partition(hold time.Duration) step {
-	return step{"partition", func(r *run) string {
+	return step{name: "partition", do: func(r *run) string {
 		return r.partition("brokers", r.e.kproxy, hold)
-	}, nil}
+	}}
 }
 
 // pgPartition cuts one instance off from PostgreSQL for longer than a
 // commit may take (transaction.timeout): its writes, PREPAREs and commits
 // time out mid-batch with outcomes unknown, while the brokers still answer.
 func pgPartition(hold time.Duration) step {
-	return step{"pg-partition", func(r *run) string {
+	return step{name: "pg-partition", do: func(r *run) string {
 		return r.partition("PostgreSQL", []*Proxy{r.e.pgProxy}, hold)
-	}, dupsPG}
+	}, dups: dupsPG}
 }
 
 func (r *run) partition(what string, proxies []*Proxy, hold time.Duration) string {
@@ -266,7 +266,7 @@ func (r *run) partition(what string, proxies []*Proxy, hold time.Duration) strin
 // rather than link by link: the sinks' connectors run at different speeds,
 // and only a window they all share is sure to meet each one's traffic.
 func latencyDrop(hold time.Duration, latency time.Duration, drop float64) step {
-	return step{"latency-drop", func(r *run) string {
+	return step{name: "latency-drop", do: func(r *run) string {
 		links := []struct {
 			name    string
 			proxies []*Proxy
@@ -290,13 +290,13 @@ func latencyDrop(hold time.Duration, latency time.Duration, drop float64) step {
 			per = append(per, fmt.Sprintf("%s %d", l.name, after-before[l.name]))
 		}
 		return fmt.Sprintf("%v latency + %.0f%% of replies dropped for %v@%s (dropped: %s)", latency, drop*100, hold, when, strings.Join(per, ", "))
-	}, dupsLostReplies}
+	}, dups: dupsLostReplies}
 }
 
 // pgRestart terminates connectd's PostgreSQL backends, restarts the server
 // cleanly, then crashes it (SIGKILL: WAL recovery) and starts it again.
 func pgRestart() step {
-	return step{"pg-restart", func(r *run) string {
+	return step{name: "pg-restart", do: func(r *run) string {
 		r.waitProgress(0.15)
 		n := terminateBackends(r)
 		r.waitProgress(0.15)
@@ -304,7 +304,7 @@ func pgRestart() step {
 		r.waitProgress(0.15)
 		r.e.restartPG(true)
 		return fmt.Sprintf("%d backends terminated, clean restart, crash restart", n)
-	}, dupsPG}
+	}, dups: dupsPG}
 }
 
 func terminateBackends(r *run) int {
@@ -325,13 +325,13 @@ func terminateBackends(r *run) int {
 
 // redisKill SIGKILLs Redis rounds times mid-stream and starts it on its AOF.
 func redisKill(rounds int) step {
-	return step{"redis-kill", func(r *run) string {
+	return step{name: "redis-kill", do: func(r *run) string {
 		for range rounds {
 			r.waitProgress(0.2)
 			r.e.restartRedis()
 		}
 		return fmt.Sprintf("%d Redis SIGKILL+restart", rounds)
-	}, dupsRedis}
+	}, dups: dupsRedis}
 }
 
 // stall freezes one instance's broker links (both directions) longer than
@@ -339,7 +339,7 @@ func redisKill(rounds int) step {
 // stays in the group while the coordinator aborts its transaction and
 // bumps the epoch; its late commit must be refused.
 func stall(hold time.Duration) step {
-	return step{"txn-timeout-stall", func(r *run) string {
+	return step{name: "txn-timeout-stall", do: func(r *run) string {
 		when := r.waitProgress(0.15)
 		in := r.pick()
 		for _, p := range r.e.kproxy {
@@ -352,13 +352,13 @@ func stall(hold time.Duration) step {
 		r.waitProgress(0.1)
 		in.Alive()
 		return fmt.Sprintf("stall %s@%s for %v > transaction.timeout %s", in.letter(), when, hold, r.sc.txnTimeout)
-	}, nil}
+	}}
 }
 
 // churn makes instances join and leave every few seconds (SIGTERM and
 // restart), ending with every instance running.
 func churn(cycles int, every time.Duration) step {
-	return step{"churn", func(r *run) string {
+	return step{name: "churn", do: func(r *run) string {
 		r.waitProgress(0.1)
 		for len(r.insts) < 3 {
 			r.addInstance(startInstance(r.t, r.e, r.cfgPath, r.instanceID(len(r.insts))))
@@ -380,16 +380,16 @@ func churn(cycles int, every time.Duration) step {
 			}
 		}
 		return fmt.Sprintf("%d joins/leaves every %v", moves, every)
-	}, dupsNowhere(whyChurn)}
+	}, dups: dupsNowhere(whyChurn)}
 }
 
 // steady lets the pipeline run without a fault while the input streams:
 // the schedule of the input-only scenarios.
 func steady() step {
-	return step{"steady", func(r *run) string {
+	return step{name: "steady", do: func(r *run) string {
 		r.waitProgress(0.5)
 		return "none (input only)"
-	}, dupsNowhere(whyNoFault)}
+	}, dups: dupsNowhere(whyNoFault)}
 }
 
 // twoPhaseKill (9b) SIGKILLs an instance between the two phases of the
@@ -400,7 +400,7 @@ func steady() step {
 // instance is restarted with the same instance_id; recovery must resolve
 // each prepared transaction from the decision, none may stay in doubt.
 func twoPhaseKill(points ...string) step {
-	return step{"2pc-kill", func(r *run) string {
+	return step{name: "2pc-kill", do: func(r *run) string {
 		var did []string
 		for _, point := range points {
 			when := r.waitProgress(0.08)
@@ -419,5 +419,5 @@ func twoPhaseKill(points ...string) step {
 			did = append(did, fmt.Sprintf("%s@%s %s", in.letter(), point, when))
 		}
 		return "SIGKILL between the phases: " + strings.Join(did, ", ")
-	}, dupsNowhere(why2PCPoint)}
+	}, dups: dupsNowhere(why2PCPoint)}
 }

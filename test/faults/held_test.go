@@ -27,7 +27,7 @@ import (
 // on a partition the instance owns, so it lands in the window whatever the
 // machine's speed. The instance is restarted at once with its instance_id.
 func heldKill() step {
-	return step{"held-kill", func(r *run) string {
+	return step{name: "held-kill", do: func(r *run) string {
 		when := r.waitProgress(0.15)
 		// The SIGKILLs before this step restart instances, whose groups
 		// may still be handing partitions back: cut an instance that owns
@@ -45,7 +45,7 @@ func heldKill() step {
 		}
 		in.Start()
 		return fmt.Sprintf("SIGKILL %s@%s with %s written and not committed", in.letter(), when, strings.Join(held, ", "))
-	}, dupsIn(writesStoreOnly, whyHeldKafka)}
+	}, dups: dupsIn(writesStoreOnly, whyHeldKafka)}
 }
 
 // heldWait bounds waitHeld. Past the session timeout (6s in the matrix)

@@ -18,7 +18,10 @@ type Row struct {
 	Findings  Findings
 	Recovery  time.Duration // from the end of the fault schedule to the drained pipeline
 	Faults    string        // what the schedule did, e.g. "3 SIGKILL"
-	Skipped   string        // why the cell did not run, if it did not
+	// FaultChecked: a fault of the schedule checked its own bite (the
+	// scenario fails if it hit nothing) and Faults says what it hit.
+	FaultChecked bool
+	Skipped      string // why the cell did not run, if it did not
 	// Bite is what the faults hit in this connector during the fault
 	// window; Input replaces it for a scenario whose fault is its input.
 	Bite  Bite
@@ -130,11 +133,12 @@ func WriteMarkdown(w io.Writer, title string, header []string, rows []Row) error
 func scenarioSummary(rows []Row) string {
 	var order []string
 	type sum struct {
-		bite  Bite
-		input string
-		dups  []string
-		bit   bool
-		cells int
+		bite   Bite
+		input  string
+		faults string // set when the faults checked their own bite
+		dups   []string
+		bit    bool
+		cells  int
 	}
 	by := map[string]*sum{}
 	for _, r := range rows {
@@ -150,6 +154,9 @@ func scenarioSummary(rows []Row) string {
 		s.cells++
 		s.bite = s.bite.Add(r.Bite)
 		s.input = r.Input
+		if r.FaultChecked {
+			s.faults = r.Faults
+		}
 		if r.Guarantee == "at_least_once" {
 			mark := ""
 			if r.MustDuplicate {
@@ -172,7 +179,13 @@ func scenarioSummary(rows []Row) string {
 		if s.input != "" {
 			bit = s.input
 		} else if s.bite.Total() == 0 && !s.bit {
-			bit += " **nothing bit**"
+			if s.faults != "" {
+				// The connectors rode the fault out without an abort; the
+				// fault's own check is what shows it bit.
+				bit += " (no abort; the fault checked itself: " + s.faults + ")"
+			} else {
+				bit += " **nothing bit**"
+			}
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, bit, strings.Join(s.dups, ", "))
 	}

@@ -77,6 +77,21 @@ type step struct {
 	// fails without one) or why it cannot (for RESULTS.md); nil: it can in
 	// every sink.
 	dups func(sink string) string
+	// checksItself: do fails the test when its fault hits nothing, and
+	// its description says what it hit (a fault that connectd's aborts,
+	// fencings and unknown outcomes may not show, such as a clean broker
+	// shutdown).
+	checksItself bool
+}
+
+// checksItself says whether one of sc's faults checks its own bite.
+func (sc scenario) checksItself() bool {
+	for _, s := range sc.faults {
+		if s.checksItself {
+			return true
+		}
+	}
+	return false
 }
 
 // dupsWhy says whether sc's faults can duplicate sink's at_least_once
@@ -316,7 +331,7 @@ func runScenario(t *testing.T, e *env, sc scenario, events int, seed uint64) []R
 		r.logf("observed %s", c.name)
 		f := Check(o)
 		row := Row{Scenario: sc.name, Sink: c.setup.name, Guarantee: c.guarantee, Events: committed,
-			Findings: f, Recovery: recovery, Faults: strings.Join(did, "; ")}
+			Findings: f, Recovery: recovery, Faults: strings.Join(did, "; "), FaultChecked: sc.checksItself()}
 		if sc.inputOnly {
 			row.Input = fmt.Sprintf("input: %d aborted, %d poison", r.prod.aborted, len(poison))
 		} else {
