@@ -236,6 +236,15 @@ func TestMatrices(t *testing.T) {
 	}
 }
 
+func TestRunLabel(t *testing.T) {
+	if got := (Run{Round: 1}).label(); got != "r2" {
+		t.Errorf("measured round 2 is labelled %q", got)
+	}
+	if got := (Run{Round: 0, Warmup: true}).label(); got != "w1" {
+		t.Errorf("warm-up round 1 is labelled %q", got)
+	}
+}
+
 func TestInterleave(t *testing.T) {
 	a := Scenario{System: Connectd, Sink: SinkKafka}
 	b := Scenario{System: Bare, Sink: SinkKafka}
@@ -417,8 +426,12 @@ func TestTargetsAndReport(t *testing.T) {
 	rep := &Report{
 		Date: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), CmdLine: "go run ./bench/cmd/connectd-bench",
 		Machine: Machine{NProc: 2, CPU: "AMD EPYC"}, Versions: Versions{Commit: "abc123"},
-		Options: Options{Records: 200000, Rounds: 2, CrashEvery: 4 * time.Second, Brokers: []string{"a:1", "b:2", "c:3"}, ReplicationFactor: 3},
+		Options: Options{Records: 200000, Rounds: 2, WarmupRounds: 1, CrashEvery: 4 * time.Second, Brokers: []string{"a:1", "b:2", "c:3"}, ReplicationFactor: 3},
 		Results: fakeResults(), Aggs: aggs, Targets: targets, Micro: micro,
+		// A slow warm-up run: reported apart, counted in no aggregate
+		// (fromRaw below recomputes them from Results alone).
+		Warmup: []Result{{Run: Run{Scenario: a.Scenario, Warmup: true}, Records: 200000, RecordsPerSec: 50500, Load1: 2.5,
+			Commits: math.NaN(), Aborts: math.NaN(), CommitShare: math.NaN()}},
 		Crashes: []CrashResult{
 			{Sink: SinkKafka, Guarantee: AtLeastOnce, Kills: 5, Produced: 100000, Verify: VerifyReport{Expected: 100000, Actual: 100541, Duplicates: 541}},
 			{Sink: SinkKafka, Guarantee: ExactlyOnce, Kills: 5, Produced: 100000, Verify: VerifyReport{Expected: 100000, Actual: 100000}},
@@ -440,6 +453,8 @@ func TestTargetsAndReport(t *testing.T) {
 		"0.1s runtime.futex",
 		"|  | BenchmarkChainIdentity | 0 | 0 | 0 |",
 		"![throughput and p99 by scenario](x.png)",
+		"| warm-up | 1 round(s) of every scenario first, not counted (see Warm-up) |",
+		"| connectd kafka ALO 100ms 100B 12p | 1 | 2.5 | 50500 | 0.50× |",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q", want)

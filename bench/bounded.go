@@ -93,7 +93,7 @@ func (r *Runner) runBounded(ctx context.Context, run Run, profile bool) (res Res
 	if s.System != Connectd {
 		return fail(fmt.Errorf("bounded runs are connectd's"))
 	}
-	n := r.names(s.slug() + "-r" + strconv.Itoa(run.Round+1))
+	n := r.names(s.slug() + "-" + run.label())
 	in := r.inputs[s.Input()]
 	defer r.cleanup(s, n)
 	if err := r.kafka.createTopic(ctx, n.live, s.Partitions); err != nil {

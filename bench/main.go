@@ -39,6 +39,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		full         = fs.Bool("full", false, "issue 9's full size: 1,000,000 records (overrides -records)")
 		matrix       = fs.String("matrix", "default", "default (every sink and guarantee at 100ms/100B/12p + the Kafka commit-interval sweep), full (the whole cross product) or window (issue 15: windowed count+sum, connectd vs Kafka Streams), bounded (issue 16: connectd run --until end vs the streaming drain, Kafka and PostgreSQL exactly_once) bounded-sweep (bounded runs at explicit commit.interval/batch.max.records settings) or scaleout (issue 19: Kafka → Kafka exactly_once drained by 1–3 connectd processes and by 1–3 tasks in one)")
 		rounds       = fs.Int("rounds", 3, "repeats of every scenario, interleaved; medians are reported")
+		warmup       = fs.Int("warmup", 1, "rounds of every scenario run first and not counted (reported apart)")
 		latRounds    = fs.Int("latency-rounds", 1, "how many of the first rounds also run the latency phase")
 		latRate      = fs.Int("latency-rate", 5000, "records/s produced during the latency phase")
 		latDur       = fs.Duration("latency-duration", 10*time.Second, "length of the latency phase")
@@ -161,7 +162,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o := Options{
-		Records: *records, Scenarios: scs, Rounds: *rounds,
+		Records: *records, Scenarios: scs, Rounds: *rounds, WarmupRounds: max(*warmup, 0),
 		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur, WindowCloseEvery: *closeEvery,
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
 		Profile: *profile, Micro: *micro, Tasks: *tasks,
@@ -213,6 +214,9 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 	r.logf("connectd %s, %d scenarios × %d rounds, %d records per input; logs in %s", rep.Versions.Connectd, len(o.Scenarios), o.Rounds, o.Records, o.WorkDir)
 	if err := r.Preload(ctx); err != nil {
 		return nil, err
+	}
+	if o.WarmupRounds > 0 {
+		rep.Warmup = r.RunWarmup(ctx)
 	}
 	rep.Results = r.RunAll(ctx)
 	rep.Aggs = AggregateResults(rep.Results)

@@ -21,6 +21,7 @@ type rawReport struct {
 	LoadAtEnd string
 	Options   rawOptions
 	Results   []Result
+	Warmup    []Result `json:",omitempty"`
 	Crashes   []CrashResult
 	Micro     []MicroResult
 	MicroCmd  string
@@ -32,6 +33,7 @@ type rawReport struct {
 type rawOptions struct {
 	Records                            int64
 	Rounds, LatencyRounds, LatencyRate int
+	WarmupRounds                       int `json:",omitempty"`
 	LatencyDuration                    time.Duration
 	WindowCloseEvery                   time.Duration `json:",omitempty"`
 	CrashRate                          int
@@ -49,10 +51,10 @@ func (rep *Report) raw() rawReport {
 	o := rep.Options
 	return rawReport{
 		Date: rep.Date, CmdLine: rep.CmdLine, Machine: rep.Machine, Versions: rep.Versions, LoadAtEnd: rep.LoadAtEnd,
-		Options: rawOptions{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
+		Options: rawOptions{Records: o.Records, Rounds: o.Rounds, WarmupRounds: o.WarmupRounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
 			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery,
 			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks, Security: o.Security.Desc},
-		Results: rep.Results, Crashes: rep.Crashes, Micro: rep.Micro, MicroCmd: rep.MicroCmd, Profiles: rep.Profiles, Notes: rep.Notes,
+		Results: rep.Results, Warmup: rep.Warmup, Crashes: rep.Crashes, Micro: rep.Micro, MicroCmd: rep.MicroCmd, Profiles: rep.Profiles, Notes: rep.Notes,
 	}
 }
 
@@ -61,10 +63,10 @@ func fromRaw(r rawReport) *Report {
 	o := r.Options
 	rep := &Report{
 		Date: r.Date, CmdLine: r.CmdLine, Machine: r.Machine, Versions: r.Versions, LoadAtEnd: r.LoadAtEnd,
-		Options: Options{Records: o.Records, Rounds: o.Rounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
+		Options: Options{Records: o.Records, Rounds: o.Rounds, WarmupRounds: o.WarmupRounds, LatencyRounds: o.LatencyRounds, LatencyRate: o.LatencyRate,
 			LatencyDuration: o.LatencyDuration, WindowCloseEvery: o.WindowCloseEvery, CrashRate: o.CrashRate, CrashDuration: o.CrashDuration, CrashEvery: o.CrashEvery,
 			Brokers: o.Brokers, ReplicationFactor: o.ReplicationFactor, Tasks: o.Tasks, Security: KafkaSecurity{Desc: o.Security}},
-		Results: r.Results, Crashes: r.Crashes, Micro: r.Micro, MicroCmd: r.MicroCmd, Profiles: r.Profiles, Notes: r.Notes,
+		Results: r.Results, Warmup: r.Warmup, Crashes: r.Crashes, Micro: r.Micro, MicroCmd: r.MicroCmd, Profiles: r.Profiles, Notes: r.Notes,
 	}
 	if rep.Profiles == nil {
 		rep.Profiles = map[string]string{}

@@ -17,6 +17,7 @@ type Report struct {
 	Versions  Versions
 	Options   Options
 	Results   []Result
+	Warmup    []Result // the warm-up rounds' runs, counted nowhere
 	Aggs      []Aggregate
 	Targets   []Target
 	Crashes   []CrashResult
@@ -73,6 +74,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		p("| windowed input | %d records per run, 10,000 keys, event time one minute per %d records (see the windowed section) |", o.Records, windowBacklogPer)
 	}
 	p("| repeats | %d interleaved rounds (every other round in reverse order); medians reported, range in brackets |", o.Rounds)
+	if o.WarmupRounds > 0 {
+		p("| warm-up | %d round(s) of every scenario first, not counted (see Warm-up) |", o.WarmupRounds)
+	}
 	p("| load average | %s at the start, %s at the end (2 cores: above 2 means others were running too) |", rep.Machine.Load, rep.LoadAtEnd)
 	p("| latency phase | %d records/s for %s after the backlog is drained, in the first %d round(s) |", o.LatencyRate, o.LatencyDuration, o.LatencyRounds)
 	p("")
@@ -90,6 +94,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	rep.writeTargets(p)
 	rep.writeScenarios(p)
 	rep.writeRatios(p)
+	rep.writeWarmup(p)
 	rep.writeWindowed(p)
 	rep.writeBounded(p)
 	rep.writeCrashes(p)
@@ -228,6 +233,37 @@ func (rep *Report) writeScenarios(p func(string, ...any)) {
 		"Every other Kafka writer batches alike: connectd's sink and the bare loop use franz-go's defaults (snappy, batches up to 1,000,012 bytes, linger 10 ms, acks=all, idempotent), as the tuned Streams app does; connectd lingers a fifth of the commit interval when that is shorter (2 ms at 10 ms). " +
 		"Scenarios ending in `hdr` take event IDs from the `event-id` header, connectd's shipped default (their input carries one on every record, `<topic>-<n>`); all others use `derived` (the origin is the event ID). " +
 		"Scenarios ending in `window` run issue 15's windowed aggregation instead of a copy (see the windowed section): their p50/p99 are from window close to result visible, and their output is the window results.")
+	p("")
+}
+
+// writeWarmup shows each scenario's warm-up drain beside its measured
+// median, the evidence of what leaving the warm-up out changes.
+func (rep *Report) writeWarmup(p func(string, ...any)) {
+	if len(rep.Warmup) == 0 {
+		return
+	}
+	median := map[string]float64{}
+	for _, a := range rep.Aggs {
+		median[a.Scenario.Name()] = a.Rate
+	}
+	p("## Warm-up")
+	p("")
+	p("Every scenario ran %d round(s) before the measured ones, with no latency phase; these drains count in no median, worst round or target.", rep.Options.WarmupRounds)
+	p("")
+	p("| scenario | warm-up round | load | records/s | / measured median |")
+	p("|---|---|---|---|---|")
+	for _, w := range rep.Warmup {
+		name := w.Run.Scenario.Name()
+		if w.Err != "" {
+			p("| %s | %d | %.1f | failed: %s | |", name, w.Run.Round+1, w.Load1, w.Err)
+			continue
+		}
+		ratio := "—"
+		if m := median[name]; m > 0 {
+			ratio = fmt.Sprintf("%.2f×", w.RecordsPerSec/m)
+		}
+		p("| %s | %d | %.1f | %.0f | %s |", name, w.Run.Round+1, w.Load1, w.RecordsPerSec, ratio)
+	}
 	p("")
 }
 

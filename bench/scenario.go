@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -354,4 +355,17 @@ func Interleave(scs []Scenario, rounds int) []Run {
 type Run struct {
 	Scenario Scenario
 	Round    int
+	// Warmup: a run of the warm-up rounds, before the measured ones; its
+	// result is reported apart and counts in no median, worst round or
+	// target.
+	Warmup bool `json:",omitempty"`
+}
+
+// label names the run in logs and in its work files: "r1", "r2", … for
+// measured rounds, "w1", … for warm-up ones.
+func (run Run) label() string {
+	if run.Warmup {
+		return "w" + strconv.Itoa(run.Round+1)
+	}
+	return "r" + strconv.Itoa(run.Round+1)
 }

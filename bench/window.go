@@ -302,7 +302,7 @@ func (r *Runner) runWindowed(ctx context.Context, run Run, withLatency, profile 
 	s := run.Scenario
 	res = Result{Run: run, Records: r.o.Records, Commits: math.NaN(), Aborts: math.NaN(), CommitShare: math.NaN(), Window: &WindowResult{}}
 	fail := func(err error) Result { res.Err = err.Error(); return res }
-	n := r.names(s.slug() + "-r" + strconv.Itoa(run.Round+1))
+	n := r.names(s.slug() + "-" + run.label())
 	defer r.cleanupWindowed(n)
 	if s.Sink != SinkKafka || s.Guarantee != ExactlyOnce || (s.System != Connectd && s.System != Streams) {
 		return fail(fmt.Errorf("windowed runs are connectd or Kafka Streams, exactly_once into Kafka"))
