@@ -31,10 +31,9 @@ type Options struct {
 	Scenarios []Scenario // what to run
 	Rounds    int        // repeats of every scenario, interleaved
 	// WarmupRounds run every scenario before the measured rounds and
-	// are not counted: the first rounds after a preload drained slower
-	// than later ones (the worst round of a scenario was the first in
-	// 36 of 93 five-round runs, not the 19 chance gives), so an
-	// unwarmed first round measured the machine's warm-up, not connectd.
+	// are not counted, as benchmark tools commonly do: in the committed
+	// five-round runs before it, a scenario's worst round was its first
+	// in 36 of 93, not the 19 chance gives (cause not found).
 	WarmupRounds int
 	// LatencyRounds is how many of the first rounds also run the latency
 	// phase (a live producer at LatencyRate for LatencyDuration after the
