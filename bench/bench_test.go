@@ -236,6 +236,13 @@ func TestMatrices(t *testing.T) {
 	}
 }
 
+func TestMainRefusesNegativeWarmup(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"-warmup", "-1"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "-warmup >= 0") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestRunLabel(t *testing.T) {
 	if got := (Run{Round: 1}).label(); got != "r2" {
 		t.Errorf("measured round 2 is labelled %q", got)

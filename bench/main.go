@@ -121,8 +121,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "connectd-bench:", err)
 		return 2
 	}
-	if *records < 1000 || *rounds < 1 {
-		fmt.Fprintln(stderr, "connectd-bench: want -records >= 1000 and -rounds >= 1")
+	if *records < 1000 || *rounds < 1 || *warmup < 0 {
+		fmt.Fprintln(stderr, "connectd-bench: want -records >= 1000, -rounds >= 1 and -warmup >= 0")
 		return 2
 	}
 
@@ -162,7 +162,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o := Options{
-		Records: *records, Scenarios: scs, Rounds: *rounds, WarmupRounds: max(*warmup, 0),
+		Records: *records, Scenarios: scs, Rounds: *rounds, WarmupRounds: *warmup,
 		LatencyRounds: *latRounds, LatencyRate: *latRate, LatencyDuration: *latDur, WindowCloseEvery: *closeEvery,
 		Crash: *crash, CrashRate: *crashRate, CrashDuration: *crashDur, CrashEvery: *crashEvery,
 		Profile: *profile, Micro: *micro, Tasks: *tasks,
